@@ -470,7 +470,10 @@ class InteractionDataset(torch.utils.data.Dataset):
         self.swap_prob = swap_prob if train else 0.0
         self.mirror_prob = mirror_prob if train else 0.0
         self.max_frames = max_frames
-        self.rng = np.random.default_rng(seed)
+        # With a seed, every fetch draws from its own generator keyed by (seed, epoch, index): the same
+        # item in the same epoch is augmented the same way whatever order, worker or resumed run fetches it.
+        self.seed, self.epoch = seed, 0
+        self._rng = np.random.default_rng()
 
     def __len__(self):
         return len(self.records)
@@ -493,16 +496,17 @@ class InteractionDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict:
         rec = self.records[i]
-        swap = bool(self.rng.random() < self.swap_prob)
-        mirror = bool(self.rng.random() < self.mirror_prob)
+        rng = self._rng if self.seed is None else np.random.default_rng([self.seed, self.epoch, i])
+        swap = bool(rng.random() < self.swap_prob)
+        mirror = bool(rng.random() < self.mirror_prob)
         feats = self.features(i, swap, mirror)  # (2, T-1, 262)
         if feats.shape[1] > self.max_frames:
-            start = int(self.rng.integers(0, feats.shape[1] - self.max_frames + 1)) if self.train else 0
+            start = int(rng.integers(0, feats.shape[1] - self.max_frames + 1)) if self.train else 0
             feats = feats[:, start:start + self.max_frames]
         if self.normalizer is not None:
             feats = self.normalizer.normalise(feats)
         caps = [c for c in rec["captions"] if c.strip()]
-        caption = caps[int(self.rng.integers(len(caps)))] if self.train else caps[0]
+        caption = caps[int(rng.integers(len(caps)))] if self.train else caps[0]
         if swap:
             caption = swap_caption(caption)
         if mirror:
