@@ -268,19 +268,18 @@ class CausalSkeletalVAE(nn.Module):
         super().__init__()
         self.cfg = cfg
         C = cfg.width
-        block = lambda A: ResSTBlock(A, C, cfg.joint_kernel, cfg.dropout)  # noqa: E731
+
+        def blocks(A):  # one level: n_blocks residual ST blocks on the graph A
+            return nn.Sequential(*[ResSTBlock(A, C, cfg.joint_kernel, cfg.dropout) for _ in range(cfg.n_blocks)])
+
         # encoder: joints -> 12 parts -> 7 parts
         self.joint_in = PerNodeMLP(N_JOINTS, JOINT_TOKEN_DIM, cfg.hidden, C)
-        self.enc_joints = nn.Sequential(*[block(A_JOINTS) for _ in range(cfg.n_blocks)])
-        self.pool1 = STPool(M_12)
-        self.enc_parts = nn.Sequential(*[block(A_12) for _ in range(cfg.n_blocks)])
-        self.pool2 = STPool(M_7)
+        self.enc_joints, self.pool1 = blocks(A_JOINTS), STPool(M_12)
+        self.enc_parts, self.pool2 = blocks(A_12), STPool(M_7)
         self.to_dist = PerNodeLinear(len(PARTS_7), C, 2 * C)  # per part: mu and logvar
         # decoder: the mirror image, 7 parts -> 12 parts -> joints
-        self.unpool2 = STUnpool(M_7)
-        self.dec_parts = nn.Sequential(*[block(A_12) for _ in range(cfg.n_blocks)])
-        self.unpool1 = STUnpool(M_12)
-        self.dec_joints = nn.Sequential(*[block(A_JOINTS) for _ in range(cfg.n_blocks)])
+        self.unpool2, self.dec_parts = STUnpool(M_7), blocks(A_12)
+        self.unpool1, self.dec_joints = STUnpool(M_12), blocks(A_JOINTS)
         self.joint_out = PerNodeMLP(N_JOINTS, C, cfg.hidden, JOINT_TOKEN_DIM)
 
     def encode_dist(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -305,8 +304,9 @@ class CausalSkeletalVAE(nn.Module):
         return reparameterize(mu, logvar) if sample else mu
 
     def decode(self, z: torch.Tensor, T: int | None = None) -> torch.Tensor:
-        """z (B, Tz, 448) -> (B, T, 262) normalised features; T defaults to 4 Tz (longer T is cropped to)."""
+        """z (B, Tz, 448) -> (B, T, 262) normalised features; T (at most 4 Tz, default 4 Tz) crops the end."""
         B, Tz, _ = z.shape
+        assert T is None or T <= self.downsample * Tz, f"{Tz} latent frames decode to at most {4 * Tz} frames"
         h = z.reshape(B, Tz, len(PARTS_7), self.cfg.width)  # (B, Tz, 7, C)
         h = self.dec_parts(self.unpool2(h))                  # (B, 2 Tz, 12, C)
         h = self.dec_joints(self.unpool1(h))                 # (B, 4 Tz, 22, C)
@@ -499,7 +499,8 @@ class TextEncoder(nn.Module):
         if pretrained is None:
             assert vocab is not None, "without a pretrained encoder the vocabulary is needed"
             self.embed = nn.Embedding(len(vocab), cfg.d_model, padding_idx=0)
-            self.register_buffer("positions", sinusoidal_positions(cfg.max_len, cfg.d_model), persistent=False)
+            pe = sinusoidal_positions(cfg.max_len, cfg.d_model)                 # (max_len, d_model)
+            self.register_buffer("positions", pe, persistent=False)
             layer = nn.TransformerEncoderLayer(cfg.d_model, cfg.n_heads, 4 * cfg.d_model, cfg.dropout,
                                                activation="gelu", batch_first=True, norm_first=True)
             self.transformer = nn.TransformerEncoder(layer, cfg.n_layers, enable_nested_tensor=False)
@@ -511,11 +512,12 @@ class TextEncoder(nn.Module):
         self.to_cond = nn.Linear(cfg.d_model, cfg.d_cond)
 
     def forward(self, texts: list[str]):
-        """texts: B captions ("" = no caption) -> cond (B, d_cond), tokens (B, L, d_model), mask (B, L) bool."""
+        """B captions ("" = no caption) -> cond (B, d_cond), tokens (B, L, d_model), mask (B, L) bool."""
         device = self.to_cond.weight.device
         if self.pretrained is not None:
-            with torch.no_grad():
-                emb = self.pretrained(list(texts)).to(device=device, dtype=self.to_cond.weight.dtype)  # (B, d_in)
+            with torch.no_grad():  # frozen: no gradient ever reaches the pretrained weights
+                emb = self.pretrained(list(texts))                           # (B, d_in)
+            emb = emb.to(device=device, dtype=self.to_cond.weight.dtype)
             eos = self.norm(self.from_pretrained(emb))               # (B, d_model)
             tokens = eos[:, None]                                    # (B, 1, d_model)
             mask = torch.ones(len(texts), 1, dtype=torch.bool, device=device)
