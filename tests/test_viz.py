@@ -1,0 +1,189 @@
+"""Tests for "Looking at motion" (_wip_viz.py, to become section 3 of intermoe_min.py).
+
+Tiny clips and low dpi keep every test well under a second or two on a laptop CPU. When the section
+moves into intermoe_min.py, change the one import below to `import intermoe_min as V`.
+"""
+import gc
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # before pyplot: tests never need a display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+import _wip_viz as V  # noqa: E402
+from intermoe_min import N_JOINTS, SMPL_PARENTS, yaw_matrix  # noqa: E402
+
+SMALL = dict(figsize=(2.0, 2.0), dpi=30)  # what every test draws at
+# Tests step animations by hand (anim._func) instead of playing them; matplotlib warns about that.
+pytestmark = pytest.mark.filterwarnings("ignore:Animation was deleted")
+
+# A standing SMPL-like pose, metres, Y up, facing +Z, left side at +X.
+REST = np.array([
+    [0, .95, 0], [.09, .87, 0], [-.09, .87, 0], [0, 1.06, -.01], [.11, .50, .01], [-.11, .50, .01],
+    [0, 1.20, 0], [.12, .08, -.03], [-.12, .08, -.03], [0, 1.26, .01], [.13, .02, .09], [-.13, .02, .09],
+    [0, 1.48, -.01], [.07, 1.40, 0], [-.07, 1.40, 0], [0, 1.62, .04], [.18, 1.42, -.01], [-.18, 1.42, -.01],
+    [.22, 1.16, -.02], [-.22, 1.16, -.02], [.24, .92, .02], [-.24, .92, .02]])
+
+
+def random_walk(P=2, T=20, seed=0):
+    """(P, T, 22, 3): the rest pose drifting on the floor, plus joint jitter; people start 1.5 m apart."""
+    rng = np.random.default_rng(seed)
+    step = rng.normal(0, 0.03, (P, T, 1, 3)) * [1, 0, 1]
+    start = np.array([[-0.75, 0, 0], [0.75, 0, 0]])[:P, None, None]
+    return REST + start + np.cumsum(step, axis=1) + rng.normal(0, 0.01, (P, T, N_JOINTS, 3))
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _collect_animations():
+    yield
+    gc.collect()  # animations sit in reference cycles: collect them here, under the filter above
+
+
+def test_bone_chains_draw_every_bone_once():
+    bones = [(a, b) for chain, _ in V.BONE_CHAINS for a, b in zip(chain, chain[1:])]
+    assert all(SMPL_PARENTS[child] == parent for parent, child in bones)
+    assert sorted(child for _, child in bones) == list(range(1, N_JOINTS))
+
+
+def test_plot_axes_are_a_rotation_of_the_data_axes():
+    M = V._to_plot(np.eye(3))  # rows: where data x, y, z go
+    assert np.linalg.det(M) == pytest.approx(1.0)  # not a mirror: left stays left
+    assert M[1] @ [0, 0, 1] == 1.0  # data Y is the plot's vertical
+
+
+def test_limits_cover_the_clip_and_the_floor():
+    J = random_walk(T=30) + [0, 0.5, 0]  # lifted: the floor must still be in view
+    lims = V._limits(J)
+    p = V._to_plot(J).reshape(-1, 3)
+    assert (p >= lims[:, 0]).all() and (p <= lims[:, 1]).all()
+    assert lims[2, 0] <= 0.0
+
+
+def test_facing_of_rest_pose_and_after_a_yaw():
+    assert V._facing_xz(REST[None, None])[0, 0] == pytest.approx([0, 1], abs=1e-6)  # faces +Z
+    turned = REST @ yaw_matrix(np.pi / 2).T  # +90 degrees about +Y turns +Z into +X
+    assert V._facing_xz(turned[None, None])[0, 0] == pytest.approx([1, 0], abs=1e-6)
+
+
+def test_animate_updates_artists_to_the_right_frame():
+    J = random_walk()
+    anim = V.animate(J, caption="two people wander about " * 6, highlight_frames={5: "touch"}, **SMALL)
+    for t in (0, 5, 19):
+        artists = anim._func(t)
+        counter, tag = artists[-2:]
+        artists[0].figure.canvas.draw()  # really render the frame
+        assert f"{t:3d}/19" in counter.get_text()
+        assert ("touch" in tag.get_text()) == (t == 5)
+    # the first chain of person 1 (pelvis ... head) sits where the data says, in plot coordinates
+    x, y, z = artists[0].get_data_3d()
+    np.testing.assert_allclose(np.stack([x, y, z], -1), V._to_plot(J[0, 19, V.BONE_CHAINS[0][0]]))
+
+
+def test_highlight_stays_up_long_enough_and_survives_stride():
+    J = random_walk(T=30)
+    anim = V.animate(J, highlight_frames=[7], stride=4, **SMALL)  # drawn frames 0, 4, 8, ...: 7 is skipped
+    assert "key frame" in anim._func(8)[-1].get_text()
+    assert anim._func(20)[-1].get_text() == ""
+
+
+def test_to_html_and_show_on_a_tiny_clip():
+    J = random_walk(T=3)
+    html = V.to_html(V.animate(J, caption="tiny", **SMALL))
+    assert "<script" in html and "img" in html.lower()
+    n_open = len(plt.get_fignums())
+    shown = V.show(J, caption="tiny", **SMALL)
+    assert "<script" in getattr(shown, "data", shown)
+    assert len(plt.get_fignums()) == n_open  # show() closed its figure
+
+
+def test_save_gif_frames_and_folders(tmp_path):
+    J = random_walk(T=10)
+    path = V.save_gif(J, tmp_path / "new" / "dir" / "clip.gif", caption="gif", stride=3, **SMALL)
+    with Image.open(path) as im:
+        assert im.format == "GIF"
+        assert im.n_frames == len(range(0, 10, 3))
+        assert im.info["duration"] == pytest.approx(100, abs=10)  # 3 frames at 30 fps: real time
+    assert plt.get_fignums() == []
+
+
+def test_filmstrip_panels_and_labels():
+    J = random_walk(T=20)
+    fig = V.filmstrip(J, n=4, caption="four frames", dpi=30, highlight_frames={19: "end"})
+    assert isinstance(fig, matplotlib.figure.Figure)
+    assert len(fig.axes) == 4 and all(ax.name == "3d" for ax in fig.axes)
+    texts = [t.get_text() for t in fig.texts]
+    assert any("frame 0 " in t for t in texts) and any("frame 19" in t and "end" in t for t in texts)
+    lims = {tuple(ax.get_xlim()) for ax in fig.axes}
+    assert len(lims) == 1  # one set of limits for all panels
+    fig.canvas.draw()
+    assert len(V.filmstrip(J, frames=[3, 11], dpi=30).axes) == 2
+    assert len(V.filmstrip(J[:, :3], n=6, dpi=30).axes) == 3  # fewer frames than panels
+    with pytest.raises(ValueError, match="frames"):
+        V.filmstrip(J, frames=[0, 20])
+
+
+def test_plot_trajectories_top_view():
+    J = random_walk(T=40)
+    fig = V.plot_trajectories(J, caption="wander", arrows_every=0.5, dpi=30)
+    ax = fig.axes[0]
+    assert ax.yaxis_inverted()  # +z down the page: seen from above, not mirrored
+    np.testing.assert_allclose(ax.lines[0].get_xydata(), J[0, :, 0][:, [0, 2]])
+    assert len(ax.texts) == 2 * len(range(0, 40, 15))  # facing arrows (annotations), both people
+    fig.canvas.draw()
+
+
+def test_one_person_and_torch_inputs():
+    one = random_walk(P=1, T=6)[0]  # (T, 22, 3)
+    anim = V.animate(one, dpi=20)  # default figsize: 4 inches wide, as tall as the scene needs
+    artists = anim._func(2)
+    assert len(artists) == len(V.BONE_CHAINS) + 4  # chains, head, trail, counter, tag
+    fig = artists[0].figure
+    assert fig.get_figwidth() == 4.0 and 2.0 < fig.get_figheight() < 6.0
+    fig.canvas.draw()
+    tensor = torch.tensor(random_walk(T=6), dtype=torch.float32, requires_grad=True)
+    V.animate(tensor, **SMALL)._func(5)
+    assert len(V.filmstrip(tensor, n=2, dpi=30).axes) == 2
+    V.plot_trajectories(tensor[1].to(torch.bfloat16), dpi=30)  # half precision converts too
+
+
+@pytest.mark.parametrize("shape", [(20, 22), (3, 20, 22, 3), (2, 20, 24, 3), (2, 0, 22, 3), (20, 262)])
+def test_bad_shapes_raise_a_clear_error(shape):
+    with pytest.raises(ValueError, match=r"\(T, 22, 3\).*got shape"):
+        V.animate(np.zeros(shape))
+
+
+def test_nan_and_colour_count_raise():
+    J = random_walk(T=4)
+    J[0, 1, 3, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        V.filmstrip(J)
+    with pytest.raises(ValueError, match="colour"):
+        V.filmstrip(random_walk(T=4), colors=["red"])
+
+
+def test_script_without_display_gets_agg_and_no_pyplot_at_import():
+    code = ("import sys; import _wip_viz as V; assert 'matplotlib.pyplot' not in sys.modules; "
+            "import numpy as np; fig = V.filmstrip(np.zeros((2, 22, 3)), n=1, dpi=20); "
+            "import matplotlib; print(matplotlib.get_backend())")
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND")}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().lower() == "agg"
