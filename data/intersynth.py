@@ -1,0 +1,1765 @@
+"""InterSynth: a procedurally generated two-person interaction dataset, made offline in seconds.
+
+InterHuman (the data InterMoE trains on) is gated, so this file makes its own. Every clip is two people
+doing one of 14 interactions (handshake, high five, punch and dodge, push, hug, wave from afar, follow,
+circling, bow, hand-over, tug of war, kick and block, point and look, shoulder pat), with three
+InterHuman-style captions and ground truth the real data lacks: who initiates, when the key event
+happens, which hand, which way round, and which joints touch on which frames.
+
+How a clip is made, in the order of the sections below:
+
+  1. Bodies. Each person gets the SMPL 22-joint rest skeleton (Y up, metres, facing +Z, left side at +X),
+     scaled to a height of 1.50-1.95 m with per-person leg, arm, torso and shoulder proportions.
+     The skeleton is fixed over the clip, so bone lengths never change.
+  2. Timing helpers. Everything moves with minimum-jerk ramps (smooth in position, velocity, acceleration).
+  3. Gait. A footstep planner turns a pelvis path into stance and swing phases: a planted foot stays
+     exactly still in world space, a swinging foot lifts and lands with a smooth arc.
+  4. Solving a person. Trunk angles give the spine rotations; analytic two-bone IK turns foot and hand
+     targets into hip/knee/ankle and shoulder/elbow rotations; `intermoe_min.forward_kinematics` turns
+     the local rotations into joint positions. Those same rotations are stored as 6D.
+  5. The interactions, one builder each: where the two people stand, how they move, where hands go.
+  6. Captions, from templates with synonyms.
+  7. Generating, caching and splitting the dataset.
+  8. Physics report: the measurements behind `python data/intersynth.py --check`.
+
+Public API: `generate(n_clips, seed)`, `load_split(split, n_clips, seed, cache_dir)`, `DEFAULT_N_CLIPS`,
+`physics_report(clips)`, `INTERACTION_TYPES`.
+
+Conventions: yaw is a rotation about +Y; yaw 0 faces +Z and a positive yaw turns the person toward +X
+(their left at rest). Seen from above (looking down -Y), a growing yaw or position angle turns
+counterclockwise. Hand index 0 is left (wrist 20), 1 is right (wrist 21).
+
+Everything here is written for this project from the SMPL joint layout and InterGen's data conventions
+(see /work/shared/REFERENCE.md); no code is taken from elsewhere.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d, minimum_filter1d
+
+# Make `python data/intersynth.py` work from any directory: the repo root holds intermoe_min.py.
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _REPO not in sys.path:
+    sys.path.insert(0, _REPO)
+import intermoe_min as im  # noqa: E402
+
+FPS = im.FPS
+UP = np.array([0.0, 1.0, 0.0])
+HAND_NAMES = ("left", "right")
+SIDE = np.array([1.0, -1.0])  # index 0 (left) lies toward the person's +left direction, 1 (right) away
+WRIST, SHOULDER = (20, 21), (16, 17)
+TORSO_JOINTS = (0, 3, 6, 9, 12)  # pelvis .. neck: the torso capsule's axis runs pelvis -> neck
+TORSO_RADIUS = 0.12   # torso capsule radius used for contacts and the interpenetration check (m)
+SHOULDER_RADIUS = 0.07  # a hand resting on a shoulder sits this far from the shoulder joint (m)
+HAND_CLEARANCE = 0.03   # wrist to body surface when a hand touches a body: the palm lies in between (m)
+HAND_GAP = 0.035        # wrist to wrist when two hands hold each other (m)
+
+# =====================================================================================================
+# 1. Bodies
+# =====================================================================================================
+
+# Rest-pose offset of each joint from its parent for a ~1.66 m person, symmetric, T-pose, facing +Z,
+# left at +X. Values are rounded from the proportions of SMPL's neutral body.
+REST_OFFSETS = np.array([
+    [0.000, 0.000, 0.000],     # 0 pelvis (root; its offset is unused)
+    [0.060, -0.090, -0.010],   # 1 left hip
+    [-0.060, -0.090, -0.010],  # 2 right hip
+    [0.000, 0.110, -0.030],    # 3 spine1
+    [0.035, -0.380, 0.005],    # 4 left knee
+    [-0.035, -0.380, 0.005],   # 5 right knee
+    [0.000, 0.135, 0.030],     # 6 spine2
+    [-0.010, -0.400, -0.040],  # 7 left ankle
+    [0.010, -0.400, -0.040],   # 8 right ankle
+    [0.000, 0.055, 0.000],     # 9 spine3
+    [0.020, -0.055, 0.125],    # 10 left foot (toes)
+    [-0.020, -0.055, 0.125],   # 11 right foot
+    [0.000, 0.210, -0.030],    # 12 neck
+    [0.075, 0.110, -0.020],    # 13 left collar
+    [-0.075, 0.110, -0.020],   # 14 right collar
+    [0.000, 0.090, 0.050],     # 15 head
+    [0.120, 0.045, -0.015],    # 16 left shoulder
+    [-0.120, 0.045, -0.015],   # 17 right shoulder
+    [0.260, -0.015, -0.020],   # 18 left elbow
+    [-0.260, -0.015, -0.020],  # 19 right elbow
+    [0.250, 0.010, -0.005],    # 20 left wrist
+    [-0.250, 0.010, -0.005],   # 21 right wrist
+])
+REST_ANKLE_HEIGHT = 0.08  # ankle joint above the floor with the foot flat (toes then sit at 0.025 m)
+REST_HEAD_TOP = 0.11      # crown of the head above the head joint
+
+
+@dataclass
+class Body:
+    """One person's fixed skeleton. All lengths in metres."""
+    offsets: np.ndarray  # (22, 3) rest offset of each joint from its parent
+    ankle_h: float       # ankle height when the foot is flat on the floor
+    height: float        # stature, floor to crown
+
+    def bone(self, j: int) -> float:
+        return float(np.linalg.norm(self.offsets[j]))
+
+    @property
+    def leg(self) -> float:  # hip -> ankle, fully stretched
+        return self.bone(4) + self.bone(7)
+
+    @property
+    def arm(self) -> float:  # shoulder -> wrist, fully stretched
+        return self.bone(18) + self.bone(20)
+
+    @property
+    def pelvis_y(self) -> float:  # pelvis height standing with softly bent knees
+        return self.ankle_h + 0.975 * self.leg - self.offsets[1, 1]
+
+    @property
+    def shoulder(self) -> np.ndarray:  # left shoulder relative to the pelvis in the rest pose (3,)
+        return self.offsets[[3, 6, 9, 13, 16]].sum(0)
+
+    @property
+    def shoulder_y(self) -> float:  # standing shoulder height
+        return self.pelvis_y + self.shoulder[1]
+
+    @property
+    def torso(self) -> float:  # pelvis -> shoulder height
+        return self.shoulder[1]
+
+
+def _stature(off: np.ndarray, ankle_h: float) -> float:
+    """Floor-to-crown height of a rest skeleton standing straight."""
+    legs = -(off[1, 1] + off[4, 1] + off[7, 1])
+    trunk = off[[3, 6, 9, 12, 15], 1].sum()
+    return ankle_h + legs + trunk + REST_HEAD_TOP * (off[15, 1] / REST_OFFSETS[15, 1])
+
+
+def sample_body(rng: np.random.Generator) -> Body:
+    """A random adult: height 1.50-1.95 m, legs/arms/torso/shoulder width each within +-6%."""
+    height = float(np.clip(rng.normal(1.72, 0.10), 1.50, 1.95))
+    f_leg, f_arm, f_torso, f_width = rng.uniform(0.94, 1.06, size=4)
+    off = REST_OFFSETS.copy()
+    off[[4, 5, 7, 8]] *= f_leg
+    off[[18, 19, 20, 21]] *= f_arm
+    off[[3, 6, 9, 12, 15]] *= f_torso
+    off[[1, 2, 13, 14, 16, 17], 0] *= f_width
+    s = height / _stature(off, REST_ANKLE_HEIGHT)  # one scale brings the stature to `height`
+    return Body(offsets=off * s, ankle_h=REST_ANKLE_HEIGHT * s, height=height)
+
+
+# =====================================================================================================
+# 2. Timing helpers (all vectorised over frames)
+# =====================================================================================================
+
+def smoothstep(u):
+    """Minimum-jerk 0 -> 1 on u in [0, 1]: zero velocity and acceleration at both ends."""
+    u = np.clip(u, 0.0, 1.0)
+    return u * u * u * (10.0 - 15.0 * u + 6.0 * u * u)
+
+
+def ramp(t, t0, t1):
+    """0 before frame t0, 1 after frame t1, a minimum-jerk transition in between."""
+    if t1 <= t0:
+        return (np.asarray(t) >= t0).astype(float)
+    return smoothstep((np.asarray(t, dtype=float) - t0) / (t1 - t0))
+
+
+def window(t, t0, t1, t2, t3):
+    """Rises over [t0, t1], holds 1, falls over [t2, t3]."""
+    return ramp(t, t0, t1) * (1.0 - ramp(t, t2, t3))
+
+
+def keyframes(t, times, values):
+    """Piecewise minimum-jerk path through `values` (K, ...) at frame `times` (K,), holding between.
+
+    Before times[0] it holds values[0]; after times[-1], values[-1]. Returns (len(t), ...)."""
+    values = np.asarray(values, dtype=float)
+    out = np.broadcast_to(values[0], (len(t),) + values.shape[1:]).copy()
+    for i in range(len(times) - 1):
+        r = ramp(t, times[i], times[i + 1]).reshape((len(t),) + (1,) * (values.ndim - 1))
+        out += (values[i + 1] - values[i]) * r
+    return out
+
+
+def wrap(a):
+    """Angle(s) to (-pi, pi]."""
+    return (np.asarray(a) + np.pi) % (2 * np.pi) - np.pi
+
+
+def fwd2(yaw):
+    """Facing direction on the floor, (..., 2) as (x, z)."""
+    return np.stack([np.sin(yaw), np.cos(yaw)], -1)
+
+
+def left2(yaw):
+    """The person's left on the floor, (..., 2) as (x, z)."""
+    return np.stack([np.cos(yaw), -np.sin(yaw)], -1)
+
+
+def to3(xz, y=0.0):
+    """(..., 2) floor vectors -> (..., 3) with height y."""
+    xz = np.asarray(xz, dtype=float)
+    return np.stack([xz[..., 0], np.broadcast_to(y, xz.shape[:-1]), xz[..., 1]], -1)
+
+
+def yaw_to(src, dst):
+    """Yaw that faces from floor point(s) src to dst, both (..., 2)."""
+    d = np.asarray(dst) - np.asarray(src)
+    return np.arctan2(d[..., 0], d[..., 1])
+
+
+def _unit(v, eps=1e-9):
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), eps)
+
+
+def _rot(axis: int, angle) -> np.ndarray:
+    """Rotation matrices (..., 3, 3) about coordinate axis 0 (X), 1 (Y) or 2 (Z)."""
+    a = np.asarray(angle, dtype=float)
+    c, s = np.cos(a), np.sin(a)
+    R = np.zeros(a.shape + (3, 3))
+    i, j = [(1, 2), (2, 0), (0, 1)][axis]  # the plane the rotation turns (right-handed)
+    R[..., axis, axis] = 1.0
+    R[..., i, i], R[..., j, j] = c, c
+    R[..., i, j], R[..., j, i] = -s, s
+    return R
+
+
+class _Scene:
+    """A floor frame for one clip: a random origin and heading, so clips are not canonicalised.
+
+    Builders place people in scene coordinates (x_left, z_fwd) and get world positions back."""
+
+    def __init__(self, rng):
+        self.o = rng.uniform(-2.0, 2.0, size=2)
+        self.h = float(rng.uniform(-np.pi, np.pi))
+
+    def p(self, x_left, z_fwd):
+        """Scene point(s) -> world floor point(s) (..., 2)."""
+        x_left, z_fwd = np.asarray(x_left, dtype=float), np.asarray(z_fwd, dtype=float)
+        return self.o + x_left[..., None] * left2(self.h) + z_fwd[..., None] * fwd2(self.h)
+
+    def yaw(self, rel):
+        return self.h + np.asarray(rel, dtype=float)
+
+
+# =====================================================================================================
+# 3. Gait: footsteps from a pelvis path
+# =====================================================================================================
+
+def plan_steps(root_xz, yaw, body, swing=12, thr=0.12, lift=0.07, busy=None, toe_out=0.08):
+    """Stance and swing phases for both feet, given where the pelvis goes.
+
+    Each foot has a "home" spot beside the pelvis. A planted foot stays exactly where it is until its home
+    has drifted more than `thr` metres away (or the body has turned ~0.45 rad), then it swings to where its
+    home will be shortly after landing. One foot swings at a time, so a walk alternates left and right.
+    Faster bodies take quicker steps (down to 7 frames) so the feet keep up with strides the legs can reach.
+    root_xz (T, 2), yaw (T,) -> ankle targets (T, 2, 3) [left, right], foot yaw (T, 2), in-swing mask (T, 2).
+    `busy` = (t0, t1): no step may overlap these frames (used to keep the support foot still in a kick).
+    """
+    T = len(yaw)
+    half_width = abs(body.offsets[1, 0]) + 0.03 * body.height / 1.7
+    home = root_xz[:, None, :] + SIDE[None, :, None] * half_width * left2(yaw)[:, None, :]  # (T, 2, 2)
+    home_yaw = yaw[:, None] + SIDE[None, :] * toe_out                                           # (T, 2)
+    speed = np.r_[np.linalg.norm(np.diff(root_xz, axis=0), axis=1), 0.0] * FPS                  # (T,) m/s
+    turn = np.r_[np.abs(wrap(np.diff(yaw))), 0.0] * FPS                                          # (T,) rad/s
+    max_step = 0.85 * body.leg
+    pos, fyaw = home[0].copy(), home_yaw[0].copy()
+    steps = []  # (foot, t0, t1, p0, p1, yaw0, yaw1)
+    t, last = 0, -1
+    while t < T - 1:
+        err = (np.linalg.norm(home[t:] - pos, axis=-1) / thr
+               + np.abs(wrap(home_yaw[t:] - fyaw)) / 0.45)                     # (T - t, 2)
+        over = err.max(1) > 1.0
+        if not over.any():
+            break
+        ts = t + int(np.argmax(over))
+        # Step duration: the body travels ~0.32 m (for a 0.78 m leg) per swing, so each foot's stride
+        # (the travel of two swings) stays ~0.64 m, which the legs reach without a deep crouch.
+        # Turning in place works the same way: ~0.9 rad of turn per swing.
+        rate = max(speed[ts:ts + 15].mean() / (0.32 * body.leg / 0.78), turn[ts:ts + 15].mean() / 0.9, 1e-3)
+        D = int(np.clip(round(FPS / rate), 7, swing))
+        if ts > T - 1 - D // 2:  # not enough frames left to finish a step
+            break
+        if busy is not None and ts <= busy[1] and ts + D >= busy[0]:
+            t = busy[1] + 1
+            continue
+        e = err[ts - t]
+        k = int(np.argmax(e))
+        if k == last and e[1 - k] > 0.5:  # alternate feet when both want to move
+            k = 1 - k
+        t1 = ts + D
+        land = min(T - 1, t1 + D // 2)  # aim where home will be half a step after landing
+        p1 = home[land, k].copy()
+        d = p1 - pos[k]
+        if np.linalg.norm(d) > max_step:
+            p1 = pos[k] + d * max_step / np.linalg.norm(d)
+        y1 = fyaw[k] + wrap(home_yaw[land, k] - fyaw[k])
+        steps.append((k, ts, t1, pos[k].copy(), p1, fyaw[k], y1))
+        pos[k], fyaw[k], last = p1, y1, k
+        t = t1 + 1
+    # Fill the time series: planted between steps, a lifted minimum-jerk arc during each swing.
+    xz = np.repeat(home[:1], T, 0)               # (T, 2, 2)
+    fy = np.repeat(home_yaw[:1], T, 0)           # (T, 2)
+    h = np.zeros((T, 2))
+    swinging = np.zeros((T, 2), dtype=bool)
+    tt = np.arange(T)
+    for k, t0, t1, p0, p1, y0, y1 in steps:
+        seg = slice(t0, min(t1, T - 1) + 1)
+        u = (tt[seg] - t0) / (t1 - t0)
+        s = smoothstep(u)
+        xz[seg, k] = p0 + (p1 - p0) * s[:, None]
+        fy[seg, k] = y0 + (y1 - y0) * s
+        h[seg, k] = lift * 16.0 * u * u * (1 - u) ** 2  # smooth bump, 1 at mid-swing
+        swinging[seg, k] = (u > 0) & (u < 1)
+        xz[t1 + 1:, k], fy[t1 + 1:, k] = p1, y1
+    ankle = np.concatenate([xz[..., :1], (body.ankle_h + h)[..., None], xz[..., 1:]], -1)  # (T, 2, 3)
+    return ankle, fy, swinging
+
+
+# =====================================================================================================
+# 4. Solving a person: trunk, two-bone IK, local rotations, forward kinematics
+# =====================================================================================================
+
+@dataclass
+class Plan:
+    """What one person does, as time series over T frames in world coordinates.
+
+    Builders fill the trunk fields before solving; hand targets are filled afterwards (by the builder's
+    `arms` function), once both trunks are known, because hands often go to the other person's body."""
+    root_xz: np.ndarray                # (T, 2) pelvis position on the floor (x, z)
+    yaw: np.ndarray                    # (T,) facing; 0 faces +Z, positive turns toward +X
+    bend: np.ndarray = None            # (T,) trunk bend forward, radians (negative leans back)
+    lean: np.ndarray = None            # (T,) trunk lean sideways, radians (positive toward own left)
+    twist: np.ndarray = None           # (T,) chest turn, radians (positive toward own left)
+    crouch: np.ndarray = None          # (T,) pelvis lowered by this much, metres
+    head_yaw: np.ndarray = None        # (T,) head turn relative to the chest, radians
+    head_pitch: np.ndarray = None      # (T,) head nod, radians (positive looks down)
+    hip_share: float = 0.35            # share of the bend taken at the hips (the rest in the spine)
+    swing: int = 12                    # frames per step
+    step_thr: float = 0.12             # how far the body may drift from a planted foot before it steps
+    lift: float = 0.07                 # swing foot clearance, metres
+    busy: tuple = None                 # (t0, t1): frames during which no step may happen
+    hand_target: np.ndarray = None     # (T, 2, 3) world target of the [left, right] wrist
+    hand_w: np.ndarray = None          # (T, 2) 0 = relaxed arm, 1 = wrist on target
+    elbow_pole: np.ndarray = None      # (T, 2, 3) where the elbows point (None: down, back and out)
+    kick: dict = None                  # {'foot': k, 'times': 6 frames, 'toe': (T, 3), 'pitch': rad}
+
+    def __post_init__(self):
+        T = len(self.yaw)
+        for name in ("bend", "lean", "twist", "crouch", "head_yaw", "head_pitch"):
+            if getattr(self, name) is None:
+                setattr(self, name, np.zeros(T))
+        if self.hand_target is None:
+            self.hand_target = np.zeros((T, 2, 3))
+            self.hand_w = np.zeros((T, 2))
+
+
+def _perp(p, u):
+    """Unit part of p perpendicular to unit u (..., 3), with a fallback when p is parallel to u."""
+    q = p - (p * u).sum(-1, keepdims=True) * u
+    n = np.linalg.norm(q, axis=-1, keepdims=True)
+    alt = np.cross(u, np.array([0.0, 0.0, 1.0]) + 0.3 * np.array([1.0, 0.0, 0.0]))
+    q = np.where(n > 1e-6, q, alt)
+    return _unit(q)
+
+
+def _frame(u, p):
+    """Orthonormal frame (..., 3, 3) whose columns are u, the part of p across u, and their cross."""
+    e1 = _unit(u)
+    e2 = _perp(p, e1)
+    return np.stack([e1, e2, np.cross(e1, e2)], -1)
+
+
+def _aim(u, p, u_rest, p_rest):
+    """Rotation taking rest direction u_rest to u while the rest 'pole' p_rest turns toward p."""
+    return _frame(u, p) @ np.swapaxes(_frame(u_rest, p_rest), -1, -2)
+
+
+def two_bone_ik(root, target, l1, l2, pole):
+    """Analytic two-bone IK (hip-knee-ankle or shoulder-elbow-wrist).
+
+    root, target, pole: (T, 3); l1, l2: bone lengths. The middle joint bends toward `pole`.
+    Returns the middle joint (T, 3) and the end actually reached (T, 3): the target when it is within
+    reach, else the nearest reachable point on the line toward it (law of cosines in the bend plane)."""
+    d = target - root
+    dist = np.linalg.norm(d, axis=-1, keepdims=True)
+    u = d / np.maximum(dist, 1e-9)
+    dist = np.clip(dist, abs(l1 - l2) + 1e-4, (l1 + l2) * (1 - 1e-4))
+    cos_a = (l1 * l1 + dist * dist - l2 * l2) / (2 * l1 * dist)
+    sin_a = np.sqrt(np.clip(1 - cos_a * cos_a, 0, 1))
+    mid = root + l1 * (cos_a * u + sin_a * _perp(pole, u))
+    return mid, root + u * dist
+
+
+def fk_with_rotations(local, root_pos, offsets):
+    """Like intermoe_min.forward_kinematics, but also returns global rotations (T, 22, 3, 3)."""
+    T = len(local)
+    glob = np.empty_like(local)
+    pos = np.empty((T, im.N_JOINTS, 3))
+    glob[:, 0], pos[:, 0] = local[:, 0], root_pos
+    for j in range(1, im.N_JOINTS):
+        p = im.SMPL_PARENTS[j]
+        glob[:, j] = glob[:, p] @ local[:, j]
+        pos[:, j] = pos[:, p] + glob[:, p] @ offsets[j]
+    return pos, glob
+
+
+def _pelvis_height(root_xz, R0, ankle, body, crouch):
+    """Pelvis height per frame: standing height minus crouch, lowered wherever a foot would be out of reach.
+
+    Lowering is smoothed (minimum filter, then Gaussian) so the pelvis never jumps, and stays at or
+    below the reachable height so planted feet are really reached by the leg IK."""
+    hip = np.einsum("tij,kj->tki", R0, body.offsets[[1, 2]])         # (T, 2, 3) hips for a pelvis at y=0
+    dh = np.linalg.norm(root_xz[:, None] + hip[..., [0, 2]] - ankle[..., [0, 2]], axis=-1)  # (T, 2)
+    reach = 0.99 * body.leg
+    dv = np.sqrt(np.maximum(reach * reach - dh * dh, 0.01 * reach * reach))
+    h_max = (ankle[..., 1] + dv - hip[..., 1]).min(1)                 # (T,)
+    h_nom = body.ankle_h + 0.975 * body.leg - hip[..., 1].mean(1) - crouch
+    h = np.minimum(h_nom, h_max)
+    h = gaussian_filter1d(minimum_filter1d(h, 17, mode="nearest"), 2.5, mode="nearest", truncate=3.0)
+    return np.minimum(h, h_max)
+
+
+def solve_trunk(plan: Plan, body: Body) -> dict:
+    """Stage 1: feet, pelvis, spine and head for one person. Returns a dict used by the arms and stage 2."""
+    T = len(plan.yaw)
+    ankle, foot_yaw, swinging = plan_steps(plan.root_xz, plan.yaw, body, plan.swing, plan.step_thr,
+                                           plan.lift, plan.busy)
+    pelvis_pitch = plan.hip_share * plan.bend
+    spine = (plan.bend - pelvis_pitch) / 3.0
+    R0 = _rot(1, plan.yaw) @ _rot(0, pelvis_pitch)                         # (T, 3, 3) root rotation
+    local = np.broadcast_to(np.eye(3), (T, im.N_JOINTS, 3, 3)).copy()       # (T, 22, 3, 3)
+    local[:, 0] = R0
+    R_spine = _rot(1, plan.twist / 3) @ _rot(0, spine) @ _rot(2, -plan.lean / 3)
+    for j in (3, 6, 9):
+        local[:, j] = R_spine
+    local[:, 12] = _rot(1, plan.head_yaw) @ _rot(0, plan.head_pitch)
+    y = _pelvis_height(plan.root_xz, R0, ankle, body, plan.crouch)
+    root = np.stack([plan.root_xz[:, 0], y, plan.root_xz[:, 1]], -1)       # (T, 3)
+    pos, glob = fk_with_rotations(local, root, body.offsets)
+    chest_yaw = plan.yaw + plan.twist
+    return dict(plan=plan, body=body, local=local, pos=pos, glob=glob, root=root, ankle=ankle,
+                foot_yaw=foot_yaw, swinging=swinging,
+                fwd=to3(fwd2(chest_yaw)), left=to3(left2(chest_yaw)), T=T)
+
+
+def solve_limbs(tor: dict):
+    """Stage 2: legs and arms by two-bone IK, then forward kinematics.
+
+    Returns joints (T, 22, 3) and local rotations (T, 22, 3, 3) (joint 0: global root rotation)."""
+    plan, body, off = tor["plan"], tor["body"], tor["body"].offsets
+    pos, glob, local = tor["pos"], tor["glob"], tor["local"].copy()
+    T = tor["T"]
+    t = np.arange(T)
+    fwd, left = tor["fwd"], tor["left"]
+    z_axis = np.array([0.0, 0.0, 1.0])
+    ankles = tor["ankle"].copy()                            # (T, 2, 3)
+    foot_rot = _rot(1, tor["foot_yaw"])                     # (T, 2, 3, 3) flat feet, turned by foot yaw
+    if plan.kick is not None:
+        ankles, foot_rot = _apply_kick(plan, tor, ankles, foot_rot, t)
+    # Legs: hip (1, 2) -> knee (4, 5) -> ankle (7, 8); toes (10, 11) follow the ankle rotation.
+    for k, (hip, knee, ank) in enumerate([(1, 4, 7), (2, 5, 8)]):
+        foot_fwd = foot_rot[:, k, :, 2]                      # where the toes point (T, 3)
+        pole = _unit(foot_fwd + 0.3 * fwd + 0.8 * UP + 0.15 * SIDE[k] * left)  # knee over the toes
+        H = pos[:, hip]
+        K, A = two_bone_ik(H, ankles[:, k], body.bone(knee), body.bone(ank), pole)
+        G_hip = _aim(K - H, pole, off[knee], z_axis)
+        G_knee = _aim(A - K, pole, off[ank], z_axis)
+        local[:, hip] = np.swapaxes(glob[:, 0], -1, -2) @ G_hip
+        local[:, knee] = np.swapaxes(G_hip, -1, -2) @ G_knee
+        local[:, ank] = np.swapaxes(G_knee, -1, -2) @ foot_rot[:, k]
+    # Arms: shoulder (16, 17) -> elbow (18, 19) -> wrist (20, 21). Relaxed arms hang under the shoulder
+    # and swing against the opposite leg; `hand_w` blends toward the task's wrist targets.
+    fwd_off = np.einsum("tki,ti->tk", ankles - tor["root"][:, None], fwd)   # feet ahead of pelvis (T, 2)
+    for k, (col, sh, el, wr) in enumerate([(13, 16, 18, 20), (14, 17, 19, 21)]):
+        S = pos[:, sh]
+        swing = np.clip(0.45 * fwd_off[:, 1 - k], -0.25, 0.25)[:, None]
+        relaxed = S - 0.93 * body.arm * UP + (0.05 + swing) * fwd + 0.05 * SIDE[k] * left
+        W = _blend_hand(S, relaxed, plan.hand_target[:, k], plan.hand_w[:, k, None], fwd + 0.4 * SIDE[k] * left)
+        if plan.elbow_pole is not None:
+            pole = plan.elbow_pole[:, k]
+        else:
+            pole = _unit(-0.45 * fwd + 0.7 * SIDE[k] * left - 0.45 * UP)
+        E, Wr = two_bone_ik(S, W, body.bone(el), body.bone(wr), pole)
+        G_sh = _aim(E - S, pole, off[el], -z_axis)
+        G_el = _aim(Wr - E, pole, off[wr], -z_axis)
+        local[:, sh] = np.swapaxes(glob[:, col], -1, -2) @ G_sh
+        local[:, el] = np.swapaxes(G_sh, -1, -2) @ G_el
+    joints = im.forward_kinematics(local, tor["root"], off)
+    return joints, local
+
+
+def _blend_hand(S, a, b, w, via):
+    """Wrist position between a (w = 0) and b (w = 1), both (T, 3), as seen from the shoulder S.
+
+    Direction and distance from the shoulder are blended separately, and the direction bulges toward `via`
+    half-way, so a hand going from hanging to raised passes in front of the body instead of straight
+    through the shoulder (which would flip the elbow)."""
+    ra, rb = a - S, b - S
+    na, nb = np.linalg.norm(ra, axis=-1, keepdims=True), np.linalg.norm(rb, axis=-1, keepdims=True)
+    u = _unit((1 - w) * ra / np.maximum(na, 1e-9) + w * rb / np.maximum(nb, 1e-9) + 2.4 * w * (1 - w) * _unit(via))
+    return S + ((1 - w) * na + w * nb) * u
+
+
+def _apply_kick(plan, tor, ankles, foot_rot, t):
+    """Replace the kicking foot's path: planted -> chambered knee -> extended -> chambered -> planted."""
+    kk = plan.kick
+    k, (k0, k1, k2, k3, k4, k5) = kk["foot"], kk["times"]
+    body, fwd = tor["body"], tor["fwd"]
+    hip = tor["pos"][:, 1 + k]
+    planted = ankles[:, k].copy()
+    chamber = hip + 0.45 * body.leg * fwd - 0.55 * body.leg * UP
+    pitch = kk["pitch"] * window(t, k0, k2, k3, k5)
+    F = _rot(1, tor["foot_yaw"][:, k]) @ _rot(0, pitch)                     # (T, 3, 3)
+    extended = kk["toe"] - F @ body.offsets[10 + k]                          # ankle that puts toes on target
+    r = [ramp(t, a, b)[:, None] for a, b in ((k0, k1), (k1, k2), (k3, k4), (k4, k5))]
+    path = planted + (chamber - planted) * r[0] + (extended - chamber) * r[1] \
+        - (extended - chamber) * r[2] - (chamber - planted) * r[3]
+    ankles[:, k] = path
+    foot_rot[:, k] = F
+    return ankles, foot_rot
+
+
+# ---- geometry helpers the interaction builders share ------------------------------------------------
+
+def meet_points(Sa, Sb, La, Lb, y, gap=HAND_GAP, reach=0.92):
+    """Where two hands meet: a point between shoulders Sa, Sb (T, 3) that both arms (lengths La, Lb) reach.
+
+    The point splits the shoulder-to-shoulder line in proportion to arm length and sits at height y (T,)
+    when both can reach it there, else at the nearest height they both can. Returns the two wrist targets
+    (T, 3) each, `gap` apart along the line between the people."""
+    D = np.linalg.norm((Sb - Sa)[:, [0, 2]], axis=-1)                      # horizontal distance (T,)
+    wa = La / (La + Lb)
+    M = Sa + wa * (Sb - Sa)
+    va = np.sqrt(np.maximum((reach * La) ** 2 - (wa * D) ** 2, 0))          # vertical room for each arm
+    vb = np.sqrt(np.maximum((reach * Lb) ** 2 - ((1 - wa) * D) ** 2, 0))
+    lo = np.maximum(Sa[:, 1] - va, Sb[:, 1] - vb)
+    hi = np.minimum(Sa[:, 1] + va, Sb[:, 1] + vb)
+    M[:, 1] = np.where(lo <= hi, np.clip(y, lo, hi), 0.5 * (lo + hi))
+    u = _unit((Sb - Sa) * np.array([1.0, 0.0, 1.0]))
+    return M - 0.5 * gap * u, M + 0.5 * gap * u
+
+
+def meet_distance(bA, bB, drop, lateral, reach=0.88, lean_a=0.0, lean_b=0.0):
+    """Pelvis-to-pelvis distance at which the two can join hands `drop` metres below their mean shoulder
+    height, their shoulders `lateral` metres apart sideways, each leaning forward by the given angle."""
+    y = 0.5 * (bA.shoulder_y + bB.shoulder_y) - drop
+    ha = np.sqrt(max((reach * bA.arm) ** 2 - (bA.shoulder_y - y) ** 2, 0.01))
+    hb = np.sqrt(max((reach * bB.arm) ** 2 - (bB.shoulder_y - y) ** 2, 0.01))
+    D = ha + hb + bA.torso * np.sin(lean_a) + bB.torso * np.sin(lean_b)
+    return float(np.sqrt(max(D * D - lateral * lateral, 0.09)))
+
+
+def torso_axis_point(tor, y):
+    """Point on a person's pelvis -> neck axis at height y (T,), clamped to the segment."""
+    pel, neck = tor["pos"][:, 0], tor["pos"][:, 12]
+    s = np.clip((y - pel[:, 1]) / np.maximum(neck[:, 1] - pel[:, 1], 1e-6), 0, 1)[:, None]
+    return pel + s * (neck - pel)
+
+
+def on_torso(tor, y, angle, clearance=HAND_CLEARANCE):
+    """A point just outside someone's torso capsule at height y (T,), `angle` radians around from their
+    front (positive toward their left; pi is the middle of the back)."""
+    a = np.asarray(angle, dtype=float)[..., None] if np.ndim(angle) else angle
+    radial = np.cos(a) * tor["fwd"] + np.sin(a) * tor["left"]
+    return torso_axis_point(tor, y) + (TORSO_RADIUS + clearance) * radial
+
+
+def reachable_on_torso(S, L, tor, ys, angles, frames, frac=0.95):
+    """First (height, angle) candidate on someone's torso that shoulder S (T, 3) reaches (within frac * L)
+    on all `frames`; falls back to the nearest candidate. ys: heights (T,) per candidate. Returns (T, 3)."""
+    best, best_d = None, np.inf
+    for y in ys:
+        for a in angles:
+            P = on_torso(tor, y, a)
+            d = np.linalg.norm(P[frames] - S[frames], axis=-1).max() / L
+            if d <= frac:
+                return P
+            if d < best_d:
+                best, best_d = P, d
+    return best
+
+
+def guard_targets(tor):
+    """Fists up in front of the chin, (T, 2, 3) for [left, right]."""
+    head, b = tor["pos"][:, 15], tor["body"]
+    s = b.height / 1.7
+    base = head + 0.27 * s * tor["fwd"] - 0.16 * s * UP
+    return np.stack([base + SIDE[k] * 0.11 * s * tor["left"] for k in (0, 1)], 1)
+
+
+def clamp_reach(S, target, L, frac=0.96):
+    """Move target toward shoulder S so it lies within frac * L of it."""
+    d = target - S
+    n = np.linalg.norm(d, axis=-1, keepdims=True)
+    return S + d * np.minimum(1.0, frac * L / np.maximum(n, 1e-9))
+
+
+def _sec(x, tempo):
+    """Seconds -> frames at 30 fps, stretched by the clip's tempo."""
+    return max(1, int(round(x * FPS * tempo)))
+
+
+@dataclass
+class _Built:
+    """What an interaction builder returns."""
+    T: int
+    plans: list               # [Plan for person 0, Plan for person 1]
+    arms: callable            # arms(tors) fills the plans' hand targets once both trunks are solved
+    key_frames: list
+    contacts: list            # windows (t0, t1, person_a, joint_a, person_b, joint_b), inclusive
+    hand: str = None
+    direction: str = None
+    flags: dict = field(default_factory=dict)  # facts the captions may mention
+    extra: dict = field(default_factory=dict)  # extra metadata
+
+
+def _approach(rng, d_final, tempo, p_walk=0.75, p_both=0.3, t_start=(0, 20)):
+    """A (initiator) walks toward B until they are d_final apart; sometimes B walks to meet A.
+
+    Returns scene z coordinates of A and B before/after and the walk's frame window."""
+    extra = float(rng.uniform(0.6, 3.0)) if rng.random() < p_walk else 0.0
+    share_b = float(rng.uniform(0.3, 0.5)) if extra > 0 and rng.random() < p_both else 0.0
+    v = rng.uniform(0.4, 0.55)               # mean speed, m/s (minimum-jerk peak is 1.9x this)
+    t0 = int(rng.integers(*t_start))
+    t1 = t0 + (int(round(extra / v * FPS * tempo)) if extra > 0 else 0)
+    zA = (0.0, extra * (1 - share_b))
+    zB = (extra + d_final, extra * (1 - share_b) + d_final)
+    return dict(t0=t0, t1=t1, zA=zA, zB=zB, walked=extra > 0, both=share_b > 0)
+
+
+def _two_plans(sc, t, ap, latB=0.0, yawA=0.0, yawB=np.pi):
+    """Plans for A walking along the scene's +z axis toward B (who may step forward too)."""
+    zA = keyframes(t, [ap["t0"], ap["t1"]], np.array(ap["zA"]))
+    zB = keyframes(t, [ap["t0"] + (ap["t1"] - ap["t0"]) // 4, ap["t1"]], np.array(ap["zB"]))
+    T = len(t)
+    pA = Plan(root_xz=sc.p(np.zeros(T), zA), yaw=np.full(T, sc.yaw(yawA)))
+    pB = Plan(root_xz=sc.p(np.full(T, latB), zB), yaw=np.full(T, sc.yaw(yawB)))
+    return pA, pB
+
+
+def _look_pitch(b_self, b_other, dist):
+    """Head nod to look at the other's face from `dist` metres (positive = looking down)."""
+    return float(np.clip(0.8 * np.arctan2(b_self.height - b_other.height, max(dist, 0.3)), -0.35, 0.35))
+
+
+def _maybe_turned_away(rng, t, plan, sc, t_turn_end, tempo, p_away=0.25):
+    """Sometimes B starts facing elsewhere and turns to A just before t_turn_end. Returns True if so."""
+    if rng.random() >= p_away or t_turn_end < _sec(0.8, tempo):
+        return False
+    off = rng.choice([-1, 1]) * rng.uniform(0.8, 2.4)
+    t1 = t_turn_end
+    t0 = max(0, t1 - _sec(rng.uniform(0.6, 1.0), tempo))
+    plan.yaw = plan.yaw + off * (1 - ramp(t, t0, t1))
+    return True
+
+
+# =====================================================================================================
+# 5. The interactions
+# =====================================================================================================
+
+def _handshake(rng, bodies, ini, tempo):
+    A, B = ini, 1 - ini
+    bA, bB = bodies[A], bodies[B]
+    k = 1 if rng.random() < 0.75 else 0                     # shaking hand, same for both
+    sc = _Scene(rng)
+    drop, lean = rng.uniform(0.22, 0.32), rng.uniform(0.0, 0.12)
+    d = meet_distance(bA, bB, drop, bA.shoulder[0] + bB.shoulder[0], 0.86, lean, lean)
+    ap = _approach(rng, d, tempo)
+    S = lambda x: _sec(x, tempo)  # noqa: E731
+    t_meet = max(ap["t1"] + S(rng.uniform(0.1, 0.5)), S(0.9))
+    tA_up = max(0, t_meet - S(rng.uniform(0.6, 1.0)))
+    tB_up = t_meet - S(rng.uniform(0.35, 0.55))
+    period, n = S(rng.uniform(0.35, 0.5)), int(rng.integers(2, 5))
+    t_rel = t_meet + n * period
+    t_down = t_rel + S(0.45)
+    T = t_down + S(rng.uniform(0.2, 1.2))
+    t = np.arange(T)
+    pA, pB = _two_plans(sc, t, ap)
+    away = _maybe_turned_away(rng, t, pB, sc, max(tB_up - 5, 0), tempo)
+    for p, bs, bo in ((pA, bA, bB), (pB, bB, bA)):
+        p.bend = lean * window(t, tA_up, t_meet, t_rel, t_down)
+        p.head_pitch = np.full(T, _look_pitch(bs, bo, d))
+
+    def arms(tors):
+        tA, tB = tors[A], tors[B]
+        y0 = 0.5 * (tA["pos"][:, 17 - (1 - k), 1] + tB["pos"][:, 16 + k, 1]) - drop
+        pump = 0.045 * np.sin(2 * np.pi * (t - t_meet) / period) * window(t, t_meet, t_meet + 3,
+                                                                              t_rel - 3, t_rel)
+        Ma, Mb = meet_points(tA["pos"][:, 16 + k], tB["pos"][:, 16 + k], bA.arm, bB.arm, y0 + pump)
+        pA.hand_target[:, k], pA.hand_w[:, k] = Ma, window(t, tA_up, t_meet, t_rel, t_down)
+        pB.hand_target[:, k], pB.hand_w[:, k] = Mb, window(t, tB_up, t_meet, t_rel, t_down)
+
+    return _Built(T, _order(ini, pA, pB), arms, [t_meet, t_rel],
+                  [(t_meet, t_rel, A, 20 + k, B, 20 + k)], hand=HAND_NAMES[k],
+                  flags=dict(walk=ap["walked"], both=ap["both"], away=away))
+
+
+def _high_five(rng, bodies, ini, tempo):
+    A, B = ini, 1 - ini
+    bA, bB = bodies[A], bodies[B]
+    k = 1 if rng.random() < 0.7 else 0
+    sc = _Scene(rng)
+    rise = rng.uniform(0.15, 0.28)                           # slap point above mean shoulder height
+    d = meet_distance(bA, bB, -rise, bA.shoulder[0] + bB.shoulder[0], 0.88)
+    ap = _approach(rng, d, tempo, p_both=0.4)
+    S = lambda x: _sec(x, tempo)  # noqa: E731
+    t_hit = max(ap["t1"] + S(rng.uniform(0.0, 0.4)), S(1.5))
+    tA_up = max(0, t_hit - S(rng.uniform(0.8, 1.4)))
+    tB_up = max(0, t_hit - S(rng.uniform(0.5, 0.8)))
+    t_swing = t_hit - S(0.25)
+    t_off = t_hit + S(0.35)
+    t_down = t_off + S(rng.uniform(0.4, 0.7))
+    T = t_down + S(rng.uniform(0.2, 1.0))
+    t = np.arange(T)
+    pA, pB = _two_plans(sc, t, ap)
+    for p, bs, bo in ((pA, bA, bB), (pB, bB, bA)):
+        p.head_pitch = np.full(T, _look_pitch(bs, bo, d) - 0.15)
+        p.elbow_pole = np.broadcast_to(np.zeros(3), (T, 2, 3)).copy()
+
+    def arms(tors):
+        tA, tB = tors[A], tors[B]
+        y = 0.5 * (tA["pos"][:, 16 + k, 1] + tB["pos"][:, 16 + k, 1]) + rise
+        Ma, Mb = meet_points(tA["pos"][:, 16 + k], tB["pos"][:, 16 + k], bA.arm, bB.arm, y, gap=0.03)
+        for p, tor, M, t_up, b in ((pA, tA, Ma, tA_up, bA), (pB, tB, Mb, tB_up, bB)):
+            Sh = tor["pos"][:, 16 + k]
+            s = b.arm / 0.51
+            wind = Sh + s * (0.32 * UP + 0.12 * SIDE[k] * tor["left"] + 0.05 * tor["fwd"])  # hand raised
+            hit = window(t, t_swing, t_hit, t_hit + 2, t_off)[:, None]
+            p.hand_target[:, k] = wind + (M - wind) * hit
+            p.hand_w[:, k] = window(t, t_up, t_up + S(0.45), t_off, t_down)
+            p.elbow_pole[:, k] = _unit(SIDE[k] * tor["left"] - 0.6 * UP)
+            p.elbow_pole[:, 1 - k] = _unit(-0.45 * tor["fwd"] - SIDE[k] * 0.7 * tor["left"] - 0.45 * UP)
+
+    return _Built(T, _order(ini, pA, pB), arms, [t_hit], [(t_hit, t_hit + 2, A, 20 + k, B, 20 + k)],
+                  hand=HAND_NAMES[k], flags=dict(walk=ap["walked"], both=ap["both"]))
+
+
+def _punch_dodge(rng, bodies, ini, tempo):
+    A, B = ini, 1 - ini
+    bA, bB = bodies[A], bodies[B]
+    k = 1 if rng.random() < 0.65 else 0
+    sc = _Scene(rng)
+    S = lambda x: _sec(x, tempo)  # noqa: E731
+    d0 = rng.uniform(1.2, 1.6)
+    step = rng.uniform(0.15, 0.3)
+    dodge = str(rng.choice(["back", "duck", "side"]))
+    t_guard = int(rng.integers(0, 15))
+    t_p0 = t_guard + S(rng.uniform(0.5, 1.8))
+    t_hit = t_p0 + int(rng.integers(6, 9))                  # fist extends in ~0.2-0.3 s
+    t_back = t_hit + int(rng.integers(8, 12))
+    t_end_dodge = t_hit + S(rng.uniform(0.4, 0.7))
+    T = t_end_dodge + S(rng.uniform(0.5, 1.2))
+    t = np.arange(T)
+    zA = keyframes(t, [t_p0 - 4, t_hit], [0.0, step])
+    dz_b = {"back": 0.3, "duck": 0.05, "side": 0.05}[dodge]
+    zB = d0 + dz_b * window(t, t_hit - 6, t_hit + 4, t_end_dodge, t_end_dodge + S(0.6))
+    side_sign = float(rng.choice([-1, 1]))
+    latB = (0.12 * side_sign * window(t, t_hit - 7, t_hit, t_end_dodge, t_end_dodge + S(0.5))
+            if dodge == "side" else 0.0)
+    pA = Plan(root_xz=sc.p(np.zeros(T), zA), yaw=np.full(T, sc.yaw(0.0)))
+    pB = Plan(root_xz=sc.p(-latB * np.ones(T), zB), yaw=np.full(T, sc.yaw(np.pi)), swing=9)
+    pA.twist = SIDE[1 - k] * 0.35 * window(t, t_p0 - 2, t_hit, t_hit + 2, t_back + 4)  # punching side fwd
+    pA.bend = 0.1 * window(t, t_p0 - 2, t_hit, t_hit + 2, t_back + 4)
+    dod = window(t, t_hit - 8, t_hit - 1, t_end_dodge, t_end_dodge + S(0.5))
+    if dodge == "back":
+        pB.bend = -0.35 * dod
+    elif dodge == "duck":
+        pB.crouch, pB.bend = 0.2 * bB.height / 1.7 * dod, 0.45 * dod
+    else:
+        pB.lean = side_sign * 0.35 * dod
+        pB.head_yaw = -side_sign * 0.2 * dod
+    for p in (pA, pB):
+        p.elbow_pole = np.zeros((T, 2, 3))
+
+    def arms(tors):
+        tA, tB = tors[A], tors[B]
+        guard_w = ramp(t, t_guard, t_guard + S(0.4))
+        for p, tor in ((pA, tA), (pB, tB)):
+            p.hand_target[:] = guard_targets(tor)
+            p.hand_w[:] = guard_w[:, None]
+            for j in (0, 1):
+                p.elbow_pole[:, j] = _unit(-0.8 * UP + 0.5 * SIDE[j] * tor["left"] - 0.2 * tor["fwd"])
+        Sh = tA["pos"][:, 16 + k]
+        aim = tB["pos"][t_p0 - 1, 15]                        # B's head before the dodge starts
+        punch = clamp_reach(Sh, np.broadcast_to(aim, Sh.shape), bA.arm, 0.97)
+        ext = window(t, t_p0, t_hit, t_hit + 2, t_back)[:, None]
+        pA.hand_target[:, k] = pA.hand_target[:, k] + (punch - pA.hand_target[:, k]) * ext
+
+    return _Built(T, _order(ini, pA, pB), arms, [t_hit], [], hand=HAND_NAMES[k],
+                  flags=dict(dodge=dodge))
+
+
+def _push(rng, bodies, ini, tempo):
+    A, B = ini, 1 - ini
+    bA, bB = bodies[A], bodies[B]
+    sc = _Scene(rng)
+    S = lambda x: _sec(x, tempo)  # noqa: E731
+    y_chest = min(bB.shoulder_y - 0.12, bA.shoulder_y - 0.12)   # where the hands land (standing heights)
+    dy = bA.shoulder_y - y_chest
+    reach_h = np.sqrt(max((0.74 * bA.arm) ** 2 - dy * dy, 0.04))
+    d = reach_h + TORSO_RADIUS + HAND_CLEARANCE + 0.03
+    ap = _approach(rng, d + 0.15, tempo, p_walk=0.6, p_both=0.0)
+    t_push = max(ap["t1"] + S(rng.uniform(0.3, 0.8)), S(0.7) + 4)
+    t_touch = t_push - 3
+    back = rng.uniform(0.5, 0.9)
+    t_stop = t_push + S(rng.uniform(0.9, 1.2))
+    T = t_stop + S(rng.uniform(0.4, 1.2))
+    t = np.arange(T)
+    pA, pB = _two_plans(sc, t, ap)
+    zA = keyframes(t, [ap["t0"], ap["t1"], t_touch - 6, t_push + 2], [ap["zA"][0], ap["zA"][1],
+                                                                       ap["zA"][1], ap["zA"][1] + 0.15])
+    pA.root_xz = sc.p(np.zeros(T), zA)
+    zB = ap["zB"][1] + back * ramp(t, t_push - 1, t_stop)
+    pB.root_xz = sc.p(np.zeros(T), zB)
+    pB.swing, pB.step_thr = 9, 0.1
+    pA.bend = 0.15 * window(t, t_touch - 8, t_push, t_push + 3, t_push + S(0.6))
+    pB.bend = -0.3 * window(t, t_touch, t_push + 3, t_push + 4, t_push + S(0.45)) \
+        + 0.12 * window(t, t_push + S(0.35), t_push + S(0.6), t_stop - 4, t_stop + S(0.3))
+    pB.head_pitch = 0.25 * window(t, t_push, t_push + 4, t_push + 8, t_push + S(0.6))
+    for p, bs, bo in ((pA, bA, bB), (pB, bB, bA)):
+        p.head_pitch = p.head_pitch + _look_pitch(bs, bo, d)
+
+    def arms(tors):
+        tA, tB = tors[A], tors[B]
+        chest = np.stack([on_torso(tB, np.full(T, y_chest + (tB["root"][:, 1] - bB.pelvis_y)), a)
+                          for a in (-0.6, 0.6)], 1)  # B's right then left side of the chest (T, 2, 3)
+        tgt = chest[np.minimum(t, t_push)]
+        # A's left hand goes to B's right chest (they face each other), A's right to B's left.
+        pA.hand_target[:] = tgt
+        pA.hand_w[:] = window(t, t_touch - S(0.45), t_touch, t_push + 2, t_push + S(0.6))[:, None]
+        pA.elbow_pole = np.stack([_unit(-0.6 * UP + 0.6 * SIDE[j] * tA["left"] - 0.3 * tA["fwd"])
+                                  for j in (0, 1)], 1)
+        flail = np.stack([tB["pos"][:, 16 + j] + bB.arm * (0.55 * tB["fwd"] + 0.1 * UP
+                                                          + 0.45 * SIDE[j] * tB["left"]) for j in (0, 1)], 1)
+        pB.hand_target[:] = flail
+        pB.hand_w[:] = window(t, t_push, t_push + 6, t_push + S(0.6), t_stop + S(0.3))[:, None]
+
+    contacts = [(t_touch, t_push, A, 20, B, 9), (t_touch, t_push, A, 21, B, 9)]
+    return _Built(T, _order(ini, pA, pB), arms, [t_push, t_stop], contacts,
+                  flags=dict(walk=ap["walked"]))
+
+
+def _hug(rng, bodies, ini, tempo):
+    A, B = ini, 1 - ini
+    bA, bB = bodies[A], bodies[B]
+    sc = _Scene(rng)
+    S = lambda x: _sec(x, tempo)  # noqa: E731
+    lat = float(rng.choice([-1, 1])) * rng.uniform(0.08, 0.13)  # hug a little off-centre, heads beside
+    d = rng.uniform(0.27, 0.30)
+    ap = _approach(rng, d, tempo, p_walk=0.8, p_both=0.35)
+    t_wrap = max(ap["t1"] + S(rng.uniform(0.2, 0.5)), S(1.3))
+    tA_open = max(0, t_wrap - S(rng.uniform(0.9, 1.3)))
+    tB_open = max(0, t_wrap - S(rng.uniform(0.6, 0.9)))
+    t_rel = t_wrap + S(rng.uniform(1.0, 2.5))
+    t_apart = t_rel + S(0.5)
+    step_back = rng.random() < 0.6
+    T = t_apart + S(rng.uniform(0.4, 1.2))
+    t = np.arange(T)
+    pA, pB = _two_plans(sc, t, ap, latB=lat)
+    if step_back:
+        zB = keyframes(t, [ap["t0"], ap["t1"], t_rel, t_apart + S(0.4)],
+                       [ap["zB"][0], ap["zB"][1], ap["zB"][1], ap["zB"][1] + 0.35])
+        pB.root_xz = sc.p(np.full(T, lat), zB)
+    sway_f = rng.uniform(0.4, 0.7)  # Hz
+    sway = 0.07 * np.sin(2 * np.pi * sway_f * (t - t_wrap) / FPS) * window(t, t_wrap, t_wrap + S(0.4),
+                                                                            t_rel - S(0.3), t_rel)
+    over = int(rng.integers(2))  # which of A's arms goes over B's shoulder (the other goes under)
+    for p, sgn in ((pA, 1.0), (pB, -1.0)):
+        p.lean = sgn * sway
+        p.head_yaw = -np.sign(lat) * sgn * 0.5 * window(t, t_wrap - 8, t_wrap, t_rel, t_apart)
+
+    def arms(tors):
+        tA, tB = tors[A], tors[B]
+        for p, ts, to, b, t_open, first in ((pA, tA, tB, bA, tA_open, over), (pB, tB, tA, bB, tB_open, over)):
+            opened = np.stack([ts["pos"][:, 16 + j] + b.arm * (0.55 * ts["fwd"] + 0.55 * SIDE[j] * ts["left"]
+                                                              - 0.15 * UP) for j in (0, 1)], 1)
+            tgt = np.empty((T, 2, 3))
+            for j in (0, 1):
+                # Around the back: the hand lands on the other's back on the same side of the world as
+                # this arm, i.e. toward the other's opposite side (angles from the other's front). One arm
+                # goes high, one low; if the back is out of reach, the hand settles further round the side.
+                Sj = ts["pos"][:, 16 + j]
+                top = to["pos"][:, 12, 1] - 0.08
+                drops = (0.12, 0.2, 0.06) if j == first else (0.24, 0.3, 0.18)
+                ys = [np.minimum(Sj[:, 1] - dr, top) for dr in drops]
+                angles = [-SIDE[j] * a for a in (np.pi - 0.75, np.pi - 1.0, np.pi - 1.25, np.pi / 2)]
+                tgt[:, j] = reachable_on_torso(Sj, b.arm, to, ys, angles, slice(t_wrap, t_rel + 1))
+            wrap_in = ramp(t, t_wrap - S(0.35), t_wrap)[:, None, None]
+            unwrap = ramp(t, t_rel, t_rel + S(0.3))[:, None, None]
+            p.hand_target[:] = opened + (tgt - opened) * wrap_in * (1 - unwrap)
+            p.hand_w[:] = window(t, t_open, t_open + S(0.45), t_rel + S(0.2), t_apart + S(0.3))[:, None]
+            p.elbow_pole = np.stack([_unit(SIDE[j] * ts["left"] - 0.3 * UP - 0.2 * ts["fwd"]) for j in (0, 1)], 1)
+
+    c0, c1 = t_wrap, t_rel
+    contacts = [(c0, c1, A, 20, B, 9), (c0, c1, A, 21, B, 9), (c0, c1, B, 20, A, 9), (c0, c1, B, 21, A, 9)]
+    return _Built(T, _order(ini, pA, pB), arms, [t_wrap, t_rel], contacts,
+                  flags=dict(walk=ap["walked"], both=ap["both"]))
+
+
+def _wave(rng, bodies, ini, tempo):
+    A, B = ini, 1 - ini
+    bA, bB = bodies[A], bodies[B]
+    k = 1 if rng.random() < 0.65 else 0
+    kb = 1 if rng.random() < 0.65 else 0
+    sc = _Scene(rng)
+    S = lambda x: _sec(x, tempo)  # noqa: E731
+    d = rng.uniform(3.0, 7.0)
+    tA0 = int(rng.integers(5, 30))
+    fA, nA = rng.uniform(1.3, 2.2), int(rng.integers(2, 5))
+    tA1 = tA0 + S(0.4)
+    tA2 = tA1 + int(round(nA / fA * FPS))
+    turn = rng.random() < 0.45
+    t_react = tA1 + S(rng.uniform(0.3, 0.8))
+    t_turned = t_react + (S(rng.uniform(0.7, 1.1)) if turn else 0)
+    tB1 = t_turned + S(0.45)
+    fB, nB = rng.uniform(1.3, 2.2), int(rng.integers(2, 4))
+    tB2 = tB1 + int(round(nB / fB * FPS))
+    T = max(tA2, tB2) + S(rng.uniform(0.6, 1.0)) + S(rng.uniform(0.1, 0.6))
+    t = np.arange(T)
+    pA = Plan(root_xz=sc.p(np.zeros(T), np.zeros(T)), yaw=np.full(T, sc.yaw(0.0)))
+    pB = Plan(root_xz=sc.p(np.zeros(T), np.full(T, d)), yaw=np.full(T, sc.yaw(np.pi)))
+    if turn:
+        off = float(rng.choice([-1, 1])) * rng.uniform(1.3, 2.8)
+        pB.yaw = pB.yaw + off * (1 - ramp(t, t_react, t_turned))
+    waves = ((pA, k, tA0, tA1, tA2, fA), (pB, kb, t_turned, tB1, tB2, fB))
+
+    def arms(tors):
+        for (p, j, t0, t1, t2, f), tor, b in zip(waves, (tors[A], tors[B]), (bA, bB)):
+            s = b.arm / 0.51
+            Sh = tor["pos"][:, 16 + j]
+            out = SIDE[j] * tor["left"]
+            osc = np.sin(2 * np.pi * f * (t - t1) / FPS) * window(t, t1, t1 + 4, t2 - 4, t2)
+            p.hand_target[:, j] = Sh + s * (0.36 * UP + (0.2 + 0.12 * osc[:, None]) * out + 0.08 * tor["fwd"])
+            p.hand_w[:, j] = window(t, t0, t1, t2, t2 + S(0.5))
+            p.elbow_pole = np.stack([_unit(SIDE[i] * tor["left"] - 0.7 * UP) for i in (0, 1)], 1)
+
+    return _Built(T, _order(ini, pA, pB), arms, [tA1, tB1], [], hand=HAND_NAMES[k],
+                  flags=dict(turn=turn), extra=dict(distance=round(float(d), 2)))
+
+
+def _follow(rng, bodies, ini, tempo):
+    A, B = ini, 1 - ini
+    sc = _Scene(rng)
+    S = lambda x: _sec(x, tempo)  # noqa: E731
+    length = rng.uniform(2.5, 5.5)
+    gap = rng.uniform(1.0, 1.7)
+    delay = S(rng.uniform(0.3, 0.9))
+    k0, k1 = rng.uniform(-0.35, 0.35), rng.uniform(0.0, 0.3)
+    wavelen, ph = rng.uniform(2.0, 5.0), rng.uniform(0, 2 * np.pi)
+    # The leader's path, sampled every 1 cm of arc length from behind the follower's start.
+    s_grid = np.arange(-gap - 0.2, length + 0.01, 0.01)
+    curv = np.where(s_grid > 0, k0 + k1 * np.sin(2 * np.pi * s_grid / wavelen + ph), 0.0)
+    heading = sc.h + np.cumsum(curv) * 0.01
+    heading -= heading[np.searchsorted(s_grid, 0.0)] - sc.h
+    xy = np.cumsum(fwd2(heading), 0) * 0.01
+    xy += sc.o - xy[np.searchsorted(s_grid, 0.0)]
+    v = rng.uniform(0.42, 0.55)
+    tA0 = int(rng.integers(5, 25))
+    dur = int(round(length / v * FPS * tempo))
+    T = tA0 + dur + delay + S(rng.uniform(0.4, 1.0))
+    t = np.arange(T)
+    sA = length * ramp(t, tA0, tA0 + dur)
+    sB = length * ramp(t - delay, tA0, tA0 + dur) - gap
+
+    def along(s):
+        xz = np.stack([np.interp(s, s_grid, xy[:, 0]), np.interp(s, s_grid, xy[:, 1])], -1)
+        return xz, np.interp(s, s_grid, heading)
+
+    (xa, ya), (xb, yb) = along(sA), along(sB)
+    pA = Plan(root_xz=xa, yaw=ya)
+    pB = Plan(root_xz=xb, yaw=yb)
+    pB.head_pitch = np.full(T, _look_pitch(bodies[B], bodies[A], gap) * 0.5)
+    turn = abs(k0) * length > 0.8
+    return _Built(T, _order(ini, pA, pB), lambda tors: None, [tA0, tA0 + delay, tA0 + dur], [],
+                  flags=dict(turn=turn), extra=dict(gap=round(float(gap), 2)))
+
+
+def _circle(rng, bodies, ini, tempo):
+    A, B = ini, 1 - ini
+    sc = _Scene(rng)
+    S = lambda x: _sec(x, tempo)  # noqa: E731
+    r = rng.uniform(0.7, 1.1)
+    sgn = float(rng.choice([-1, 1]))                       # +1: counterclockwise seen from above
+    sweep = rng.uniform(0.5, 1.3) * np.pi
+    v = rng.uniform(0.35, 0.55)
+    dur = int(round(r * sweep / v * FPS * tempo))
+    dur = min(dur, 230)
+    tA0 = int(rng.integers(5, 30))
+    delay = S(rng.uniform(0.2, 0.6))
+    T = tA0 + delay + dur + S(rng.uniform(0.3, 0.9))
+    t = np.arange(T)
+    C = sc.p(0.0, r)
+    phi0 = sc.h + np.pi                                     # A starts at the scene origin
+    phiA = phi0 + sgn * sweep * ramp(t, tA0, tA0 + dur)
+    phiB = phi0 + np.pi + sgn * sweep * ramp(t, tA0 + delay, tA0 + delay + dur)
+    xa, xb = C + r * fwd2(phiA), C + r * fwd2(phiB)
+    pA = Plan(root_xz=xa, yaw=np.unwrap(yaw_to(xa, xb)), swing=10, step_thr=0.13)
+    pB = Plan(root_xz=xb, yaw=np.unwrap(yaw_to(xb, xa)), swing=10, step_thr=0.13)
+    guard = rng.random() < 0.5
+    for p in (pA, pB):
+        p.crouch = np.full(T, 0.06 if guard else 0.0)
+        p.bend = np.full(T, 0.1 if guard else 0.0)
+
+    def arms(tors):
+        if not guard:
+            return
+        for p, tor in ((pA, tors[A]), (pB, tors[B])):
+            p.hand_target[:] = guard_targets(tor)
+            p.hand_w[:] = ramp(t, 0, S(0.4))[:, None]
+            p.elbow_pole = np.stack([_unit(-0.8 * UP + 0.5 * SIDE[j] * tor["left"] - 0.2 * tor["fwd"])
+                                     for j in (0, 1)], 1)
+
+    return _Built(T, _order(ini, pA, pB), arms, [tA0, tA0 + delay],
+                  [], direction="counterclockwise" if sgn > 0 else "clockwise", flags=dict(guard=guard))
+
+
+def _bow(rng, bodies, ini, tempo):
+    A, B = ini, 1 - ini
+    bA, bB = bodies[A], bodies[B]
+    sc = _Scene(rng)
+    S = lambda x: _sec(x, tempo)  # noqa: E731
+    d = rng.uniform(1.1, 2.2)
+    ap = _approach(rng, d, tempo, p_walk=0.35, p_both=0.0)
+    ta0 = ap["t1"] + S(rng.uniform(0.1, 0.6))
+    ta1 = ta0 + S(rng.uniform(0.6, 1.0))
+    ta2 = ta1 + S(rng.uniform(0.3, 0.8))
+    ta3 = ta2 + S(rng.uniform(0.6, 1.0))
+    tb0 = ta1 + S(rng.uniform(-0.2, 0.6))
+    tb1 = tb0 + S(rng.uniform(0.6, 1.0))
+    tb2 = tb1 + S(rng.uniform(0.2, 0.6))
+    tb3 = tb2 + S(rng.uniform(0.6, 1.0))
+    T = max(ta3, tb3) + S(rng.uniform(0.2, 0.8))
+    t = np.arange(T)
+    pA, pB = _two_plans(sc, t, ap)
+    bendA = rng.uniform(0.45, 0.95) * window(t, ta0, ta1, ta2, ta3)
+    bendB = rng.uniform(0.35, 0.85) * window(t, tb0, tb1, tb2, tb3)
+    for p, bend, bs, bo, sgn in ((pA, bendA, bA, bB, -1.0), (pB, bendB, bB, bA, 1.0)):
+        p.bend, p.hip_share = bend, 0.55
+        p.head_pitch = _look_pitch(bs, bo, d) + 0.3 * bend
+        p.root_xz = p.root_xz + sgn * 0.1 * (bs.height / 1.7) * np.sin(bend)[:, None] * fwd2(sc.h)
+    hand_on_chest = rng.random() < 0.35
+    k = 1 if rng.random() < 0.75 else 0
+
+    def arms(tors):
+        if not hand_on_chest:
+            return
+        tA = tors[A]
+        y = tA["pos"][:, 9, 1]
+        chest = on_torso(tA, y, SIDE[1 - k] * 0.35, clearance=0.04)  # across to the other side of the chest
+        pA.hand_target[:, k] = chest
+        pA.hand_w[:, k] = window(t, ta0 - S(0.5), ta0, ta2, ta3 + S(0.3))
+        pA.elbow_pole = np.stack([_unit(SIDE[j] * tA["left"] - 0.8 * UP) for j in (0, 1)], 1)
+
+    return _Built(T, _order(ini, pA, pB), arms, [ta1, tb1], [],
+                  hand=HAND_NAMES[k] if hand_on_chest else None,
+                  flags=dict(walk=ap["walked"], chest=hand_on_chest))
+
+
+def _handover(rng, bodies, ini, tempo):
+    A, B = ini, 1 - ini
+    bA, bB = bodies[A], bodies[B]
+    k = 1 if rng.random() < 0.7 else 0                       # giver's hand
+    kb = 1 if rng.random() < 0.7 else 0                      # receiver's hand
+    sc = _Scene(rng)
+    S = lambda x: _sec(x, tempo)  # noqa: E731
+    drop = rng.uniform(0.28, 0.4)
+    lateral = abs(SIDE[k] * bA.shoulder[0] + SIDE[kb] * bB.shoulder[0])
+    d = meet_distance(bA, bB, drop, lateral, 0.86, 0.08, 0.08)
+    ap = _approach(rng, d, tempo, p_walk=0.7, p_both=0.2)
+    t_ext = max(0, ap["t1"] - S(rng.uniform(0.2, 0.5)))
+    t_give = max(ap["t1"] + S(rng.uniform(0.3, 0.7)), S(0.8))
+    tB_up = t_give - S(rng.uniform(0.4, 0.6))
+    t_rel = t_give + S(rng.uniform(0.3, 0.6))
+    t_done = t_rel + S(0.7)
+    T = t_done + S(rng.uniform(0.3, 1.0))
+    t = np.arange(T)
+    pA, pB = _two_plans(sc, t, ap)
+    for p, bs, bo in ((pA, bA, bB), (pB, bB, bA)):
+        p.head_pitch = np.full(T, _look_pitch(bs, bo, d) + 0.2)
+        p.bend = 0.08 * window(t, t_give - S(0.5), t_give, t_rel, t_done)
+
+    def arms(tors):
+        tA, tB = tors[A], tors[B]
+        y = 0.5 * (tA["pos"][:, 16 + k, 1] + tB["pos"][:, 16 + kb, 1]) - drop
+        Ma, Mb = meet_points(tA["pos"][:, 16 + k], tB["pos"][:, 16 + kb], bA.arm, bB.arm, y)
+        carryA = tA["pos"][:, 16 + k] + bA.arm * (0.5 * tA["fwd"] - 0.65 * UP - 0.1 * SIDE[k] * tA["left"])
+        carryB = tB["pos"][:, 16 + kb] + bB.arm * (0.5 * tB["fwd"] - 0.65 * UP - 0.1 * SIDE[kb] * tB["left"])
+        pA.hand_target[:, k] = carryA + (Ma - carryA) * window(t, t_ext, t_give, t_rel, t_done)[:, None]
+        pA.hand_w[:, k] = 1.0 - ramp(t, t_rel + S(0.2), t_done + S(0.2))
+        pB.hand_target[:, kb] = Mb + (carryB - Mb) * ramp(t, t_rel, t_done)[:, None]
+        pB.hand_w[:, kb] = ramp(t, tB_up, t_give)
+
+    return _Built(T, _order(ini, pA, pB), arms, [t_give, t_rel], [(t_give, t_rel, A, 20 + k, B, 20 + kb)],
+                  hand=HAND_NAMES[k], flags=dict(walk=ap["walked"]))
+
+
+def _tug(rng, bodies, ini, tempo):
+    A, B = ini, 1 - ini
+    bA, bB = bodies[A], bodies[B]
+    sc = _Scene(rng)
+    S = lambda x: _sec(x, tempo)  # noqa: E731
+    lean = rng.uniform(0.15, 0.28)
+    drop = 0.3
+    d = meet_distance(bA, bB, drop, 0.0, 0.88, -lean, -lean)
+    ap = _approach(rng, d, tempo, p_walk=0.5, p_both=0.3)
+    t_grip = max(ap["t1"] + S(rng.uniform(0.3, 0.6)), S(0.8))
+    t_lean = t_grip + S(0.5)
+    n_osc, per = int(rng.integers(1, 3)), S(rng.uniform(0.9, 1.4))
+    t_win0 = t_lean + n_osc * per
+    pull = rng.uniform(0.5, 1.0)
+    t_win1 = t_win0 + S(rng.uniform(1.1, 1.5))
+    t_let = t_win1 + S(0.2)
+    T = t_let + S(0.5) + S(rng.uniform(0.2, 0.8))
+    t = np.arange(T)
+    pA, pB = _two_plans(sc, t, ap)
+    shift = -0.1 * np.sin(2 * np.pi * (t - t_lean) / per) * window(t, t_lean, t_lean + 6, t_win0 - 6, t_win0) \
+        - pull * ramp(t, t_win0, t_win1)
+    pA.root_xz = pA.root_xz + shift[:, None] * fwd2(sc.h)
+    pB.root_xz = pB.root_xz + shift[:, None] * fwd2(sc.h)
+    leanw = window(t, t_grip, t_lean, t_win1, t_let + S(0.4))
+    pA.bend = -lean * leanw
+    pB.bend = -lean * leanw * (1 - ramp(t, t_win0, t_win0 + S(0.4))) + 0.12 * window(
+        t, t_win0, t_win0 + S(0.4), t_win1, t_let + S(0.4))
+    pA.crouch = pB.crouch = 0.05 * leanw
+    pB.swing, pB.step_thr = 10, 0.1
+
+    def arms(tors):
+        tA, tB = tors[A], tors[B]
+        for j in (0, 1):  # A's left hand holds B's right hand and vice versa
+            Sa, Sb = tA["pos"][:, 16 + j], tB["pos"][:, 17 - j]
+            y = 0.5 * (Sa[:, 1] + Sb[:, 1]) - drop
+            Ma, Mb = meet_points(Sa, Sb, bA.arm, bB.arm, y)
+            pA.hand_target[:, j], pB.hand_target[:, 1 - j] = Ma, Mb
+        pA.hand_w[:] = pB.hand_w[:] = window(t, t_grip - S(0.5), t_grip, t_let, t_let + S(0.5))[:, None]
+        for p, tor in ((pA, tA), (pB, tB)):
+            p.elbow_pole = np.stack([_unit(SIDE[j] * tor["left"] - UP) for j in (0, 1)], 1)
+
+    contacts = [(t_grip, t_let, A, 20, B, 21), (t_grip, t_let, A, 21, B, 20)]
+    return _Built(T, _order(ini, pA, pB), arms, [t_grip, t_win0, t_win1], contacts,
+                  flags=dict(walk=ap["walked"]))
+
+
+def _kick_block(rng, bodies, ini, tempo):
+    A, B = ini, 1 - ini
+    bA, bB = bodies[A], bodies[B]
+    k = 1 if rng.random() < 0.65 else 0                      # kicking leg
+    kb = 1 - k                                               # B blocks with the hand on that side
+    sc = _Scene(rng)
+    S = lambda x: _sec(x, tempo)  # noqa: E731
+    # B's blocking hands sit in front of the belly; A's toes must reach them.
+    block_y = bB.pelvis_y + 0.2 * bB.height / 1.7
+    block_fwd = 0.3 * bB.height / 1.7
+    hipA_y = bA.pelvis_y + bA.offsets[1, 1]
+    R = 0.92 * (bA.leg + np.linalg.norm(bA.offsets[10]))
+    dy = block_y - hipA_y
+    d = np.sqrt(max(R * R - dy * dy, 0.2)) + block_fwd + 0.04
+    t_guard = int(rng.integers(0, 15))
+    k0 = t_guard + S(rng.uniform(0.5, 1.5))
+    k1 = k0 + int(rng.integers(6, 9))
+    k2 = k1 + int(rng.integers(6, 9))
+    k3 = k2 + 2
+    k4 = k3 + int(rng.integers(6, 8))
+    k5 = k4 + int(rng.integers(6, 9))
+    t_step = k3 + 2
+    T = k5 + S(rng.uniform(0.5, 1.2))
+    t = np.arange(T)
+    pA = Plan(root_xz=sc.p(np.zeros(T), np.zeros(T)), yaw=np.full(T, sc.yaw(0.0)), busy=(k0 - 2, k5 + 2))
+    back = rng.uniform(0.15, 0.35)
+    pB = Plan(root_xz=sc.p(np.zeros(T), d + back * ramp(t, t_step, t_step + S(0.6))),
+              yaw=np.full(T, sc.yaw(np.pi)), swing=10)
+    pA.bend = -0.22 * window(t, k0, k2, k3, k5)
+    pB.bend = 0.15 * window(t, k1, k2, k3, k5 + S(0.3))
+    pB.head_pitch = np.full(T, 0.3)
+    pA.kick = dict(foot=k, times=(k0, k1, k2, k3, k4, k5), toe=None, pitch=-0.45)
+
+    def arms(tors):
+        tA, tB = tors[A], tors[B]
+        for p, tor in ((pA, tA), (pB, tB)):
+            p.hand_target[:] = guard_targets(tor)
+            p.hand_w[:] = ramp(t, t_guard, t_guard + S(0.4))[:, None]
+            p.elbow_pole = np.stack([_unit(-0.8 * UP + 0.5 * SIDE[j] * tor["left"] - 0.2 * tor["fwd"])
+                                     for j in (0, 1)], 1)
+        base = tB["root"] * np.array([1, 0, 1]) + block_y * UP + block_fwd * tB["fwd"]
+        block = np.stack([base + SIDE[j] * 0.05 * tB["left"] for j in (0, 1)], 1)
+        bw = window(t, k1 - 4, k2, k3 + 2, k5 + S(0.3))[:, None, None]
+        pB.hand_target[:] = pB.hand_target + (block - pB.hand_target) * bw
+        pB.elbow_pole = np.stack([_unit(SIDE[j] * tB["left"] - 0.3 * UP) for j in (0, 1)], 1)
+        toe = block[:, kb] + (HAND_GAP - 0.005) * tB["fwd"]
+        pA.kick["toe"] = toe[np.clip(t, k2, k3)]               # aim where B's hand is at impact
+
+    return _Built(T, _order(ini, pA, pB), arms, [k2], [(k2, k3, A, 10 + k, B, 20 + kb)],
+                  hand=HAND_NAMES[k])
+
+
+def _point_look(rng, bodies, ini, tempo):
+    A, B = ini, 1 - ini
+    bA = bodies[A]
+    k = 1 if rng.random() < 0.65 else 0
+    sc = _Scene(rng)
+    S = lambda x: _sec(x, tempo)  # noqa: E731
+    beside = rng.random() < 0.5
+    if beside:   # B stands beside A (on either side), facing the same way
+        xb, zb, yb = float(rng.choice([-1, 1])) * rng.uniform(0.8, 1.2), rng.uniform(-0.3, 0.3), 0.0
+    else:        # B faces A
+        xb, zb, yb = rng.uniform(-0.3, 0.3), rng.uniform(1.2, 2.0), np.pi
+    beta = SIDE[k] * rng.uniform(0.1, 1.5)                   # pointing direction, toward the hand's side
+    dist = rng.uniform(3.0, 8.0)
+    P_xz = sc.p(dist * np.sin(beta), dist * np.cos(beta))
+    P = to3(P_xz, rng.uniform(0.0, 2.0))
+    t0 = int(rng.integers(5, 30))
+    t1 = t0 + S(rng.uniform(0.5, 0.8))
+    t_react = t1 + S(rng.uniform(0.1, 0.4))
+    t_look = t_react + S(rng.uniform(0.6, 1.0))
+    t2 = max(t1, t_look) + S(rng.uniform(0.5, 1.2))
+    t3 = t2 + S(0.6)
+    T = t3 + S(rng.uniform(0.2, 0.8))
+    t = np.arange(T)
+    pA = Plan(root_xz=sc.p(np.zeros(T), np.zeros(T)), yaw=np.full(T, sc.yaw(0.0)))
+    pB = Plan(root_xz=sc.p(np.full(T, xb), np.full(T, zb)), yaw=np.full(T, sc.yaw(yb)))
+    relA = float(wrap(yaw_to(pA.root_xz[0], P_xz) - pA.yaw[0]))
+    wA = window(t, t0, t1, t2, t3)
+    pA.twist = np.clip(0.35 * relA, -0.4, 0.4) * wA
+    pA.head_yaw = np.clip(relA - 0.35 * relA, -1.1, 1.1) * wA
+    relB = float(wrap(yaw_to(pB.root_xz[0], P_xz) - pB.yaw[0]))
+    body_turn = relB - np.clip(relB, -0.9, 0.9) * 0.8 if abs(relB) > 0.9 else 0.0
+    wB = ramp(t, t_react, t_look)
+    pB.yaw = pB.yaw + body_turn * wB
+    pB.head_yaw = np.clip(relB - body_turn, -1.1, 1.1) * wB
+    for p in (pA, pB):
+        eye = p.root_xz[0]
+        p.head_pitch = float(np.clip(np.arctan2(1.5 - P[1], np.linalg.norm(P_xz - eye)), -0.4, 0.4)) * (
+            wA if p is pA else wB)
+
+    def arms(tors):
+        tA = tors[A]
+        Sh = tA["pos"][:, 16 + k]
+        aim = Sh + 0.97 * bA.arm * _unit(P - Sh)
+        pA.hand_target[:, k], pA.hand_w[:, k] = aim, wA
+        pA.elbow_pole = np.stack([_unit(SIDE[j] * tA["left"] - UP) for j in (0, 1)], 1)
+
+    return _Built(T, _order(ini, pA, pB), arms, [t1, t_look], [], hand=HAND_NAMES[k],
+                  flags=dict(beside=beside), extra=dict(target=[round(float(v), 3) for v in P]))
+
+
+def _shoulder_pat(rng, bodies, ini, tempo):
+    A, B = ini, 1 - ini
+    bA, bB = bodies[A], bodies[B]
+    sc = _Scene(rng)
+    S = lambda x: _sec(x, tempo)  # noqa: E731
+    side = float(rng.choice([-1, 1]))       # A approaches on B's left (+1) or right (-1) side
+    k = 1 if side > 0 else 0                # ... and pats with the inner hand
+    jb = 16 if side > 0 else 17             # ... on B's shoulder on that side
+    # Can A reach the top of B's shoulder? If not (much shorter), A pats B's upper back instead.
+    on_shoulder = bA.shoulder_y + 0.3 * bA.arm / 0.51 >= bB.shoulder_y + SHOULDER_RADIUS + 0.03
+    lat = 0.25 * side
+    dy = (bB.shoulder_y + (SHOULDER_RADIUS + 0.02 if on_shoulder else -0.15)) - bA.shoulder_y
+    dlat = abs(bB.shoulder[0] - (0.25 - bA.shoulder[0]))
+    behind = float(np.sqrt(max((0.86 * bA.arm) ** 2 - dy * dy - dlat * dlat, 0.3 ** 2)))
+    behind = max(behind, 0.3)
+    extra = rng.uniform(0.8, 2.5)
+    v = rng.uniform(0.4, 0.55)
+    t0 = int(rng.integers(0, 20))
+    t1 = t0 + int(round(extra / v * FPS * tempo))
+    n, per = int(rng.integers(2, 4)), S(rng.uniform(0.3, 0.4))
+    t_pat = t1 + S(rng.uniform(0.2, 0.4))
+    t_pats_end = t_pat + (n - 1) * per
+    t_off = t_pats_end + S(0.6)
+    t_turn0 = t_pats_end + S(rng.uniform(0.1, 0.4))
+    t_turn1 = t_turn0 + S(rng.uniform(1.2, 1.6))
+    T = max(t_off, t_turn1) + S(rng.uniform(0.3, 1.0))
+    t = np.arange(T)
+    zA = keyframes(t, [t0, t1], [-behind - extra, -behind])
+    pA = Plan(root_xz=sc.p(np.full(T, lat), zA), yaw=np.full(T, sc.yaw(0.0)))
+    pB = Plan(root_xz=sc.p(np.zeros(T), np.zeros(T)), yaw=np.full(T, sc.yaw(0.0)))
+    pB.yaw = pB.yaw + side * np.pi * ramp(t, t_turn0, t_turn1)  # turns toward A's side
+    pB.head_yaw = side * 0.5 * window(t, t_pat, t_turn0, t_turn0 + S(0.4), t_turn1)
+    pats = [t_pat + i * per for i in range(n)]
+
+    def arms(tors):
+        tA, tB = tors[A], tors[B]
+        if on_shoulder:
+            spot = tB["pos"][:, jb] + (SHOULDER_RADIUS + 0.02) * UP
+        else:
+            y = tB["pos"][:, 12, 1] - 0.15
+            spot = on_torso(tB, y, side * (np.pi - 0.5))
+        bounce = sum(window(t, tp + 2, tp + per // 2, tp + per // 2, tp + per - 1) for tp in pats[:-1])
+        pA.hand_target[:, k] = spot + 0.07 * bounce[:, None] * UP
+        pA.hand_w[:, k] = window(t, t1 - S(0.4), t_pat, t_pats_end + 2, t_off)
+        pA.elbow_pole = np.stack([_unit(SIDE[j] * tA["left"] - UP) for j in (0, 1)], 1)
+
+    contacts = [(tp, tp + 1, A, 20 + k, B, jb if on_shoulder else 9) for tp in pats]
+    return _Built(T, _order(ini, pA, pB), arms, [t_pat, t_turn1], contacts,
+                  hand=HAND_NAMES[k], flags=dict(shoulder=on_shoulder))
+
+
+def _order(ini, pA, pB):
+    """Plans indexed by person: the initiator A is person `ini`."""
+    return [pA, pB] if ini == 0 else [pB, pA]
+
+
+BUILDERS = {
+    "handshake": _handshake, "high_five": _high_five, "punch_dodge": _punch_dodge, "push": _push,
+    "hug": _hug, "wave": _wave, "follow": _follow, "circle": _circle, "bow": _bow,
+    "handover": _handover, "tug_of_war": _tug, "kick_block": _kick_block, "point_look": _point_look,
+    "shoulder_pat": _shoulder_pat,
+}
+INTERACTION_TYPES = list(BUILDERS)
+
+
+# =====================================================================================================
+# 6. Captions
+# =====================================================================================================
+# Three captions per clip in InterHuman's style. {a} is the initiator, {b} the other person; [x|y] picks
+# one synonym. Two captions call them "one person" / "the other" (initiator named first); one calls them
+# "the first person" (index 0) / "the second person" (index 1), so roles are recoverable from the text.
+# Side words are exactly left/right and clockwise/counterclockwise: mirroring swaps those words, so no
+# template may use "right" or "left" in any other sense. A (flag, template) pair is only used when the
+# clip's flag is true ("!flag": false); None means always.
+
+TEMPLATES = {
+    "handshake": [
+        ("walk", "{a} [walks up to|approaches] {b} and [shakes their hand|shakes hands with them] using the {hand} hand."),
+        (None, "{a} [reaches out|holds out] the {hand} hand to {b}, who [grasps|takes] it, and they shake hands."),
+        (None, "{a} offers {b} a {hand}-handed handshake and {b} [accepts|returns] it."),
+        (None, "two people shake {hand} hands; {a} [reaches out first|starts the handshake] and {b} responds."),
+        ("walk", "{a} [walks over to|comes up to] {b} and the two [greet each other with|exchange] a {hand}-hand handshake."),
+        ("away", "{a} comes over to {b}, who turns toward them, and they shake {hand} hands."),
+    ],
+    "high_five": [
+        (None, "{a} raises the {hand} hand and {b} [gives them|answers with] a high five."),
+        ("walk", "{a} [walks up to|approaches] {b} and they slap a {hand}-handed high five."),
+        (None, "{a} [lifts|holds up] the {hand} hand for a high five, and {b} [slaps|hits] it."),
+        (None, "two people high-five with their {hand} hands, {a} raising a hand first and {b} joining in."),
+        (None, "{a} [starts|initiates] a {hand}-hand high five with {b}."),
+    ],
+    "punch_dodge": [
+        (None, "{a} throws a {hand}-handed punch at {b}, who [dodges|avoids] it by {dodge_ing}."),
+        (None, "{a} punches at the face of {b} with the {hand} fist and {b} {dodge_verb}."),
+        (None, "{a} [swings|throws] a {hand} punch, but {b} {dodge_verb}."),
+        (None, "in a fighting stance, {a} attacks {b} with a {hand} jab and {b} {dodge_verb} to avoid it."),
+        (None, "{a} tries to hit {b} with the {hand} hand; {b} [dodges|evades] the punch."),
+    ],
+    "push": [
+        (None, "{a} pushes {b} [hard|forcefully] with both hands, and {b} stumbles backward."),
+        ("walk", "{a} [walks up to|approaches] {b} and shoves them in the chest; {b} staggers back a few steps."),
+        (None, "{a} shoves {b} away, making {b} [stumble|stagger] backward."),
+        (None, "{a} pushes {b} in the chest and {b} [loses balance|is knocked back] and steps back."),
+        (None, "with both hands, {a} pushes {b}, who [stumbles|staggers] back."),
+    ],
+    "hug": [
+        ("walk", "{a} [walks up to|approaches] {b} and [hugs them|gives them a hug]."),
+        (None, "{a} opens their arms and {b} [embraces them|hugs them back]."),
+        (None, "two people hug each other; {a} [reaches out first|starts the embrace]."),
+        (None, "{a} wraps their arms around {b}, and {b} hugs back."),
+        (None, "{a} and {b} [embrace|hug] warmly, swaying a little, then let go."),
+        ("both", "{a} and {b} walk toward each other and hug."),
+    ],
+    "wave": [
+        (None, "{a} waves [at|to] {b} from [a distance|afar] with the {hand} hand, and {b} waves back."),
+        (None, "standing far apart, {a} raises the {hand} hand and waves; {b} [waves back|returns the wave]."),
+        ("turn", "{a} waves the {hand} hand to get the attention of {b}, who turns around and waves back."),
+        (None, "{a} greets {b} from [far away|a distance] by waving the {hand} hand, and {b} answers with a wave."),
+        (None, "{a} [waves|gives a wave] with their {hand} hand and {b} waves in return."),
+    ],
+    "follow": [
+        (None, "{a} walks [ahead|forward] and {b} follows [behind them|a few steps behind]."),
+        (None, "{a} leads the way while {b} [follows|walks after them]."),
+        (None, "{a} [starts walking|sets off] and {b} [trails|follows] behind."),
+        ("turn", "{a} walks along a curved path and {b} follows in their footsteps."),
+        (None, "{a} walks [off|away], and shortly after {b} follows them."),
+    ],
+    "circle": [
+        (None, "two people circle each other {dir}, {a} moving first and {b} following."),
+        (None, "{a} and {b} walk around each other in a {dir} circle."),
+        (None, "{a} starts to circle {dir} around {b}, and {b} [mirrors them|does the same], keeping their distance."),
+        ("guard", "{a} and {b} [square up|face off] with fists raised and circle {dir}."),
+        (None, "facing each other, {a} and {b} [step|move] sideways in a {dir} direction."),
+        (None, "{a} [sidesteps|moves sideways] {dir} and {b} [follows suit|circles along], staying face to face."),
+    ],
+    "bow": [
+        (None, "{a} bows to {b}, and {b} bows back."),
+        (None, "{a} [bows|makes a bow] [politely|respectfully] and {b} [returns the bow|bows in return]."),
+        ("chest", "{a} bows with the {hand} hand on their chest, and {b} bows back."),
+        ("chest", "placing the {hand} hand on the chest, {a} bows to {b}, who [returns the bow|bows too]."),
+        (None, "two people bow to each other, {a} first and then {b}."),
+        ("walk", "{a} walks up to {b} and bows; {b} bows back."),
+    ],
+    "handover": [
+        (None, "{a} hands an object to {b} with the {hand} hand."),
+        ("walk", "{a} [walks up to|approaches] {b} and gives them something with the {hand} hand."),
+        (None, "{a} passes {b} an item using the {hand} hand, and {b} takes it."),
+        (None, "{a} [holds out|offers] something in the {hand} hand; {b} reaches out and takes it."),
+        (None, "{a} gives {b} an object held in the {hand} hand, and {b} [accepts|receives] it."),
+    ],
+    "tug_of_war": [
+        (None, "{a} and {b} grab each other's hands and play tug of war; {a} pulls {b} [over|forward]."),
+        (None, "two people hold hands and pull against each other, and {a} drags {b} forward."),
+        (None, "{a} [grabs|takes] the hands of {b}, they lean back and tug, and {a} pulls {b} off balance."),
+        (None, "{a} and {b} tug against each other with clasped hands until {a} pulls {b} [along|forward]."),
+        (None, "in a tug of war with joined hands, {a} [outpulls|overpowers] {b}."),
+    ],
+    "kick_block": [
+        (None, "{a} kicks at {b} with the {hand} leg, and {b} blocks it with their hands."),
+        (None, "{a} throws a {hand}-leg kick at the stomach of {b}; {b} [blocks|stops] it and steps back."),
+        (None, "{a} [launches|throws] a front kick with the {hand} foot, and {b} [blocks|guards against] it."),
+        (None, "in a fighting stance, {a} kicks {b} with the {hand} leg while {b} defends with both arms."),
+        (None, "{a} attacks with a {hand} kick and {b} [parries|blocks] it."),
+    ],
+    "point_look": [
+        (None, "{a} points [at something|somewhere] [in the distance|far away] with the {hand} hand, and {b} looks [there|in that direction]."),
+        (None, "{a} raises the {hand} arm to point, and {b} turns to look where they point."),
+        (None, "{a} shows {b} something by pointing with the {hand} hand; {b} [turns their head|looks] that way."),
+        (None, "{a} points with the {hand} index finger and {b} follows the gesture with their eyes."),
+        ("beside", "standing beside {b}, {a} points [into the distance|ahead] with the {hand} hand and {b} looks."),
+    ],
+    "shoulder_pat": [
+        ("shoulder", "{a} walks up behind {b} and pats them on the shoulder with the {hand} hand; {b} turns around."),
+        ("shoulder", "{a} taps {b} on the shoulder with the {hand} hand, and {b} turns to face them."),
+        ("!shoulder", "{a} [walks up behind|approaches] {b} and pats their back with the {hand} hand; {b} turns around."),
+        (None, "{a} [gets|catches] the attention of {b} with a pat of the {hand} hand, and {b} turns around."),
+        (None, "{a} comes from behind and [pats|taps] {b} with the {hand} hand; {b} turns to look."),
+    ],
+}
+
+_DODGE_WORDS = {  # dodge style -> (gerund phrases, verb phrases)
+    "back": (["leaning back", "pulling back"], ["leans back out of reach", "pulls the head back"]),
+    "duck": (["ducking", "crouching down"], ["ducks under it", "crouches under the punch"]),
+    "side": (["slipping to the side", "leaning sideways"], ["sways to the side", "slips aside"]),
+}
+
+
+def _flag_ok(cond, flags):
+    if cond is None:
+        return True
+    if cond.startswith("!"):
+        return not flags.get(cond[1:], False)
+    return bool(flags.get(cond, False))
+
+
+def _render(template, rng, **kw):
+    """Fill [x|y] synonyms and {names}; capitalise the first letter."""
+    text = re.sub(r"\[([^\]]*)\]", lambda m: str(rng.choice(m.group(1).split("|"))), template)
+    text = text.format(**kw)
+    return text[0].upper() + text[1:]
+
+
+def make_captions(rng, kind, built, ini) -> list:
+    """Three different captions; one of them names people by index ("the first/second person")."""
+    cands = [tpl for cond, tpl in TEMPLATES[kind] if _flag_ok(cond, built.flags)]
+    order = rng.permutation(len(cands))[:3]
+    forms = ["one", "one", "index"]
+    rng.shuffle(forms)
+    kw = dict(hand=built.hand, dir=built.direction)
+    if kind == "punch_dodge":
+        ing, verb = _DODGE_WORDS[built.flags["dodge"]]
+        kw.update(dodge_ing=str(rng.choice(ing)), dodge_verb=str(rng.choice(verb)))
+    names = ("the first person", "the second person")
+    out = []
+    for form, i in zip(forms, order):
+        if form == "one":
+            a, b = str(rng.choice(["one person", "a person"])), str(rng.choice(["the other person", "the other"]))
+        else:
+            a, b = names[ini], names[1 - ini]
+        out.append(_render(cands[i], rng, a=a, b=b, **kw))
+    return out
+
+
+# =====================================================================================================
+# 7. Generating, caching, splitting
+# =====================================================================================================
+
+DEFAULT_N_CLIPS = 3000
+CACHE_VERSION = 1          # bump when the generator changes, so stale caches are not reused
+SPLITS = {"train": range(0, 8), "val": range(8, 9), "test": range(9, 10)}  # by clip index mod 10
+SHORT_CLIP_PROB = 0.1      # share of clips cut short (15-60 frames) around a key event
+
+
+def clip_type(seed: int, i: int) -> str:
+    """Interaction type of clip i: every block of 14 consecutive clips holds each type once."""
+    n = len(INTERACTION_TYPES)
+    perm = np.random.default_rng([seed, i // n, 7]).permutation(n)
+    return INTERACTION_TYPES[perm[i % n]]
+
+
+def split_of(i: int) -> str:
+    """Deterministic 80/10/10 split by clip index."""
+    return next(s for s, r in SPLITS.items() if i % 10 in r)
+
+
+def make_clip(seed: int, i: int) -> dict:
+    """Clip i of the dataset with this seed (independent of how many clips are generated)."""
+    rng = np.random.default_rng([seed, i])
+    kind = clip_type(seed, i)
+    bodies = [sample_body(rng), sample_body(rng)]
+    ini = int(rng.integers(2))
+    tempo = float(rng.uniform(0.85, 1.2))
+    built = BUILDERS[kind](rng, bodies, ini, tempo)
+    tors = [solve_trunk(built.plans[p], bodies[p]) for p in (0, 1)]
+    built.arms(tors)
+    solved = [solve_limbs(tor) for tor in tors]
+    joints = np.stack([s[0] for s in solved])                 # (2, T, 22, 3)
+    local = np.stack([s[1] for s in solved])                  # (2, T, 22, 3, 3)
+    # Crop: long clips to the 300-frame limit, a few to a short window around one key event.
+    T = built.T
+    s, e = 0, T
+    if rng.random() < SHORT_CLIP_PROB:
+        kf = int(rng.choice(built.key_frames))
+        L = int(rng.integers(im.MIN_FRAMES, 61))
+        s = int(np.clip(kf - rng.integers(0, L), 0, max(T - L, 0)))
+        e = min(T, s + L)
+    if e - s > im.MAX_FRAMES:
+        s = int(np.clip(min(built.key_frames) - 30, 0, e - im.MAX_FRAMES))
+        e = s + im.MAX_FRAMES
+    joints, local = joints[:, s:e], local[:, s:e]
+    contacts = [(f - s, pa, ja, pb, jb) for (t0, t1, pa, ja, pb, jb) in built.contacts
+                for f in range(t0, t1 + 1) if s <= f < e]
+    contacts.sort()
+    meta = dict(type=kind, initiator=ini, key_frames=[int(f - s) for f in built.key_frames if s <= f < e],
+                hand=built.hand, direction=built.direction, contacts=contacts,
+                heights=[round(b.height, 3) for b in bodies], **built.extra,
+                offsets=np.stack([b.offsets for b in bodies]).astype(np.float32),       # (2, 22, 3)
+                root_rot6d=im.rot6d_from_matrix(local[:, :, 0]).astype(np.float32))     # (2, T, 6)
+    return dict(joints=joints.astype(np.float32),
+                rot6d=im.rot6d_from_matrix(local[:, :, 1:]).astype(np.float32),        # (2, T, 21, 6)
+                captions=make_captions(rng, kind, built, ini), meta=meta, id=f"is{i:06d}")
+
+
+def _make_range(args):
+    seed, i0, i1 = args
+    return [make_clip(seed, i) for i in range(i0, i1)]
+
+
+def generate(n_clips: int, seed: int = 0, workers: int = None) -> list:
+    """Generate clips 0..n_clips-1 (deterministic: same seed, same clips, whatever `workers` is).
+
+    Each clip: joints (2, T, 22, 3) float32 world positions (m, Y up, 30 fps); rot6d (2, T, 21, 6) float32
+    local rotations of joints 1..21; captions (3 str); meta (dict); id (str). Uses 2 processes for big sets."""
+    if workers is None:
+        workers = 2 if n_clips >= 400 else 1
+    if workers <= 1:
+        return _make_range((seed, 0, n_clips))
+    import multiprocessing as mp
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    bounds = np.linspace(0, n_clips, 8 * workers + 1).astype(int)
+    jobs = [(seed, int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+    with ctx.Pool(workers) as pool:
+        parts = pool.map(_make_range, jobs)
+    return [c for part in parts for c in part]
+
+
+def _cache_file(cache_dir, n_clips, seed):
+    cache_dir = cache_dir or os.path.join(_REPO, "data", "cache")
+    return os.path.join(cache_dir, f"intersynth_v{CACHE_VERSION}_n{n_clips}_s{seed}.npz")
+
+
+def save_clips(clips: list, path: str):
+    """All clips in one plain .npz: arrays flattened and concatenated, text and metadata as JSON."""
+    arrays = {name: np.concatenate([get(c).ravel() for c in clips]) for name, get in (
+        ("joints", lambda c: c["joints"]), ("rot6d", lambda c: c["rot6d"]),
+        ("root_rot6d", lambda c: c["meta"]["root_rot6d"]))}
+    info = [dict(id=c["id"], captions=c["captions"],
+                 meta={k: v for k, v in c["meta"].items() if k not in ("offsets", "root_rot6d")}) for c in clips]
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as f:
+        np.savez(f, lengths=np.array([c["joints"].shape[1] for c in clips]),
+                 offsets=np.stack([c["meta"]["offsets"] for c in clips]), info=np.array(json.dumps(info)),
+                 **arrays)
+    os.replace(tmp, path)  # atomic: a reader never sees a half-written file
+
+
+def load_clips(path: str) -> list:
+    """Inverse of save_clips. Clip arrays are views into a few big buffers (no copies)."""
+    with np.load(path) as z:
+        lengths, offsets, info = z["lengths"], z["offsets"], json.loads(str(z["info"]))
+        joints, rot6d, root = z["joints"], z["rot6d"], z["root_rot6d"]
+    clips, oj, orr, oroot = [], 0, 0, 0
+    for n, T in enumerate(lengths):
+        T = int(T)
+        meta = info[n]["meta"]
+        meta["contacts"] = [tuple(c) for c in meta["contacts"]]
+        meta["offsets"] = offsets[n]
+        meta["root_rot6d"] = root[oroot:oroot + 2 * T * 6].reshape(2, T, 6)
+        clips.append(dict(joints=joints[oj:oj + 2 * T * 66].reshape(2, T, 22, 3),
+                          rot6d=rot6d[orr:orr + 2 * T * 126].reshape(2, T, 21, 6),
+                          captions=info[n]["captions"], meta=meta, id=info[n]["id"]))
+        oj, orr, oroot = oj + 2 * T * 66, orr + 2 * T * 126, oroot + 2 * T * 6
+    return clips
+
+
+_LOADED = {}  # path -> clips, so train/val/test calls in one process read the file once
+
+
+def load_all(n_clips: int = DEFAULT_N_CLIPS, seed: int = 0, cache_dir: str = None, verbose=False) -> list:
+    """The whole set: from memory, else from the cache file, else generated and cached."""
+    path = _cache_file(cache_dir, n_clips, seed)
+    if path not in _LOADED:
+        if not os.path.exists(path):
+            t0 = time.time()
+            clips = generate(n_clips, seed)
+            if verbose:
+                print(f"generated {n_clips} clips in {time.time() - t0:.1f} s")
+            save_clips(clips, path)
+        _LOADED[path] = load_clips(path)
+    return _LOADED[path]
+
+
+def load_split(split: str, n_clips: int = DEFAULT_N_CLIPS, seed: int = 0, cache_dir: str = None) -> list:
+    """Clips of one split ('train', 'val', 'test'; 'all' for everything), generated once and cached
+    under data/cache/ (or cache_dir) in one .npz keyed by n_clips and seed."""
+    clips = load_all(n_clips, seed, cache_dir)
+    if split == "all":
+        return list(clips)
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {list(SPLITS)} or 'all', not {split!r}")
+    return [c for i, c in enumerate(clips) if split_of(i) == split]
+
+
+def nbytes(clips: list) -> int:
+    """Memory held by the clips' arrays (joints, rot6d and the arrays in meta)."""
+    return sum(c["joints"].nbytes + c["rot6d"].nbytes
+               + sum(v.nbytes for v in c["meta"].values() if isinstance(v, np.ndarray)) for c in clips)
+
+
+# =====================================================================================================
+# 8. Physics report
+# =====================================================================================================
+
+def segment_distance(p1, q1, p2, q2):
+    """Shortest distance between segments p1-q1 and p2-q2, all (N, 3) -> (N,)."""
+    d1, d2, r = q1 - p1, q2 - p2, p1 - p2
+    a, e = np.maximum((d1 * d1).sum(-1), 1e-12), np.maximum((d2 * d2).sum(-1), 1e-12)  # a point is a segment
+    b, c, f = (d1 * d2).sum(-1), (d1 * r).sum(-1), (d2 * r).sum(-1)
+    den = a * e - b * b
+    s = np.where(den > 1e-12, np.clip((b * f - c * e) / np.maximum(den, 1e-12), 0, 1), 0.0)
+    t = (b * s + f) / e
+    s = np.where(t < 0, np.clip(-c / a, 0, 1), np.where(t > 1, np.clip((b - c) / a, 0, 1), s))
+    t = np.clip(t, 0, 1)
+    return np.linalg.norm((p1 + d1 * s[:, None]) - (p2 + d2 * t[:, None]), axis=-1)
+
+
+def contact_distances(clip) -> dict:
+    """Per contact tuple: hand-to-hand (or foot-to-hand) joint distance, or a hand's gap to a body surface.
+
+    Body surfaces: the torso capsule (pelvis -> neck, radius TORSO_RADIUS) for torso joints, a sphere of
+    SHOULDER_RADIUS around a shoulder joint. Returns {'limb': array, 'body': array} in metres."""
+    J = clip["joints"]
+    limb, body = [], []
+    for f, pa, ja, pb, jb in clip["meta"]["contacts"]:
+        x = J[pa, f, ja].astype(np.float64)
+        if jb in TORSO_JOINTS:
+            axis = segment_distance(x[None], x[None], J[pb, f, 0][None].astype(np.float64),
+                                    J[pb, f, 12][None].astype(np.float64))[0]
+            body.append(axis - TORSO_RADIUS)
+        elif jb in SHOULDER:
+            body.append(np.linalg.norm(x - J[pb, f, jb]) - SHOULDER_RADIUS)
+        else:
+            limb.append(np.linalg.norm(x - J[pb, f, jb]))
+    return dict(limb=np.array(limb), body=np.array(body))
+
+
+def physics_report(clips: list) -> dict:
+    """Measure the physical plausibility of clips. All distances in the units named by the key.
+
+    - bone_rel_std_max: worst relative std of a bone's length over a clip (constant skeleton -> ~1e-7)
+    - foot_slide_cm_median / _p95: horizontal per-frame displacement of feet in contact, contact as
+      InterGen defines it (squared displacement < 0.001 m^2 and height < 0.12 ankle / 0.05 toe)
+    - floor_penetration_cm: deepest joint below y = 0
+    - hand_contact_cm_median / _max: joint distance for hand-hand (and foot-hand) contacts
+    - body_contact_gap_cm_median / _max: |gap| between a touching hand and the other's body surface
+    - torso_overlap_frames: frames where the torso capsules (pelvis -> neck, r = 0.12 m) intersect
+    - min_torso_distance_m: smallest capsule-axis distance seen
+    - max_joint_speed_ms, p99_joint_speed_ms, max_jump_cm: per-frame joint motion
+    """
+    bone_max, slide, floor, limb, body, overlap, min_d, speeds = 0.0, [], 0.0, [], [], 0, np.inf, []
+    parents = np.array(im.SMPL_PARENTS[1:])
+    thr = np.array(im.CONTACT_HEIGHT_THRESHOLD)
+    for c in clips:
+        J = c["joints"].astype(np.float64)                                   # (2, T, 22, 3)
+        lengths = np.linalg.norm(J[:, :, 1:] - J[:, :, parents], axis=-1)  # (2, T, 21)
+        bone_max = max(bone_max, float((lengths.std(1) / lengths.mean(1)).max()))
+        floor = min(floor, float(J[..., 1].min()))
+        if J.shape[1] > 1:
+            feet = J[:, :, im.FOOT_JOINTS]                                   # (2, T, 4, 3)
+            disp = feet[:, 1:] - feet[:, :-1]
+            contact = ((disp ** 2).sum(-1) < im.CONTACT_VEL_THRESHOLD) & (feet[:, :-1, :, 1] < thr)
+            slide.append(np.linalg.norm(disp[..., [0, 2]], axis=-1)[contact])
+            step = np.linalg.norm(J[:, 1:] - J[:, :-1], axis=-1)             # (2, T-1, 22)
+            speeds.append(step.max(-1).ravel())
+        dist = segment_distance(J[0, :, 0], J[0, :, 12], J[1, :, 0], J[1, :, 12])
+        overlap += int((dist < 2 * TORSO_RADIUS).sum())
+        min_d = min(min_d, float(dist.min()))
+        cd = contact_distances(c)
+        limb.append(cd["limb"])
+        body.append(cd["body"])
+    slide, limb, body = np.concatenate(slide), np.concatenate(limb), np.abs(np.concatenate(body))
+    steps = np.concatenate(speeds)
+    pct = lambda a, q: float(np.percentile(a, q)) if len(a) else float("nan")  # noqa: E731
+    return dict(
+        n_clips=len(clips), frames=int(sum(c["joints"].shape[1] for c in clips)),
+        bone_rel_std_max=bone_max,
+        foot_contact_frames=int(len(slide)),
+        foot_slide_cm_median=100 * pct(slide, 50), foot_slide_cm_p95=100 * pct(slide, 95),
+        floor_penetration_cm=100 * max(0.0, -floor),
+        hand_contact_cm_median=100 * pct(limb, 50), hand_contact_cm_max=100 * pct(limb, 100),
+        body_contact_gap_cm_median=100 * pct(body, 50), body_contact_gap_cm_max=100 * pct(body, 100),
+        n_contacts=int(len(limb) + len(body)),
+        torso_overlap_frames=overlap, min_torso_distance_m=min_d,
+        max_joint_speed_ms=FPS * float(steps.max()), p99_joint_speed_ms=FPS * pct(steps, 99),
+        max_jump_cm=100 * float(steps.max()),
+    )
+
+
+def rebuild_joints(clip, person: int) -> np.ndarray:
+    """Joint positions (T, 22, 3) from a clip's stored rotations, root path and skeleton, via FK."""
+    m = clip["meta"]
+    local = np.concatenate([im.matrix_from_rot6d(m["root_rot6d"][person].astype(np.float64))[:, None],
+                            im.matrix_from_rot6d(clip["rot6d"][person].astype(np.float64))], 1)  # (T, 22, 3, 3)
+    return im.forward_kinematics(local, clip["joints"][person, :, 0].astype(np.float64),
+                                 m["offsets"][person].astype(np.float64))
+
+
+# =====================================================================================================
+# 9. Command line
+# =====================================================================================================
+
+def _summary(clips, seconds):
+    from collections import Counter
+    types = Counter(c["meta"]["type"] for c in clips)
+    splits = Counter(split_of(i) for i in range(len(clips)))
+    lengths = np.array([c["joints"].shape[1] for c in clips])
+    print(f"{len(clips)} clips, {lengths.sum()} frames ({lengths.sum() / FPS / 60:.1f} min), "
+          f"length min/median/max {lengths.min()}/{int(np.median(lengths))}/{lengths.max()}, "
+          f"{(lengths >= 60).mean() * 100:.0f}% in 60-200: {((lengths >= 60) & (lengths <= 200)).mean() * 100:.0f}%")
+    print("per type:  " + ", ".join(f"{k} {v}" for k, v in sorted(types.items())))
+    print("per split: " + ", ".join(f"{k} {splits[k]}" for k in SPLITS))
+    print(f"time {seconds:.1f} s, arrays in memory {nbytes(clips) / 2 ** 20:.0f} MiB")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--check", action="store_true", help="measure physical plausibility")
+    ap.add_argument("--n", type=int, default=None, help=f"number of clips (default {DEFAULT_N_CLIPS}, cached)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    t0 = time.time()
+    if args.n is None:
+        clips = load_all(DEFAULT_N_CLIPS, args.seed, verbose=True)
+        print(f"cache: {_cache_file(None, DEFAULT_N_CLIPS, args.seed)}")
+    else:
+        clips = generate(args.n, args.seed)
+    _summary(clips, time.time() - t0)
+    if args.check:
+        r = physics_report(clips)
+        print("physics report:")
+        for k, v in r.items():
+            print(f"  {k:28s} {v:.4g}" if isinstance(v, float) else f"  {k:28s} {v}")
+
+
+if __name__ == "__main__":
+    main()
