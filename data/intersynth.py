@@ -266,22 +266,23 @@ def plan_steps(root_xz, yaw, body, swing=12, thr=0.12, lift=0.07, busy=None, toe
     home_yaw = yaw[:, None] + SIDE[None, :] * toe_out                                           # (T, 2)
     speed = np.r_[np.linalg.norm(np.diff(root_xz, axis=0), axis=1), 0.0] * FPS                  # (T,) m/s
     turn = np.r_[np.abs(wrap(np.diff(yaw))), 0.0] * FPS                                          # (T,) rad/s
-    max_step = 0.85 * body.leg
+    max_step = 0.9 * body.leg
+    ahead = np.minimum(np.arange(T) + 5, T - 1)  # a foot reacts to where its home will be in 5 frames
     pos, fyaw = home[0].copy(), home_yaw[0].copy()
     steps = []  # (foot, t0, t1, p0, p1, yaw0, yaw1)
     t, last = 0, -1
     while t < T - 1:
-        err = (np.linalg.norm(home[t:] - pos, axis=-1) / thr
-               + np.abs(wrap(home_yaw[t:] - fyaw)) / 0.45)                     # (T - t, 2)
+        err = (np.linalg.norm(home[ahead[t:]] - pos, axis=-1) / thr
+               + np.abs(wrap(home_yaw[ahead[t:]] - fyaw)) / 0.45)              # (T - t, 2)
         over = err.max(1) > 1.0
         if not over.any():
             break
         ts = t + int(np.argmax(over))
-        # Step duration: the body travels ~0.32 m (for a 0.78 m leg) per swing, so each foot's stride
-        # (the travel of two swings) stays ~0.64 m, which the legs reach without a deep crouch.
-        # Turning in place works the same way: ~0.9 rad of turn per swing.
-        rate = max(speed[ts:ts + 15].mean() / (0.32 * body.leg / 0.78), turn[ts:ts + 15].mean() / 0.9, 1e-3)
-        D = int(np.clip(round(FPS / rate), 7, swing))
+        # Step duration: the body travels at most ~0.28 m (for a 0.78 m leg) per swing, so each foot's
+        # stride (the travel of two swings) stays under ~0.6 m, which the legs reach without a deep crouch.
+        # Turning in place works the same way: at most ~0.9 rad of turn per swing.
+        rate = max(speed[ts:ts + 15].max() / (0.28 * body.leg / 0.78), turn[ts:ts + 15].max() / 0.9, 1e-3)
+        D = int(np.clip(np.floor(FPS / rate), 7, swing))
         if ts > T - 1 - D // 2:  # not enough frames left to finish a step
             break
         if busy is not None and ts <= busy[1] and ts + D >= busy[0]:
@@ -292,7 +293,7 @@ def plan_steps(root_xz, yaw, body, swing=12, thr=0.12, lift=0.07, busy=None, toe
         if k == last and e[1 - k] > 0.5:  # alternate feet when both want to move
             k = 1 - k
         t1 = ts + D
-        land = min(T - 1, t1 + D // 2)  # aim where home will be half a step after landing
+        land = min(T - 1, t1 + round(0.6 * D) + 1)  # aim where home will be in the middle of the stance
         p1 = home[land, k].copy()
         d = p1 - pos[k]
         if np.linalg.norm(d) > max_step:
@@ -420,7 +421,7 @@ def _pelvis_height(root_xz, R0, ankle, body, crouch):
     h_max = (ankle[..., 1] + dv - hip[..., 1]).min(1)                 # (T,)
     h_nom = body.ankle_h + 0.975 * body.leg - hip[..., 1].mean(1) - crouch
     h = np.minimum(h_nom, h_max)
-    h = gaussian_filter1d(minimum_filter1d(h, 17, mode="nearest"), 2.5, mode="nearest", truncate=3.0)
+    h = gaussian_filter1d(minimum_filter1d(h, 13, mode="nearest"), 2.0, mode="nearest", truncate=3.0)
     return np.minimum(h, h_max)
 
 
@@ -478,12 +479,12 @@ def solve_limbs(tor: dict):
     for k, (col, sh, el, wr) in enumerate([(13, 16, 18, 20), (14, 17, 19, 21)]):
         S = pos[:, sh]
         swing = np.clip(0.45 * fwd_off[:, 1 - k], -0.25, 0.25)[:, None]
-        relaxed = S - 0.93 * body.arm * UP + (0.05 + swing) * fwd + 0.05 * SIDE[k] * left
+        relaxed = S - 0.985 * body.arm * UP + (0.05 + swing) * fwd + 0.05 * SIDE[k] * left
         W = _blend_hand(S, relaxed, plan.hand_target[:, k], plan.hand_w[:, k, None], fwd + 0.4 * SIDE[k] * left)
         if plan.elbow_pole is not None:
             pole = plan.elbow_pole[:, k]
         else:
-            pole = _unit(-0.45 * fwd + 0.7 * SIDE[k] * left - 0.45 * UP)
+            pole = _unit(-0.75 * fwd + 0.4 * SIDE[k] * left - 0.45 * UP)  # hanging: back; reaching: down
         E, Wr = two_bone_ik(S, W, body.bone(el), body.bone(wr), pole)
         G_sh = _aim(E - S, pole, off[el], -z_axis)
         G_el = _aim(Wr - E, pole, off[wr], -z_axis)
@@ -667,7 +668,7 @@ def _handshake(rng, bodies, ini, tempo):
     bA, bB = bodies[A], bodies[B]
     k = 1 if rng.random() < 0.75 else 0                     # shaking hand, same for both
     sc = _Scene(rng)
-    drop, lean = rng.uniform(0.22, 0.32), rng.uniform(0.0, 0.12)
+    drop, lean = rng.uniform(0.3, 0.4), rng.uniform(0.05, 0.15)
     d = meet_distance(bA, bB, drop, bA.shoulder[0] + bB.shoulder[0], 0.86, lean, lean)
     ap = _approach(rng, d, tempo)
     S = lambda x: _sec(x, tempo)  # noqa: E731
@@ -687,7 +688,7 @@ def _handshake(rng, bodies, ini, tempo):
 
     def arms(tors):
         tA, tB = tors[A], tors[B]
-        y0 = 0.5 * (tA["pos"][:, 17 - (1 - k), 1] + tB["pos"][:, 16 + k, 1]) - drop
+        y0 = 0.5 * (tA["pos"][:, 16 + k, 1] + tB["pos"][:, 16 + k, 1]) - drop
         pump = 0.045 * np.sin(2 * np.pi * (t - t_meet) / period) * window(t, t_meet, t_meet + 3,
                                                                               t_rel - 3, t_rel)
         Ma, Mb = meet_points(tA["pos"][:, 16 + k], tB["pos"][:, 16 + k], bA.arm, bB.arm, y0 + pump)
@@ -745,7 +746,7 @@ def _punch_dodge(rng, bodies, ini, tempo):
     k = 1 if rng.random() < 0.65 else 0
     sc = _Scene(rng)
     S = lambda x: _sec(x, tempo)  # noqa: E731
-    d0 = rng.uniform(1.2, 1.6)
+    d0 = rng.uniform(0.95, 1.2)
     step = rng.uniform(0.15, 0.3)
     dodge = str(rng.choice(["back", "duck", "side"]))
     t_guard = int(rng.integers(0, 15))
@@ -1036,8 +1037,8 @@ def _bow(rng, bodies, ini, tempo):
     T = max(ta3, tb3) + S(rng.uniform(0.2, 0.8))
     t = np.arange(T)
     pA, pB = _two_plans(sc, t, ap)
-    bendA = rng.uniform(0.45, 0.95) * window(t, ta0, ta1, ta2, ta3)
-    bendB = rng.uniform(0.35, 0.85) * window(t, tb0, tb1, tb2, tb3)
+    bendA = rng.uniform(0.6, 1.1) * window(t, ta0, ta1, ta2, ta3)
+    bendB = rng.uniform(0.5, 1.0) * window(t, tb0, tb1, tb2, tb3)
     for p, bend, bs, bo, sgn in ((pA, bendA, bA, bB, -1.0), (pB, bendB, bB, bA, 1.0)):
         p.bend, p.hip_share = bend, 0.55
         p.head_pitch = _look_pitch(bs, bo, d) + 0.3 * bend
@@ -1103,9 +1104,9 @@ def _tug(rng, bodies, ini, tempo):
     bA, bB = bodies[A], bodies[B]
     sc = _Scene(rng)
     S = lambda x: _sec(x, tempo)  # noqa: E731
-    lean = rng.uniform(0.15, 0.28)
-    drop = 0.3
-    d = meet_distance(bA, bB, drop, 0.0, 0.88, -lean, -lean)
+    lean = rng.uniform(0.2, 0.35)
+    drop = 0.2
+    d = meet_distance(bA, bB, drop, 0.0, 0.93, -lean, -lean)
     ap = _approach(rng, d, tempo, p_walk=0.5, p_both=0.3)
     t_grip = max(ap["t1"] + S(rng.uniform(0.3, 0.6)), S(0.8))
     t_lean = t_grip + S(0.5)
@@ -1133,7 +1134,7 @@ def _tug(rng, bodies, ini, tempo):
         for j in (0, 1):  # A's left hand holds B's right hand and vice versa
             Sa, Sb = tA["pos"][:, 16 + j], tB["pos"][:, 17 - j]
             y = 0.5 * (Sa[:, 1] + Sb[:, 1]) - drop
-            Ma, Mb = meet_points(Sa, Sb, bA.arm, bB.arm, y)
+            Ma, Mb = meet_points(Sa, Sb, bA.arm, bB.arm, y, reach=0.95)
             pA.hand_target[:, j], pB.hand_target[:, 1 - j] = Ma, Mb
         pA.hand_w[:] = pB.hand_w[:] = window(t, t_grip - S(0.5), t_grip, t_let, t_let + S(0.5))[:, None]
         for p, tor in ((pA, tA), (pB, tB)):
@@ -1397,10 +1398,10 @@ TEMPLATES = {
         (None, "{a} gives {b} an object held in the {hand} hand, and {b} [accepts|receives] it."),
     ],
     "tug_of_war": [
-        (None, "{a} and {b} grab each other's hands and play tug of war; {a} pulls {b} [over|forward]."),
+        (None, "{a} wins a tug of war against {b}, the two pulling on each other's hands."),
         (None, "two people hold hands and pull against each other, and {a} drags {b} forward."),
-        (None, "{a} [grabs|takes] the hands of {b}, they lean back and tug, and {a} pulls {b} off balance."),
-        (None, "{a} and {b} tug against each other with clasped hands until {a} pulls {b} [along|forward]."),
+        (None, "{a} [grabs|takes] the hands of {b}; they lean back and tug until {b} is pulled off balance."),
+        (None, "holding hands, {a} pulls hard against {b} and drags them [along|forward]."),
         (None, "in a tug of war with joined hands, {a} [outpulls|overpowers] {b}."),
     ],
     "kick_block": [
