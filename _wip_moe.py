@@ -351,14 +351,15 @@ class InterMoE(nn.Module):
         _, sel, weights = self.route(h, emb, mask, n_persons)
         x = rearrange(self.norm(h, emb), "n t d -> (n t) d")  # (S_all, D): all N*T token slots
         sel_flat = rearrange(sel, "n t e -> (n t) e")  # (S_all, E)
-        # Every (expert, token) pair selected, sorted by expert: one gather, then one slab per expert.
+        # Every selected (expert, token) pair, sorted by expert, then cut into one run per expert.
         expert_idx, token_idx = sel_flat.T.nonzero(as_tuple=True)  # (K,), (K,)
-        counts = sel_flat.sum(0)  # (E,)
-        slabs = x[token_idx].split(counts.tolist())  # E slabs of (n_e, D)
-        out = torch.cat([expert(slab) for expert, slab in zip(self.experts, slabs)])  # (K, D)
         gate = rearrange(weights, "n t e -> (n t) e")[token_idx, expert_idx]  # (K,): softmax weight of each pair
-        contrib = (out * gate[:, None].to(out.dtype)).to(x.dtype)  # (K, D)
-        y = torch.zeros_like(x).index_add(0, token_idx, contrib)  # (S_all, D)
+        counts = sel_flat.sum(0)  # (E,)
+        sizes = counts.tolist()  # one device sync per layer, for the slab sizes
+        y = torch.zeros_like(x)  # (S_all, D)
+        for expert, idx, g in zip(self.experts, token_idx.split(sizes), gate.split(sizes)):
+            out = expert(x[idx])  # (n_e, D): the expert runs on its own tokens only
+            y.index_add_(0, idx, (out * g[:, None].to(out.dtype)).to(y.dtype))  # scatter back, weighted
         self._record(sel, counts, mask)
         return rearrange(y, "(n t) d -> n t d", n=N)  # (N, T, D)
 
