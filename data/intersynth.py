@@ -623,9 +623,9 @@ def _approach(rng, d_final, tempo, p_walk=0.75, p_both=0.3, t_start=(0, 20)):
     """A (initiator) walks toward B until they are d_final apart; sometimes B walks to meet A.
 
     Returns scene z coordinates of A and B before/after and the walk's frame window."""
-    extra = float(rng.uniform(0.6, 3.0)) if rng.random() < p_walk else 0.0
+    extra = float(rng.uniform(0.5, 2.2)) if rng.random() < p_walk else 0.0
     share_b = float(rng.uniform(0.3, 0.5)) if extra > 0 and rng.random() < p_both else 0.0
-    v = rng.uniform(0.4, 0.55)               # mean speed, m/s (minimum-jerk peak is 1.9x this)
+    v = rng.uniform(0.45, 0.6)               # mean speed, m/s (minimum-jerk peak is 1.9x this)
     t0 = int(rng.integers(*t_start))
     t1 = t0 + (int(round(extra / v * FPS * tempo)) if extra > 0 else 0)
     zA = (0.0, extra * (1 - share_b))
@@ -829,16 +829,16 @@ def _push(rng, bodies, ini, tempo):
         tA, tB = tors[A], tors[B]
         chest = np.stack([on_torso(tB, np.full(T, y_chest + (tB["root"][:, 1] - bB.pelvis_y)), a)
                           for a in (-0.6, 0.6)], 1)  # B's right then left side of the chest (T, 2, 3)
-        tgt = chest[np.minimum(t, t_push)]
-        # A's left hand goes to B's right chest (they face each other), A's right to B's left.
-        pA.hand_target[:] = tgt
-        pA.hand_w[:] = window(t, t_touch - S(0.45), t_touch, t_push + 2, t_push + S(0.6))[:, None]
+        # A's left hand goes to B's right chest (they face each other), A's right to B's left. The hands
+        # follow B's chest as B is thrown back, while A's arms relax (hand_w falls).
+        pA.hand_target[:] = chest
+        pA.hand_w[:] = window(t, t_touch - S(0.45), t_touch, t_push, t_push + S(0.5))[:, None]
         pA.elbow_pole = np.stack([_unit(-0.6 * UP + 0.6 * SIDE[j] * tA["left"] - 0.3 * tA["fwd"])
                                   for j in (0, 1)], 1)
         flail = np.stack([tB["pos"][:, 16 + j] + bB.arm * (0.55 * tB["fwd"] + 0.1 * UP
                                                           + 0.45 * SIDE[j] * tB["left"]) for j in (0, 1)], 1)
         pB.hand_target[:] = flail
-        pB.hand_w[:] = window(t, t_push, t_push + 6, t_push + S(0.6), t_stop + S(0.3))[:, None]
+        pB.hand_w[:] = window(t, t_push - 1, t_push + 10, t_push + S(0.6), t_stop + S(0.3))[:, None]
 
     contacts = [(t_touch, t_push, A, 20, B, 9), (t_touch, t_push, A, 21, B, 9)]
     return _Built(T, _order(ini, pA, pB), arms, [t_push, t_stop], contacts,
@@ -856,7 +856,7 @@ def _hug(rng, bodies, ini, tempo):
     t_wrap = max(ap["t1"] + S(rng.uniform(0.2, 0.5)), S(1.3))
     tA_open = max(0, t_wrap - S(rng.uniform(0.9, 1.3)))
     tB_open = max(0, t_wrap - S(rng.uniform(0.6, 0.9)))
-    t_rel = t_wrap + S(rng.uniform(1.0, 2.5))
+    t_rel = t_wrap + S(rng.uniform(0.8, 2.0))
     t_apart = t_rel + S(0.5)
     step_back = rng.random() < 0.6
     T = t_apart + S(rng.uniform(0.4, 1.2))
@@ -947,7 +947,7 @@ def _follow(rng, bodies, ini, tempo):
     A, B = ini, 1 - ini
     sc = _Scene(rng)
     S = lambda x: _sec(x, tempo)  # noqa: E731
-    length = rng.uniform(2.5, 5.5)
+    length = rng.uniform(1.8, 3.6)
     gap = rng.uniform(1.0, 1.7)
     delay = S(rng.uniform(0.3, 0.9))
     k0, k1 = rng.uniform(-0.35, 0.35), rng.uniform(0.0, 0.3)
@@ -959,7 +959,7 @@ def _follow(rng, bodies, ini, tempo):
     heading -= heading[np.searchsorted(s_grid, 0.0)] - sc.h
     xy = np.cumsum(fwd2(heading), 0) * 0.01
     xy += sc.o - xy[np.searchsorted(s_grid, 0.0)]
-    v = rng.uniform(0.42, 0.55)
+    v = rng.uniform(0.45, 0.6)
     tA0 = int(rng.integers(5, 25))
     dur = int(round(length / v * FPS * tempo))
     T = tA0 + dur + delay + S(rng.uniform(0.4, 1.0))
@@ -986,8 +986,8 @@ def _circle(rng, bodies, ini, tempo):
     S = lambda x: _sec(x, tempo)  # noqa: E731
     r = rng.uniform(0.7, 1.1)
     sgn = float(rng.choice([-1, 1]))                       # +1: counterclockwise seen from above
-    sweep = rng.uniform(0.5, 1.3) * np.pi
-    v = rng.uniform(0.35, 0.55)
+    sweep = rng.uniform(0.4, 1.0) * np.pi
+    v = rng.uniform(0.4, 0.6)
     dur = int(round(r * sweep / v * FPS * tempo))
     dur = min(dur, 230)
     tA0 = int(rng.integers(5, 30))
@@ -1110,7 +1110,7 @@ def _tug(rng, bodies, ini, tempo):
     ap = _approach(rng, d, tempo, p_walk=0.5, p_both=0.3)
     t_grip = max(ap["t1"] + S(rng.uniform(0.3, 0.6)), S(0.8))
     t_lean = t_grip + S(0.5)
-    n_osc, per = int(rng.integers(1, 3)), S(rng.uniform(0.9, 1.4))
+    n_osc, per = 1 + int(rng.random() < 0.4), S(rng.uniform(0.8, 1.2))
     t_win0 = t_lean + n_osc * per
     pull = rng.uniform(0.5, 1.0)
     t_win1 = t_win0 + S(rng.uniform(1.1, 1.5))
@@ -1262,8 +1262,8 @@ def _shoulder_pat(rng, bodies, ini, tempo):
     dlat = abs(bB.shoulder[0] - (0.25 - bA.shoulder[0]))
     behind = float(np.sqrt(max((0.86 * bA.arm) ** 2 - dy * dy - dlat * dlat, 0.3 ** 2)))
     behind = max(behind, 0.3)
-    extra = rng.uniform(0.8, 2.5)
-    v = rng.uniform(0.4, 0.55)
+    extra = rng.uniform(0.5, 1.8)
+    v = rng.uniform(0.45, 0.6)
     t0 = int(rng.integers(0, 20))
     t1 = t0 + int(round(extra / v * FPS * tempo))
     n, per = int(rng.integers(2, 4)), S(rng.uniform(0.3, 0.4))
@@ -1355,7 +1355,7 @@ TEMPLATES = {
     "hug": [
         ("walk", "{a} [walks up to|approaches] {b} and [hugs them|gives them a hug]."),
         (None, "{a} opens their arms and {b} [embraces them|hugs them back]."),
-        (None, "two people hug each other; {a} [reaches out first|starts the embrace]."),
+        (None, "two people hug each other; {a} [reaches out first|starts the embrace] and {b} hugs back."),
         (None, "{a} wraps their arms around {b}, and {b} hugs back."),
         (None, "{a} and {b} [embrace|hug] warmly, swaying a little, then let go."),
         ("both", "{a} and {b} walk toward each other and hug."),
@@ -1416,7 +1416,7 @@ TEMPLATES = {
         (None, "{a} raises the {hand} arm to point, and {b} turns to look where they point."),
         (None, "{a} shows {b} something by pointing with the {hand} hand; {b} [turns their head|looks] that way."),
         (None, "{a} points with the {hand} index finger and {b} follows the gesture with their eyes."),
-        ("beside", "standing beside {b}, {a} points [into the distance|ahead] with the {hand} hand and {b} looks."),
+        ("beside", "{a} stands beside {b} and points [into the distance|ahead] with the {hand} hand, and {b} looks."),
     ],
     "shoulder_pat": [
         ("shoulder", "{a} walks up behind {b} and pats them on the shoulder with the {hand} hand; {b} turns around."),
@@ -1606,6 +1606,7 @@ def load_all(n_clips: int = DEFAULT_N_CLIPS, seed: int = 0, cache_dir: str = Non
             if verbose:
                 print(f"generated {n_clips} clips in {time.time() - t0:.1f} s")
             save_clips(clips, path)
+            del clips  # the file's copy replaces it: one big buffer per array instead of many small ones
         _LOADED[path] = load_clips(path)
     return _LOADED[path]
 
@@ -1668,16 +1669,20 @@ def physics_report(clips: list) -> dict:
     """Measure the physical plausibility of clips. All distances in the units named by the key.
 
     - bone_rel_std_max: worst relative std of a bone's length over a clip (constant skeleton -> ~1e-7)
-    - foot_slide_cm_median / _p95: horizontal per-frame displacement of feet in contact, contact as
-      InterGen defines it (squared displacement < 0.001 m^2 and height < 0.12 ankle / 0.05 toe)
+    - foot_slide_cm_median / _mean / _p95 / _p99: horizontal per-frame displacement of feet in contact,
+      contact as InterGen defines it (squared displacement < 0.001 m^2, height < 0.12 ankle / 0.05 toe);
+      planted feet do not move at all, so the median is 0 and the tail comes from feet starting or
+      ending a swing close to the floor
     - floor_penetration_cm: deepest joint below y = 0
     - hand_contact_cm_median / _max: joint distance for hand-hand (and foot-hand) contacts
     - body_contact_gap_cm_median / _max: |gap| between a touching hand and the other's body surface
     - torso_overlap_frames: frames where the torso capsules (pelvis -> neck, r = 0.12 m) intersect
     - min_torso_distance_m: smallest capsule-axis distance seen
     - max_joint_speed_ms, p99_joint_speed_ms, max_jump_cm: per-frame joint motion
+    - max_joint_accel_ms2: largest second difference of a joint position (smoothness: no jumps)
     """
     bone_max, slide, floor, limb, body, overlap, min_d, speeds = 0.0, [], 0.0, [], [], 0, np.inf, []
+    accel = 0.0
     parents = np.array(im.SMPL_PARENTS[1:])
     thr = np.array(im.CONTACT_HEIGHT_THRESHOLD)
     for c in clips:
@@ -1692,6 +1697,9 @@ def physics_report(clips: list) -> dict:
             slide.append(np.linalg.norm(disp[..., [0, 2]], axis=-1)[contact])
             step = np.linalg.norm(J[:, 1:] - J[:, :-1], axis=-1)             # (2, T-1, 22)
             speeds.append(step.max(-1).ravel())
+        if J.shape[1] > 2:
+            acc = np.linalg.norm(J[:, 2:] - 2 * J[:, 1:-1] + J[:, :-2], axis=-1)  # (2, T-2, 22)
+            accel = max(accel, float(acc.max()))
         dist = segment_distance(J[0, :, 0], J[0, :, 12], J[1, :, 0], J[1, :, 12])
         overlap += int((dist < 2 * TORSO_RADIUS).sum())
         min_d = min(min_d, float(dist.min()))
@@ -1705,14 +1713,15 @@ def physics_report(clips: list) -> dict:
         n_clips=len(clips), frames=int(sum(c["joints"].shape[1] for c in clips)),
         bone_rel_std_max=bone_max,
         foot_contact_frames=int(len(slide)),
-        foot_slide_cm_median=100 * pct(slide, 50), foot_slide_cm_p95=100 * pct(slide, 95),
+        foot_slide_cm_median=100 * pct(slide, 50), foot_slide_cm_mean=100 * float(slide.mean()),
+        foot_slide_cm_p95=100 * pct(slide, 95), foot_slide_cm_p99=100 * pct(slide, 99),
         floor_penetration_cm=100 * max(0.0, -floor),
         hand_contact_cm_median=100 * pct(limb, 50), hand_contact_cm_max=100 * pct(limb, 100),
         body_contact_gap_cm_median=100 * pct(body, 50), body_contact_gap_cm_max=100 * pct(body, 100),
         n_contacts=int(len(limb) + len(body)),
         torso_overlap_frames=overlap, min_torso_distance_m=min_d,
         max_joint_speed_ms=FPS * float(steps.max()), p99_joint_speed_ms=FPS * pct(steps, 99),
-        max_jump_cm=100 * float(steps.max()),
+        max_jump_cm=100 * float(steps.max()), max_joint_accel_ms2=FPS * FPS * accel,
     )
 
 
@@ -1736,7 +1745,7 @@ def _summary(clips, seconds):
     lengths = np.array([c["joints"].shape[1] for c in clips])
     print(f"{len(clips)} clips, {lengths.sum()} frames ({lengths.sum() / FPS / 60:.1f} min), "
           f"length min/median/max {lengths.min()}/{int(np.median(lengths))}/{lengths.max()}, "
-          f"{(lengths >= 60).mean() * 100:.0f}% in 60-200: {((lengths >= 60) & (lengths <= 200)).mean() * 100:.0f}%")
+          f"{((lengths >= 60) & (lengths <= 200)).mean() * 100:.0f}% of clips 60-200 frames")
     print("per type:  " + ", ".join(f"{k} {v}" for k, v in sorted(types.items())))
     print("per split: " + ", ".join(f"{k} {splits[k]}" for k in SPLITS))
     print(f"time {seconds:.1f} s, arrays in memory {nbytes(clips) / 2 ** 20:.0f} MiB")

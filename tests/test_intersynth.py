@@ -1,0 +1,184 @@
+"""Tests for data/intersynth.py, the generated two-person interaction dataset.
+
+Small sets only (28 clips cover every interaction type twice), so the whole file runs in a few seconds.
+"""
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "data"))
+import intersynth as S  # noqa: E402
+
+N = 28  # two blocks of 14: every type appears twice
+
+
+@pytest.fixture(scope="module")
+def clips():
+    return S.generate(N, seed=0)
+
+
+def test_same_seed_same_clips_other_seed_other_clips(clips):
+    again = S.generate(6, seed=0)
+    for a, b in zip(clips[:6], again):
+        assert np.array_equal(a["joints"], b["joints"]) and np.array_equal(a["rot6d"], b["rot6d"])
+        assert a["captions"] == b["captions"] and a["meta"]["contacts"] == b["meta"]["contacts"]
+    other = S.generate(6, seed=1)
+    assert any(a["joints"].shape != b["joints"].shape or not np.allclose(a["joints"], b["joints"])
+               for a, b in zip(clips[:6], other))
+
+
+def test_parallel_generation_matches_serial():
+    assert all(np.array_equal(a["joints"], b["joints"])
+               for a, b in zip(S.generate(4, seed=3, workers=1), S.generate(4, seed=3, workers=2)))
+
+
+def test_shapes_dtypes_and_metadata(clips):
+    for i, c in enumerate(clips):
+        T = c["joints"].shape[1]
+        assert c["joints"].shape == (2, T, 22, 3) and c["joints"].dtype == np.float32
+        assert c["rot6d"].shape == (2, T, 21, 6) and c["rot6d"].dtype == np.float32
+        assert 15 <= T <= 300
+        assert c["id"] == f"is{i:06d}"
+        m = c["meta"]
+        assert m["type"] in S.INTERACTION_TYPES and m["initiator"] in (0, 1)
+        assert m["key_frames"] and all(0 <= f < T for f in m["key_frames"])
+        assert m["hand"] in (None, "left", "right")
+        assert m["direction"] in (None, "clockwise", "counterclockwise")
+        assert (m["direction"] is not None) == (m["type"] == "circle")
+        for f, pa, ja, pb, jb in m["contacts"]:
+            assert 0 <= f < T and {pa, pb} == {0, 1} and 0 <= ja < 22 and 0 <= jb < 22
+
+
+def test_every_type_appears(clips):
+    assert len({c["meta"]["type"] for c in clips}) >= 12
+    assert len(S.INTERACTION_TYPES) >= 12
+
+
+def test_lengths_vary_and_mostly_60_to_200():
+    lengths = np.array([S.make_clip(0, i)["joints"].shape[1] for i in range(0, 140, 2)])
+    assert lengths.min() >= 15 and lengths.max() <= 300 and lengths.std() > 20
+    assert ((lengths >= 60) & (lengths <= 200)).mean() > 0.6
+
+
+def test_rot6d_drives_fk_to_the_stored_joints(clips):
+    for c in clips[:14]:
+        for p in (0, 1):
+            rebuilt = S.rebuild_joints(c, p)
+            assert np.abs(rebuilt - c["joints"][p]).max() < 1e-4
+
+
+def test_bone_lengths_constant_and_bodies_vary(clips):
+    heights = [h for c in clips for h in c["meta"]["heights"]]
+    assert 1.5 <= min(heights) and max(heights) <= 1.95 and np.std(heights) > 0.03
+    parents = np.array(S.im.SMPL_PARENTS[1:])
+    for c in clips:
+        L = np.linalg.norm(c["joints"][:, :, 1:] - c["joints"][:, :, parents], axis=-1)  # (2, T, 21)
+        assert np.abs(L - L[:, :1]).max() < 1e-4
+        assert np.allclose(L[:, 0], np.linalg.norm(c["meta"]["offsets"][:, 1:], axis=-1), atol=1e-4)
+
+
+def test_physics_targets_hold(clips):
+    r = S.physics_report(clips)
+    assert r["bone_rel_std_max"] < 1e-3
+    assert r["foot_contact_frames"] > 1000 and r["foot_slide_cm_median"] < 0.3
+    assert r["floor_penetration_cm"] < 1.0
+    assert r["n_contacts"] > 100
+    assert r["hand_contact_cm_max"] < 5.0 and r["body_contact_gap_cm_max"] < 5.0
+    assert r["torso_overlap_frames"] == 0
+    assert r["max_joint_speed_ms"] < 12.0
+
+
+def test_captions_three_and_roles_recoverable(clips):
+    for c in clips:
+        caps, ini = c["captions"], c["meta"]["initiator"]
+        assert len(caps) == 3 and all(isinstance(s, str) and len(s) > 10 for s in caps)
+        assert len(set(caps)) == 3
+        named = [s.lower() for s in caps if "first person" in s.lower() or "second person" in s.lower()]
+        assert named, caps
+        first, other = ("the first person", "the second person")[ini], ("the first person", "the second person")[1 - ini]
+        for s in named:  # the initiator is named before the other person
+            assert s.find(first) < s.find(other) or other not in s, s
+
+
+def test_templates_name_initiator_first_and_use_only_mirrorable_side_words():
+    for kind, templates in S.TEMPLATES.items():
+        assert len(templates) >= 5
+        for _, t in templates:
+            assert t.index("{a}") < t.index("{b}"), t
+            assert not re.search(r"\b(left|right|anticlockwise|clockwise|counterclockwise)\b", t), t
+
+
+def test_side_words_in_captions_agree_with_meta(clips):
+    for c in clips:
+        m = c["meta"]
+        for s in c["captions"]:
+            sides = set(re.findall(r"\b(left|right)\b", s.lower()))
+            assert sides <= ({m["hand"]} if m["hand"] else set()), (s, m["hand"])
+            turns = set(re.findall(r"\b(clockwise|counterclockwise)\b", s.lower()))
+            assert turns <= ({m["direction"]} if m["direction"] else set()), (s, m["direction"])
+        if m["type"] == "circle":
+            assert all(m["direction"] in s for s in c["captions"])
+
+
+def test_circle_direction_seen_from_above():
+    """Counterclockwise seen from above (looking down -Y) means the angle atan2(x, z) grows."""
+    done = 0
+    for i in range(60):
+        if S.clip_type(0, i) != "circle":
+            continue
+        c = S.make_clip(0, i)
+        J = c["joints"][:, :, 0]                                    # (2, T, 3) pelvis paths
+        mid = J.mean(0)
+        ang = np.unwrap(np.arctan2(J[0, :, 0] - mid[:, 0], J[0, :, 2] - mid[:, 2]))
+        turned = ang[-1] - ang[0]
+        if abs(turned) < 0.3:  # a clip cut short around its start may barely turn
+            continue
+        assert (turned > 0) == (c["meta"]["direction"] == "counterclockwise")
+        done += 1
+    assert done >= 3
+
+
+def test_hands_meet_where_contacts_say(clips):
+    for c in clips:
+        if c["meta"]["type"] in ("handshake", "high_five", "handover", "tug_of_war"):
+            assert c["meta"]["contacts"]
+            d = S.contact_distances(c)["limb"]
+            assert d.max() < 0.05
+
+
+def test_splits_disjoint_deterministic_80_10_10():
+    names = [S.split_of(i) for i in range(1000)]
+    assert names == [S.split_of(i) for i in range(1000)]
+    counts = {s: names.count(s) for s in ("train", "val", "test")}
+    assert counts == {"train": 800, "val": 100, "test": 100}
+
+
+def test_load_split_caches_and_splits(tmp_path):
+    n = 20
+    parts = {s: S.load_split(s, n_clips=n, seed=5, cache_dir=str(tmp_path)) for s in ("train", "val", "test")}
+    files = list(tmp_path.iterdir())
+    assert len(files) == 1 and files[0].suffix == ".npz"
+    ids = [set(c["id"] for c in parts[s]) for s in parts]
+    assert sum(map(len, ids)) == n and not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
+    S._LOADED.clear()                                             # force a read from the file
+    again = S.load_split("val", n_clips=n, seed=5, cache_dir=str(tmp_path))
+    fresh = S.generate(n, seed=5)
+    for c in again:
+        ref = fresh[int(c["id"][2:])]
+        assert np.array_equal(c["joints"], ref["joints"]) and np.array_equal(c["rot6d"], ref["rot6d"])
+        assert c["captions"] == ref["captions"]
+        assert c["meta"]["contacts"] == ref["meta"]["contacts"]
+        assert c["meta"]["key_frames"] == ref["meta"]["key_frames"]
+    assert S.nbytes(again) > 0
+
+
+def test_command_line_check_runs():
+    out = subprocess.run([sys.executable, os.path.join(REPO, "data", "intersynth.py"), "--n", "14", "--check"],
+                         capture_output=True, text=True, timeout=60, cwd="/")
+    assert out.returncode == 0, out.stderr
+    assert "foot_slide_cm_median" in out.stdout and "torso_overlap_frames" in out.stdout
