@@ -1,4 +1,4 @@
-"""Text encoder: the vocabulary (tokens, unknown words, "", checkpoint round trip) and TextEncoder's two paths."""
+"""Text encoder: vocabulary (tokens, unknown words, "", checkpoint round trip) and TextEncoder's two paths."""
 import io
 import warnings
 
