@@ -268,8 +268,8 @@ class InterMoE(nn.Module):
           expert e takes the k_i tokens of sample i with the highest sigmoid(R_comb) (expert choice
           inside the sample, as DiffMoE's sample-level pool). A per-sample threshold is exactly what a
           per-sample bias would have to be, computed on the spot; it cannot persist across batches, so
-          b_e is not used (or updated) in this mode. Every sample gets the same compute per frame:
-          what the batch pool frees, letting hard samples (or noise levels) take more experts.
+          b_e is not used (or updated) in this mode. Every sample then gets the same compute per frame;
+          the batch pool instead lets hard samples (or noise levels) take more experts than easy ones.
       'topk' (ablation "w/o dynamic selection"): each token takes exactly `capacity` experts, the ones
           with the largest M[s, e]. The bias b_e only shifts an expert's ranking and keeps the load
           balanced (as DeepSeek-V3's auxiliary-loss-free balancing); without it top-k collapses, and
@@ -284,10 +284,13 @@ class InterMoE(nn.Module):
     move the biases. The authors instead apply the previous step's sign at the start of the next
     training forward. Under torch.distributed the tally is all-reduced first, so every rank takes the
     same decision from the global batch and the biases stay identical (the authors' ranks drift apart).
+    A limit of a bias in (-1, 0): if more than k tokens have sigmoid(R) > 1 - BIAS_EPS for one expert,
+    no bias can hold that expert back; only the router's training can.
 
     Sparse dispatch: each expert runs only on the rows it selected (gather, run, index_add back), so the
     cost grows with the number of selections, not with experts x tokens. Every expert runs even on an
     empty slab, which keeps all parameters in the graph (DDP needs no find_unused_parameters).
+    On CUDA, index_add_ sums with atomics, so the last bits of y may vary from run to run.
 
     Stats of the last forward, for notebooks: last_selection (N, T, E) bool, last_counts (E,),
     last_tokens (S), last_experts_per_token; `stats()` returns them with the biases and the target k.
@@ -303,8 +306,7 @@ class InterMoE(nn.Module):
         self.register_buffer("expert_bias", torch.full((cfg.n_experts,), float(cfg.bias_init)))
         # Running tally since the last update_bias(): counts per expert, then S. Not saved with the model.
         self._tally: torch.Tensor | None = None
-        self.last_selection = self.last_counts = self.last_tokens = None
-        self.last_experts_per_token = float("nan")
+        self.last_selection = self.last_counts = self._last_S = None
 
     @property
     def uses_bias(self) -> bool:
@@ -333,8 +335,8 @@ class InterMoE(nn.Module):
         else:  # per-sample expert choice: expert e takes the k_i best real tokens of sample i
             pooled = rearrange(prob.masked_fill(~valid, -1.0), "(p b) t e -> b (p t) e", p=n_persons)  # (B, P*T, E)
             order = pooled.argsort(dim=1, descending=True, stable=True)  # (B, P*T, E)
-            ranks = torch.empty_like(order).scatter_(
-                1, order, torch.arange(order.shape[1], device=order.device)[None, :, None].expand_as(order))
+            positions = torch.arange(order.shape[1], device=order.device)[None, :, None].expand_as(order)
+            ranks = torch.empty_like(order).scatter_(1, order, positions)  # (B, P*T, E): 0 = best in sample
             n_valid = rearrange(mask, "(p b) t -> b (p t)", p=n_persons).sum(1)  # (B,) S_i
             k_i = torch.round(cfg.capacity * n_valid / E).clamp(max=n_valid)  # (B,)
             sel = rearrange(ranks < k_i[:, None, None], "b (p t) e -> (p b) t e", p=n_persons)  # (N, T, E)
@@ -366,14 +368,22 @@ class InterMoE(nn.Module):
     # ---- bookkeeping: stats and the bias rule ------------------------------------------------------
     @torch.no_grad()
     def _record(self, sel, counts, mask):
+        """Keep the last routing for stats (as tensors: no device sync) and add to the training tally."""
         S = mask.sum()
-        self.last_selection = sel.detach()
-        self.last_counts = counts.detach()
-        self.last_tokens = int(S)
-        self.last_experts_per_token = float(counts.sum()) / max(int(S), 1)
+        self.last_selection, self.last_counts, self._last_S = sel.detach(), counts.detach(), S
         if self.training and self.uses_bias:
             tally = torch.cat([counts.to(torch.float64), S.to(torch.float64)[None]])  # (E + 1,)
             self._tally = tally if self._tally is None else self._tally + tally
+
+    @property
+    def last_tokens(self) -> int | None:
+        """S, the number of real tokens in the last forward's pool."""
+        return None if self._last_S is None else int(self._last_S)
+
+    @property
+    def last_experts_per_token(self) -> float:
+        """Selections per real token in the last forward (1.0 on average is the capacity-1 target)."""
+        return float("nan") if self._last_S is None else float(self.last_counts.sum()) / max(self.last_tokens, 1)
 
     def pending_tally(self) -> torch.Tensor:
         """Counts per expert and S summed since the last update, (E + 1,) float64 (zeros if none)."""
@@ -398,6 +408,8 @@ class InterMoE(nn.Module):
 
         Call after backward (once per optimiser step). With torch.distributed initialised, every rank must
         call it (it all-reduces the tally); the denoiser's update_biases() does all layers in one go.
+        Only the sign of count_e - k matters and k grows with S, so a forward counted twice (activation
+        checkpointing re-runs it) does not change the decision.
         """
         tally = self.pending_tally().clone()
         if dist.is_available() and dist.is_initialized():
