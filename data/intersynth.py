@@ -347,6 +347,7 @@ class Plan:
     hand_target: np.ndarray = None     # (T, 2, 3) world target of the [left, right] wrist
     hand_w: np.ndarray = None          # (T, 2) 0 = relaxed arm, 1 = wrist on target
     elbow_pole: np.ndarray = None      # (T, 2, 3) where the elbows point (None: down, back and out)
+    hand_via: np.ndarray = None        # (T, 2, 3) way a hand bulges between relaxed and target (None: front)
     kick: dict = None                  # {'foot': k, 'times': 6 frames, 'toe': (T, 3), 'pitch': rad}
 
     def __post_init__(self):
@@ -480,7 +481,8 @@ def solve_limbs(tor: dict):
         S = pos[:, sh]
         swing = np.clip(0.45 * fwd_off[:, 1 - k], -0.25, 0.25)[:, None]
         relaxed = S - 0.985 * body.arm * UP + (0.05 + swing) * fwd + 0.05 * SIDE[k] * left
-        W = _blend_hand(S, relaxed, plan.hand_target[:, k], plan.hand_w[:, k, None], fwd + 0.4 * SIDE[k] * left)
+        via = plan.hand_via[:, k] if plan.hand_via is not None else fwd + 0.4 * SIDE[k] * left
+        W = _blend_hand(S, relaxed, plan.hand_target[:, k], plan.hand_w[:, k, None], via)
         if plan.elbow_pole is not None:
             pole = plan.elbow_pole[:, k]
         else:
@@ -497,12 +499,17 @@ def solve_limbs(tor: dict):
 def _blend_hand(S, a, b, w, via):
     """Wrist position between a (w = 0) and b (w = 1), both (T, 3), as seen from the shoulder S.
 
-    Direction and distance from the shoulder are blended separately, and the direction bulges toward `via`
-    half-way, so a hand going from hanging to raised passes in front of the body instead of straight
-    through the shoulder (which would flip the elbow)."""
+    Direction and distance from the shoulder are blended separately. The direction follows a quadratic
+    Bezier curve on the unit sphere whose middle control point leans toward `via` (across the arc, more
+    so the further apart the two directions are), so a hand going from hanging to raised passes in front
+    of the body instead of straight through the shoulder (which would flip the elbow)."""
     ra, rb = a - S, b - S
     na, nb = np.linalg.norm(ra, axis=-1, keepdims=True), np.linalg.norm(rb, axis=-1, keepdims=True)
-    u = _unit((1 - w) * ra / np.maximum(na, 1e-9) + w * rb / np.maximum(nb, 1e-9) + 2.4 * w * (1 - w) * _unit(via))
+    ua, ub = ra / np.maximum(na, 1e-9), rb / np.maximum(nb, 1e-9)
+    chord = ub - ua                                                          # (T, 3)
+    across = _perp(_unit(via), _unit(chord))                                 # part of via across the arc
+    mid = _unit(ua + ub + np.linalg.norm(chord, axis=-1, keepdims=True) * across)
+    u = _unit((1 - w) ** 2 * ua + 2 * w * (1 - w) * mid + w * w * ub)
     return S + ((1 - w) * na + w * nb) * u
 
 
@@ -668,8 +675,8 @@ def _handshake(rng, bodies, ini, tempo):
     bA, bB = bodies[A], bodies[B]
     k = 1 if rng.random() < 0.75 else 0                     # shaking hand, same for both
     sc = _Scene(rng)
-    drop, lean = rng.uniform(0.3, 0.4), rng.uniform(0.05, 0.15)
-    d = meet_distance(bA, bB, drop, bA.shoulder[0] + bB.shoulder[0], 0.86, lean, lean)
+    drop, lean = rng.uniform(0.45, 0.6) * 0.5 * (bA.arm + bB.arm), rng.uniform(0.05, 0.15)
+    d = meet_distance(bA, bB, drop, bA.shoulder[0] + bB.shoulder[0], 0.9, lean, lean)
     ap = _approach(rng, d, tempo)
     S = lambda x: _sec(x, tempo)  # noqa: E731
     t_meet = max(ap["t1"] + S(rng.uniform(0.1, 0.5)), S(0.9))
@@ -709,9 +716,9 @@ def _high_five(rng, bodies, ini, tempo):
     d = meet_distance(bA, bB, -rise, bA.shoulder[0] + bB.shoulder[0], 0.88)
     ap = _approach(rng, d, tempo, p_both=0.4)
     S = lambda x: _sec(x, tempo)  # noqa: E731
-    t_hit = max(ap["t1"] + S(rng.uniform(0.0, 0.4)), S(1.5))
-    tA_up = max(0, t_hit - S(rng.uniform(0.8, 1.4)))
-    tB_up = max(0, t_hit - S(rng.uniform(0.5, 0.8)))
+    t_hit = max(ap["t1"] + S(rng.uniform(0.0, 0.4)), S(1.6))
+    tA_up = max(0, t_hit - S(rng.uniform(1.0, 1.5)))
+    tB_up = max(0, t_hit - S(rng.uniform(0.7, 0.9)))
     t_swing = t_hit - S(0.25)
     t_off = t_hit + S(0.35)
     t_down = t_off + S(rng.uniform(0.4, 0.7))
@@ -732,7 +739,7 @@ def _high_five(rng, bodies, ini, tempo):
             wind = Sh + s * (0.32 * UP + 0.12 * SIDE[k] * tor["left"] + 0.05 * tor["fwd"])  # hand raised
             hit = window(t, t_swing, t_hit, t_hit + 2, t_off)[:, None]
             p.hand_target[:, k] = wind + (M - wind) * hit
-            p.hand_w[:, k] = window(t, t_up, t_up + S(0.45), t_off, t_down)
+            p.hand_w[:, k] = window(t, t_up, t_up + S(0.6), t_off, t_down)
             p.elbow_pole[:, k] = _unit(SIDE[k] * tor["left"] - 0.6 * UP)
             p.elbow_pole[:, 1 - k] = _unit(-0.45 * tor["fwd"] - SIDE[k] * 0.7 * tor["left"] - 0.45 * UP)
 
@@ -912,12 +919,12 @@ def _wave(rng, bodies, ini, tempo):
     d = rng.uniform(3.0, 7.0)
     tA0 = int(rng.integers(5, 30))
     fA, nA = rng.uniform(1.3, 2.2), int(rng.integers(2, 5))
-    tA1 = tA0 + S(0.4)
+    tA1 = tA0 + S(0.6)
     tA2 = tA1 + int(round(nA / fA * FPS))
     turn = rng.random() < 0.45
     t_react = tA1 + S(rng.uniform(0.3, 0.8))
     t_turned = t_react + (S(rng.uniform(0.7, 1.1)) if turn else 0)
-    tB1 = t_turned + S(0.45)
+    tB1 = t_turned + S(0.6)
     fB, nB = rng.uniform(1.3, 2.2), int(rng.integers(2, 4))
     tB2 = tB1 + int(round(nB / fB * FPS))
     T = max(tA2, tB2) + S(rng.uniform(0.6, 1.0)) + S(rng.uniform(0.1, 0.6))
@@ -1068,9 +1075,9 @@ def _handover(rng, bodies, ini, tempo):
     kb = 1 if rng.random() < 0.7 else 0                      # receiver's hand
     sc = _Scene(rng)
     S = lambda x: _sec(x, tempo)  # noqa: E731
-    drop = rng.uniform(0.28, 0.4)
+    drop = rng.uniform(0.5, 0.7) * 0.5 * (bA.arm + bB.arm)
     lateral = abs(SIDE[k] * bA.shoulder[0] + SIDE[kb] * bB.shoulder[0])
-    d = meet_distance(bA, bB, drop, lateral, 0.86, 0.08, 0.08)
+    d = meet_distance(bA, bB, drop, lateral, 0.9, 0.08, 0.08)
     ap = _approach(rng, d, tempo, p_walk=0.7, p_both=0.2)
     t_ext = max(0, ap["t1"] - S(rng.uniform(0.2, 0.5)))
     t_give = max(ap["t1"] + S(rng.uniform(0.3, 0.7)), S(0.8))
@@ -1117,7 +1124,7 @@ def _tug(rng, bodies, ini, tempo):
     t_let = t_win1 + S(0.2)
     T = t_let + S(0.5) + S(rng.uniform(0.2, 0.8))
     t = np.arange(T)
-    pA, pB = _two_plans(sc, t, ap)
+    pA, pB = _two_plans(sc, t, ap, latB=float(rng.choice([-1, 1])) * 0.1)  # feet not in one line
     shift = -0.1 * np.sin(2 * np.pi * (t - t_lean) / per) * window(t, t_lean, t_lean + 6, t_win0 - 6, t_win0) \
         - pull * ramp(t, t_win0, t_win1)
     pA.root_xz = pA.root_xz + shift[:, None] * fwd2(sc.h)
@@ -1257,11 +1264,10 @@ def _shoulder_pat(rng, bodies, ini, tempo):
     jb = 16 if side > 0 else 17             # ... on B's shoulder on that side
     # Can A reach the top of B's shoulder? If not (much shorter), A pats B's upper back instead.
     on_shoulder = bA.shoulder_y + 0.3 * bA.arm / 0.51 >= bB.shoulder_y + SHOULDER_RADIUS + 0.03
-    lat = 0.25 * side
+    lat = 0.45 * side
     dy = (bB.shoulder_y + (SHOULDER_RADIUS + 0.02 if on_shoulder else -0.15)) - bA.shoulder_y
-    dlat = abs(bB.shoulder[0] - (0.25 - bA.shoulder[0]))
-    behind = float(np.sqrt(max((0.86 * bA.arm) ** 2 - dy * dy - dlat * dlat, 0.3 ** 2)))
-    behind = max(behind, 0.3)
+    dlat = abs(bB.shoulder[0] - (0.45 - bA.shoulder[0]))
+    behind = float(np.sqrt(max((0.86 * bA.arm) ** 2 - dy * dy - dlat * dlat, 0.25 ** 2)))
     extra = rng.uniform(0.5, 1.8)
     v = rng.uniform(0.45, 0.6)
     t0 = int(rng.integers(0, 20))
@@ -1270,7 +1276,7 @@ def _shoulder_pat(rng, bodies, ini, tempo):
     t_pat = t1 + S(rng.uniform(0.2, 0.4))
     t_pats_end = t_pat + (n - 1) * per
     t_off = t_pats_end + S(0.6)
-    t_turn0 = t_pats_end + S(rng.uniform(0.1, 0.4))
+    t_turn0 = t_off - S(rng.uniform(0.0, 0.2))
     t_turn1 = t_turn0 + S(rng.uniform(1.2, 1.6))
     T = max(t_off, t_turn1) + S(rng.uniform(0.3, 1.0))
     t = np.arange(T)
@@ -1289,9 +1295,12 @@ def _shoulder_pat(rng, bodies, ini, tempo):
             y = tB["pos"][:, 12, 1] - 0.15
             spot = on_torso(tB, y, side * (np.pi - 0.5))
         bounce = sum(window(t, tp + 2, tp + per // 2, tp + per // 2, tp + per - 1) for tp in pats[:-1])
+        spot = spot[np.minimum(t, t_pats_end + 2)]  # the hand leaves from where it last touched
         pA.hand_target[:, k] = spot + 0.07 * bounce[:, None] * UP
         pA.hand_w[:, k] = window(t, t1 - S(0.4), t_pat, t_pats_end + 2, t_off)
-        pA.elbow_pole = np.stack([_unit(SIDE[j] * tA["left"] - UP) for j in (0, 1)], 1)
+        # The elbow stays low and on A's own side; the hand rises beside B before coming down on B.
+        pA.elbow_pole = np.stack([_unit(-SIDE[j] * 0.5 * tA["left"] - UP) for j in (0, 1)], 1)
+        pA.hand_via = np.stack([_unit(tA["fwd"] - 0.4 * SIDE[j] * tA["left"]) for j in (0, 1)], 1)
 
     contacts = [(tp, tp + 1, A, 20 + k, B, jb if on_shoulder else 9) for tp in pats]
     return _Built(T, _order(ini, pA, pB), arms, [t_pat, t_turn1], contacts,
@@ -1678,11 +1687,12 @@ def physics_report(clips: list) -> dict:
     - body_contact_gap_cm_median / _max: |gap| between a touching hand and the other's body surface
     - torso_overlap_frames: frames where the torso capsules (pelvis -> neck, r = 0.12 m) intersect
     - min_torso_distance_m: smallest capsule-axis distance seen
+    - min_feet_distance_cm: closest approach of one person's ankle/toe joints to the other's
     - max_joint_speed_ms, p99_joint_speed_ms, max_jump_cm: per-frame joint motion
     - max_joint_accel_ms2: largest second difference of a joint position (smoothness: no jumps)
     """
     bone_max, slide, floor, limb, body, overlap, min_d, speeds = 0.0, [], 0.0, [], [], 0, np.inf, []
-    accel = 0.0
+    accel, feet_d = 0.0, np.inf
     parents = np.array(im.SMPL_PARENTS[1:])
     thr = np.array(im.CONTACT_HEIGHT_THRESHOLD)
     for c in clips:
@@ -1700,6 +1710,8 @@ def physics_report(clips: list) -> dict:
         if J.shape[1] > 2:
             acc = np.linalg.norm(J[:, 2:] - 2 * J[:, 1:-1] + J[:, :-2], axis=-1)  # (2, T-2, 22)
             accel = max(accel, float(acc.max()))
+        F = im.FOOT_JOINTS
+        feet_d = min(feet_d, float(np.linalg.norm(J[0][:, F, None] - J[1][:, None, F], axis=-1).min()))
         dist = segment_distance(J[0, :, 0], J[0, :, 12], J[1, :, 0], J[1, :, 12])
         overlap += int((dist < 2 * TORSO_RADIUS).sum())
         min_d = min(min_d, float(dist.min()))
@@ -1719,7 +1731,7 @@ def physics_report(clips: list) -> dict:
         hand_contact_cm_median=100 * pct(limb, 50), hand_contact_cm_max=100 * pct(limb, 100),
         body_contact_gap_cm_median=100 * pct(body, 50), body_contact_gap_cm_max=100 * pct(body, 100),
         n_contacts=int(len(limb) + len(body)),
-        torso_overlap_frames=overlap, min_torso_distance_m=min_d,
+        torso_overlap_frames=overlap, min_torso_distance_m=min_d, min_feet_distance_cm=100 * feet_d,
         max_joint_speed_ms=FPS * float(steps.max()), p99_joint_speed_ms=FPS * pct(steps, 99),
         max_jump_cm=100 * float(steps.max()), max_joint_accel_ms2=FPS * FPS * accel,
     )
