@@ -21,9 +21,15 @@ How a clip is made, in the order of the sections below:
   6. Captions, from templates with synonyms.
   7. Generating, caching and splitting the dataset.
   8. Physics report: the measurements behind `python data/intersynth.py --check`.
+  9. Command line.
 
-Public API: `generate(n_clips, seed)`, `load_split(split, n_clips, seed, cache_dir)`, `DEFAULT_N_CLIPS`,
-`physics_report(clips)`, `INTERACTION_TYPES`.
+Public API: `generate(n_clips, seed)` (the clip format is in its docstring), `load_split(split, n_clips,
+seed, cache_dir)`, `DEFAULT_N_CLIPS`, `physics_report(clips)`, `rebuild_joints(clip, person)`,
+`INTERACTION_TYPES`, `KEY_NAMES`.
+
+    python data/intersynth.py            # generate + cache the default set (~25 s on 2 cores), summary
+    python data/intersynth.py --check    # ... and measure bone lengths, foot sliding, contacts, speeds
+    python data/intersynth.py --n 140 --check   # a fresh small set instead of the cached default
 
 Conventions: yaw is a rotation about +Y; yaw 0 faces +Z and a positive yaw turns the person toward +X
 (their left at rest). Seen from above (looking down -Y), a growing yaw or position angle turns
@@ -1312,6 +1318,24 @@ def _order(ini, pA, pB):
     return [pA, pB] if ini == 0 else [pB, pA]
 
 
+# What each key frame of a type marks, in order (meta["key_names"] repeats them per clip).
+KEY_NAMES = {
+    "handshake": ["hands meet", "hands let go"],
+    "high_five": ["hands slap"],
+    "punch_dodge": ["punch fully extended"],
+    "push": ["push", "pushed person stops"],
+    "hug": ["arms wrapped", "arms let go"],
+    "wave": ["initiator waves", "other waves back"],
+    "follow": ["leader sets off", "follower sets off", "leader stops"],
+    "circle": ["initiator starts circling", "other starts circling"],
+    "bow": ["initiator bows lowest", "other bows lowest"],
+    "handover": ["hands meet on the object", "giver lets go"],
+    "tug_of_war": ["hands grip", "winner starts the final pull", "final pull ends"],
+    "kick_block": ["kick meets the block"],
+    "point_look": ["arm points", "other looks there"],
+    "shoulder_pat": ["first pat", "other has turned around"],
+}
+
 BUILDERS = {
     "handshake": _handshake, "high_five": _high_five, "punch_dodge": _punch_dodge, "push": _push,
     "hug": _hug, "wave": _wave, "follow": _follow, "circle": _circle, "bow": _bow,
@@ -1484,7 +1508,7 @@ def make_captions(rng, kind, built, ini) -> list:
 # =====================================================================================================
 
 DEFAULT_N_CLIPS = 3000
-CACHE_VERSION = 1          # bump when the generator changes, so stale caches are not reused
+CACHE_VERSION = 2          # bump when the generator changes, so stale caches are not reused
 SPLITS = {"train": range(0, 8), "val": range(8, 9), "test": range(9, 10)}  # by clip index mod 10
 SHORT_CLIP_PROB = 0.1      # share of clips cut short (15-60 frames) around a key event
 
@@ -1529,7 +1553,8 @@ def make_clip(seed: int, i: int) -> dict:
     contacts = [(f - s, pa, ja, pb, jb) for (t0, t1, pa, ja, pb, jb) in built.contacts
                 for f in range(t0, t1 + 1) if s <= f < e]
     contacts.sort()
-    meta = dict(type=kind, initiator=ini, key_frames=[int(f - s) for f in built.key_frames if s <= f < e],
+    keys = [(int(f - s), name) for f, name in zip(built.key_frames, KEY_NAMES[kind]) if s <= f < e]
+    meta = dict(type=kind, initiator=ini, key_frames=[f for f, _ in keys], key_names=[n for _, n in keys],
                 hand=built.hand, direction=built.direction, contacts=contacts,
                 heights=[round(b.height, 3) for b in bodies], **built.extra,
                 offsets=np.stack([b.offsets for b in bodies]).astype(np.float32),       # (2, 22, 3)
@@ -1545,20 +1570,37 @@ def _make_range(args):
 
 
 def generate(n_clips: int, seed: int = 0, workers: int = None) -> list:
-    """Generate clips 0..n_clips-1 (deterministic: same seed, same clips, whatever `workers` is).
+    """Generate clips 0..n_clips-1. Deterministic: same seed, same clips, whatever `workers` is, and clip i
+    does not depend on n_clips. Uses 2 processes for 400 clips or more (workers=1 to stay in-process).
 
-    Each clip: joints (2, T, 22, 3) float32 world positions (m, Y up, 30 fps); rot6d (2, T, 21, 6) float32
-    local rotations of joints 1..21; captions (3 str); meta (dict); id (str). Uses 2 processes for big sets."""
+    Each clip is a dict:
+      joints   (2, T, 22, 3) float32  world joint positions of person 0 and 1 (m, Y up, 30 fps, SMPL order)
+      rot6d    (2, T, 21, 6) float32  local rotations of joints 1..21 relative to their parents, in
+                                      intermoe_min.rot6d_from_matrix layout (the rotations that drove FK)
+      captions list of 3 str          InterHuman-style; one names "the first/second person" (index 0/1)
+      meta     dict                   type, initiator (0/1), key_frames, key_names, hand ('left'/'right'/None:
+                                      the acting hand, or the kicking leg in kick_block), direction
+                                      ('clockwise'/'counterclockwise'/None, seen from above), contacts
+                                      [(frame, person_a, joint_a, person_b, joint_b)], heights (m),
+                                      offsets (2, 22, 3) rest skeletons, root_rot6d (2, T, 6) global pelvis
+                                      rotations; some types add distance / gap / target
+      id       str                    "is000123"
+    `rebuild_joints(clip, person)` turns rot6d + root_rot6d + offsets + pelvis path back into joints."""
     if workers is None:
         workers = 2 if n_clips >= 400 else 1
     if workers <= 1:
         return _make_range((seed, 0, n_clips))
     import multiprocessing as mp
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    # fork is quick and safe on Linux; elsewhere (macOS, Windows) start fresh interpreters.
+    ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     bounds = np.linspace(0, n_clips, 8 * workers + 1).astype(int)
     jobs = [(seed, int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
-    with ctx.Pool(workers) as pool:
-        parts = pool.map(_make_range, jobs)
+    try:
+        with ctx.Pool(workers) as pool:
+            parts = pool.map(_make_range, jobs)
+    except (OSError, RuntimeError, ImportError) as err:  # e.g. no process support in a sandbox
+        print(f"intersynth: worker processes unavailable ({err}); generating in this process")
+        return _make_range((seed, 0, n_clips))
     return [c for part in parts for c in part]
 
 

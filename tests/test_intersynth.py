@@ -47,6 +47,8 @@ def test_shapes_dtypes_and_metadata(clips):
         m = c["meta"]
         assert m["type"] in S.INTERACTION_TYPES and m["initiator"] in (0, 1)
         assert m["key_frames"] and all(0 <= f < T for f in m["key_frames"])
+        assert len(m["key_names"]) == len(m["key_frames"])
+        assert set(m["key_names"]) <= set(S.KEY_NAMES[m["type"]])
         assert m["hand"] in (None, "left", "right")
         assert m["direction"] in (None, "clockwise", "counterclockwise")
         assert (m["direction"] is not None) == (m["type"] == "circle")
