@@ -731,6 +731,7 @@ def _high_five(rng, bodies, ini, tempo):
     T = t_down + S(rng.uniform(0.2, 1.0))
     t = np.arange(T)
     pA, pB = _two_plans(sc, t, ap)
+    away = _maybe_turned_away(rng, t, pB, sc, max(tB_up - 5, 0), tempo)
     for p, bs, bo in ((pA, bA, bB), (pB, bB, bA)):
         p.head_pitch = np.full(T, _look_pitch(bs, bo, d) - 0.15)
         p.elbow_pole = np.broadcast_to(np.zeros(3), (T, 2, 3)).copy()
@@ -750,7 +751,7 @@ def _high_five(rng, bodies, ini, tempo):
             p.elbow_pole[:, 1 - k] = _unit(-0.45 * tor["fwd"] - SIDE[k] * 0.7 * tor["left"] - 0.45 * UP)
 
     return _Built(T, _order(ini, pA, pB), arms, [t_hit], [(t_hit, t_hit + 2, A, 20 + k, B, 20 + k)],
-                  hand=HAND_NAMES[k], flags=dict(walk=ap["walked"], both=ap["both"]))
+                  hand=HAND_NAMES[k], flags=dict(walk=ap["walked"], both=ap["both"], away=away))
 
 
 def _punch_dodge(rng, bodies, ini, tempo):
@@ -875,6 +876,7 @@ def _hug(rng, bodies, ini, tempo):
     T = t_apart + S(rng.uniform(0.4, 1.2))
     t = np.arange(T)
     pA, pB = _two_plans(sc, t, ap, latB=lat)
+    away = _maybe_turned_away(rng, t, pB, sc, max(tB_open - 5, 0), tempo)
     if step_back:
         zB = keyframes(t, [ap["t0"], ap["t1"], t_rel, t_apart + S(0.4)],
                        [ap["zB"][0], ap["zB"][1], ap["zB"][1], ap["zB"][1] + 0.35])
@@ -912,7 +914,7 @@ def _hug(rng, bodies, ini, tempo):
     c0, c1 = t_wrap, t_rel
     contacts = [(c0, c1, A, 20, B, 9), (c0, c1, A, 21, B, 9), (c0, c1, B, 20, A, 9), (c0, c1, B, 21, A, 9)]
     return _Built(T, _order(ini, pA, pB), arms, [t_wrap, t_rel], contacts,
-                  flags=dict(walk=ap["walked"], both=ap["both"]))
+                  flags=dict(walk=ap["walked"], both=ap["both"], away=away))
 
 
 def _wave(rng, bodies, ini, tempo):
@@ -1050,6 +1052,7 @@ def _bow(rng, bodies, ini, tempo):
     T = max(ta3, tb3) + S(rng.uniform(0.2, 0.8))
     t = np.arange(T)
     pA, pB = _two_plans(sc, t, ap)
+    away = _maybe_turned_away(rng, t, pB, sc, max(ta0 - 5, 0), tempo)
     bendA = rng.uniform(0.6, 1.1) * window(t, ta0, ta1, ta2, ta3)
     bendB = rng.uniform(0.5, 1.0) * window(t, tb0, tb1, tb2, tb3)
     for p, bend, bs, bo, sgn in ((pA, bendA, bA, bB, -1.0), (pB, bendB, bB, bA, 1.0)):
@@ -1071,7 +1074,7 @@ def _bow(rng, bodies, ini, tempo):
 
     return _Built(T, _order(ini, pA, pB), arms, [ta1, tb1], [],
                   hand=HAND_NAMES[k] if hand_on_chest else None,
-                  flags=dict(walk=ap["walked"], chest=hand_on_chest))
+                  flags=dict(walk=ap["walked"], chest=hand_on_chest, away=away))
 
 
 def _handover(rng, bodies, ini, tempo):
@@ -1093,6 +1096,7 @@ def _handover(rng, bodies, ini, tempo):
     T = t_done + S(rng.uniform(0.3, 1.0))
     t = np.arange(T)
     pA, pB = _two_plans(sc, t, ap)
+    away = _maybe_turned_away(rng, t, pB, sc, max(tB_up - 5, 0), tempo)
     for p, bs, bo in ((pA, bA, bB), (pB, bB, bA)):
         p.head_pitch = np.full(T, _look_pitch(bs, bo, d) + 0.2)
         p.bend = 0.08 * window(t, t_give - S(0.5), t_give, t_rel, t_done)
@@ -1109,7 +1113,7 @@ def _handover(rng, bodies, ini, tempo):
         pB.hand_w[:, kb] = ramp(t, tB_up, t_give)
 
     return _Built(T, _order(ini, pA, pB), arms, [t_give, t_rel], [(t_give, t_rel, A, 20 + k, B, 20 + kb)],
-                  hand=HAND_NAMES[k], flags=dict(walk=ap["walked"]))
+                  hand=HAND_NAMES[k], flags=dict(walk=ap["walked"], away=away))
 
 
 def _tug(rng, bodies, ini, tempo):
@@ -1370,6 +1374,7 @@ TEMPLATES = {
         (None, "{a} [lifts|holds up] the {hand} hand for a high five, and {b} [slaps|hits] it."),
         (None, "two people high-five with their {hand} hands, {a} raising a hand first and {b} joining in."),
         (None, "{a} [starts|initiates] a {hand}-hand high five with {b}."),
+        ("away", "{a} calls {b} over for a high five; {b} turns around and they slap {hand} hands."),
     ],
     "punch_dodge": [
         (None, "{a} throws a {hand}-handed punch at {b}, who [dodges|avoids] it by {dodge_ing}."),
@@ -1392,6 +1397,7 @@ TEMPLATES = {
         (None, "{a} wraps their arms around {b}, and {b} hugs back."),
         (None, "{a} and {b} [embrace|hug] warmly, swaying a little, then let go."),
         ("both", "{a} and {b} walk toward each other and hug."),
+        ("away", "{a} comes up to {b}, who turns around, and they hug."),
     ],
     "wave": [
         (None, "{a} waves [at|to] {b} from [a distance|afar] with the {hand} hand, and {b} waves back."),
@@ -1422,6 +1428,7 @@ TEMPLATES = {
         ("chest", "placing the {hand} hand on the chest, {a} bows to {b}, who [returns the bow|bows too]."),
         (None, "two people bow to each other, {a} first and then {b}."),
         ("walk", "{a} walks up to {b} and bows; {b} bows back."),
+        ("away", "{a} waits for {b} to turn around, then bows, and {b} bows back."),
     ],
     "handover": [
         (None, "{a} hands an object to {b} with the {hand} hand."),
@@ -1429,6 +1436,7 @@ TEMPLATES = {
         (None, "{a} passes {b} an item using the {hand} hand, and {b} takes it."),
         (None, "{a} [holds out|offers] something in the {hand} hand; {b} reaches out and takes it."),
         (None, "{a} gives {b} an object held in the {hand} hand, and {b} [accepts|receives] it."),
+        ("away", "{a} gets the attention of {b}, who turns around, and hands them something with the {hand} hand."),
     ],
     "tug_of_war": [
         (None, "{a} wins a tug of war against {b}, the two pulling on each other's hands."),
