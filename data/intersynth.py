@@ -259,9 +259,10 @@ class _Scene:
 def plan_steps(root_xz, yaw, body, swing=12, thr=0.12, lift=0.07, busy=None, toe_out=0.08):
     """Stance and swing phases for both feet, given where the pelvis goes.
 
-    Each foot has a "home" spot beside the pelvis. A planted foot stays exactly where it is until its home
-    has drifted more than `thr` metres away (or the body has turned ~0.45 rad), then it swings to where its
-    home will be shortly after landing. One foot swings at a time, so a walk alternates left and right.
+    Each foot has a "home" spot beside the pelvis. A planted foot stays exactly where it is until its home,
+    5 frames ahead, has drifted more than `thr` metres away (or the body has turned ~0.45 rad), then it
+    swings to where its home will be mid-way through its next stance. One foot swings at a time, so a walk
+    alternates left and right.
     Faster bodies take quicker steps (down to 7 frames) so the feet keep up with strides the legs can reach.
     root_xz (T, 2), yaw (T,) -> ankle targets (T, 2, 3) [left, right], foot yaw (T, 2), in-swing mask (T, 2).
     `busy` = (t0, t1): no step may overlap these frames (used to keep the support foot still in a kick).
@@ -1361,11 +1362,13 @@ INTERACTION_TYPES = list(BUILDERS)
 
 TEMPLATES = {
     "handshake": [
-        ("walk", "{a} [walks up to|approaches] {b} and [shakes their hand|shakes hands with them] using the {hand} hand."),
+        ("walk", "{a} [walks up to|approaches] {b} and [shakes their hand|shakes hands with them] "
+                 "using the {hand} hand."),
         (None, "{a} [reaches out|holds out] the {hand} hand to {b}, who [grasps|takes] it, and they shake hands."),
         (None, "{a} offers {b} a {hand}-handed handshake and {b} [accepts|returns] it."),
         (None, "two people shake {hand} hands; {a} [reaches out first|starts the handshake] and {b} responds."),
-        ("walk", "{a} [walks over to|comes up to] {b} and the two [greet each other with|exchange] a {hand}-hand handshake."),
+        ("walk", "{a} [walks over to|comes up to] {b} and the two [greet each other with|exchange] "
+                 "a {hand}-hand handshake."),
         ("away", "{a} comes over to {b}, who turns toward them, and they shake {hand} hands."),
     ],
     "high_five": [
@@ -1453,7 +1456,8 @@ TEMPLATES = {
         (None, "{a} attacks with a {hand} kick and {b} [parries|blocks] it."),
     ],
     "point_look": [
-        (None, "{a} points [at something|somewhere] [in the distance|far away] with the {hand} hand, and {b} looks [there|in that direction]."),
+        (None, "{a} points [at something|somewhere] [in the distance|far away] with the {hand} hand, "
+               "and {b} looks [there|in that direction]."),
         (None, "{a} raises the {hand} arm to point, and {b} turns to look where they point."),
         (None, "{a} shows {b} something by pointing with the {hand} hand; {b} [turns their head|looks] that way."),
         (None, "{a} points with the {hand} index finger and {b} follows the gesture with their eyes."),
@@ -1462,7 +1466,8 @@ TEMPLATES = {
     "shoulder_pat": [
         ("shoulder", "{a} walks up behind {b} and pats them on the shoulder with the {hand} hand; {b} turns around."),
         ("shoulder", "{a} taps {b} on the shoulder with the {hand} hand, and {b} turns to face them."),
-        ("!shoulder", "{a} [walks up behind|approaches] {b} and pats their back with the {hand} hand; {b} turns around."),
+        ("!shoulder", "{a} [walks up behind|approaches] {b} and pats their back with the {hand} hand; "
+                      "{b} turns around."),
         (None, "{a} [gets|catches] the attention of {b} with a pat of the {hand} hand, and {b} turns around."),
         (None, "{a} comes from behind and [pats|taps] {b} with the {hand} hand; {b} turns to look."),
     ],

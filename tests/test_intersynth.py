@@ -102,7 +102,8 @@ def test_captions_three_and_roles_recoverable(clips):
         assert len(set(caps)) == 3
         named = [s.lower() for s in caps if "first person" in s.lower() or "second person" in s.lower()]
         assert named, caps
-        first, other = ("the first person", "the second person")[ini], ("the first person", "the second person")[1 - ini]
+        names = ("the first person", "the second person")
+        first, other = names[ini], names[1 - ini]
         for s in named:  # the initiator is named before the other person
             assert s.find(first) < s.find(other) or other not in s, s
 
