@@ -1170,10 +1170,13 @@ def _kick_block(rng, bodies, ini, tempo):
     kb = 1 - k                                               # B blocks with the hand on that side
     sc = _Scene(rng)
     S = lambda x: _sec(x, tempo)  # noqa: E731
-    # B's blocking hands sit in front of the belly; A's toes must reach them.
-    block_y = bB.pelvis_y + 0.2 * bB.height / 1.7
-    block_fwd = 0.3 * bB.height / 1.7
+    # B's blocking hands sit in front of the belly, or lower if A is much shorter (a kick stays at most
+    # a little above A's own hip); A's toes must reach them.
     hipA_y = bA.pelvis_y + bA.offsets[1, 1]
+    block_y = min(bB.pelvis_y + 0.2 * bB.height / 1.7, hipA_y + 0.25)
+    block_fwd = 0.3 * bB.height / 1.7
+    # How far B's hands fall short of that height standing upright; B bends and crouches to make it up.
+    short = max(0.0, bB.shoulder_y - np.sqrt((0.9 * bB.arm) ** 2 - block_fwd ** 2) - block_y)
     R = 0.92 * (bA.leg + np.linalg.norm(bA.offsets[10]))
     dy = block_y - hipA_y
     d = np.sqrt(max(R * R - dy * dy, 0.2)) + block_fwd + 0.04
@@ -1192,7 +1195,9 @@ def _kick_block(rng, bodies, ini, tempo):
     pB = Plan(root_xz=sc.p(np.zeros(T), d + back * ramp(t, t_step, t_step + S(0.6))),
               yaw=np.full(T, sc.yaw(np.pi)), swing=10)
     pA.bend = -0.22 * window(t, k0, k2, k3, k5)
-    pB.bend = 0.15 * window(t, k1, k2, k3, k5 + S(0.3))
+    duck = window(t, k1 - 4, k2, k3, k5 + S(0.3))
+    pB.bend = (0.15 + min(0.4, 1.5 * short)) * duck
+    pB.crouch = min(0.15, 0.6 * short) * duck
     pB.head_pitch = np.full(T, 0.3)
     pA.kick = dict(foot=k, times=(k0, k1, k2, k3, k4, k5), toe=None, pitch=-0.45)
 
@@ -1204,7 +1209,8 @@ def _kick_block(rng, bodies, ini, tempo):
             p.elbow_pole = np.stack([_unit(-0.8 * UP + 0.5 * SIDE[j] * tor["left"] - 0.2 * tor["fwd"])
                                      for j in (0, 1)], 1)
         base = tB["root"] * np.array([1, 0, 1]) + block_y * UP + block_fwd * tB["fwd"]
-        block = np.stack([base + SIDE[j] * 0.05 * tB["left"] for j in (0, 1)], 1)
+        block = np.stack([clamp_reach(tB["pos"][:, 16 + j], base + SIDE[j] * 0.05 * tB["left"], bB.arm, 0.97)
+                          for j in (0, 1)], 1)                    # where B's hands can really get to
         bw = window(t, k1 - 4, k2, k3 + 2, k5 + S(0.3))[:, None, None]
         pB.hand_target[:] = pB.hand_target + (block - pB.hand_target) * bw
         pB.elbow_pole = np.stack([_unit(SIDE[j] * tB["left"] - 0.3 * UP) for j in (0, 1)], 1)
@@ -1521,7 +1527,7 @@ def make_captions(rng, kind, built, ini) -> list:
 # =====================================================================================================
 
 DEFAULT_N_CLIPS = 3000
-CACHE_VERSION = 2          # bump when the generator changes, so stale caches are not reused
+CACHE_VERSION = 3          # bump when the generator changes, so stale caches are not reused
 SPLITS = {"train": range(0, 8), "val": range(8, 9), "test": range(9, 10)}  # by clip index mod 10
 SHORT_CLIP_PROB = 0.1      # share of clips cut short (15-60 frames) around a key event
 
@@ -1622,11 +1628,27 @@ def _cache_file(cache_dir, n_clips, seed):
     return os.path.join(cache_dir, f"intersynth_v{CACHE_VERSION}_n{n_clips}_s{seed}.npz")
 
 
+def pack_clips(clips: list) -> dict:
+    """Move the clips' per-frame arrays into three flat buffers; each clip then holds views into them.
+
+    One array kind at a time, so memory peaks at the clips plus one buffer. Returns the buffers."""
+    kinds = (("joints", lambda c: c, "joints"), ("rot6d", lambda c: c, "rot6d"),
+             ("root_rot6d", lambda c: c["meta"], "root_rot6d"))
+    buffers = {}
+    for name, holder, key in kinds:
+        buf = np.concatenate([holder(c)[key].ravel() for c in clips])
+        o = 0
+        for c in clips:
+            a = holder(c)[key]
+            holder(c)[key] = buf[o:o + a.size].reshape(a.shape)  # the view replaces (and frees) the array
+            o += a.size
+        buffers[name] = buf
+    return buffers
+
+
 def save_clips(clips: list, path: str):
     """All clips in one plain .npz: arrays flattened and concatenated, text and metadata as JSON."""
-    arrays = {name: np.concatenate([get(c).ravel() for c in clips]) for name, get in (
-        ("joints", lambda c: c["joints"]), ("rot6d", lambda c: c["rot6d"]),
-        ("root_rot6d", lambda c: c["meta"]["root_rot6d"]))}
+    arrays = pack_clips(clips)
     info = [dict(id=c["id"], captions=c["captions"],
                  meta={k: v for k, v in c["meta"].items() if k not in ("offsets", "root_rot6d")}) for c in clips]
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -1669,9 +1691,10 @@ def load_all(n_clips: int = DEFAULT_N_CLIPS, seed: int = 0, cache_dir: str = Non
             clips = generate(n_clips, seed)
             if verbose:
                 print(f"generated {n_clips} clips in {time.time() - t0:.1f} s")
-            save_clips(clips, path)
-            del clips  # the file's copy replaces it: one big buffer per array instead of many small ones
-        _LOADED[path] = load_clips(path)
+            save_clips(clips, path)  # also packs the clips into the same few buffers a load would give
+            _LOADED[path] = clips
+        else:
+            _LOADED[path] = load_clips(path)
     return _LOADED[path]
 
 
