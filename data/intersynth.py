@@ -38,14 +38,13 @@ counterclockwise. Hand index 0 is left (wrist 20), 1 is right (wrist 21).
 Everything here is written for this project from the SMPL joint layout and InterGen's data conventions
 (see /work/shared/REFERENCE.md); no code is taken from elsewhere.
 """
-from __future__ import annotations
-
 import argparse
 import json
 import os
 import re
 import sys
 import time
+import types
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -1610,8 +1609,12 @@ def generate(n_clips: int, seed: int = 0, workers: int = None) -> list:
     if workers <= 1:
         return _make_range((seed, 0, n_clips))
     import multiprocessing as mp
-    # fork is quick and safe on Linux; elsewhere (macOS, Windows) start fresh interpreters.
+    # fork is quick and safe on Linux; elsewhere (macOS, Windows) start fresh interpreters, which import
+    # this module by name: make sure they can find it even if it was loaded from its file.
     ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    here = os.path.dirname(os.path.abspath(__file__))
+    if "." not in __name__ and here not in sys.path:
+        sys.path.append(here)
     bounds = np.linspace(0, n_clips, 8 * workers + 1).astype(int)
     jobs = [(seed, int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
     try:
@@ -1679,7 +1682,9 @@ def load_clips(path: str) -> list:
     return clips
 
 
-_LOADED = {}  # path -> clips, so train/val/test calls in one process read the file once
+# path -> clips, so train/val/test calls in one process read the file once (kept across re-executions of
+# this file, e.g. by intermoe_min.intersynth_module(), through the module registered at the bottom).
+_LOADED = getattr(sys.modules.get(__name__), "_LOADED", {})
 
 
 def load_all(n_clips: int = DEFAULT_N_CLIPS, seed: int = 0, cache_dir: str = None, verbose=False) -> list:
@@ -1860,6 +1865,14 @@ def main(argv=None):
         for k, v in r.items():
             print(f"  {k:28s} {v:.4g}" if isinstance(v, float) else f"  {k:28s} {v}")
 
+
+# Loaded from its file with importlib (as intermoe_min.intersynth_module does), this module is not in
+# sys.modules. Register it under its name, so worker processes can find `_make_range` by name and later
+# loads reuse the in-memory cache. (A copy of the namespace: the functions and objects are the same.)
+if __name__ != "__main__" and getattr(sys.modules.get(__name__), "_make_range", None) is not _make_range:
+    _registered = types.ModuleType(__name__, __doc__)
+    _registered.__dict__.update(globals())
+    sys.modules[__name__] = _registered
 
 if __name__ == "__main__":
     main()
