@@ -185,3 +185,13 @@ def test_command_line_check_runs():
                          capture_output=True, text=True, timeout=60, cwd="/")
     assert out.returncode == 0, out.stderr
     assert "foot_slide_cm_median" in out.stdout and "torso_overlap_frames" in out.stdout
+
+
+def test_loadable_from_its_file_like_intermoe_min_does():
+    """intermoe_min loads data/intersynth.py with importlib, without adding it to sys.modules first."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("intersynth_from_file", os.path.join(REPO, "data", "intersynth.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    clips = module.generate(4, seed=0, workers=2)                  # worker processes must find the module
+    assert np.array_equal(clips[3]["joints"], S.make_clip(0, 3)["joints"])
