@@ -3,10 +3,19 @@
 InterMoE generates two-person 3D interactions from text. This file holds the whole thing, in the order
 data flows through it:
 
-  1. The motion representation: the SMPL 22-joint skeleton, InterHuman's 262-value per-frame features,
-     InterGen's canonicalisation, mirroring and person swapping.
-  2. The dataset: InterHuman's on-disk layout and the generated InterSynth data, one loader for both.
-  3. Looking at motion: matplotlib animations and filmstrips.
+   1. The motion representation: the SMPL 22-joint skeleton, InterHuman's 262-value per-frame features,
+      InterGen's canonicalisation, mirroring and person swapping.
+   2. The dataset: InterHuman's on-disk layout and the generated InterSynth data, one loader for both.
+   3. Looking at motion: matplotlib animations, filmstrips and top views.
+   4. The Causal-Skeletal VAE: one person's motion <-> a short latent sequence (T/4 frames), causal.
+   5. The text encoder: captions -> a sentence embedding (a small transformer; a pretrained one plugs in).
+   6. The Cooperative MoE Denoiser: shared weights for both people, self- and cross-attention, and the
+      InterMoE block (Synergistic Router + Dynamic Temporal Selection) in place of the FFN.
+   7. Latent diffusion: cosine schedule, x0 prediction, DDIM sampling with classifier-free guidance.
+   8. Training machinery: device choice, bf16 autocast on CUDA, atomic resumable checkpoints, torchrun.
+   9. InterMoE, the whole text-to-motion model, and `preset(name)`.
+  10. The two training stages: `train_vae`, `train_denoiser`.
+  11. The command line: `python intermoe_min.py demo` and friends.
 
 Sources: the InterMoE paper (arXiv 2511.13488), the InterHuman data format as InterGen (Liang et al.,
 IJCV 2024) loads it. Facts follow the paper; where the authors' code differs, a comment says so.
@@ -14,13 +23,26 @@ Everything here is written from those descriptions, not copied.
 """
 from __future__ import annotations
 
+import argparse
+import contextlib
+import importlib.util
+import json
 import math
 import os
 import re
-from dataclasses import dataclass, field
+import sys
+import textwrap
+import time
+import warnings
+from collections import Counter
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torch.nn.functional as F
+from einops import rearrange
 
 # =====================================================================================================
 # 1. The motion representation
@@ -530,3 +552,2166 @@ def collate(batch: list[dict], multiple: int = 4) -> dict:
     mask = torch.arange(T)[None, :] < lengths[:, None]  # (B, T)
     return {"motion": motion, "mask": mask, "lengths": lengths,
             "captions": [b["caption"] for b in batch], "ids": [b["id"] for b in batch]}
+
+
+# =====================================================================================================
+# 3. Looking at motion
+# =====================================================================================================
+
+# The skeleton drawn as five polylines (and a dot for the head) instead of 21 separate bones: fewer
+# artists, faster frames.
+# Each chain is a path down SMPL_PARENTS (a test checks every bone appears exactly once).
+BONE_CHAINS = [  # (joints along the chain, side)
+    ([0, 3, 6, 9, 12, 15], "centre"),    # pelvis, spine1-3, neck, head
+    ([0, 1, 4, 7, 10], "left"),          # left hip, knee, ankle, foot
+    ([0, 2, 5, 8, 11], "right"),
+    ([9, 13, 16, 18, 20], "left"),       # spine3, left collar, shoulder, elbow, wrist
+    ([9, 14, 17, 19, 21], "right"),
+]
+HEAD = JOINT_NAMES.index("head")
+PERSON_COLORS = ["#1f6fb4", "#e0530f"]  # person 1 blue, person 2 orange
+FLOOR_GRID = 0.5                        # metres between floor grid lines
+HIGHLIGHT_HOLD = 0.3                    # seconds a highlight tag stays up (one frame is too short to see)
+
+
+def _as_people(joints) -> np.ndarray:
+    """Joint positions as a float numpy array (P, T, 22, 3); accepts (T, 22, 3), numpy or torch."""
+    if hasattr(joints, "detach"):  # a torch tensor; duck-typed so this section never imports torch
+        joints = joints.detach().cpu().float().numpy()
+    x = np.asarray(joints, dtype=np.float64)
+    if x.ndim == 3:
+        x = x[None]  # one person
+    ok = x.ndim == 4 and x.shape[0] in (1, 2) and x.shape[1] >= 1 and x.shape[2:] == (N_JOINTS, 3)
+    if not ok:
+        hint = " (262-value features? take the joint positions out first)" if x.shape[-1] == 262 else ""
+        raise ValueError(f"joints should be (T, 22, 3) for one person or (P, T, 22, 3) for P = 1 or 2 "
+                         f"people, in metres with Y up; got shape {tuple(np.shape(joints))}{hint}")
+    if not np.isfinite(x).all():
+        raise ValueError(f"joints contain {int((~np.isfinite(x)).sum())} NaN or infinite values")
+    return x
+
+
+def _to_plot(p: np.ndarray) -> np.ndarray:
+    """Data (x, y up, z) -> matplotlib 3D (x, -z, y), so the plot's vertical axis is the data's Y.
+
+    Only swapping y and z would mirror the scene (left and right trade places); negating z as well
+    makes it a rotation, so a left hand still looks like a left hand.
+    """
+    return np.stack([p[..., 0], -p[..., 2], p[..., 1]], axis=-1)
+
+
+def _shades(color) -> dict:
+    """One person's colours: the body in `color`, left limbs lighter, right limbs darker."""
+    from matplotlib.colors import to_rgb
+    c = np.array(to_rgb(color))
+    return {"centre": tuple(c), "left": tuple(c + (1 - c) * 0.45), "right": tuple(c * 0.6)}
+
+
+def _person_colors(colors, P: int) -> list:
+    colors = PERSON_COLORS if colors is None else ([colors] if isinstance(colors, str) else list(colors))
+    if len(colors) < P:
+        raise ValueError(f"need a colour per person: {P} people, {len(colors)} colours")
+    return [_shades(c) for c in colors[:P]]
+
+
+def _limits(J: np.ndarray, margin: float = 0.25, min_size: float = 2.0) -> np.ndarray:
+    """(3, 2) plot-axis limits covering every joint of every frame, with the floor (y=0) in view."""
+    p = _to_plot(J).reshape(-1, 3)
+    lo, hi = p.min(0), p.max(0)
+    centre = (lo + hi) / 2
+    half = np.maximum((hi - lo) / 2 + margin, min_size / 2)  # a person standing still is not a close-up
+    lims = np.stack([centre - half, centre + half], axis=1)
+    lims[2] = [min(lo[2], 0.0), max(hi[2] + margin, min_size)]  # vertical: from the floor up
+    return lims
+
+
+def _facing_xz(J: np.ndarray) -> np.ndarray:
+    """(P, T, 2) unit facing direction on the floor, (x, z). As in InterGen: across = right - left
+    (hips + shoulders), forward = up x across; a person in SMPL's rest pose faces +Z."""
+    across = (J[..., R_HIP, :] - J[..., L_HIP, :]) + (J[..., R_SHOULDER, :] - J[..., L_SHOULDER, :])
+    fwd = np.stack([across[..., 2], -across[..., 0]], axis=-1)  # (0,1,0) x across, keeping x and z
+    return fwd / np.maximum(np.linalg.norm(fwd, axis=-1, keepdims=True), 1e-8)
+
+
+def _wrap(caption, width_in: float, fontsize: float = 9) -> str:
+    if not caption:
+        return ""
+    chars = max(16, int(width_in * 72 / (fontsize * 0.55)))  # ~0.55 em per character
+    return textwrap.fill(str(caption), chars, max_lines=3, placeholder=" ...")
+
+
+def _highlights(highlight_frames) -> dict:
+    """{frame: label}; accepts None, a list of frames, or a dict {frame: label}."""
+    if highlight_frames is None:
+        return {}
+    if isinstance(highlight_frames, dict):
+        return {int(f): str(label) for f, label in highlight_frames.items()}
+    return {int(f): "key frame" for f in highlight_frames}
+
+
+def _tag(f: int, marks: dict, hold: int) -> str | None:
+    """The label of the highlight shown at frame f: one that happened in the last `hold` frames."""
+    hits = [h for h in marks if h <= f < h + hold]
+    return marks[max(hits)] if hits else None
+
+
+def _fit_zoom(box, elev, azim, fill=0.85):
+    """Zoom that makes a 3D box of sides `box` fill its (always square) panel from this view.
+
+    matplotlib scales every box so that its diagonal fits whatever the view, which leaves a flat
+    floor-sized box small; we project the 8 corners onto the screen's right and up directions
+    (orthographic, close enough) and zoom until the larger extent is `fill` of the panel.
+    Returns (zoom, height): height is the fraction of the panel's height the box then covers.
+    """
+    e, a = np.radians(elev), np.radians(azim)
+    right = np.array([-np.sin(a), np.cos(a), 0.0])
+    up = np.array([-np.cos(a) * np.sin(e), -np.sin(a) * np.sin(e), np.cos(e)])
+    corners = np.array(np.meshgrid([-1, 1], [-1, 1], [-1, 1])).reshape(3, 8).T * np.asarray(box) / 2
+    w, h = np.abs(corners @ right).max(), np.abs(corners @ up).max()
+    half_diag = np.linalg.norm(box) / 2
+    zoom = float(np.clip(fill * half_diag / max(w, h), 1.0, 3.0))
+    return zoom, min(1.0, zoom * h / half_diag)
+
+
+def _scene_height(lims, elev, azim, width: float) -> float:
+    """Inches of height a scene `width` inches wide needs. 3D panels are always square, but a floor
+    seen from the side and a little above is wide and flat; the empty top and bottom may overlap."""
+    return width * min(1.0, _fit_zoom(lims[:, 1] - lims[:, 0], elev, azim)[1] + 0.1)
+
+
+def _setup_axes(ax, lims, elev, azim):
+    """Fixed limits, equal scale, a floor at y=0 with a grid, and +x / +z arrows at the origin."""
+    from mpl_toolkits.mplot3d.art3d import Line3DCollection, Poly3DCollection
+    ax.set_xlim(*lims[0]), ax.set_ylim(*lims[1]), ax.set_zlim(*lims[2])
+    box = lims[:, 1] - lims[:, 0]
+    ax.set_box_aspect(box, zoom=_fit_zoom(box, elev, azim)[0])  # equal metres on every axis
+    ax.patch.set_visible(False)  # no background: panels may overlap (see filmstrip)
+    ax.view_init(elev=elev, azim=azim)
+    ax.set_axis_off()
+    ax.computed_zorder = False  # draw in zorder: floor first, people on top
+    (x0, x1), (y0, y1) = lims[0], lims[1]
+    ax.add_collection3d(Poly3DCollection([[(x0, y0, 0), (x1, y0, 0), (x1, y1, 0), (x0, y1, 0)]],
+                                         facecolor="0.92", edgecolor="0.75", zorder=0))
+    gx = np.arange(np.ceil(x0 / FLOOR_GRID), np.floor(x1 / FLOOR_GRID) + 1) * FLOOR_GRID
+    gy = np.arange(np.ceil(y0 / FLOOR_GRID), np.floor(y1 / FLOOR_GRID) + 1) * FLOOR_GRID
+    grid = [[(x, y0, 0), (x, y1, 0)] for x in gx] + [[(x0, y, 0), (x1, y, 0)] for y in gy]
+    ax.add_collection3d(Line3DCollection(grid, colors="0.8", linewidths=0.5, zorder=1))
+    if x0 < 0 < x1 and y0 < 0 < y1:  # origin arrows (data +x and +z) when the origin is in view
+        for (dx, dy), name in [((0.4, 0), "x"), ((0, -0.4), "z")]:
+            ax.plot([0, dx], [0, dy], [0, 0], color="0.35", lw=1, zorder=1)
+            ax.text(dx * 1.25, dy * 1.25, 0, name, color="0.35", fontsize=7, ha="center", va="center")
+
+
+class _Figures:
+    """The artists of P stick figures in one 3D axes, moved to any frame by .draw(t)."""
+
+    def __init__(self, ax, J, shades, trail=True):
+        self.ax, self.J, self.trail = ax, _to_plot(J), trail  # J: (P, T, 22, 3) in plot coordinates
+        self.bones, self.heads, self.trails = [], [], []
+        for shade in shades:
+            self.bones.append([ax.plot([], [], [], color=shade[side], lw=3 if side == "centre" else 2.2,
+                                       solid_capstyle="round")[0] for _, side in BONE_CHAINS])
+            self.heads.append(ax.plot([], [], [], "o", color=shade["centre"], ms=7)[0])
+            self.trails.append(ax.plot([], [], [], color=shade["centre"], lw=1, alpha=0.5, zorder=2)[0])
+
+    def draw(self, t: int) -> list:
+        limbs, centres = [], []  # every chain and head, with the point that decides its depth
+        for p in range(len(self.J)):
+            pts = self.J[p, t]  # (22, 3)
+            for line, (chain, _) in zip(self.bones[p], BONE_CHAINS):
+                line.set_data(pts[chain, 0], pts[chain, 1])
+                line.set_3d_properties(pts[chain, 2])
+                limbs.append(line), centres.append(pts[chain].mean(0))
+            self.heads[p].set_data(pts[[HEAD], 0], pts[[HEAD], 1])
+            self.heads[p].set_3d_properties(pts[[HEAD], 2])
+            limbs.append(self.heads[p]), centres.append(pts[HEAD])
+            if self.trail:  # the pelvis path so far, on the floor
+                root = self.J[p, : t + 1, 0]
+                self.trails[p].set_data(root[:, 0], root[:, 1])
+                self.trails[p].set_3d_properties(np.zeros(len(root)))
+        # Painter's algorithm: matplotlib draws in zorder, so the limb nearest the camera goes last
+        # (an arm around a partner's back disappears behind them). The floor stays below at zorder 0-2.
+        e, a = np.radians(self.ax.elev), np.radians(self.ax.azim)
+        to_camera = np.array([np.cos(e) * np.cos(a), np.cos(e) * np.sin(a), np.sin(e)])
+        for rank, i in enumerate(np.argsort(np.array(centres) @ to_camera)):
+            limbs[i].set_zorder(3 + rank / 100)
+        return limbs + self.trails
+
+
+def _legend(fig, shades, row=False, **kw):
+    """Who is who, and which shade is the left side: stacked (animation) or in one row (filmstrip)."""
+    from matplotlib.lines import Line2D
+    handles = [Line2D([], [], color=s["centre"], lw=3, label=f"person {i + 1}") for i, s in enumerate(shades)]
+    if row:
+        handles.append(Line2D([], [], color=shades[0]["left"], lw=3, label="lighter limbs: left side"))
+        return fig.legend(handles=handles, fontsize=7, frameon=False, ncol=len(handles), **kw)
+    return fig.legend(handles=handles, title="lighter limbs: left side", fontsize=7, title_fontsize=7,
+                      frameon=False, **kw)
+
+
+def _scene(joints, caption=None, fps=FPS, colors=None, stride=1, elev=20.0, azim=-60.0,
+           figsize=None, dpi=72, highlight_frames=None, trail=True):
+    """The figure of an animation and the function that moves it to frame t.
+
+    Returns (fig, update, frames, interval_ms); animate() wraps these in a FuncAnimation, save_gif()
+    steps through them itself.
+    """
+    import matplotlib.pyplot as plt
+    J = _as_people(joints)
+    P, T = J.shape[:2]
+    stride = max(1, int(stride))
+    shades = _person_colors(colors, P)
+    lims, W = _limits(J), (figsize or (4.0,))[0]
+    title = _wrap(caption, W)
+    head = 0.17 * (title.count("\n") + 1) + 0.1 if title else 0.1  # inches: caption above the scene
+    foot = 0.45                                                     # frame counter and legend below
+    if figsize is None:  # as tall as the scene looks, see _scene_height
+        row = _scene_height(lims, elev, azim, W)
+        H, rect = head + row + foot, (0.0, foot + row / 2 - W / 2, 1.0, W)
+    else:
+        H = figsize[1]
+        rect = (0.0, foot, 1.0, H - head - foot)
+    fig = plt.figure(figsize=(W, H), dpi=dpi)
+    ax = fig.add_axes((rect[0], rect[1] / H, rect[2], rect[3] / H), projection="3d")
+    _setup_axes(ax, lims, elev, azim)
+    if title:
+        fig.suptitle(title, fontsize=9, y=1 - 0.04 / H, va="top")
+    _legend(fig, shades, loc="lower right")
+    people = _Figures(ax, J, shades, trail=trail)
+    inches = fig.dpi_scale_trans  # place the counter and tag in inches from the bottom left
+    counter = fig.text(0.08, 0.06, "", fontsize=8, family="monospace", transform=inches)
+    tag = fig.text(0.08, 0.24, "", fontsize=9, color="crimson", weight="bold", transform=inches)
+    marks, hold = _highlights(highlight_frames), max(stride, round(HIGHLIGHT_HOLD * fps))
+
+    def update(t):
+        label = _tag(t, marks, hold)
+        counter.set_text(f"frame {t:3d}/{T - 1}  {t / fps:5.2f} s")
+        counter.set_color("crimson" if label else "0.2")
+        tag.set_text(f"\u25cf {label}" if label else "")
+        return people.draw(t) + [counter, tag]
+
+    return fig, update, list(range(0, T, stride)), 1000 * stride / fps
+
+
+def animate(joints, caption=None, fps=FPS, colors=None, stride=1, elev=20.0, azim=-60.0,
+            figsize=None, dpi=72, highlight_frames=None, trail=True):
+    """A 3D stick-figure animation of one or two people.
+
+    joints: (P, T, 22, 3) or (T, 22, 3) positions, metres, Y up (numpy or torch).
+    caption: the text prompt, shown as the (wrapped) title.
+    fps: the data's frame rate. Playback is real time whatever `stride` is: stride=2 draws every
+        second frame, each shown twice as long, which halves the work for long clips.
+    colors: one matplotlib colour per person (default blue, orange); left limbs are drawn lighter and
+        right limbs darker, so left and right can be told apart.
+    elev, azim: camera angles in degrees (matplotlib's); the default looks at the front of someone
+        facing +Z, slightly from above. The floor grid is FLOOR_GRID metres; the arrows at the
+        origin are +x and +z.
+    highlight_frames: frames of key events, a list [40, 95] or a dict {40: "contact"}; the frame
+        counter turns red and the label appears for HIGHLIGHT_HOLD seconds from that frame.
+    trail: draw each pelvis's path so far on the floor.
+    figsize: (width, height) inches; None: 4 inches wide and only as tall as the scene needs.
+    returns a matplotlib FuncAnimation. Its figure belongs to pyplot: in a notebook use show()
+    (which closes it), in a script plt.show() or save_gif().
+    """
+    from matplotlib.animation import FuncAnimation
+    fig, update, frames, interval = _scene(joints, caption, fps, colors, stride, elev, azim, figsize,
+                                           dpi, highlight_frames, trail)
+    return FuncAnimation(fig, update, frames=frames, interval=interval, cache_frame_data=False)
+
+
+def to_html(anim) -> str:
+    """The animation as a self-contained HTML/JavaScript player (frames embedded as PNGs)."""
+    return anim.to_jshtml()
+
+
+def _record(writer, fig, update, frames, path):
+    """Draw each frame once into a matplotlib movie writer (Animation.save would draw each twice)."""
+    with writer.saving(fig, path, dpi=fig.dpi):
+        for t in frames:
+            update(t)
+            writer.grab_frame()
+
+
+def show(joints, caption=None, stride=2, **kw):
+    """Notebook convenience: animate, render to an inline player, close the figure (so the notebook
+    does not also print a still image). Returns IPython.display.HTML, or the HTML string without IPython.
+
+    stride=2 by default: the page holds every drawn frame as a PNG (a 150-frame clip at stride 2:
+    75 frames, ~1.6 MB, a few seconds to render). Other keyword arguments are animate()'s.
+    """
+    import tempfile
+
+    import matplotlib.pyplot as plt
+    from matplotlib.animation import HTMLWriter
+    fig, update, frames, interval = _scene(joints, caption, stride=stride, **kw)
+    try:  # what anim.to_jshtml() does, drawing each frame once
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "player.html")
+            _record(HTMLWriter(fps=1000 / interval, embed_frames=True, default_mode="loop"),
+                    fig, update, frames, path)
+            with open(path, encoding="utf-8") as f:
+                html = f.read()
+    finally:
+        plt.close(fig)
+    try:
+        from IPython.display import HTML
+    except ImportError:
+        return html
+    return HTML(html)
+
+
+def save_gif(joints, path, caption=None, fps=FPS, stride=2, **kw):
+    """Write the animation to `path` as a GIF through Pillow (no ffmpeg), creating parent folders.
+
+    stride=2 by default: 15 drawn frames a second look smooth enough and take half the time.
+    Playback is real time, up to GIF's clock: frame times are whole 1/100 s, so 33 ms becomes 30 ms
+    and 67 ms becomes 60 ms (a 10% fast replay). Keyword arguments are animate()'s. Returns the path.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.animation import PillowWriter
+    fig, update, frames, interval = _scene(joints, caption, fps=fps, stride=stride, **kw)
+    parent = os.path.dirname(os.fspath(path))
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    try:
+        _record(PillowWriter(fps=1000 / interval), fig, update, frames, path)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def filmstrip(joints, n=6, caption=None, frames=None, ax_size=2.0, fps=FPS, colors=None, elev=20.0,
+              azim=-60.0, dpi=80, highlight_frames=None, trail=True):
+    """Still 3D frames side by side: n evenly spaced ones, or the given `frames`.
+
+    All panels share one set of limits, so positions compare across panels; under each panel are
+    the frame index and time. Panels at a highlighted frame get a red label.
+    Returns the Figure. Like any pyplot figure, a notebook shows it at the end of the cell, and shows
+    it twice if it is also the cell's value: write `fig = filmstrip(...)` or end the line with `;`.
+    """
+    import matplotlib.pyplot as plt
+    J = _as_people(joints)
+    T = J.shape[1]
+    if frames is None:
+        frames = np.unique(np.linspace(0, T - 1, max(1, min(int(n), T))).round().astype(int))
+    frames = [int(f) for f in frames]
+    if not frames or min(frames) < 0 or max(frames) >= T:
+        raise ValueError(f"frames must be a non-empty list of indices in [0, {T - 1}], got {frames}")
+    shades, lims, marks = _person_colors(colors, J.shape[0]), _limits(J), _highlights(highlight_frames)
+    title = _wrap(caption, ax_size * len(frames), fontsize=10)
+    n = len(frames)
+    row = _scene_height(lims, elev, azim, ax_size)  # the square panels overlap above and below
+    head = 0.2 * (title.count("\n") + 1) + 0.1 if title else 0.05  # inches above the panels
+    foot = 0.5                                                       # frame labels, then the legend
+    H = head + row + foot
+    fig = plt.figure(figsize=(ax_size * n, H), dpi=dpi)
+    for i, f in enumerate(frames):
+        ax = fig.add_axes((i / n, (foot + row / 2 - ax_size / 2) / H, 1 / n, ax_size / H), projection="3d")
+        _setup_axes(ax, lims, elev, azim)
+        _Figures(ax, J, shades, trail=trail).draw(f)
+        label = f"frame {f}  {f / fps:.2f} s" + (f"  \u25cf {marks[f]}" if f in marks else "")
+        fig.text((i + 0.5) / n, (foot - 0.02) / H, label, ha="center", va="top", fontsize=8,
+                 color="crimson" if f in marks else "0.2", weight="bold" if f in marks else "normal")
+    if title:
+        fig.suptitle(title, fontsize=10, y=1 - 0.05 / H, va="top")
+    _legend(fig, shades, row=True, loc="lower center", bbox_to_anchor=(0.5, 0.0))
+    return fig
+
+
+def plot_trajectories(joints, caption=None, fps=FPS, colors=None, ax=None, figsize=(4.0, 4.0), dpi=80,
+                      dots_every=1.0, arrows_every=None):
+    """Top view of the floor: each pelvis's path, the way each person faces at the start (arrow),
+    start (circle) and end (square), and a dot every `dots_every` seconds (dots far apart = fast).
+    Handy for circling, following, approaching. arrows_every=s adds a facing arrow every s seconds.
+
+    Seen from above with x to the right, +z points down the page (the true view from above; putting
+    +z up would mirror the scene and turn clockwise into anticlockwise).
+    Draws into `ax` if given; returns the Figure (in a notebook: `fig = ...` or `;`, see filmstrip).
+    """
+    import matplotlib.pyplot as plt
+    J = _as_people(joints)
+    P, T = J.shape[:2]
+    shades = _person_colors(colors, P)
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize, dpi=dpi)
+    fig = ax.figure
+    root, face = J[:, :, 0, [0, 2]], _facing_xz(J)  # (P, T, 2) pelvis on the floor, facing (x, z)
+    arrow_len = 0.35  # metres
+    for p in range(P):
+        c = shades[p]["centre"]
+        ax.plot(*root[p].T, color=c, lw=1.8, label=f"person {p + 1}")
+        ax.plot(*root[p, 0], "o", color=c, ms=7, mfc="white", mew=2)
+        ax.plot(*root[p, -1], "s", color=c, ms=6)
+        if dots_every:
+            ax.plot(*root[p, :: max(1, round(dots_every * fps))].T, ".", color=c, ms=5)
+        every = max(1, round(arrows_every * fps)) if arrows_every else T  # T: only the first frame
+        for t in range(0, T, every):
+            ax.annotate("", xy=root[p, t] + arrow_len * face[p, t], xytext=root[p, t],
+                        arrowprops=dict(arrowstyle="-|>", color=c, lw=1.5 if t else 2.2))
+    ax.plot(0, 0, "+", color="0.4", ms=8)  # the origin
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.margins(0.15)
+    if not ax.yaxis_inverted():
+        ax.invert_yaxis()  # +z down: the view from above (see docstring)
+    ax.set_xlabel("x (m)", fontsize=8)
+    ax.set_ylabel("z (m), seen from above", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(True, lw=0.4, color="0.85")
+    ax.legend(fontsize=7, frameon=False, title="o start  \u25a0 end  \u2192 facing", title_fontsize=7)
+    if caption:
+        ax.set_title(_wrap(caption, fig.get_figwidth()), fontsize=9)
+    return fig
+
+
+# =====================================================================================================
+# 4. The Causal-Skeletal VAE
+# =====================================================================================================
+# The VAE turns one person's motion, a (T, 262) feature per frame, into a short sequence of latent
+# frames (T/4, 448); the diffusion model works in that latent space. Paper, Method, "Causal-Skeletal
+# VAE": skeletal graph convolution mixes neighbouring joints, causal convolution mixes frames, and
+# neither ever looks into the future. Data flow (REFERENCE 1.1):
+#
+#   (B, T, 262) --split per joint--> (B, T, 22, 13) --per-joint MLP--> (B, T, 22, C)
+#     --[res ST blocks on the 22-joint graph]--> pool 22 joints -> 12 parts, T -> T/2
+#     --[res ST blocks on the 12-part graph]---> pool 12 parts  ->  7 parts, T/2 -> T/4
+#     --per-part mu/logvar head--> z: (B, T/4, 7, C) = (B, T/4, 448) at C = 64
+#   and the decoder walks back up the same ladder (unpool, upsample time by repetition, blocks).
+#
+# Causal means: latent frame k sees only input frames < 4(k+1), and decoded frame t sees only latent
+# frames <= t // 4. That lets the motion be encoded and decoded as a stream, 4 frames at a time.
+
+
+
+# ---- 4.1 The skeleton at three resolutions: 22 joints -> 12 parts -> 7 parts -------------------------
+# Each coarse node is a group of finer nodes: a short chain along the SMPL tree. Both levels are
+# partitions (every node in exactly one group), so pooling is a plain average over a group, unpooling
+# copies a group's token back to each member, and the coarse graph is the quotient of the fine one.
+# Our own grouping, in the spirit of the authors' (their code also pools 22 -> 12 -> 7 by averaging).
+# The pelvis keeps a token of its own at every level: it carries the global trajectory.
+PARTS_12 = {  # part name: SMPL joint indices (JOINT_NAMES order)
+    "pelvis": [0],
+    "left_thigh": [1, 4],             # left hip, left knee
+    "left_foot": [7, 10],             # left ankle, left foot (both contact joints)
+    "right_thigh": [2, 5],
+    "right_foot": [8, 11],
+    "spine": [3, 6],                  # spine1, spine2
+    "chest": [9],                     # spine3: the hub where neck and collars meet
+    "head": [12, 15],                 # neck, head
+    "left_shoulder": [13, 16],        # left collar, left shoulder
+    "left_forearm": [18, 20],         # left elbow, left wrist
+    "right_shoulder": [14, 17],
+    "right_forearm": [19, 21],
+}
+PARTS_7 = {  # part name: indices into PARTS_12
+    "pelvis": [0],
+    "left_leg": [1, 2],
+    "right_leg": [3, 4],
+    "torso": [5, 6],                  # spine + chest
+    "head": [7],
+    "left_arm": [8, 9],
+    "right_arm": [10, 11],
+}
+
+
+def skeleton_adjacency() -> torch.Tensor:
+    """(22, 22) adjacency of the SMPL tree, with self loops (every joint is its own neighbour)."""
+    A = torch.eye(N_JOINTS)
+    for j, p in enumerate(SMPL_PARENTS):
+        if p >= 0:
+            A[j, p] = A[p, j] = 1.0
+    return A
+
+
+def group_membership(groups: dict, n_in: int) -> torch.Tensor:
+    """(n_out, n_in) 0/1 matrix: M[g, j] = 1 iff node j belongs to group g."""
+    M = torch.zeros(len(groups), n_in)
+    for g, members in enumerate(groups.values()):
+        M[g, members] = 1.0
+    assert (M.sum(0) == 1).all(), "the groups must partition the nodes"
+    return M
+
+
+def coarsen_adjacency(A: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
+    """Quotient graph: groups g, h are neighbours iff some edge joins a member of g to one of h.
+
+    A: (n_in, n_in) fine adjacency with self loops, M: (n_out, n_in) membership -> (n_out, n_out),
+    self loops included. (M A M^T)[g, h] counts the fine edges between the members of g and h.
+    """
+    return ((M @ A @ M.T) > 0).float()
+
+
+def pool_matrix(M: torch.Tensor) -> torch.Tensor:
+    """Averaging matrix (n_out, n_in): a group's token is the mean of its members' tokens."""
+    return M / M.sum(1, keepdim=True)
+
+
+def unpool_matrix(M: torch.Tensor) -> torch.Tensor:
+    """The transposed map (n_in, n_out): each node gets a copy of its group's token."""
+    return M.T.clone()
+
+
+# Built once from the tree and the groups. Both coarse graphs come out as trees:
+#   12 parts: pelvis - {left_thigh - left_foot, right_thigh - right_foot, spine - chest},
+#             chest - {head, left_shoulder - left_forearm, right_shoulder - right_forearm}
+#    7 parts: pelvis - {left_leg, right_leg, torso}, torso - {head, left_arm, right_arm}
+A_JOINTS = skeleton_adjacency()                       # (22, 22)
+M_12 = group_membership(PARTS_12, N_JOINTS)           # (12, 22)
+M_7 = group_membership(PARTS_7, len(PARTS_12))        # (7, 12)
+A_12 = coarsen_adjacency(A_JOINTS, M_12)              # (12, 12)
+A_7 = coarsen_adjacency(A_12, M_7)                    # (7, 7)
+
+
+# ---- 4.2 Per-joint tokens: the 262 feature cut into 22 joint tokens of 13 values --------------------
+JOINT_TOKEN_DIM = 13  # position 3 + 6D local rotation 6 + velocity 3 + contact 1 (0 off the feet)
+
+
+def features_to_joint_tokens(x: torch.Tensor) -> torch.Tensor:
+    """(B, T, 262) features -> (B, T, 22, 13) joint tokens [pos 3, rot6d 6, vel 3, contact 1].
+
+    The root (pelvis) has no local rotation in the feature: its rotation slot is zeros. Only the four
+    foot joints (FOOT_JOINTS) carry a contact bit; the other joints' contact slot is zero.
+    """
+    B, T, D = x.shape
+    assert D == FEAT_DIM, f"expected (B, T, {FEAT_DIM}) features, got {tuple(x.shape)}"
+    pos = x[..., FEATURE_SLICES["positions"]].reshape(B, T, N_JOINTS, 3)        # (B, T, 22, 3)
+    vel = x[..., FEATURE_SLICES["velocities"]].reshape(B, T, N_JOINTS, 3)       # (B, T, 22, 3)
+    rot = x[..., FEATURE_SLICES["rotations"]].reshape(B, T, N_JOINTS - 1, 6)    # (B, T, 21, 6)
+    rot = torch.cat([rot.new_zeros(B, T, 1, 6), rot], dim=2)                    # (B, T, 22, 6)
+    contact = x.new_zeros(B, T, N_JOINTS, 1)                                     # (B, T, 22, 1)
+    contact[:, :, FOOT_JOINTS, 0] = x[..., FEATURE_SLICES["contacts"]]
+    return torch.cat([pos, rot, vel, contact], dim=-1)                          # (B, T, 22, 13)
+
+
+def joint_tokens_to_features(tok: torch.Tensor) -> torch.Tensor:
+    """(B, T, 22, 13) joint tokens -> (B, T, 262) features; the inverse of features_to_joint_tokens.
+
+    The root's rotation slot and the non-foot contact slots are dropped (the feature has no place for them).
+    """
+    B, T = tok.shape[:2]
+    pos = tok[..., 0:3].reshape(B, T, N_JOINTS * 3)                  # (B, T, 66)
+    rot = tok[:, :, 1:, 3:9].reshape(B, T, (N_JOINTS - 1) * 6)      # (B, T, 126), root dropped
+    vel = tok[..., 9:12].reshape(B, T, N_JOINTS * 3)                 # (B, T, 66)
+    contact = tok[:, :, FOOT_JOINTS, 12]                             # (B, T, 4)
+    return torch.cat([pos, vel, rot, contact], dim=-1)               # (B, T, 262), FEATURE_SLICES order
+
+
+class PerNodeLinear(nn.Module):
+    """A Linear layer with its own weights for each of N nodes (joints or parts).
+
+    (..., N, d_in) -> (..., N, d_out) with weight (N, d_in, d_out): one einsum instead of N Linears.
+    """
+
+    def __init__(self, n_nodes: int, d_in: int, d_out: int):
+        super().__init__()
+        bound = d_in ** -0.5  # nn.Linear's default initialisation range
+        self.weight = nn.Parameter(torch.empty(n_nodes, d_in, d_out).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(n_nodes, d_out).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("...ni,nio->...no", x, self.weight) + self.bias
+
+
+class PerNodeMLP(nn.Sequential):
+    """Linear -> SiLU -> Linear, separate weights per node: (..., N, d_in) -> (..., N, d_out)."""
+
+    def __init__(self, n_nodes: int, d_in: int, d_hidden: int, d_out: int):
+        super().__init__(PerNodeLinear(n_nodes, d_in, d_hidden), nn.SiLU(),
+                         PerNodeLinear(n_nodes, d_hidden, d_out))
+
+
+# ---- 4.3 Spatio-temporal convolution: graph conv over joints + causal conv over time ----------------
+class CausalSTConv(nn.Module):
+    """One spatio-temporal convolution on tokens (B, T, N, C) over an N-node graph.
+
+    out = W1 x + (A W2 x) / deg                       skeletal graph conv (A with self loops)
+        + causal temporal conv, kernel 3 in time       frame t sees frames t-2, t-1, t only
+
+    The temporal conv is a Conv2d over (time, node index) with `joint_kernel` taps along the node axis,
+    as in the authors' code (its 3x3 conv is where most of the ~1.0 M parameters sit). The node axis is
+    the index order, not the skeleton: true neighbours are the graph conv's job. joint_kernel=1 makes
+    it a purely temporal conv shared by all nodes.
+    """
+
+    def __init__(self, adjacency: torch.Tensor, dim: int, kernel_size: int = 3, joint_kernel: int = 3):
+        super().__init__()
+        self.register_buffer("adj_norm", adjacency / adjacency.sum(1, keepdim=True))  # A / deg, (N, N)
+        self.w1 = nn.Linear(dim, dim)
+        self.w2 = nn.Linear(dim, dim)
+        self.time_pad = kernel_size - 1  # all the padding goes in front: causal
+        self.temporal = nn.Conv2d(dim, dim, (kernel_size, joint_kernel), padding=(0, joint_kernel // 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        graph = self.w1(x) + torch.einsum("nm,btmc->btnc", self.adj_norm, self.w2(x))  # (B, T, N, C)
+        h = x.permute(0, 3, 1, 2)                       # (B, C, T, N) for Conv2d
+        h = F.pad(h, (0, 0, self.time_pad, 0))          # (B, C, T + 2, N): 2 frames in front, none after
+        temporal = self.temporal(h).permute(0, 2, 3, 1)  # (B, T, N, C)
+        return graph + temporal
+
+
+class ResSTBlock(nn.Module):
+    """x + Dropout(STConv(SiLU(STConv(SiLU(x))))): the residual unit of both encoder and decoder."""
+
+    def __init__(self, adjacency: torch.Tensor, dim: int, joint_kernel: int, dropout: float):
+        super().__init__()
+        self.conv1 = CausalSTConv(adjacency, dim, joint_kernel=joint_kernel)
+        self.conv2 = CausalSTConv(adjacency, dim, joint_kernel=joint_kernel)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, N, C) -> (B, T, N, C)
+        h = self.conv1(F.silu(x))
+        h = self.conv2(F.silu(h))
+        return x + self.dropout(h)
+
+
+class STPool(nn.Module):
+    """Pool nodes with a fixed averaging matrix and halve time: (B, T, N_in, C) -> (B, T/2, N_out, C).
+
+    Time pooling averages frames 2k and 2k+1, so output frame k sees nothing after input frame 2k+1.
+    """
+
+    def __init__(self, membership: torch.Tensor):
+        super().__init__()
+        self.register_buffer("pool", pool_matrix(membership))  # (N_out, N_in)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.einsum("on,btnc->btoc", self.pool, x)  # (B, T, N_out, C)
+        B, T, N, C = x.shape
+        return x.reshape(B, T // 2, 2, N, C).mean(2)       # (B, T/2, N_out, C)
+
+
+class STUnpool(nn.Module):
+    """Unpool with the transposed map and double time by repetition: (B, T, N_out, C) -> (B, 2T, N_in, C).
+
+    Repetition keeps it causal: output frames 2k and 2k+1 are both copies of input frame k.
+    """
+
+    def __init__(self, membership: torch.Tensor):
+        super().__init__()
+        self.register_buffer("unpool", unpool_matrix(membership))  # (N_in, N_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.einsum("no,btoc->btnc", self.unpool, x)  # (B, T, N_in, C)
+        return x.repeat_interleave(2, dim=1)                 # (B, 2T, N_in, C)
+
+
+# ---- 4.4 The VAE -----------------------------------------------------------------------------------
+@dataclass
+class VAEConfig:
+    width: int = 64            # channels of every joint/part token; the latent is 7 parts x width (448)
+    n_blocks: int = 2          # residual ST blocks per level (the authors' config: 1 + 1)
+    joint_kernel: int = 3      # taps of the temporal conv along the node axis (authors: 3; 1 = time only)
+    dropout: float = 0.1       # inside each residual block (authors' value); off in eval mode
+    hidden: int = 64           # hidden width of the per-joint input/output MLPs (paper: 13 -> 64 -> 64)
+
+    @property
+    def latent_dim(self) -> int:
+        return len(PARTS_7) * self.width  # 7 x 64 = 448 per latent frame
+
+
+class CausalSkeletalVAE(nn.Module):
+    """Causal-Skeletal VAE (paper, Method; REFERENCE 1.1): one person, (B, T, 262) <-> (B, ceil(T/4), 448).
+
+    Weights are shared by both persons: encode them one at a time (or stacked along the batch).
+    Inputs and outputs are normalised features (feature - mean) / std.
+    """
+
+    downsample = 4  # 2 levels, time / 2 each
+
+    def __init__(self, cfg: VAEConfig = VAEConfig()):
+        super().__init__()
+        self.cfg = cfg
+        C = cfg.width
+
+        def blocks(A):  # one level: n_blocks residual ST blocks on the graph A
+            return nn.Sequential(*[ResSTBlock(A, C, cfg.joint_kernel, cfg.dropout) for _ in range(cfg.n_blocks)])
+
+        # encoder: joints -> 12 parts -> 7 parts
+        self.joint_in = PerNodeMLP(N_JOINTS, JOINT_TOKEN_DIM, cfg.hidden, C)
+        self.enc_joints, self.pool1 = blocks(A_JOINTS), STPool(M_12)
+        self.enc_parts, self.pool2 = blocks(A_12), STPool(M_7)
+        self.to_dist = PerNodeLinear(len(PARTS_7), C, 2 * C)  # per part: mu and logvar
+        # decoder: the mirror image, 7 parts -> 12 parts -> joints
+        self.unpool2, self.dec_parts = STUnpool(M_7), blocks(A_12)
+        self.unpool1, self.dec_joints = STUnpool(M_12), blocks(A_JOINTS)
+        self.joint_out = PerNodeMLP(N_JOINTS, C, cfg.hidden, JOINT_TOKEN_DIM)
+
+    def encode_dist(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, T, 262) -> mu, logvar, each (B, ceil(T/4), 448).
+
+        T not divisible by 4: the last frame is repeated at the end (padding after the clip keeps
+        causality), so the last latent frame summarises a partial block.
+        """
+        B, T, _ = x.shape
+        pad = -T % self.downsample
+        if pad:
+            x = torch.cat([x, x[:, -1:].expand(B, pad, x.shape[-1])], dim=1)  # (B, T + pad, 262)
+        h = self.joint_in(features_to_joint_tokens(x))  # (B, T', 22, C)
+        h = self.pool1(self.enc_joints(h))               # (B, T'/2, 12, C)
+        h = self.pool2(self.enc_parts(h))                # (B, T'/4, 7, C)
+        mu, logvar = self.to_dist(h).chunk(2, dim=-1)    # 2 x (B, T'/4, 7, C)
+        return mu.flatten(2), logvar.flatten(2)          # 2 x (B, T'/4, 7 * C)
+
+    def encode(self, x: torch.Tensor, sample: bool = False) -> torch.Tensor:
+        """x (B, T, 262) -> z (B, ceil(T/4), 448): the posterior mean, or a sample if sample=True."""
+        mu, logvar = self.encode_dist(x)
+        return reparameterize(mu, logvar) if sample else mu
+
+    def decode(self, z: torch.Tensor, T: int | None = None) -> torch.Tensor:
+        """z (B, Tz, 448) -> (B, T, 262) normalised features; T (at most 4 Tz, default 4 Tz) crops the end."""
+        B, Tz, _ = z.shape
+        assert T is None or T <= self.downsample * Tz, f"{Tz} latent frames decode to at most {4 * Tz} frames"
+        h = z.reshape(B, Tz, len(PARTS_7), self.cfg.width)  # (B, Tz, 7, C)
+        h = self.dec_parts(self.unpool2(h))                  # (B, 2 Tz, 12, C)
+        h = self.dec_joints(self.unpool1(h))                 # (B, 4 Tz, 22, C)
+        out = joint_tokens_to_features(self.joint_out(h))    # (B, 4 Tz, 262)
+        return out if T is None else out[:, :T]
+
+    def forward(self, x: torch.Tensor, sample: bool | None = None):
+        """x (B, T, 262) -> (recon (B, T, 262), mu, logvar (B, ceil(T/4), 448)).
+
+        Samples z in training mode and uses the mean in eval mode unless `sample` says otherwise.
+        """
+        mu, logvar = self.encode_dist(x)
+        sample = self.training if sample is None else sample
+        z = reparameterize(mu, logvar) if sample else mu
+        return self.decode(z, x.shape[1]), mu, logvar
+
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """z = mu + sigma * eps, eps ~ N(0, I): the VAE's reparameterisation trick (Kingma & Welling 2014)."""
+    return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+
+
+# ---- 4.5 The VAE loss (REFERENCE 1.1: recon 1.0 + position 0.5 + velocity 0.5 + rotation 0.5 + KL 0.02)
+VAE_LOSS_WEIGHTS = {"recon": 1.0, "pos": 0.5, "vel": 0.5, "rot": 0.5, "kl": 0.02}
+
+
+def _masked_mean(err: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of err (B, T, F) over all elements of the valid frames; mask (B, T) bool or None."""
+    if mask is None:
+        return err.mean()
+    m = mask[..., None].to(err.dtype)                 # (B, T, 1)
+    return (err * m).sum() / (m.sum() * err.shape[-1]).clamp(min=1)
+
+
+def vae_loss(recon, x, mu, logvar, mean, std, mask=None, weights=None):
+    """Weighted VAE loss -> (total, {term: float}).
+
+    recon, x:    (B, T, 262) normalised features (decoded and target)
+    mu, logvar:  (B, ceil(T/4), 448) the posterior
+    mean, std:   (262,) normalisation statistics, to measure position/velocity/rotation in real units
+    mask:        (B, T) bool, True on valid frames; padded frames then count for nothing.
+                 A latent frame counts for the KL term if any of its 4 frames is valid.
+    weights:     overrides for VAE_LOSS_WEIGHTS, e.g. {"kl": 0.0}
+    Each term is a mean over elements (MSE), as in the authors' setup.
+    """
+    w = {**VAE_LOSS_WEIGHTS, **(weights or {})}
+    recon_real, x_real = recon * std + mean, x * std + mean  # (B, T, 262) de-normalised
+    terms = {"recon": _masked_mean((recon - x) ** 2, mask)}
+    for name, part in (("pos", "positions"), ("vel", "velocities"), ("rot", "rotations")):
+        s = FEATURE_SLICES[part]
+        terms[name] = _masked_mean((recon_real[..., s] - x_real[..., s]) ** 2, mask)
+    kl = 0.5 * (mu ** 2 + logvar.exp() - logvar - 1.0)  # KL(N(mu, sigma) || N(0, I)) per element
+    latent_mask = None
+    if mask is not None:
+        B, T = mask.shape
+        Tz = mu.shape[1]
+        padded = F.pad(mask, (0, 4 * Tz - T), value=False)     # (B, 4 Tz)
+        latent_mask = padded.reshape(B, Tz, 4).any(-1)          # (B, Tz)
+    terms["kl"] = _masked_mean(kl, latent_mask)
+    total = sum(w[k] * v for k, v in terms.items())
+    return total, {"total": total.item(), **{k: v.item() for k, v in terms.items()}}
+
+
+# =====================================================================================================
+# 5. The text encoder
+# =====================================================================================================
+# InterGen and InterMoE read the caption with a frozen CLIP ViT-L/14 text tower, then a trainable
+# 2-layer transformer; the end-of-text token's feature goes through a Linear and is added to the
+# diffusion timestep embedding (REFERENCE 1.2). CLIP's weights cannot be downloaded here, so by default
+# we learn a small text encoder from scratch on the training captions, built the same way: words ->
+# embeddings + positions -> transformer -> end-of-text token -> Linear. A lab that has a pretrained
+# sentence encoder can plug it in instead (TextEncoder(..., pretrained=fn)), frozen, with a trainable
+# Linear on top.
+class Vocab:
+    """Word-level vocabulary built from training captions.
+
+    Tokens are lower-cased words and single punctuation marks ("A man's hand." -> a man ' s hand .).
+    Three special tokens: <pad> = 0 (padding), <unk> = 1 (any word not seen in training),
+    <eos> = 2 (end of text: closes every caption, and its feature becomes the sentence embedding).
+    The empty caption "" (classifier-free guidance's "no text") is just [<eos>].
+    """
+
+    PAD, UNK, EOS = "<pad>", "<unk>", "<eos>"
+    _token_re = re.compile(r"\w+|[^\w\s]")  # a run of word characters, or one punctuation mark
+
+    def __init__(self, itos: list[str]):
+        assert itos[:3] == [self.PAD, self.UNK, self.EOS], "special tokens must come first"
+        self.itos = list(itos)                            # id -> token
+        self.stoi = {t: i for i, t in enumerate(itos)}    # token -> id
+        self._warned: set[str] = set()                   # unknown words already reported
+
+    @classmethod
+    def tokenize(cls, text: str) -> list[str]:
+        return cls._token_re.findall(text.lower())
+
+    @classmethod
+    def build(cls, captions, min_count: int = 1) -> "Vocab":
+        """Vocabulary of every token seen at least min_count times; most frequent first, ties A-Z."""
+        counts = Counter(t for c in captions for t in cls.tokenize(c))
+        words = sorted((w for w, n in counts.items() if n >= min_count), key=lambda w: (-counts[w], w))
+        return cls([cls.PAD, cls.UNK, cls.EOS] + words)
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def unknown_words(self, texts) -> list[str]:
+        """Sorted words of `texts` that are not in the vocabulary (they would become <unk>)."""
+        return sorted({t for text in texts for t in self.tokenize(text) if t not in self.stoi})
+
+    def encode(self, texts, max_len: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+        """Captions -> (ids (B, L) long, mask (B, L) bool, True on real tokens incl. <eos>).
+
+        L = the longest caption + 1, at most max_len; longer captions are cut so that <eos> always fits.
+        Unknown words map to <unk>; the first time a word is met, a warning names it.
+        """
+        texts = list(texts)
+        new = [w for w in self.unknown_words(texts) if w not in self._warned]
+        if new:
+            self._warned.update(new)
+            warnings.warn(f"{len(new)} word(s) not in the vocabulary, read as {self.UNK}: {new}",
+                          stacklevel=2)
+        unk = self.stoi[self.UNK]
+        rows = [[self.stoi.get(t, unk) for t in self.tokenize(text)][: max_len - 1] + [self.stoi[self.EOS]]
+                for text in texts]
+        L = max(len(r) for r in rows)
+        ids = torch.zeros(len(rows), L, dtype=torch.long)  # (B, L), <pad> = 0
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r)
+        return ids, ids != 0
+
+    def decode(self, ids) -> str:
+        """ids (L,) -> the tokens joined by spaces, up to <eos> (for checking, not for printing prose)."""
+        out = []
+        for i in ids.tolist():
+            if self.itos[i] in (self.EOS, self.PAD):
+                break
+            out.append(self.itos[i])
+        return " ".join(out)
+
+    def state_dict(self) -> dict:
+        """Everything needed to rebuild the vocabulary: store it in the model checkpoint."""
+        return {"itos": list(self.itos)}
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> "Vocab":
+        return cls(state["itos"])
+
+
+def sinusoidal_positions(n: int, dim: int) -> torch.Tensor:
+    """(n, dim) fixed sinusoidal position codes (Vaswani et al. 2017, Sec. 3.5)."""
+    pos = torch.arange(n, dtype=torch.float64)[:, None]                                      # (n, 1)
+    freq = torch.exp(-math.log(10000.0) * torch.arange(0, dim, 2, dtype=torch.float64) / dim)  # (dim/2,)
+    pe = torch.zeros(n, dim, dtype=torch.float64)
+    pe[:, 0::2], pe[:, 1::2] = torch.sin(pos * freq), torch.cos(pos * freq)
+    return pe.float()
+
+
+@dataclass
+class TextConfig:
+    d_model: int = 256       # token width of the small transformer (CLIP-L has 768; we learn from scratch)
+    n_layers: int = 2        # transformer layers, as the trainable part of InterGen's text encoder
+    n_heads: int = 4         # attention heads (d_model / n_heads = 64 per head)
+    dropout: float = 0.1     # in the transformer layers
+    max_len: int = 64        # longest caption in tokens incl. <eos>; InterHuman captions are far shorter
+    d_cond: int = 768        # sentence embedding width = the denoiser's width (paper: 768)
+
+
+class TextEncoder(nn.Module):
+    """Captions -> (sentence embedding (B, d_cond), token features (B, L, d_model), mask (B, L)).
+
+    Own path (default): ids -> token embedding + sinusoidal positions -> transformer encoder (padding
+    masked out) -> LayerNorm -> the <eos> token's feature -> Linear -> sentence embedding.
+
+    Pretrained path: `pretrained` is any callable list[str] -> Tensor (B, d_in), e.g. a sentence-transformer
+    or CLIP's pooled text feature. It is called without gradients and kept out of this module's
+    parameters and state_dict (its weights are neither trained nor saved here); a trainable Linear
+    (d_in -> d_model) turns its output into the "<eos> feature", and the same LayerNorm -> Linear head gives
+    the sentence embedding. The small transformer is skipped: `vocab` may be None, and the token features
+    are that single projected vector (B, 1, d_model). d_in is read from one call on [""] at construction.
+
+        enc = TextEncoder(None, TextConfig(), pretrained=my_frozen_sentence_encoder)
+        cond, tokens, mask = enc(["two people shake hands", ""])
+    """
+
+    def __init__(self, vocab: Vocab | None, cfg: TextConfig = TextConfig(), pretrained=None):
+        super().__init__()
+        self.vocab, self.cfg = vocab, cfg
+        # plain attribute lookup, not nn.Module registration: frozen, not ours to save
+        object.__setattr__(self, "pretrained", pretrained)
+        if pretrained is None:
+            assert vocab is not None, "without a pretrained encoder the vocabulary is needed"
+            self.embed = nn.Embedding(len(vocab), cfg.d_model, padding_idx=0)
+            pe = sinusoidal_positions(cfg.max_len, cfg.d_model)                 # (max_len, d_model)
+            self.register_buffer("positions", pe, persistent=False)
+            layer = nn.TransformerEncoderLayer(cfg.d_model, cfg.n_heads, 4 * cfg.d_model, cfg.dropout,
+                                               activation="gelu", batch_first=True, norm_first=True)
+            self.transformer = nn.TransformerEncoder(layer, cfg.n_layers, enable_nested_tensor=False)
+        else:
+            with torch.no_grad():
+                d_in = pretrained([""]).shape[-1]
+            self.from_pretrained = nn.Linear(d_in, cfg.d_model)
+        self.norm = nn.LayerNorm(cfg.d_model)
+        self.to_cond = nn.Linear(cfg.d_model, cfg.d_cond)
+
+    def forward(self, texts: list[str]):
+        """B captions ("" = no caption) -> cond (B, d_cond), tokens (B, L, d_model), mask (B, L) bool."""
+        device = self.to_cond.weight.device
+        if self.pretrained is not None:
+            with torch.no_grad():  # frozen: no gradient ever reaches the pretrained weights
+                emb = self.pretrained(list(texts))                           # (B, d_in)
+            emb = emb.to(device=device, dtype=self.to_cond.weight.dtype)
+            eos = self.norm(self.from_pretrained(emb))               # (B, d_model)
+            tokens = eos[:, None]                                    # (B, 1, d_model)
+            mask = torch.ones(len(texts), 1, dtype=torch.bool, device=device)
+            return self.to_cond(eos), tokens, mask
+        ids, mask = self.vocab.encode(texts, self.cfg.max_len)      # (B, L), (B, L)
+        ids, mask = ids.to(device), mask.to(device)
+        L = ids.shape[1]
+        h = self.embed(ids) + self.positions[:L]                     # (B, L, d_model)
+        h = self.norm(self.transformer(h, src_key_padding_mask=~mask))  # (B, L, d_model)
+        last = mask.sum(1) - 1                                       # (B,) index of <eos> in each row
+        eos = h[torch.arange(len(ids), device=device), last]         # (B, d_model)
+        return self.to_cond(eos), h, mask
+
+
+# =====================================================================================================
+# 6. The cooperative denoiser, a: building blocks (timestep embedding, AdaLN, attention, SwiGLU)
+# =====================================================================================================
+
+
+def sinusoidal_embedding(pos: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Transformer sinusoids: (...) positions or diffusion timesteps -> (..., dim), [sin | cos] halves.
+
+    Frequencies fall geometrically from 1 to 1/max_period (Vaswani et al. 2017, section 3.5).
+    """
+    assert dim % 2 == 0, "sinusoidal_embedding needs an even dim"
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=pos.device, dtype=torch.float32) / half)
+    angles = pos.to(torch.float32)[..., None] * freqs  # (..., half)
+    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)  # (..., dim)
+
+
+class TimestepEmbedding(nn.Module):
+    """Diffusion step t -> (B, d): sinusoids, then a 2-layer MLP (Linear, SiLU, Linear), as in InterGen/MDM."""
+
+    def __init__(self, d: int):
+        super().__init__()
+        self.d = d
+        self.mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        """t: (B,) integer or float steps -> (B, d)."""
+        w = self.mlp[0].weight
+        return self.mlp(sinusoidal_embedding(t, self.d).to(w.dtype))
+
+
+class AdaLN(nn.Module):
+    """Adaptive LayerNorm: LayerNorm without affine, then a per-sample scale and shift from the condition.
+
+    AdaLN(h, emb) = LN(h) * (1 + scale) + shift, with (scale, shift) = Linear(SiLU(emb)). The Linear is
+    zero-initialised, so at the start every AdaLN is a plain LayerNorm (the DiT "adaLN-zero" trick).
+    """
+
+    def __init__(self, d: int, d_cond: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        self.to_scale_shift = nn.Linear(d_cond, 2 * d)
+        nn.init.zeros_(self.to_scale_shift.weight)
+        nn.init.zeros_(self.to_scale_shift.bias)
+
+    def forward(self, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        """h: (B, T, d), emb: (B, d_cond) -> (B, T, d)."""
+        scale, shift = self.to_scale_shift(F.silu(emb)).chunk(2, dim=-1)  # (B, d) each
+        return self.norm(h) * (1 + scale[:, None]) + shift[:, None]
+
+
+def attend(q, k, v, key_mask, dropout_p: float = 0.0, zero_attn: bool = True) -> torch.Tensor:
+    """Multi-head attention core with a key padding mask.
+
+    q: (B, H, Tq, c), k and v: (B, H, Tk, c), key_mask: (B, Tk) bool, True = a real frame.
+    zero_attn appends one all-zero key/value (score 0, value 0), so a query may attend to "nothing";
+    the authors' code has this (nn.MultiheadAttention's add_zero_attn=True). It also keeps every row
+    of the softmax defined even if all keys are padding.
+    Returns (B, Tq, H * c).
+    """
+    if zero_attn:
+        k = F.pad(k, (0, 0, 0, 1))  # (B, H, Tk + 1, c)
+        v = F.pad(v, (0, 0, 0, 1))  # (B, H, Tk + 1, c)
+        key_mask = F.pad(key_mask, (0, 1), value=True)  # (B, Tk + 1)
+    attn_mask = key_mask[:, None, None, :]  # (B, 1, 1, Tk): broadcast over heads and queries
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)  # (B, H, Tq, c)
+    return rearrange(out, "b h t c -> b t (h c)")  # (B, Tq, d)
+
+
+class SelfAttention(nn.Module):
+    """AdaLN, then multi-head self-attention over one person's own frames."""
+
+    def __init__(self, d: int, n_heads: int, d_cond: int, dropout: float, zero_attn: bool):
+        super().__init__()
+        self.n_heads, self.dropout, self.zero_attn = n_heads, dropout, zero_attn
+        self.norm = AdaLN(d, d_cond)
+        self.qkv = nn.Linear(d, 3 * d)
+        self.proj = nn.Linear(d, d)
+
+    def forward(self, h, emb, mask):
+        """h: (B, T, d), emb: (B, d_cond), mask: (B, T) bool -> (B, T, d), the update to add to h."""
+        x = self.norm(h, emb)
+        q, k, v = rearrange(self.qkv(x), "b t (three h c) -> three b h t c", three=3, h=self.n_heads)  # (B, H, T, c)
+        p = self.dropout if self.training else 0.0
+        return self.proj(attend(q, k, v, mask, p, self.zero_attn))
+
+
+class CrossAttention(nn.Module):
+    """AdaLN on both streams, then queries from one person, keys and values from the other person."""
+
+    def __init__(self, d: int, n_heads: int, d_cond: int, dropout: float, zero_attn: bool):
+        super().__init__()
+        self.n_heads, self.dropout, self.zero_attn = n_heads, dropout, zero_attn
+        self.norm_q = AdaLN(d, d_cond)   # own person
+        self.norm_kv = AdaLN(d, d_cond)  # the partner
+        self.q = nn.Linear(d, d)
+        self.kv = nn.Linear(d, 2 * d)
+        self.proj = nn.Linear(d, d)
+
+    def forward(self, h, other, emb, mask):
+        """h, other: (B, T, d), emb: (B, d_cond), mask: (B, T) bool (the partner's frames) -> (B, T, d)."""
+        q = rearrange(self.q(self.norm_q(h, emb)), "b t (h c) -> b h t c", h=self.n_heads)  # (B, H, T, c)
+        k, v = rearrange(self.kv(self.norm_kv(other, emb)), "b t (two h c) -> two b h t c",
+                         two=2, h=self.n_heads)  # (B, H, T, c) each
+        p = self.dropout if self.training else 0.0
+        return self.proj(attend(q, k, v, mask, p, self.zero_attn))
+
+
+class SwiGLU(nn.Module):
+    """One expert: SwiGLU feed-forward d -> d_hidden -> d without biases (Shazeer 2020):
+    Expert(x) = W_down (SiLU(W_gate x) * W_up x)."""
+
+    def __init__(self, d: int, d_hidden: int):
+        super().__init__()
+        self.gate = nn.Linear(d, d_hidden, bias=False)
+        self.up = nn.Linear(d, d_hidden, bias=False)
+        self.down = nn.Linear(d_hidden, d, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (..., d) -> (..., d)."""
+        return self.down(F.silu(self.gate(x)) * self.up(x))
+
+
+# =====================================================================================================
+# 6b. The Synergistic Router
+# =====================================================================================================
+
+ROUTER_MODES = ("synergistic", "motion", "text")
+
+
+class SynergisticRouter(nn.Module):
+    """Routing logits R_comb (N, T, E), one per token and expert.
+
+    Paper (Synergistic Router): R_comb = alpha * R_motion + (1 - alpha) * R_text, where
+      R_motion = h W_m  per token: h is the residual stream before AdaLN, so each person's own kinematics
+               (and, through the attention layers, the partner's) choose experts frame by frame;
+      R_text   = emb W_t per sample, broadcast over that sample's frames.
+    alpha is 0.5 and fixed in the paper; learn_alpha=True makes it sigmoid(a) with a learnable a (init 0,
+    so alpha starts at 0.5), the variant the paper lists as future work.
+    Modes for the ablations: 'motion' (R_motion only) and 'text' (R_text only).
+
+    Where the authors' code differs: it adds the two logits without alpha (R_motion + R_text, i.e. twice our
+    alpha = 0.5 mix: the same ranking, a sharper softmax). Like theirs, our "text" logits see `emb`, the
+    whole condition (timestep embedding + text embedding), so the text router can also route by noise
+    level; the paper's name "text router" is kept.
+    """
+
+    def __init__(self, d: int, d_cond: int, n_experts: int, mode: str = "synergistic",
+                 alpha: float = 0.5, learn_alpha: bool = False):
+        super().__init__()
+        if mode not in ROUTER_MODES:
+            raise ValueError(f"router mode {mode!r} not in {ROUTER_MODES}")
+        self.mode = mode
+        # Only the weights a mode uses exist: no unused parameters (DDP would complain about them).
+        self.w_motion = nn.Linear(d, n_experts, bias=False) if mode != "text" else None
+        self.w_text = nn.Linear(d_cond, n_experts, bias=False) if mode != "motion" else None
+        for lin in (self.w_motion, self.w_text):
+            if lin is not None:
+                nn.init.normal_(lin.weight, std=0.01)  # small: routing starts close to uniform
+        self.learn_alpha = learn_alpha and mode == "synergistic"
+        if self.learn_alpha:
+            self.alpha_logit = nn.Parameter(torch.tensor(math.log(alpha / (1 - alpha))))
+        else:
+            self.register_buffer("alpha_value", torch.tensor(float(alpha)), persistent=False)
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        """The fusion weight alpha (a 0-d tensor)."""
+        return torch.sigmoid(self.alpha_logit) if self.learn_alpha else self.alpha_value
+
+    def forward(self, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        """h: (N, T, d) residual stream, emb: (N, d_cond) -> R_comb: (N, T, E).
+
+        Computed in float32 (float64 if the input is) with autocast off: the gate compares sigmoid(R) with
+        a bias moved by steps of 1e-3, finer than bfloat16 resolves near 0.5.
+        """
+        dtype = torch.promote_types(h.dtype, torch.float32)
+        with torch.autocast(h.device.type, enabled=False):
+            if self.mode == "text":
+                r_text = F.linear(emb.to(dtype), self.w_text.weight.to(dtype))  # (N, E)
+                return r_text[:, None, :].expand(-1, h.shape[1], -1)  # (N, T, E)
+            r_motion = F.linear(h.to(dtype), self.w_motion.weight.to(dtype))  # (N, T, E)
+            if self.mode == "motion":
+                return r_motion
+            r_text = F.linear(emb.to(dtype), self.w_text.weight.to(dtype))  # (N, E)
+            alpha = self.alpha.to(dtype)
+            return alpha * r_motion + (1 - alpha) * r_text[:, None, :]  # (N, T, E)
+
+
+# =====================================================================================================
+# 6c. The InterMoE block: Dynamic Temporal Selection
+# =====================================================================================================
+
+BIAS_EPS = 1e-4  # the biases are clamped to [-1 + BIAS_EPS, -BIAS_EPS], strictly inside (-1, 0)
+
+
+@dataclass
+class MoEConfig:
+    """The InterMoE block's own settings (its width and condition width come from the denoiser)."""
+    n_experts: int = 8             # E, the paper's value
+    d_expert: int = 1024           # SwiGLU hidden size of each expert (paper: 768 -> 1024 -> 768)
+    capacity: float = 1.0          # expected experts per token: k = capacity * S / E tokens per expert
+    router_mode: str = "synergistic"  # 'synergistic' | 'motion' | 'text' (router ablations)
+    alpha: float = 0.5             # R_comb = alpha * R_motion + (1 - alpha) * R_text, paper: 0.5 fixed
+    learn_alpha: bool = False      # True: alpha = sigmoid(learnable a), starting at `alpha`
+    routing: str = "batch"         # 'batch': one token pool for the whole batch (paper) | 'sample' (ablation)
+    selection: str = "dynamic"     # 'dynamic': sigmoid(R) + b_e > 0 (paper) | 'topk': fixed top-k (ablation)
+    bias_init: float = -0.5        # b_e at the start, the paper's value
+    bias_step: float = 1e-3        # b_e -= bias_step * sign(count_e - k) per update, the authors' value
+
+    def __post_init__(self):
+        if self.routing not in ("batch", "sample"):
+            raise ValueError(f"routing must be 'batch' or 'sample', not {self.routing!r}")
+        if self.selection not in ("dynamic", "topk"):
+            raise ValueError(f"selection must be 'dynamic' or 'topk', not {self.selection!r}")
+        if self.selection == "topk":
+            if self.routing == "sample":
+                raise ValueError("top-k is token choice: each token picks alone, there is no pool to make "
+                                 "per-sample; use routing='batch' (it only sets how the biases are counted)")
+            if self.capacity != int(self.capacity) or not 1 <= self.capacity <= self.n_experts:
+                raise ValueError("selection='topk' needs an integer capacity in [1, n_experts]")
+
+
+class InterMoEBlock(nn.Module):
+    """The InterMoE block: Synergistic Router + Dynamic Temporal Selection + E SwiGLU experts.
+
+    forward(h, emb, mask, n_persons) -> y, the update the caller adds to the residual stream h:
+        y_s = sum over selected e of softmax_e(R_comb[s])_e * Expert_e(AdaLN(h_s, emb))      (paper)
+    The softmax runs over all E experts and is not renormalised over the selected ones. A token that
+    selects no expert gets y_s = 0: it passes through on the residual only.
+
+    Selection (`selection`, `routing`):
+      'dynamic' + 'batch' (paper): gate M[s, e] = sigmoid(R_comb[s, e]) + b_e; expert e takes token s iff
+          M > 0 and s is a real frame. Each token goes to 0..E experts, each expert takes as many tokens as
+          pass its gate. The pool is every real token the block sees in one call; the denoiser calls it
+          once per layer with both people stacked, so the pool is all frames of both people of all samples
+          (the paper's batch-level pool; the authors' code pools each person separately).
+      'dynamic' + 'sample' (ablation "w/o batch-level routing"): each sample is its own pool with its
+          own capacity k_i = round(capacity * S_i / E) per expert, S_i its real frames (both people):
+          expert e takes the k_i tokens of sample i with the highest sigmoid(R_comb) (expert choice
+          inside the sample, as DiffMoE's sample-level pool). A per-sample threshold is exactly what a
+          per-sample bias would have to be, computed on the spot; it cannot persist across batches, so
+          b_e is not used (or updated) in this mode. Every sample then gets the same compute per frame;
+          the batch pool instead lets hard samples (or noise levels) take more experts than easy ones.
+      'topk' (ablation "w/o dynamic selection"): each token takes exactly `capacity` experts, the ones
+          with the largest M[s, e]. The bias b_e only shifts an expert's ranking and keeps the load
+          balanced (as DeepSeek-V3's auxiliary-loss-free balancing); without it top-k collapses, and
+          there is no auxiliary loss here.
+
+    The bias b_e (buffer `expert_bias`, no gradient): a training forward adds its per-expert selection
+    counts and its number of real tokens S to a running tally; `update_bias()` then applies
+        b_e -= bias_step * sign(count_e - k),   k = capacity * S / E
+    and clamps b_e to [-1 + BIAS_EPS, -BIAS_EPS] (the paper says b_e lies in (-1, 0); the authors' code
+    does not clamp). Call it once per optimiser step, after the backward: the training loop owns the
+    moment, several forwards (gradient accumulation) count as one pool, and evaluation forwards never
+    move the biases. The authors instead apply the previous step's sign at the start of the next
+    training forward. Under torch.distributed the tally is all-reduced first, so every rank takes the
+    same decision from the global batch and the biases stay identical (the authors' ranks drift apart).
+    A limit of a bias in (-1, 0): if more than k tokens have sigmoid(R) > 1 - BIAS_EPS for one expert,
+    no bias can hold that expert back; only the router's training can.
+
+    Sparse dispatch: each expert runs only on the rows it selected (gather, run, index_add back), so the
+    cost grows with the number of selections, not with experts x tokens. Every expert runs even on an
+    empty slab, which keeps all parameters in the graph (DDP needs no find_unused_parameters).
+    On CUDA, index_add_ sums with atomics, so the last bits of y may vary from run to run.
+
+    Stats of the last forward, for notebooks: last_selection (N, T, E) bool, last_counts (E,),
+    last_tokens (S), last_experts_per_token; `stats()` returns them with the biases and the target k.
+    """
+
+    def __init__(self, d: int, d_cond: int, cfg: MoEConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.n_experts = cfg.n_experts
+        self.norm = AdaLN(d, d_cond)
+        self.router = SynergisticRouter(d, d_cond, cfg.n_experts, cfg.router_mode, cfg.alpha, cfg.learn_alpha)
+        self.experts = nn.ModuleList(SwiGLU(d, cfg.d_expert) for _ in range(cfg.n_experts))
+        self.register_buffer("expert_bias", torch.full((cfg.n_experts,), float(cfg.bias_init)))
+        # Running tally since the last update_bias(): counts per expert, then S. Not saved with the model.
+        self._tally: torch.Tensor | None = None
+        self.last_selection = self.last_counts = self._last_S = None
+
+    @property
+    def uses_bias(self) -> bool:
+        """Whether b_e takes part in selection (and is updated): not for the per-sample ablation."""
+        return self.cfg.routing == "batch"
+
+    # ---- routing ---------------------------------------------------------------------------------
+    def route(self, h, emb, mask, n_persons: int = 1):
+        """Who goes where. h: (N, T, d), emb: (N, d_cond), mask: (N, T) bool, N = n_persons * B with the
+        rows person-major ([person a of samples 0..B-1; person b of samples 0..B-1]).
+
+        Returns (logits, selection, weights): R_comb (N, T, E), selection (N, T, E) bool,
+        weights = softmax over experts of R_comb (N, T, E). Pure: records nothing.
+        """
+        E, cfg = self.n_experts, self.cfg
+        logits = self.router(h, emb)  # (N, T, E)
+        prob = torch.sigmoid(logits)  # (N, T, E)
+        valid = mask[..., None]  # (N, T, 1)
+        if cfg.selection == "topk":
+            gate = prob + self.expert_bias.to(prob.dtype)  # (N, T, E): M, the bias only for balance
+            top = gate.topk(int(cfg.capacity), dim=-1).indices  # (N, T, c)
+            sel = torch.zeros_like(gate, dtype=torch.bool).scatter_(-1, top, True)  # (N, T, E)
+        elif cfg.routing == "batch":
+            gate = prob + self.expert_bias.to(prob.dtype)  # (N, T, E): M[s, e] = sigmoid(R_comb) + b_e
+            sel = gate > 0  # (N, T, E)
+        else:  # per-sample expert choice: expert e takes the k_i best real tokens of sample i
+            pooled = rearrange(prob.masked_fill(~valid, -1.0), "(p b) t e -> b (p t) e", p=n_persons)  # (B, P*T, E)
+            order = pooled.argsort(dim=1, descending=True, stable=True)  # (B, P*T, E)
+            positions = torch.arange(order.shape[1], device=order.device)[None, :, None].expand_as(order)
+            ranks = torch.empty_like(order).scatter_(1, order, positions)  # (B, P*T, E): 0 = best in sample
+            n_valid = rearrange(mask, "(p b) t -> b (p t)", p=n_persons).sum(1)  # (B,) S_i
+            k_i = torch.round(cfg.capacity * n_valid / E).clamp(max=n_valid)  # (B,)
+            sel = rearrange(ranks < k_i[:, None, None], "b (p t) e -> (p b) t e", p=n_persons)  # (N, T, E)
+        sel = sel & valid  # padding frames select nothing
+        weights = torch.softmax(logits, dim=-1)  # (N, T, E)
+        return logits, sel, weights
+
+    # ---- forward: route, dispatch sparsely, combine -----------------------------------------------
+    def forward(self, h, emb, mask=None, n_persons: int = 1):
+        """h: (N, T, d), emb: (N, d_cond), mask: (N, T) bool or None -> y: (N, T, d), zero where no expert."""
+        N, T, D = h.shape
+        if mask is None:
+            mask = torch.ones(N, T, dtype=torch.bool, device=h.device)
+        _, sel, weights = self.route(h, emb, mask, n_persons)
+        x = rearrange(self.norm(h, emb), "n t d -> (n t) d")  # (S_all, D): all N*T token slots
+        sel_flat = rearrange(sel, "n t e -> (n t) e")  # (S_all, E)
+        # Every selected (expert, token) pair, sorted by expert, then cut into one run per expert.
+        expert_idx, token_idx = sel_flat.T.nonzero(as_tuple=True)  # (K,), (K,)
+        gate = rearrange(weights, "n t e -> (n t) e")[token_idx, expert_idx]  # (K,): softmax weight of each pair
+        counts = sel_flat.sum(0)  # (E,)
+        sizes = counts.tolist()  # one device sync per layer, for the slab sizes
+        y = torch.zeros_like(x)  # (S_all, D)
+        for expert, idx, g in zip(self.experts, token_idx.split(sizes), gate.split(sizes)):
+            out = expert(x[idx])  # (n_e, D): the expert runs on its own tokens only
+            y.index_add_(0, idx, (out * g[:, None].to(out.dtype)).to(y.dtype))  # scatter back, weighted
+        self._record(sel, counts, mask)
+        return rearrange(y, "(n t) d -> n t d", n=N)  # (N, T, D)
+
+    # ---- bookkeeping: stats and the bias rule ------------------------------------------------------
+    @torch.no_grad()
+    def _record(self, sel, counts, mask):
+        """Keep the last routing for stats (as tensors: no device sync) and add to the training tally."""
+        S = mask.sum()
+        self.last_selection, self.last_counts, self._last_S = sel.detach(), counts.detach(), S
+        if self.training and self.uses_bias:
+            tally = torch.cat([counts.to(torch.float64), S.to(torch.float64)[None]])  # (E + 1,)
+            self._tally = tally if self._tally is None else self._tally + tally
+
+    @property
+    def last_tokens(self) -> int | None:
+        """S, the number of real tokens in the last forward's pool."""
+        return None if self._last_S is None else int(self._last_S)
+
+    @property
+    def last_experts_per_token(self) -> float:
+        """Selections per real token in the last forward (1.0 on average is the capacity-1 target)."""
+        return float("nan") if self._last_S is None else float(self.last_counts.sum()) / max(self.last_tokens, 1)
+
+    def pending_tally(self) -> torch.Tensor:
+        """Counts per expert and S summed since the last update, (E + 1,) float64 (zeros if none)."""
+        if self._tally is None:
+            return torch.zeros(self.n_experts + 1, dtype=torch.float64, device=self.expert_bias.device)
+        return self._tally
+
+    @torch.no_grad()
+    def apply_tally(self, tally: torch.Tensor) -> None:
+        """The bias rule on a (possibly all-reduced) tally: b_e -= step * sign(count_e - k), then clamp."""
+        self._tally = None
+        if not self.uses_bias:
+            return
+        counts, S = tally[:-1], tally[-1]
+        k = self.cfg.capacity * S / self.n_experts  # expected selections per expert
+        step = self.cfg.bias_step * torch.sign(counts - k)  # (E,), 0 where exactly on target
+        self.expert_bias.sub_(step.to(self.expert_bias.dtype)).clamp_(-1 + BIAS_EPS, -BIAS_EPS)
+
+    @torch.no_grad()
+    def update_bias(self) -> None:
+        """Apply the bias rule to the tally of the training forwards since the last call.
+
+        Call after backward (once per optimiser step). With torch.distributed initialised, every rank must
+        call it (it all-reduces the tally); the denoiser's update_biases() does all layers in one go.
+        Only the sign of count_e - k matters and k grows with S, so a forward counted twice (activation
+        checkpointing re-runs it) does not change the decision.
+        """
+        tally = self.pending_tally().clone()
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(tally)
+        self.apply_tally(tally)
+
+    def stats(self) -> dict:
+        """Last forward's routing, for notebooks: counts (E,), tokens S, target k, experts per token, biases."""
+        k = self.cfg.capacity * (self.last_tokens or 0) / self.n_experts
+        return dict(counts=self.last_counts, tokens=self.last_tokens, target=k,
+                    experts_per_token=self.last_experts_per_token, bias=self.expert_bias.detach().clone(),
+                    selection=self.last_selection)
+
+
+@torch.no_grad()
+def dense_reference(moe: InterMoEBlock, h, emb, mask=None, n_persons: int = 1) -> torch.Tensor:
+    """For tests: the same output as moe(h, emb, mask) computed densely, every expert on every token,
+    then masked by the selection. Costs E times a dense FFN; records nothing."""
+    N, T, D = h.shape
+    if mask is None:
+        mask = torch.ones(N, T, dtype=torch.bool, device=h.device)
+    _, sel, weights = moe.route(h, emb, mask, n_persons)
+    x = moe.norm(h, emb)  # (N, T, D)
+    all_out = torch.stack([expert(x) for expert in moe.experts], dim=-2)  # (N, T, E, D)
+    w = (weights * sel).to(all_out.dtype)  # (N, T, E): zero where not selected
+    return (w[..., None] * all_out).sum(dim=-2)  # (N, T, D)
+
+
+class AdaLNFFN(nn.Module):
+    """The baseline (InterGen + CS-VAE row of the ablation table): AdaLN and one dense SwiGLU FFN where the
+    InterMoE block would be. Same call signature as InterMoEBlock so the denoiser can swap them."""
+
+    def __init__(self, d: int, d_cond: int, d_hidden: int):
+        super().__init__()
+        self.norm = AdaLN(d, d_cond)
+        self.ffn = SwiGLU(d, d_hidden)
+
+    def forward(self, h, emb, mask=None, n_persons: int = 1):
+        """h: (N, T, d), emb: (N, d_cond) -> (N, T, d); mask and n_persons are unused."""
+        return self.ffn(self.norm(h, emb))
+
+
+# =====================================================================================================
+# 6d. The Cooperative Denoiser
+# =====================================================================================================
+
+
+@dataclass
+class DenoiserConfig:
+    """Sizes and switches of the Cooperative MoE Denoiser. Defaults are the paper's (229.15 M parameters)."""
+    d_latent: int = 448            # VAE latent per frame: 7 body-part tokens x 64
+    d_text: int = 768              # sentence embedding from the text encoder (CLIP ViT-L/14 width in the paper)
+    width: int = 768               # d, the transformer width; also the width of the condition emb
+    n_layers: int = 8              # the paper's 8 cooperative layers
+    n_heads: int = 8               # attention heads (96 channels each at width 768)
+    dropout: float = 0.1           # on the attention weights, as the authors' code
+    zero_attn: bool = True         # an extra all-zero key/value in attention (authors' add_zero_attn)
+    ffn_type: str = "moe"          # 'moe': InterMoE block | 'ffn': one dense AdaLN SwiGLU (ablation baseline)
+    d_ffn: int = 1024              # hidden size of the 'ffn' baseline: one expert's size, same compute per token
+    moe: MoEConfig = field(default_factory=MoEConfig)  # the InterMoE block's switches (router, routing, ...)
+
+    def __post_init__(self):
+        if self.ffn_type not in ("moe", "ffn"):
+            raise ValueError(f"ffn_type must be 'moe' or 'ffn', not {self.ffn_type!r}")
+        if self.width % self.n_heads:
+            raise ValueError("width must be a multiple of n_heads")
+
+
+def denoiser_preset(name: str, **overrides) -> DenoiserConfig:
+    """Named sizes: 'paper' (229 M, 8 x 768), 'lab' (one lab GPU, 384 wide), 'tiny' (laptop CPU).
+
+    overrides replace DenoiserConfig fields, e.g. denoiser_preset('tiny', ffn_type='ffn').
+    """
+    presets = {
+        "paper": DenoiserConfig(),
+        "lab": DenoiserConfig(width=384, n_layers=6, n_heads=6, d_ffn=512, moe=MoEConfig(d_expert=512)),
+        "tiny": DenoiserConfig(width=128, n_layers=4, n_heads=4, d_ffn=176, moe=MoEConfig(d_expert=176)),
+    }
+    return replace(presets[name], **overrides)
+
+
+class CooperativeBlock(nn.Module):
+    """One layer of the Cooperative Denoiser, applied to one person with the partner as context:
+    h += SelfAttn(AdaLN(h)); h += CrossAttn(AdaLN(h), AdaLN(other)); h += InterMoEBlock(h) (or the FFN)."""
+
+    def __init__(self, cfg: DenoiserConfig):
+        super().__init__()
+        d = cfg.width
+        self.self_attn = SelfAttention(d, cfg.n_heads, d, cfg.dropout, cfg.zero_attn)
+        self.cross_attn = CrossAttention(d, cfg.n_heads, d, cfg.dropout, cfg.zero_attn)
+        self.ffn = InterMoEBlock(d, d, cfg.moe) if cfg.ffn_type == "moe" else AdaLNFFN(d, d, cfg.d_ffn)
+
+    def forward(self, h, other, emb, mask, n_persons: int = 1):
+        """h, other: (N, T, d), emb: (N, d), mask: (N, T) bool -> (N, T, d)."""
+        h = h + self.self_attn(h, emb, mask)
+        h = h + self.cross_attn(h, other, emb, mask)
+        return h + self.ffn(h, emb, mask, n_persons)
+
+
+class CooperativeDenoiser(nn.Module):
+    """Two weight-sharing denoisers, one per person, talking through cross-attention (paper: Cooperative
+    MoE Denoiser). Predicts each person's clean VAE latent from its noisy latent.
+
+    Layer i, from the previous layer's states:  h_a <- block(h_a, h_b),  h_b <- block(h_b, h_a).
+    Both people run through a block in one call, stacked along the batch ([a; b], person-major), so one
+    InterMoEBlock call sees every token of the batch (the paper's batch-level pool) and the model is exactly
+    symmetric: swapping the people swaps the outputs.
+
+    Layout matched to the authors' code (so the paper preset has their 229.15 M parameters): input Linear
+    448 -> d; sinusoidal frame positions added; emb = TimestepMLP(sinusoids(t)) + Linear(text) (that text
+    Linear d_text -> d belongs to the denoiser, as in InterGen and InterMoE); per block AdaLN self-attention
+    (qkv + out projections, with biases), cross-attention with separate AdaLNs for queries and keys/values,
+    InterMoEBlock with its own AdaLN, two router matrices and 8 bias-free SwiGLU experts; final Linear d -> 448,
+    zero-initialised (the untrained model predicts zeros).
+    """
+
+    def __init__(self, cfg: DenoiserConfig | None = None):
+        super().__init__()
+        self.cfg = cfg = cfg if cfg is not None else DenoiserConfig()
+        d = cfg.width
+        self.inp = nn.Linear(cfg.d_latent, d)
+        self.time_embed = TimestepEmbedding(d)
+        self.text_proj = nn.Linear(cfg.d_text, d)
+        self.blocks = nn.ModuleList(CooperativeBlock(cfg) for _ in range(cfg.n_layers))
+        self.out = nn.Linear(d, cfg.d_latent)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def condition(self, t: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
+        """emb = timestep embedding + projected text embedding. t: (B,), text_emb: (B, d_text) -> (B, d)."""
+        return self.time_embed(t) + self.text_proj(text_emb)
+
+    def forward(self, x_a, x_b, t, text_emb, mask=None):
+        """x_a, x_b: (B, T', d_latent) noisy latents of the two people; t: (B,) diffusion steps;
+        text_emb: (B, d_text); mask: (B, T') bool, True = real frame (None: all real).
+        Returns (out_a, out_b), each (B, T', d_latent): the predicted clean latents (x0)."""
+        B, T, _ = x_a.shape
+        if mask is None:
+            mask = torch.ones(B, T, dtype=torch.bool, device=x_a.device)
+        emb = self.condition(t, text_emb).repeat(2, 1)  # (2B, d): the same condition for both people
+        mask2 = mask.repeat(2, 1)  # (2B, T)
+        x = torch.cat([x_a, x_b], dim=0)  # (2B, T, d_latent): [person a; person b]
+        pos = sinusoidal_embedding(torch.arange(T, device=x.device), self.cfg.width)  # (T, d)
+        h = self.inp(x) + pos.to(x.dtype)  # (2B, T, d)
+        for block in self.blocks:
+            other = torch.cat([h[B:], h[:B]], dim=0)  # (2B, T, d): row i holds its partner's state
+            h = block(h, other, emb, mask2, n_persons=2)
+        out = self.out(h)  # (2B, T, d_latent)
+        return out[:B], out[B:]
+
+    # ---- the MoE bias rule and stats, for the training loop and notebooks --------------------------
+    def moe_blocks(self) -> list[InterMoEBlock]:
+        """The InterMoE block of every layer (empty for ffn_type='ffn')."""
+        return [blk.ffn for blk in self.blocks if isinstance(blk.ffn, InterMoEBlock)]
+
+    @torch.no_grad()
+    def update_biases(self) -> None:
+        """Apply every layer's bias rule; call once per optimiser step, after backward.
+
+        One all-reduce for all layers under torch.distributed (every rank must call this)."""
+        moes = self.moe_blocks()
+        if not moes:
+            return
+        tally = torch.stack([m.pending_tally() for m in moes])  # (L, E + 1)
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(tally)
+        for m, row in zip(moes, tally):
+            m.apply_tally(row)
+
+    def moe_stats(self) -> list[dict]:
+        """Per layer, the last forward's routing: counts, tokens, target k, experts per token, biases."""
+        return [m.stats() for m in self.moe_blocks()]
+
+
+# =====================================================================================================
+# 7. Latent diffusion: cosine schedule, x0 prediction, DDIM with classifier-free guidance
+# =====================================================================================================
+
+
+
+def cosine_alpha_bar(n_steps: int, s: float = 0.008) -> np.ndarray:
+    """The cosine schedule (Nichol & Dhariwal 2021, eq. 17): alpha_bar(t) = f(t) / f(0),
+    f(t) = cos^2(((t / n) + s) / (1 + s) * pi / 2). Betas are clipped at 0.999 (their eq. after 17).
+    Returns alpha_bar for t = 0..n-1 (the noise level *after* step t), float64."""
+    t = np.arange(n_steps + 1, dtype=np.float64) / n_steps
+    f = np.cos((t + s) / (1 + s) * math.pi / 2) ** 2
+    betas = np.clip(1 - f[1:] / f[:-1], 0, 0.999)
+    return np.cumprod(1 - betas)
+
+
+class Diffusion(nn.Module):
+    """Gaussian diffusion on latents, predicting x0 (REFERENCE 1.2: InterGen and InterMoE predict x0).
+
+    The schedule is computed once in float64 and stored as float32 buffers, so `.to(device)` moves it."""
+
+    def __init__(self, n_steps: int = 1000):
+        super().__init__()
+        self.n_steps = n_steps
+        ab = cosine_alpha_bar(n_steps)
+        self.register_buffer("sqrt_ab", torch.tensor(np.sqrt(ab), dtype=torch.float32))
+        self.register_buffer("sqrt_1m_ab", torch.tensor(np.sqrt(1 - ab), dtype=torch.float32))
+
+    @staticmethod
+    def _bcast(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return v.reshape(-1, *([1] * (x.dim() - 1)))  # (B,) -> (B, 1, ..., 1)
+
+    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Forward process q(x_t | x_0) = N(sqrt(ab_t) x0, (1 - ab_t) I) (DDPM eq. 4)."""
+        return self._bcast(self.sqrt_ab[t], x0) * x0 + self._bcast(self.sqrt_1m_ab[t], x0) * noise
+
+    def loss(self, x0_pred: torch.Tensor, x0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """MSE between predicted and true x0, over valid frames only.
+        x0, x0_pred: (B, P, T', C); mask (B, T') bool."""
+        m = mask[:, None, :, None].to(x0.dtype)  # (B, 1, T', 1)
+        err = ((x0_pred.float() - x0.float()) ** 2) * m
+        return err.sum() / (m.sum() * x0.shape[1] * x0.shape[-1]).clamp(min=1)
+
+    def ddim_timesteps(self, steps: int) -> list[int]:
+        """`steps` evenly spaced timesteps from n-1 down to 0."""
+        if not 1 <= steps <= self.n_steps:
+            raise ValueError(f"sampling steps must be in 1..{self.n_steps}, got {steps}")
+        return sorted({int(round(v)) for v in np.linspace(0, self.n_steps - 1, steps)}, reverse=True)
+
+    def ddim_step(self, x_t: torch.Tensor, x0_pred: torch.Tensor, t: int, t_prev: int) -> torch.Tensor:
+        """One deterministic DDIM step (Song et al. 2021, eq. 12 with sigma = 0): recover the noise implied by
+        the x0 prediction and re-noise x0 to the earlier level t_prev (t_prev < 0: return x0)."""
+        if t_prev < 0:
+            return x0_pred
+        eps = (x_t - self.sqrt_ab[t] * x0_pred) / self.sqrt_1m_ab[t]
+        return self.sqrt_ab[t_prev] * x0_pred + self.sqrt_1m_ab[t_prev] * eps
+
+    @torch.no_grad()
+    def sample(self, denoise_fn, shape, steps: int = 50, generator: torch.Generator | None = None,
+               device=None, progress: bool = False) -> torch.Tensor:
+        """DDIM sampling from pure noise. denoise_fn(x_t, t (B,) long) -> x0 prediction, same shape as x_t.
+        A generator makes the result reproducible (the only randomness is the starting noise)."""
+        x = torch.randn(shape, generator=generator, device=generator.device if generator is not None else device)
+        x = x.to(device) if device is not None else x
+        ts = self.ddim_timesteps(steps)
+        it = ts
+        if progress:
+            from tqdm.auto import tqdm
+            it = tqdm(ts, desc="DDIM", leave=False)
+        for i, t in enumerate(it):
+            t_prev = ts[i + 1] if i + 1 < len(ts) else -1
+            x0 = denoise_fn(x, torch.full((shape[0],), t, device=x.device, dtype=torch.long))
+            x = self.ddim_step(x, x0, t, t_prev)
+        return x
+
+
+# =====================================================================================================
+# 8. Training machinery: device, schedule, atomic resumable checkpoints, data parallel, one loop
+# =====================================================================================================
+
+
+
+def pick_device(prefer: str | None = None) -> torch.device:
+    """CUDA, then Apple's MPS, then CPU (or the one asked for)."""
+    if prefer:
+        return torch.device(prefer)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA (the matmuls run in bf16, the weights and optimiser stay fp32); nothing elsewhere."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float = 0.05) -> float:
+    """Learning-rate multiplier: linear warm-up over `warmup` steps, then cosine decay to `min_ratio`."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+# ---- distributed data parallel (torchrun) -------------------------------------------------------------
+
+def init_distributed() -> tuple[int, int]:
+    """Join the process group torchrun describes in the environment (gloo on CPU, NCCL on GPUs).
+    Returns (rank, world_size); (0, 1) when not launched by torchrun."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        return 0, 1
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend)
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+# ---- checkpoints ---------------------------------------------------------------------------------------
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing, unreadable or of the wrong kind."""
+
+
+def save_checkpoint(path: str, state: dict) -> None:
+    """Write atomically: to a temporary file in the same folder, then rename over the old one. An interrupted
+    save leaves the previous checkpoint whole."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str, kind: str | None = None) -> dict:
+    """Read a checkpoint written by `save_checkpoint`, with a clear error if it can't be used."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # truncated or not a torch file
+        raise CheckpointError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e})") from e
+    if not isinstance(state, dict) or "kind" not in state:
+        raise CheckpointError(f"{path} was not written by intermoe_min (no 'kind' entry)")
+    if kind is not None and state["kind"] != kind:
+        raise CheckpointError(f"{path} holds a '{state['kind']}' checkpoint, expected '{kind}'")
+    return state
+
+
+# ---- the training loop ----------------------------------------------------------------------------------
+
+def batches(dataset, batch_size: int, seed: int, epoch: int, rank: int = 0, world: int = 1):
+    """The index batches of one epoch: a permutation fixed by (seed, epoch), split across ranks, so a
+    resumed run can skip exactly the batches it already did. Yields lists of dataset indices."""
+    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    order = torch.randperm(len(dataset), generator=g).tolist()[rank::world]
+    for k in range(len(order) // batch_size):
+        yield order[k * batch_size:(k + 1) * batch_size]
+
+
+def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: int, lr: float,
+               weight_decay: float, warmup: int, grad_clip: float, ckpt_path: str | None,
+               ckpt_every: int, seed: int, kind: str, extra_state=None, after_step=None,
+               device=None, log_every: int = 10, progress: bool = True, params=None) -> list[dict]:
+    """One loop for both training stages.
+
+    loss_fn(module, batch, device) -> (loss, logs dict). after_step(step) runs after each optimiser step
+    (the MoE bias update). Resumes from `ckpt_path` if it holds a checkpoint of this `kind`: model,
+    optimiser, schedule, RNG states and position in the data are restored, so the run continues as if it had
+    never stopped. A NaN/inf loss stops with a clear message; the last checkpoint is left intact.
+    `extra_state()` returns anything else to store (config, vocab, normaliser). Returns the loss history.
+    """
+    rank, world = _world()
+    device = torch.device(device) if device is not None else pick_device()
+    module.to(device)
+    params = [p for p in (params if params is not None else module.parameters()) if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, warmup, steps))
+    model = module
+    if world > 1:
+        # find_unused_parameters: an expert that selected no token in a step has no gradient then
+        model = torch.nn.parallel.DistributedDataParallel(
+            module, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True)
+    step, history = 0, []
+    torch.manual_seed(seed + rank)
+    if ckpt_path and os.path.isfile(ckpt_path):
+        state = load_checkpoint(ckpt_path, kind)
+        module.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        step, history = state["step"], state["history"]
+        torch.set_rng_state(state["rng"][rank] if rank < len(state["rng"]) else state["rng"][0])
+        if rank == 0:
+            print(f"resumed {kind} from {ckpt_path} at step {step}")
+
+    def checkpoint():
+        rngs = [torch.get_rng_state()]
+        if world > 1:
+            rngs = [None] * world
+            dist.all_gather_object(rngs, torch.get_rng_state())
+        if rank == 0 and ckpt_path:
+            save_checkpoint(ckpt_path, {"kind": kind, "model": module.state_dict(), "optimizer": opt.state_dict(),
+                                        "scheduler": sched.state_dict(), "step": step, "history": history,
+                                        "rng": rngs, **(extra_state() if extra_state else {})})
+
+    per_epoch = len(dataset) // (batch_size * world)
+    if per_epoch == 0:
+        raise ValueError(f"{kind}: {len(dataset)} clips are too few for batches of {batch_size} x {world} ranks")
+    bar = None
+    if progress and rank == 0:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=steps, initial=step, desc=f"train {kind}")
+    model.train()
+    t0 = time.time()
+    while step < steps:
+        epoch, skip = divmod(step, per_epoch)
+        dataset.epoch = epoch
+        for k, idx in enumerate(batches(dataset, batch_size, seed, epoch, rank, world)):
+            if k < skip:
+                continue
+            batch = collate_fn([dataset[i] for i in idx])
+            with autocast(device):
+                loss, logs = loss_fn(model, batch, device)
+            if not torch.isfinite(loss):
+                where = f"; the last good checkpoint at {ckpt_path} is intact" if ckpt_path and os.path.isfile(ckpt_path) else ""
+                raise FloatingPointError(f"{kind}: the loss became {loss.item()} at step {step}{where}. "
+                                         f"Try a lower learning rate (now {sched.get_last_lr()[0]:.2e}).")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if grad_clip:
+                torch.nn.utils.clip_grad_value_(params, grad_clip)  # value clipping, as the paper's setup
+            opt.step()
+            sched.step()
+            if after_step is not None:
+                after_step(step)
+            step += 1
+            if step % log_every == 0 or step == steps:
+                history.append({"step": step, "loss": loss.item(), "lr": sched.get_last_lr()[0],
+                                "seconds": round(time.time() - t0, 2), **{k2: float(v) for k2, v in logs.items()}})
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+            if ckpt_path and (step % ckpt_every == 0 or step == steps):
+                checkpoint()
+            if step >= steps:
+                break
+    if bar is not None:
+        bar.close()
+    return history
+
+
+# =====================================================================================================
+# 9. InterMoE: text -> two-person motion, the whole model
+# =====================================================================================================
+
+
+
+
+@dataclass
+class InterMoEConfig:
+    """Everything one run needs: the three networks' sizes, diffusion and both training stages."""
+    vae: VAEConfig = field(default_factory=VAEConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
+    diffusion_steps: int = 1000     # cosine schedule, the paper's 1000 steps
+    sample_steps: int = 50          # DDIM steps at sampling time (paper: 50)
+    guidance: float = 3.5           # classifier-free guidance weight s: s * cond + (1 - s) * uncond
+    cond_drop: float = 0.1          # share of training captions replaced by "" (to learn the unconditional)
+    # stage 1: the VAE (paper: 64-frame windows, AdamW 2e-4, wd 2e-5, batch 256, ~30k steps)
+    vae_steps: int = 30_000
+    vae_batch: int = 128            # clips per batch; each gives two people, so 256 sequences
+    vae_lr: float = 2e-4
+    vae_window: int = 64            # frames per training window
+    # stage 2: the denoiser + text encoder (paper: AdamW 1e-4, wd 2e-5, batch 64 x 2 GPUs)
+    steps: int = 100_000
+    batch: int = 64
+    lr: float = 1e-4
+    weight_decay: float = 2e-5
+    warmup: int = 1000
+    grad_clip: float = 1.0          # gradient *value* clip, as the paper's setup
+    max_frames: int = MAX_FRAMES - 1  # longest training clip in feature frames
+    n_clips: int | None = None      # InterSynth clips to generate for this preset (None: the default set)
+
+    def __post_init__(self):
+        if self.vae.latent_dim != self.denoiser.d_latent:
+            raise ValueError(f"the VAE's latent ({self.vae.latent_dim}) must match the denoiser's "
+                             f"d_latent ({self.denoiser.d_latent})")
+        if self.text.d_cond != self.denoiser.d_text:
+            raise ValueError(f"text d_cond ({self.text.d_cond}) must match denoiser d_text ({self.denoiser.d_text})")
+
+
+def _sizes(vae_width, text_d, width, layers, heads, d_expert, n_experts=8):
+    vae = VAEConfig(width=vae_width, hidden=max(vae_width, 16))
+    return dict(vae=vae, text=TextConfig(d_model=text_d, n_heads=max(1, text_d // 64) if text_d >= 64 else 2,
+                                         d_cond=width),
+                denoiser=DenoiserConfig(d_latent=vae.latent_dim, d_text=width, width=width, n_layers=layers,
+                                        n_heads=heads, d_ffn=d_expert,
+                                        moe=MoEConfig(n_experts=n_experts, d_expert=d_expert)))
+
+
+def preset(name: str, **overrides) -> InterMoEConfig:
+    """Named configurations.
+
+    nano:  the tests' size, seconds on a CPU.
+    lab:   a CPU course lab: both stages in about 30 minutes on 2 cores.
+    paper: the paper's sizes (the denoiser alone 229 M parameters), for a GPU.
+    overrides replace top-level fields, e.g. preset('lab', steps=500).
+    """
+    if name == "nano":
+        cfg = InterMoEConfig(**_sizes(8, 32, 32, 2, 2, 32, n_experts=4), vae_steps=30, vae_batch=8, steps=30,
+                             batch=8, warmup=5, n_clips=48, max_frames=64, vae_lr=2e-3, lr=1e-3)
+    elif name == "lab":
+        cfg = InterMoEConfig(**_sizes(16, 128, 192, 4, 4, 256), vae_steps=1500, vae_batch=32, steps=4000,
+                             batch=32, warmup=200, n_clips=None, max_frames=160, vae_lr=1e-3, lr=4e-4)
+    elif name == "paper":
+        cfg = InterMoEConfig(text=TextConfig(d_model=768, n_heads=8, d_cond=768))
+    else:
+        raise ValueError(f"unknown preset {name!r}: choose 'nano', 'lab' or 'paper'")
+    return replace(cfg, **overrides)
+
+
+def _config_from_dict(d: dict) -> InterMoEConfig:
+    d = dict(d)
+    den = dict(d.pop("denoiser"))
+    den["moe"] = MoEConfig(**den["moe"])
+    return InterMoEConfig(vae=VAEConfig(**d.pop("vae")), text=TextConfig(**d.pop("text")),
+                          denoiser=DenoiserConfig(**den), **d)
+
+
+class InterMoE(nn.Module):
+    """Text -> two-person motion (the paper's whole pipeline).
+
+    vae:       Causal-Skeletal VAE, one person at a time, (B, T, 262) <-> (B, T/4, d_latent); frozen in stage 2
+    text:      TextEncoder, captions -> (B, d_cond)
+    denoiser:  CooperativeDenoiser, predicts both people's clean latents from noisy ones
+    diffusion: schedule, loss and DDIM sampler
+    The latents are divided by `latent_scale` (their std over the training set, measured once before stage 2)
+    so the diffusion sees unit-variance data whatever the VAE learned.
+    """
+
+    def __init__(self, cfg: InterMoEConfig, vocab: Vocab, normalizer: Normalizer):
+        super().__init__()
+        self.cfg, self.vocab, self.normalizer = cfg, vocab, normalizer
+        self.vae = CausalSkeletalVAE(cfg.vae)
+        self.text = TextEncoder(vocab, cfg.text)
+        self.denoiser = CooperativeDenoiser(cfg.denoiser)
+        self.diffusion = Diffusion(cfg.diffusion_steps)
+        self.register_buffer("latent_scale", torch.tensor(1.0))
+
+    # ---- motion <-> latents ------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode_motion(self, motion: torch.Tensor) -> torch.Tensor:
+        """(B, 2, T, 262) normalised features -> (B, 2, T/4, d_latent) scaled latents (the VAE's mean)."""
+        B, P, T, F = motion.shape
+        z = self.vae.encode(motion.reshape(B * P, T, F))  # (2B, T/4, d_latent)
+        return z.reshape(B, P, *z.shape[1:]) / self.latent_scale
+
+    @torch.no_grad()
+    def decode_latents(self, z: torch.Tensor, T: int) -> torch.Tensor:
+        """(B, 2, T', d_latent) scaled latents -> (B, 2, T, 262) de-normalised features."""
+        B, P, Tz, C = z.shape
+        feats = self.vae.decode((z * self.latent_scale).reshape(B * P, Tz, C), T)  # (2B, T, 262)
+        return self.normalizer.denormalise(feats.reshape(B, P, T, FEAT_DIM))
+
+    @staticmethod
+    def latent_mask(mask: torch.Tensor) -> torch.Tensor:
+        """(B, T) frame mask -> (B, T/4) latent mask: latent frame k is real if frame 4k is."""
+        return mask[:, ::4]
+
+    # ---- training: the diffusion loss (stage 2) -------------------------------------------------------
+    def forward(self, motion: torch.Tensor, mask: torch.Tensor, captions: list[str]):
+        """The stage-2 loss on a batch. motion (B, 2, T, 262) normalised, mask (B, T) bool, B captions.
+        Returns (loss, logs). 10% of captions become "" so the model also learns the unconditional."""
+        z0 = self.encode_motion(motion)  # (B, 2, T', C)
+        zmask = self.latent_mask(mask)  # (B, T')
+        B = z0.shape[0]
+        if self.training and self.cfg.cond_drop > 0:
+            drop = (torch.rand(B) < self.cfg.cond_drop).tolist()
+            captions = ["" if d else c for c, d in zip(captions, drop)]
+        t = torch.randint(0, self.diffusion.n_steps, (B,), device=z0.device)
+        x_t = self.diffusion.q_sample(z0, t, torch.randn_like(z0))
+        text_emb, _, _ = self.text(captions)
+        out_a, out_b = self.denoiser(x_t[:, 0], x_t[:, 1], t, text_emb, zmask)
+        loss = self.diffusion.loss(torch.stack([out_a, out_b], 1), z0, zmask)
+        return loss, {}
+
+    # ---- sampling ---------------------------------------------------------------------------------------
+    def _check_prompts(self, prompts, lengths):
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        if not isinstance(prompts, (list, tuple)) or not prompts or not all(isinstance(p, str) for p in prompts):
+            raise TypeError("prompts must be a non-empty list of strings")
+        if isinstance(lengths, int):
+            lengths = [lengths] * len(prompts)
+        lengths = [int(n) for n in lengths]
+        if len(lengths) != len(prompts):
+            raise ValueError(f"got {len(prompts)} prompts but {len(lengths)} lengths")
+        bad = [n for n in lengths if not MIN_FRAMES <= n <= MAX_FRAMES]
+        if bad:
+            raise ValueError(f"lengths must be between {MIN_FRAMES} and {MAX_FRAMES} frames (30 fps), got {bad}")
+        return list(prompts), lengths
+
+    @torch.no_grad()
+    def sample(self, prompts, lengths, seed: int | None = None, steps: int | None = None,
+               guidance: float | None = None, return_features: bool = False, progress: bool = False):
+        """Generate interactions.
+
+        prompts: list of B captions; lengths: frames per clip (an int for all, or B ints, 15..300 at 30 fps).
+        seed: makes the result reproducible (the only randomness is the starting noise).
+        Returns joints (B, 2, T, 22, 3) metres, Y up, T = max(lengths); frames past a clip's own length hold
+        its last pose. With return_features=True, returns (joints, features (B, 2, T, 262)).
+        Classifier-free guidance runs the conditional and unconditional halves in one batched forward.
+        """
+        prompts, lengths = self._check_prompts(prompts, lengths)
+        steps = steps or self.cfg.sample_steps
+        s = self.cfg.guidance if guidance is None else guidance
+        was_training = self.training
+        self.eval()
+        device = self.latent_scale.device
+        B, T = len(prompts), max(lengths)
+        Tz = math.ceil(T / 4)
+        frame_mask = torch.arange(4 * Tz, device=device)[None] < torch.tensor(lengths, device=device)[:, None]
+        zmask = self.latent_mask(frame_mask)  # (B, Tz)
+        cond, _, _ = self.text(prompts + [""] * B)  # (2B, d_cond): conditional, then unconditional
+        mask2 = zmask.repeat(2, 1)  # (2B, Tz)
+        C = self.cfg.denoiser.d_latent
+
+        def denoise(x, t):  # x (B, 2, Tz, C) -> guided x0 prediction (B, 2, Tz, C)
+            x2 = x.repeat(2, 1, 1, 1)  # (2B, 2, Tz, C)
+            a, b = self.denoiser(x2[:, 0], x2[:, 1], t.repeat(2), cond, mask2)
+            x0 = torch.stack([a, b], 1)  # (2B, 2, Tz, C)
+            return s * x0[:B] + (1 - s) * x0[B:]
+
+        g = torch.Generator(device="cpu").manual_seed(seed) if seed is not None else None
+        noise_shape = (B, 2, Tz, C)
+        z = self.diffusion.sample(denoise, noise_shape, steps=steps, generator=g, device=device, progress=progress)
+        feats = self.decode_latents(z, T)  # (B, 2, T, 262)
+        for k, n in enumerate(lengths):  # hold the last real pose past each clip's end
+            feats[k, :, n:] = feats[k, :, n - 1:n]
+        joints = joints_from_features(feats)  # (B, 2, T, 22, 3)
+        self.train(was_training)
+        return (joints, feats) if return_features else joints
+
+    # ---- saving and loading --------------------------------------------------------------------------
+    def checkpoint_state(self) -> dict:
+        return {"config": asdict(self.cfg), "vocab": self.vocab.state_dict(),
+                "normalizer": self.normalizer.state_dict()}
+
+    def save(self, path: str) -> None:
+        save_checkpoint(path, {"kind": "intermoe", "model": self.state_dict(), **self.checkpoint_state()})
+
+    @classmethod
+    def load(cls, path: str, device=None) -> "InterMoE":
+        """Rebuild a model from a checkpoint written by `save` or by `train_denoiser`."""
+        state = load_checkpoint(path)
+        if state["kind"] not in ("intermoe", "denoiser"):
+            raise CheckpointError(f"{path} holds a '{state['kind']}' checkpoint, not a whole InterMoE model")
+        model = cls(_config_from_dict(state["config"]), Vocab.from_state_dict(state["vocab"]),
+                    Normalizer.from_state_dict(state["normalizer"]))
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as e:
+            raise CheckpointError(f"{path} does not match its own configuration: {e}") from e
+        return model.to(device or pick_device())
+
+
+# =====================================================================================================
+# 10. The two training stages
+# =====================================================================================================
+
+def _vae_loss_fn(normalizer: Normalizer):
+    mean = torch.from_numpy(normalizer.mean)
+    std = torch.from_numpy(normalizer.std)
+
+    def loss_fn(vae, batch, device):
+        x = batch["motion"].to(device)  # (B, 2, T, 262)
+        B, P, T, F = x.shape
+        x = x.reshape(B * P, T, F)  # (2B, T, 262): both people, one at a time
+        mask = batch["mask"].to(device).repeat_interleave(P, 0)  # (2B, T)
+        recon, mu, logvar = vae(x)
+        loss, logs = vae_loss(recon, x, mu, logvar, mean.to(device), std.to(device), mask)
+        return loss, {k: v for k, v in logs.items() if k != "total"}
+    return loss_fn
+
+
+def train_vae(model: InterMoE, records: list[dict], steps: int | None = None, ckpt_path: str | None = None,
+              seed: int = 0, device=None, progress: bool = True, ckpt_every: int = 200) -> list[dict]:
+    """Stage 1: train model.vae on random `vae_window`-frame windows of both people. Resumable from ckpt_path."""
+    cfg = model.cfg
+    data = InteractionDataset(records, model.normalizer, train=True, max_frames=cfg.vae_window, seed=seed)
+    return train_loop(model.vae, _vae_loss_fn(model.normalizer), data, collate, steps=steps or cfg.vae_steps,
+                      batch_size=cfg.vae_batch, lr=cfg.vae_lr, weight_decay=cfg.weight_decay,
+                      warmup=max(1, (steps or cfg.vae_steps) // 20), grad_clip=cfg.grad_clip,
+                      ckpt_path=ckpt_path, ckpt_every=ckpt_every, seed=seed, kind="vae",
+                      extra_state=model.checkpoint_state, device=device, progress=progress)
+
+
+@torch.no_grad()
+def measure_latent_scale(model: InterMoE, records: list[dict], n: int = 256, device=None) -> float:
+    """The std of the VAE's latents over (up to) n training clips: stage 2 divides latents by it."""
+    device = device or next(model.parameters()).device
+    data = InteractionDataset(records[:n], model.normalizer, train=False, max_frames=model.cfg.max_frames)
+    model.vae.eval()
+    zs = []
+    for i in range(0, len(data), 32):
+        batch = collate([data[j] for j in range(i, min(i + 32, len(data)))])
+        z = model.vae.encode(batch["motion"].to(device).flatten(0, 1))  # (2B, T', C)
+        zs.append(z[model.latent_mask(batch["mask"].to(device)).repeat_interleave(2, 0)])  # (N, C)
+    return float(torch.cat(zs).std())
+
+
+def train_denoiser(model: InterMoE, records: list[dict], steps: int | None = None, ckpt_path: str | None = None,
+                   seed: int = 0, device=None, progress: bool = True, ckpt_every: int = 200) -> list[dict]:
+    """Stage 2: train the text encoder and the denoiser on the frozen VAE's latents. Resumable."""
+    cfg = model.cfg
+    device = torch.device(device) if device is not None else pick_device()
+    model.to(device)
+    if not (ckpt_path and os.path.isfile(ckpt_path)):
+        model.latent_scale.fill_(measure_latent_scale(model, records, device=device))
+    model.vae.requires_grad_(False)
+    model.vae.eval()
+    data = InteractionDataset(records, model.normalizer, train=True, max_frames=cfg.max_frames, seed=seed)
+
+    def loss_fn(m, batch, dev):
+        m.vae.eval() if hasattr(m, "vae") else m.module.vae.eval()  # the frozen VAE never drops out
+        return m(batch["motion"].to(dev), batch["mask"].to(dev), batch["captions"])
+
+    params = list(model.text.parameters()) + list(model.denoiser.parameters())
+    return train_loop(model, loss_fn, data, collate, steps=steps or cfg.steps, batch_size=cfg.batch, lr=cfg.lr,
+                      weight_decay=cfg.weight_decay, warmup=cfg.warmup, grad_clip=cfg.grad_clip,
+                      ckpt_path=ckpt_path, ckpt_every=ckpt_every, seed=seed, kind="denoiser",
+                      extra_state=model.checkpoint_state, after_step=lambda s: model.denoiser.update_biases(),
+                      device=device, progress=progress, params=params)
+
+
+def build_model(cfg: InterMoEConfig, records: list[dict]) -> InterMoE:
+    """A fresh model for these training records: the vocabulary from their captions, the normaliser
+    from their features."""
+    captions = [c for r in records for c in r["captions"]]
+    # the augmented captions too: mirroring brings 'right' where the data only said 'left'
+    vocab = Vocab.build(captions + [mirror_caption(swap_caption(c)) for c in captions])
+    normalizer = InteractionDataset(records, train=False).fit_normalizer()
+    return InterMoE(cfg, vocab, normalizer)
+
+
+# =====================================================================================================
+# 11. Command line: python intermoe_min.py {demo, train-vae, train, sample}
+# =====================================================================================================
+
+
+DEMO_PROMPTS = [
+    "two people shake hands with their right hands",
+    "one person punches and the other dodges",
+    "the two people circle each other clockwise",
+    "one person waves from afar and the other waves back",
+]
+
+
+def intersynth_module():
+    """data/intersynth.py, the InterSynth generator, loaded from its file. Only notebooks and the command
+    line use this: the library never depends on the generator (data/ imports intermoe_min, not the reverse)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "intersynth.py")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} not found: the InterSynth generator ships in the repository's data/ folder")
+    if "intersynth" in sys.modules:  # load once: its cache of loaded clips lives in the module
+        return sys.modules["intersynth"]
+    spec = importlib.util.spec_from_file_location("intersynth", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["intersynth"] = module  # registered before running, as a normal import does
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_intersynth(split: str, n_clips: int | None = None, seed: int = 0) -> list[dict]:
+    """InterSynth records of one split (generated once, then read from data/cache/)."""
+    kw = {} if n_clips is None else {"n_clips": n_clips}
+    return intersynth_module().load_split(split, seed=seed, **kw)
+
+
+def _stage_paths(out: str) -> dict:
+    return {"vae": os.path.join(out, "vae.pt"), "denoiser": os.path.join(out, "denoiser.pt"),
+            "model": os.path.join(out, "model.pt"), "log": os.path.join(out, "log.json")}
+
+
+def run_training(cfg, out: str, vae_steps=None, steps=None, seed: int = 0, log: dict | None = None):
+    """Both stages into `out` (resumable: run again after an interruption and it picks up where it was).
+    Returns the trained model and a log of losses and timings."""
+    paths = _stage_paths(out)
+    os.makedirs(out, exist_ok=True)
+    log = log if log is not None else {}
+    t = time.time()
+    train = load_intersynth("train", cfg.n_clips, seed)
+    log["data_seconds"] = round(time.time() - t, 2)
+    log["train_clips"] = len(train)
+    model = build_model(cfg, train)  # deterministic: a resumed run rebuilds the same vocabulary and normaliser
+    t = time.time()
+    log["vae_history"] = train_vae(model, train, steps=vae_steps, ckpt_path=paths["vae"], seed=seed)
+    log["vae_seconds"] = round(time.time() - t, 1)
+    t = time.time()
+    log["denoiser_history"] = train_denoiser(model, train, steps=steps, ckpt_path=paths["denoiser"], seed=seed)
+    log["denoiser_seconds"] = round(time.time() - t, 1)
+    model.save(paths["model"])
+    return model, log
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python intermoe_min.py", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    d = sub.add_parser("demo", help="generate data, train both stages, sample prompts to GIFs under runs/")
+    d.add_argument("--preset", default="lab", choices=["nano", "lab", "paper"])
+    d.add_argument("--quick", action="store_true", help="a short run (minutes) to check everything works")
+    d.add_argument("--out", default=os.path.join("runs", "demo"))
+    d.add_argument("--seed", type=int, default=0)
+    for name, helptext in (("train-vae", "stage 1 only"), ("train", "both stages (stage 1 is skipped when done)")):
+        s = sub.add_parser(name, help=helptext)
+        s.add_argument("--preset", default="lab", choices=["nano", "lab", "paper"])
+        s.add_argument("--out", required=True)
+        s.add_argument("--vae-steps", type=int)
+        s.add_argument("--steps", type=int)
+        s.add_argument("--seed", type=int, default=0)
+    s = sub.add_parser("sample", help="generate from a trained model")
+    s.add_argument("--ckpt", required=True, help="model.pt written by train or demo")
+    s.add_argument("--prompt", action="append", required=True, help="repeat for several")
+    s.add_argument("--length", type=int, default=120, help="frames at 30 fps (15..300)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", default=os.path.join("runs", "samples"))
+    args = p.parse_args(argv)
+
+    if args.cmd == "sample":
+        model = InterMoE.load(args.ckpt)
+        joints = model.sample(args.prompt, args.length, seed=args.seed, progress=True)
+        for k, prompt in enumerate(args.prompt):
+            print("wrote", save_gif(joints[k].cpu().numpy(), os.path.join(args.out, f"sample_{k}.gif"), caption=prompt))
+        return
+    if args.cmd == "train-vae":
+        cfg = preset(args.preset)
+        train = load_intersynth("train", cfg.n_clips, args.seed)
+        model = build_model(cfg, train)
+        train_vae(model, train, steps=args.vae_steps, ckpt_path=_stage_paths(args.out)["vae"], seed=args.seed)
+        return
+    cfg = preset(args.preset)
+    vae_steps, steps = (args.vae_steps, args.steps) if args.cmd == "train" else (None, None)
+    if args.cmd == "demo" and args.quick:
+        vae_steps, steps = max(1, cfg.vae_steps // 10), max(1, cfg.steps // 10)
+    t0 = time.time()
+    model, log = run_training(cfg, args.out, vae_steps, steps, args.seed)
+    if args.cmd == "demo":
+        t = time.time()
+        joints = model.sample(DEMO_PROMPTS, 150, seed=args.seed, progress=True).cpu().numpy()
+        log["sample_seconds"] = round(time.time() - t, 2)
+        log["gifs"] = [save_gif(joints[k], os.path.join(args.out, f"demo_{k}.gif"), caption=c, stride=2)
+                       for k, c in enumerate(DEMO_PROMPTS)]
+    log["total_seconds"] = round(time.time() - t0, 1)
+    log["preset"], log["device"] = args.preset, str(pick_device())
+    with open(_stage_paths(args.out)["log"], "w") as f:
+        json.dump(log, f, indent=1)
+    print(f"done in {log['total_seconds']} s; log in {_stage_paths(args.out)['log']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,14 +1,14 @@
-"""How much does the InterMoE layer cost on CPU, against a dense FFN and against running every expert?
+"""How much does the InterMoEBlock layer cost on CPU, against a dense FFN and against running every expert?
 
     python benchmarks/bench_moe.py            # about a minute on two laptop cores
     python benchmarks/bench_moe.py --quick    # a few seconds, fewer repeats
     python benchmarks/bench_moe.py --threads 1
 
-For each size it builds one InterMoE layer (8 experts, capacity 1, the paper's routing) and settles its
+For each size it builds one InterMoEBlock layer (8 experts, capacity 1, the paper's routing) and settles its
 biases on the token stream first (the bias rule alone, no weight training), so the number of experts per
 token is near its target of 1, as after training. Then, on the same tokens, it times (best of repeats, interleaved):
 
-  moe    the InterMoE layer: AdaLN, router, gate, sparse dispatch (routing included)
+  moe    the InterMoEBlock layer: AdaLN, router, gate, sparse dispatch (routing included)
   ffn    one dense AdaLN SwiGLU FFN of an expert's size (the baseline's layer)
   dense  every expert on every token, masked by the same selection (`dense_reference`)
 
@@ -25,9 +25,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root
 try:
-    from intermoe_min import AdaLNFFN, InterMoE, MoEConfig, dense_reference
+    from intermoe_min import AdaLNFFN, InterMoEBlock, MoEConfig, dense_reference
 except ImportError:  # before the denoiser sections are merged into intermoe_min.py
-    from _wip_moe import AdaLNFFN, InterMoE, MoEConfig, dense_reference
+    from intermoe_min import AdaLNFFN, InterMoEBlock, MoEConfig, dense_reference
 
 
 def best_times(fns: dict, repeats: int, warmup: int = 2) -> dict:
@@ -49,7 +49,7 @@ def best_times(fns: dict, repeats: int, warmup: int = 2) -> dict:
 
 
 @torch.no_grad()
-def settle_biases(moe: InterMoE, h, emb, steps: int = 300) -> None:
+def settle_biases(moe: InterMoEBlock, h, emb, steps: int = 300) -> None:
     """Run the bias rule on routing alone (cheap: no experts) until the load is balanced."""
     mask = torch.ones(h.shape[:2], dtype=torch.bool)
     step = moe.cfg.bias_step
@@ -63,7 +63,7 @@ def settle_biases(moe: InterMoE, h, emb, steps: int = 300) -> None:
 
 def bench(d: int, d_expert: int, n_seq: int, T: int, repeats: int) -> None:
     torch.manual_seed(0)
-    moe = InterMoE(d, d, MoEConfig(n_experts=8, d_expert=d_expert, capacity=1.0))
+    moe = InterMoEBlock(d, d, MoEConfig(n_experts=8, d_expert=d_expert, capacity=1.0))
     ffn = AdaLNFFN(d, d, d_expert)
     h = torch.randn(n_seq, T, d)  # (N, T, d): N sequences (people x samples), T latent frames
     emb = torch.randn(n_seq, d)

@@ -1,42 +1,7 @@
-"""Shared test fixtures: small, smooth, physically shaped two-person clips built with forward kinematics."""
-import numpy as np
+"""Fixtures shared by the tests (the clip builders live in helpers.py)."""
 import pytest
 
-import intermoe_min as im
-
-# A rough adult rest pose (metres, Y up, facing +Z, left side at +X): offset of each joint from its parent.
-REST_OFFSETS = np.array([
-    [0, 0, 0], [0.08, -0.08, 0], [-0.08, -0.08, 0], [0, 0.1, 0], [0, -0.4, 0], [0, -0.4, 0],
-    [0, 0.13, 0], [0, -0.4, 0], [0, -0.4, 0], [0, 0.05, 0], [0, -0.05, 0.12], [0, -0.05, 0.12],
-    [0, 0.2, 0], [0.08, 0.12, 0], [-0.08, 0.12, 0], [0, 0.1, 0], [0.1, 0, 0], [-0.1, 0, 0],
-    [0.26, 0, 0], [-0.26, 0, 0], [0.25, 0, 0], [-0.25, 0, 0],
-], dtype=np.float64)
-
-
-def make_person(T, rng, start=(0.0, 0.0), yaw=0.0):
-    """(T, 22, 3) joints and (T, 21, 6) local rotations of one smoothly moving person."""
-    t = np.linspace(0, 1, T)[:, None]
-    freq = rng.uniform(0.5, 2.0, size=(1, 22))
-    phase = rng.uniform(0, 2 * np.pi, size=(1, 22))
-    amp = rng.uniform(0.05, 0.4, size=(1, 22))
-    axes = rng.normal(size=(22, 3))
-    angles = amp * np.sin(2 * np.pi * freq * t + phase)  # (T, 22)
-    local = im.axis_angle_matrix(np.broadcast_to(axes, (T, 22, 3)), angles)  # (T, 22, 3, 3)
-    local[:, 0] = im.yaw_matrix(yaw + 0.3 * np.sin(2 * np.pi * t[:, 0]))
-    root = np.stack([start[0] + 0.5 * t[:, 0], 0.95 + 0.02 * np.sin(6 * t[:, 0]), start[1] + 0.2 * t[:, 0]], -1)
-    joints = im.forward_kinematics(local, root, REST_OFFSETS)
-    return joints.astype(np.float32), im.rot6d_from_matrix(local[:, 1:]).astype(np.float32)
-
-
-def make_record(T=40, seed=0, clip_id="c0", captions=None):
-    rng = np.random.default_rng(seed)
-    j1, r1 = make_person(T, rng, start=(0.3, -0.2), yaw=0.4)
-    j2, r2 = make_person(T, rng, start=(0.1, 1.2), yaw=0.4 + np.pi)
-    return {"id": clip_id, "joints": np.stack([j1, j2]), "rot6d": np.stack([r1, r2]),
-            "captions": captions or ["one person waves with the left hand while the other walks clockwise",
-                                     "the first person waves, the second person circles clockwise",
-                                     "a person raises the left hand; the other walks around them"],
-            "meta": {}}
+from helpers import make_record
 
 
 @pytest.fixture

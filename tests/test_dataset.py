@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import intermoe_min as im
-from conftest import make_record
+from helpers import make_record
 
 
 def write_raw_clip(root, clip_id, rec, person_arrays=None, captions=None):

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for _wip_moe
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for intermoe_min
 
-from _wip_moe import (  # noqa: E402
+from intermoe_min import (  # noqa: E402
     CooperativeDenoiser, DenoiserConfig, MoEConfig, TimestepEmbedding, denoiser_preset,
 )
 

@@ -1,4 +1,4 @@
-"""Tests of the InterMoE block: router formula, gate, sparse dispatch, bias rule, bias sync across ranks.
+"""Tests of the InterMoEBlock block: router formula, gate, sparse dispatch, bias rule, bias sync across ranks.
 
 Tiny sizes throughout; each test runs in well under a few seconds on a laptop CPU.
 """
@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for _wip_moe
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for intermoe_min
 
-from _wip_moe import BIAS_EPS, InterMoE, MoEConfig, SynergisticRouter, dense_reference  # noqa: E402
+from intermoe_min import BIAS_EPS, InterMoEBlock, MoEConfig, SynergisticRouter, dense_reference  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -23,10 +23,10 @@ def one_thread():
 
 
 def make_moe(d=16, d_cond=12, dtype=torch.float32, router_scale=1.0, seed=0, **cfg):
-    """A small InterMoE block; router_scale enlarges the router weights so sigmoid(R) spreads out."""
+    """A small InterMoEBlock block; router_scale enlarges the router weights so sigmoid(R) spreads out."""
     torch.manual_seed(seed)
     cfg = {"n_experts": 4, "d_expert": 8, **cfg}
-    moe = InterMoE(d, d_cond, MoEConfig(**cfg)).to(dtype)
+    moe = InterMoEBlock(d, d_cond, MoEConfig(**cfg)).to(dtype)
     with torch.no_grad():
         for p in moe.router.parameters():
             p.mul_(router_scale)
@@ -219,12 +219,12 @@ def _dist_worker(rank, world, init_file, out_dir):
     """One rank: same weights, different data; update biases; save them and the signs it saw locally."""
     import torch.distributed as dist
 
-    from _wip_moe import CooperativeDenoiser, DenoiserConfig
+    from intermoe_min import CooperativeDenoiser, DenoiserConfig
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     torch.manual_seed(0)  # identical initial weights on both ranks
-    moe = InterMoE(16, 16, MoEConfig(n_experts=4, d_expert=8, bias_step=0.01)).train()
+    moe = InterMoEBlock(16, 16, MoEConfig(n_experts=4, d_expert=8, bias_step=0.01)).train()
     net = CooperativeDenoiser(DenoiserConfig(d_latent=8, d_text=8, width=16, n_layers=2, n_heads=2,
                                              dropout=0.0, moe=MoEConfig(n_experts=4, d_expert=8))).train()
     g = torch.Generator().manual_seed(100 + rank)  # different data on each rank

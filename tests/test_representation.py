@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import intermoe_min as im
-from conftest import make_record
+from helpers import make_record
 
 
 def test_feature_layout_covers_262_values_once():
@@ -60,7 +60,7 @@ def test_mirrored_features_equal_features_of_mirrored_motion(record):
 
 def test_mirrored_rotations_still_drive_forward_kinematics_to_the_mirrored_joints(record):
     """The 6D mirror rule is checked against the skeleton itself, not against a copy of its formula."""
-    from conftest import REST_OFFSETS
+    from helpers import REST_OFFSETS
     rng = np.random.default_rng(3)
     T = 5
     local = im.axis_angle_matrix(rng.normal(size=(T, 22, 3)), rng.uniform(-1, 1, size=(T, 22)))

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from _wip_vae import TextConfig, TextEncoder, Vocab
+from intermoe_min import TextConfig, TextEncoder, Vocab
 
 CAPTIONS = [
     "Two people shake hands.",

