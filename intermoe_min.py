@@ -2644,24 +2644,33 @@ def _stage_paths(out: str) -> dict:
             "model": os.path.join(out, "model.pt"), "log": os.path.join(out, "log.json")}
 
 
-def run_training(cfg, out: str, vae_steps=None, steps=None, seed: int = 0, log: dict | None = None):
-    """Both stages into `out` (resumable: run again after an interruption and it picks up where it was).
+def run_training(cfg, out: str, vae_steps=None, steps=None, seed: int = 0, stages=("vae", "denoiser")):
+    """The training stages into `out` (resumable: run again after an interruption and it picks up where it
+    was). Under torchrun every rank trains; rank 0 generates the data first and writes the files.
     Returns the trained model and a log of losses and timings."""
+    rank, world = _world()
     paths = _stage_paths(out)
     os.makedirs(out, exist_ok=True)
-    log = log if log is not None else {}
+    log = {}
     t = time.time()
-    train = load_intersynth("train", cfg.n_clips, seed)
+    if rank == 0:  # one process writes the data cache; the others read it afterwards
+        train = load_intersynth("train", cfg.n_clips, seed)
+    if world > 1:
+        dist.barrier()
+    if rank != 0:
+        train = load_intersynth("train", cfg.n_clips, seed)
     log["data_seconds"] = round(time.time() - t, 2)
     log["train_clips"] = len(train)
     model = build_model(cfg, train)  # deterministic: a resumed run rebuilds the same vocabulary and normaliser
     t = time.time()
     log["vae_history"] = train_vae(model, train, steps=vae_steps, ckpt_path=paths["vae"], seed=seed)
     log["vae_seconds"] = round(time.time() - t, 1)
-    t = time.time()
-    log["denoiser_history"] = train_denoiser(model, train, steps=steps, ckpt_path=paths["denoiser"], seed=seed)
-    log["denoiser_seconds"] = round(time.time() - t, 1)
-    model.save(paths["model"])
+    if "denoiser" in stages:
+        t = time.time()
+        log["denoiser_history"] = train_denoiser(model, train, steps=steps, ckpt_path=paths["denoiser"], seed=seed)
+        log["denoiser_seconds"] = round(time.time() - t, 1)
+        if rank == 0:
+            model.save(paths["model"])
     return model, log
 
 
@@ -2694,18 +2703,16 @@ def main(argv=None):
         for k, prompt in enumerate(args.prompt):
             print("wrote", save_gif(joints[k].cpu().numpy(), os.path.join(args.out, f"sample_{k}.gif"), caption=prompt))
         return
-    if args.cmd == "train-vae":
-        cfg = preset(args.preset)
-        train = load_intersynth("train", cfg.n_clips, args.seed)
-        model = build_model(cfg, train)
-        train_vae(model, train, steps=args.vae_steps, ckpt_path=_stage_paths(args.out)["vae"], seed=args.seed)
-        return
+    rank, _ = init_distributed()  # (0, 1) unless launched by torchrun
     cfg = preset(args.preset)
-    vae_steps, steps = (args.vae_steps, args.steps) if args.cmd == "train" else (None, None)
+    vae_steps, steps = (args.vae_steps, args.steps) if args.cmd != "demo" else (None, None)
     if args.cmd == "demo" and args.quick:
         vae_steps, steps = max(1, cfg.vae_steps // 10), max(1, cfg.steps // 10)
     t0 = time.time()
-    model, log = run_training(cfg, args.out, vae_steps, steps, args.seed)
+    stages = ("vae",) if args.cmd == "train-vae" else ("vae", "denoiser")
+    model, log = run_training(cfg, args.out, vae_steps, steps, args.seed, stages)
+    if rank != 0:
+        return
     if args.cmd == "demo":
         t = time.time()
         joints = model.sample(DEMO_PROMPTS, 150, seed=args.seed, progress=True).cpu().numpy()
