@@ -13,15 +13,6 @@ from intermoe_min import (  # noqa: E402
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors gain nothing from threads, and on a busy shared CPU two threads can stall each other."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def tiny_config(**moe) -> DenoiserConfig:
     return DenoiserConfig(d_latent=12, d_text=10, width=32, n_layers=2, n_heads=4, d_ffn=24,
                           moe=MoEConfig(n_experts=4, d_expert=24, **moe))

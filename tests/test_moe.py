@@ -13,15 +13,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, f
 from intermoe_min import BIAS_EPS, InterMoEBlock, MoEConfig, SynergisticRouter, dense_reference  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors gain nothing from threads, and on a busy shared CPU two threads can stall each other."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def make_moe(d=16, d_cond=12, dtype=torch.float32, router_scale=1.0, seed=0, **cfg):
     """A small InterMoEBlock block; router_scale enlarges the router weights so sigmoid(R) spreads out."""
     torch.manual_seed(seed)

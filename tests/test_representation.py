@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 
 import intermoe_min as im
-from helpers import make_record
 
 
 def test_feature_layout_covers_262_values_once():

@@ -12,15 +12,6 @@ from intermoe_min import (A_7, A_12, M_7, M_12, PARTS_7, PARTS_12, CausalSkeleta
 TINY = VAEConfig(width=16, hidden=16, n_blocks=1, dropout=0.0)  # ~50 k parameters, milliseconds a step
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small models on a shared, busy CPU: one thread is faster and steadier than two."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def n_params(model):
     return sum(p.numel() for p in model.parameters())
 
