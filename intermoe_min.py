@@ -2550,9 +2550,10 @@ def train_vae(model: InterMoE, records: list[dict], steps: int | None = None, ck
     """Stage 1: train model.vae on random `vae_window`-frame windows of both people. Resumable from ckpt_path."""
     cfg = model.cfg
     data = InteractionDataset(records, model.normalizer, train=True, max_frames=cfg.vae_window, seed=seed)
-    return train_loop(model.vae, _vae_loss_fn(model.normalizer), data, collate, steps=steps or cfg.vae_steps,
+    steps = cfg.vae_steps if steps is None else steps  # steps=0 means no training, not the default
+    return train_loop(model.vae, _vae_loss_fn(model.normalizer), data, collate, steps=steps,
                       batch_size=cfg.vae_batch, lr=cfg.vae_lr, weight_decay=cfg.weight_decay,
-                      warmup=max(1, (steps or cfg.vae_steps) // 20), grad_clip=cfg.grad_clip,
+                      warmup=max(1, steps // 20), grad_clip=cfg.grad_clip,
                       ckpt_path=ckpt_path, ckpt_every=ckpt_every, seed=seed, kind="vae",
                       extra_state=model.checkpoint_state, device=device, progress=progress)
 
@@ -2588,7 +2589,8 @@ def train_denoiser(model: InterMoE, records: list[dict], steps: int | None = Non
         return m(batch["motion"].to(dev), batch["mask"].to(dev), batch["captions"])
 
     params = list(model.text.parameters()) + list(model.denoiser.parameters())
-    return train_loop(model, loss_fn, data, collate, steps=steps or cfg.steps, batch_size=cfg.batch, lr=cfg.lr,
+    steps = cfg.steps if steps is None else steps  # steps=0 means no training, not the default
+    return train_loop(model, loss_fn, data, collate, steps=steps, batch_size=cfg.batch, lr=cfg.lr,
                       weight_decay=cfg.weight_decay, warmup=cfg.warmup, grad_clip=cfg.grad_clip,
                       ckpt_path=ckpt_path, ckpt_every=ckpt_every, seed=seed, kind="denoiser",
                       extra_state=model.checkpoint_state, after_step=lambda s: model.denoiser.update_biases(),
