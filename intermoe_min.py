@@ -2245,7 +2245,11 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
     torch.manual_seed(seed + rank)
     if ckpt_path and os.path.isfile(ckpt_path):
         state = load_checkpoint(ckpt_path, kind)
-        module.load_state_dict(state["model"])
+        try:
+            module.load_state_dict(state["model"])
+        except RuntimeError as e:  # a checkpoint of another configuration: say so, not a wall of shapes
+            raise CheckpointError(f"{ckpt_path} was written by a model of another configuration; use another "
+                                  f"path or delete it to start afresh ({str(e).splitlines()[0]})") from e
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         step, history = state["step"], state["history"]
