@@ -1,7 +1,7 @@
 """How well does the 'lab' preset use a CPU? Training steps against the matmul peak, sampling time, memory.
 
-    python benchmarks/bench_train.py            # about two minutes on two shared laptop cores
-    python benchmarks/bench_train.py --quick    # about a minute: fewer repeats, shorter calibration
+    python benchmarks/bench_train.py            # about a minute on two idle cores (more on a busy machine)
+    python benchmarks/bench_train.py --quick    # fewer repeats, shorter calibration
     python benchmarks/bench_train.py --threads 1
     python benchmarks/bench_train.py --profile  # also torch.profiler's top operators, and a candidate fix
 
@@ -14,8 +14,9 @@ router picks). In one run it measures:
    clips of vae_window frames; stage 2: batch clips of up to max_frames frames). Time per step (best of
    repeats), the step's model FLOPs counted analytically (`*_terms` below) and FLOP/s as a share of the
    fp32 matmul throughput measured in the same run (the faster of a 2048^3 and a 1024^3 torch.matmul, same
-   thread count, before each step so both see the same background load; the peak is the best of them all). Data loading (dataset fetches + collate,
-   done serially inside train_loop) is timed apart and folded into a second steps/s figure.
+   thread count, before each step so both see the same background load; the peak is the best of them
+   all). Data loading (dataset fetches + collate, done serially inside train_loop) is timed apart and
+   folded into a second steps/s figure.
 2. DDIM-50 sampling with classifier-free guidance for 8 interactions of 180 frames (6 s), text encoding and
    VAE decoding included (model.sample). Untrained, the zero-initialised output layer is given small random
    weights and every InterMoE block's bias is set so that ~1 expert per token is selected (see below).
@@ -45,6 +46,8 @@ work, and the absolute peak. (ru_maxrss itself is useless in a subprocess: see m
 Figures are noisy on a shared machine: compare ratios from one run, not times across runs. On a busy machine
 torch's OpenMP threads (libgomp, spin-waiting by default) can make every multi-threaded figure 5-50x worse:
 run with OMP_WAIT_POLICY=PASSIVE (set before Python starts; the header says what was in force) or --threads 1.
+On an idle machine PASSIVE costs instead (its threads sleep between the many small operators): compare
+like with like.
 """
 import argparse
 import copy
