@@ -1143,11 +1143,17 @@ class CausalSTConv(nn.Module):
         self.temporal = nn.Conv2d(dim, dim, (kernel_size, joint_kernel), padding=(0, joint_kernel // 2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        graph = self.w1(x) + torch.einsum("nm,btmc->btnc", self.adj_norm, self.w2(x))  # (B, T, N, C)
-        h = x.permute(0, 3, 1, 2)                       # (B, C, T, N) for Conv2d
-        h = F.pad(h, (0, 0, self.time_pad, 0))          # (B, C, T + 2, N): 2 frames in front, none after
-        temporal = self.temporal(h).permute(0, 2, 3, 1)  # (B, T, N, C)
-        return graph + temporal
+        # W1 x is the same product as the temporal conv's tap on the current frame and the same node, so it
+        # is added to that tap (exact; one product fewer), and W2's bias passes through A / deg unchanged
+        # because its rows sum to 1. Same parameters and output as the formula in the docstring.
+        kj = self.temporal.weight.shape[-1]
+        weight = self.temporal.weight.clone()                 # (C_out, C_in, 3 frames, kj nodes)
+        weight[:, :, -1, kj // 2] += self.w1.weight           # kernel row -1 = the current frame (causal pad)
+        bias = self.temporal.bias + self.w1.bias + self.w2.bias
+        h = F.pad(x, (0, 0, 0, 0, self.time_pad, 0))          # (B, T + 2, N, C): 2 frames in front, none after
+        h = h.permute(0, 3, 1, 2)                             # (B, C, T + 2, N) view for conv2d
+        out = F.conv2d(h, weight, bias, padding=(0, kj // 2)).permute(0, 2, 3, 1)  # (B, T, N, C)
+        return out + torch.einsum("nm,btmc->btnc", self.adj_norm, F.linear(x, self.w2.weight))  # + A W2 x / deg
 
 
 class ResSTBlock(nn.Module):
@@ -2374,9 +2380,10 @@ def preset(name: str, **overrides) -> InterMoEConfig:
         cfg = InterMoEConfig(**_sizes(8, 32, 32, 2, 2, 32, n_experts=4), vae_steps=30, vae_batch=8, steps=30,
                              batch=8, warmup=5, n_clips=48, max_frames=64, vae_lr=2e-3, lr=1e-3)
     elif name == "lab":
-        # Measured on 2 CPU cores: a VAE step ~0.45 s, a denoiser step ~0.8 s (batch 32, 160 frames).
-        cfg = InterMoEConfig(**_sizes(32, 128, 192, 4, 4, 256, vae_blocks=1), vae_steps=800, vae_batch=32,
-                             steps=1500, batch=32, warmup=100, n_clips=None, max_frames=160, vae_lr=1e-3,
+        # Measured on 2 idle CPU cores: a VAE step ~0.4 s; a denoiser step ~0.35 s on cached latents
+        # (batch 32, 160 frames).
+        cfg = InterMoEConfig(**_sizes(32, 128, 192, 4, 4, 256, vae_blocks=1), vae_steps=1000, vae_batch=32,
+                             steps=2500, batch=32, warmup=100, n_clips=None, max_frames=160, vae_lr=1e-3,
                              lr=4e-4)
     elif name == "paper":
         cfg = InterMoEConfig(text=TextConfig(d_model=768, n_heads=8, d_cond=768))
@@ -2434,11 +2441,10 @@ class InterMoE(nn.Module):
         return mask[:, ::4]
 
     # ---- training: the diffusion loss (stage 2) -------------------------------------------------------
-    def forward(self, motion: torch.Tensor, mask: torch.Tensor, captions: list[str]):
-        """The stage-2 loss on a batch. motion (B, 2, T, 262) normalised, mask (B, T) bool, B captions.
-        Returns (loss, logs). 10% of captions become "" so the model also learns the unconditional."""
-        z0 = self.encode_motion(motion)  # (B, 2, T', C)
-        zmask = self.latent_mask(mask)  # (B, T')
+    def forward(self, z0: torch.Tensor, zmask: torch.Tensor, captions: list[str]):
+        """The stage-2 loss on a batch of clean scaled latents z0 (B, 2, T', C) (`encode_motion`, or the
+        cache `LatentDataset` keeps), zmask (B, T') bool, B captions. Returns (loss, logs).
+        10% of captions become "" so the model also learns the unconditional (classifier-free guidance)."""
         B = z0.shape[0]
         if self.training and self.cfg.cond_drop > 0:
             drop = (torch.rand(B) < self.cfg.cond_drop).tolist()
@@ -2576,9 +2582,88 @@ def measure_latent_scale(model: InterMoE, records: list[dict], n: int = 256, dev
     return float(torch.cat(zs).std())
 
 
+class LatentDataset(torch.utils.data.Dataset):
+    """Stage 2's training data: the frozen VAE's latents, computed once per clip and augmentation.
+
+    The VAE is frozen in stage 2, so encoding every batch again (a third of a training step) is waste. Each
+    clip is encoded whole, in its four variants (as recorded, persons swapped, mirrored, both), with the
+    captions rewritten to match. A fetch picks a variant and a caption, and when training crops a random
+    window of max_frames / 4 latent frames. Because the encoder is causal, a clip's latents do not depend on
+    the padding after it, so batching clips of different lengths gives the same latents as one at a time.
+    A crop that starts mid-clip keeps the latents of the whole clip's history (encoding the window alone
+    would start from no history); the denoiser learns from both kinds of start, as sampling begins from none.
+    Latents are stored unscaled (a resumed run learns its latent_scale from the checkpoint after this is
+    built) and in float16 (relative error ~5e-4, far below the diffusion noise; half the memory).
+    """
+
+    def __init__(self, model: "InterMoE", records: list[dict], train: bool = True, max_frames: int | None = None,
+                 seed: int | None = None, batch_size: int = 32, progress: bool = False):
+        base = InteractionDataset(records, model.normalizer, train=False, max_frames=MAX_FRAMES)
+        self.records, self.train, self.seed, self.epoch = base.records, train, seed, 0
+        self.max_latent = (max_frames or model.cfg.max_frames) // 4
+        variants = [(False, False), (True, False), (False, True), (True, True)] if train else [(False, False)]
+        device = model.latent_scale.device
+        self.latents = [[None] * len(variants) for _ in self.records]  # [clip][variant] -> (2, T', C) float16
+        jobs = [(i, v) for i in range(len(self.records)) for v in range(len(variants))]
+        jobs.sort(key=lambda iv: self.records[iv[0]]["joints"].shape[1])  # similar lengths share a batch
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=len(jobs), desc="encode latents", leave=False)
+        model.vae.eval()
+        for k in range(0, len(jobs), batch_size):
+            chunk = jobs[k:k + batch_size]
+            feats = [base.features(i, *variants[v]) for i, v in chunk]  # each (2, T_i, 262)
+            items = [{"motion": torch.from_numpy(model.normalizer.normalise(f).astype(np.float32)),
+                      "length": f.shape[1], "caption": "", "id": ""} for f in feats]
+            batch = collate(items)
+            with torch.no_grad():
+                z = model.vae.encode(batch["motion"].to(device).flatten(0, 1)).cpu()  # (2b, T'max, C)
+            z = z.unflatten(0, (-1, 2))  # (b, 2, T'max, C)
+            for row, ((i, v), n) in enumerate(zip(chunk, batch["lengths"].tolist())):
+                self.latents[i][v] = z[row, :, :math.ceil(n / 4)].half()  # (2, ceil(T_i / 4), C)
+            if bar is not None:
+                bar.update(len(chunk))
+        if bar is not None:
+            bar.close()
+        self.variants = variants
+        self._rng = np.random.default_rng()
+
+    def __len__(self):
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> dict:
+        rng = self._rng if self.seed is None else np.random.default_rng([self.seed, self.epoch, i])
+        v = int(rng.integers(len(self.variants))) if self.train else 0
+        swap, mirror = self.variants[v]
+        z = self.latents[i][v]  # (2, T', C)
+        if z.shape[1] > self.max_latent:
+            start = int(rng.integers(0, z.shape[1] - self.max_latent + 1)) if self.train else 0
+            z = z[:, start:start + self.max_latent]
+        caps = [c for c in self.records[i]["captions"] if c.strip()]
+        caption = caps[int(rng.integers(len(caps)))] if self.train else caps[0]
+        if swap:
+            caption = swap_caption(caption)
+        if mirror:
+            caption = mirror_caption(caption)
+        return {"latent": z.float(), "length": z.shape[1], "caption": caption, "id": self.records[i]["id"]}
+
+
+def collate_latents(batch: list[dict]) -> dict:
+    """Pad LatentDataset items: latent (B, 2, T', C) unscaled, zero-padded, mask (B, T') bool, captions, ids."""
+    lengths = torch.tensor([b["length"] for b in batch])
+    T, C = int(lengths.max()), batch[0]["latent"].shape[-1]
+    z = torch.zeros(len(batch), 2, T, C)
+    for k, b in enumerate(batch):
+        z[k, :, :b["length"]] = b["latent"]
+    return {"latent": z, "mask": torch.arange(T)[None, :] < lengths[:, None], "lengths": lengths,
+            "captions": [b["caption"] for b in batch], "ids": [b["id"] for b in batch]}
+
+
 def train_denoiser(model: InterMoE, records: list[dict], steps: int | None = None, ckpt_path: str | None = None,
                    seed: int = 0, device=None, progress: bool = True, ckpt_every: int = 200) -> list[dict]:
-    """Stage 2: train the text encoder and the denoiser on the frozen VAE's latents. Resumable."""
+    """Stage 2: train the text encoder and the denoiser on the frozen VAE's latents (cached once, see
+    `LatentDataset`). Resumable."""
     cfg = model.cfg
     device = torch.device(device) if device is not None else pick_device()
     model.to(device)
@@ -2586,15 +2671,15 @@ def train_denoiser(model: InterMoE, records: list[dict], steps: int | None = Non
         model.latent_scale.fill_(measure_latent_scale(model, records, device=device))
     model.vae.requires_grad_(False)
     model.vae.eval()
-    data = InteractionDataset(records, model.normalizer, train=True, max_frames=cfg.max_frames, seed=seed)
+    data = LatentDataset(model, records, train=True, max_frames=cfg.max_frames, seed=seed, progress=progress)
 
     def loss_fn(m, batch, dev):
-        m.vae.eval() if hasattr(m, "vae") else m.module.vae.eval()  # the frozen VAE never drops out
-        return m(batch["motion"].to(dev), batch["mask"].to(dev), batch["captions"])
+        z0 = batch["latent"].to(dev) / model.latent_scale  # (B, 2, T', C) unit-variance latents
+        return m(z0, batch["mask"].to(dev), batch["captions"])
 
     params = list(model.text.parameters()) + list(model.denoiser.parameters())
     steps = cfg.steps if steps is None else steps  # steps=0 means no training, not the default
-    return train_loop(model, loss_fn, data, collate, steps=steps, batch_size=cfg.batch, lr=cfg.lr,
+    return train_loop(model, loss_fn, data, collate_latents, steps=steps, batch_size=cfg.batch, lr=cfg.lr,
                       weight_decay=cfg.weight_decay, warmup=cfg.warmup, grad_clip=cfg.grad_clip,
                       ckpt_path=ckpt_path, ckpt_every=ckpt_every, seed=seed, kind="denoiser",
                       extra_state=model.checkpoint_state, after_step=lambda s: model.denoiser.update_biases(),
