@@ -1,22 +1,32 @@
 """How well does the 'lab' preset use a CPU? Training steps against the matmul peak, sampling time, memory.
 
-    python benchmarks/bench_train.py            # about a minute on two idle cores (more on a busy machine)
-    python benchmarks/bench_train.py --quick    # fewer repeats, shorter calibration
+    python benchmarks/bench_train.py            # the full run: also encodes the lab preset's whole training split
+    python benchmarks/bench_train.py --quick    # fewer repeats, shorter calibration, latent cache on a subset
     python benchmarks/bench_train.py --threads 1
-    python benchmarks/bench_train.py --profile  # also torch.profiler's top operators, and a candidate fix
+    python benchmarks/bench_train.py --profile  # also torch.profiler's top operators
+
+(The run prints how long it took; the measured figures are in the README.)
 
 Everything is the `lab` preset (im.preset('lab')), built with im.build_model on InterSynth training clips,
 untrained weights (the time of a step does not depend on what the weights are, only on how many experts the
 router picks). In one run it measures:
 
+0. Stage 2's one-off costs before its first step, as train_denoiser pays them: measuring latent_scale
+   (im.measure_latent_scale) and building the latent cache (im.LatentDataset: every clip encoded whole by
+   the frozen VAE encoder in its 4 (swap, mirror) variants). Timed once each, in seconds and seconds per
+   training clip: on the benchmark's own clips always, and on the lab preset's whole training split (all
+   of InterSynth's train clips) in a full run; --quick measures only the subset and says so.
 1. Training steps, as im.train_loop does them: forward, backward, gradient value clipping, AdamW, the LR
-   schedule and (stage 2) the MoE bias update; pre-collated batches of the preset's size (stage 1: vae_batch
-   clips of vae_window frames; stage 2: batch clips of up to max_frames frames). Time per step (best of
-   repeats), the step's model FLOPs counted analytically (`*_terms` below) and FLOP/s as a share of the
-   fp32 matmul throughput measured in the same run (the faster of a 2048^3 and a 1024^3 torch.matmul, same
-   thread count, before each step so both see the same background load; the peak is the best of them
-   all). Data loading (dataset fetches + collate, done serially inside train_loop) is timed apart and
-   folded into a second steps/s figure.
+   schedule and (stage 2) the MoE bias update; pre-collated batches of the preset's size, made as
+   train_loop makes them (seeded dataset, im.batches order, the stage's collate function). Stage 1:
+   vae_batch clips of vae_window frames (InteractionDataset, im.collate). Stage 2: batch clips' cached
+   latents, windows of up to max_frames / 4 latent frames (LatentDataset, im.collate_latents), divided by
+   latent_scale inside the step as train_denoiser's loss_fn does: no VAE encoder runs in a stage-2 step.
+   Time per step (best of repeats), the step's model FLOPs counted analytically (`*_terms` below) and
+   FLOP/s as a share of the fp32 matmul throughput measured in the same run (the faster of a 2048^3 and a
+   1024^3 torch.matmul, same thread count, before each step so both see the same background load; the
+   peak is the best of them all). Data loading (dataset fetches + collate, done serially inside
+   train_loop) is timed apart and folded into a second steps/s figure.
 2. DDIM-50 sampling with classifier-free guidance for 8 interactions of 180 frames (6 s), text encoding and
    VAE decoding included (model.sample). Untrained, the zero-initialised output layer is given small random
    weights and every InterMoE block's bias is set so that ~1 expert per token is selected (see below).
@@ -32,16 +42,20 @@ bias changes what later layers see). Stage-2 steps keep applying the bias rule, 
 Model FLOPs: 2*M*N*K per matrix product, counted from the config and the actual shapes: every padded slot
 in the dense layers (the hardware computes them), the experts only on the (token, expert) pairs the router
 selected in that very step (padding never selects). Counted: Linear layers, per-node MLPs, the VAE's graph
-convolutions (the fixed adjacency / pooling matrices too) and temporal Conv2d (full 3 x joint_kernel window
-per output), attention QK^T and AV (with the extra zero key), AdaLN and router projections. Backward =
+convolutions (W2 and the fixed adjacency / pooling matrices; W1 is folded into the temporal conv's
+current-frame tap, so it is no product of its own) and temporal Conv2d (full 3 x joint_kernel window per
+output), attention QK^T and AV (with the extra zero key), AdaLN and router projections. Backward =
 2 x forward per product (input and weight gradients), 1 x where one operand needs no gradient (the layer
 that reads the data; the fixed graph matrices); no recomputation. Not counted: element-wise work (norms,
-activations, softmax, loss, AdamW). torch's FlopCounterMode is run on one step as a cross-check.
+activations, softmax, loss, AdamW, folding W1 into the conv weight). torch's FlopCounterMode is run on one
+step of each stage as a cross-check.
 
 Memory: each measurement in a fresh subprocess: build the model, prepare the inputs, then reset the kernel's
 resident-size high-water mark (write 5 to /proc/self/clear_refs) and read it back (VmHWM, the figure
 ru_maxrss reports) after the work; printed as the peak over the process's resident size just before the
-work, and the absolute peak. (ru_maxrss itself is useless in a subprocess: see measure_peak.)
+work, and the absolute peak. (ru_maxrss itself is useless in a subprocess: see measure_peak.) Stage 2's
+subprocess first builds the latent cache of the benchmark's clips (its own peak is printed too), hands the
+encoder's freed memory back (malloc_trim), then measures the steps: their "before" holds that cache.
 
 Figures are noisy on a shared machine: compare ratios from one run, not times across runs. On a busy machine
 torch's OpenMP threads (libgomp, spin-waiting by default) can make every multi-threaded figure 5-50x worse:
@@ -51,6 +65,7 @@ like with like.
 """
 import argparse
 import copy
+import inspect
 import json
 import os
 import resource
@@ -89,9 +104,9 @@ def vae_terms(v: im.VAEConfig, n: int, T: int, encoder: bool = True, decoder: bo
 
     def blocks(N, Tl):  # n_blocks ResSTBlocks = 2 CausalSTConvs each, on N nodes x Tl frames
         rows = n * Tl * N
-        conv = [(2 * mm(rows, C, C), 2),                 # w1 x and w2 x
+        conv = [(mm(rows, C, C), 2),                     # w2 x (w1 is folded into the conv's current-frame tap)
                 (2 * n * Tl * N * N * C, 1),             # A_norm @ (w2 x): a fixed (N, N) matrix
-                (2 * rows * C * C * kt * kj, 2)]         # temporal Conv2d, (3, joint_kernel) window
+                (2 * rows * C * C * kt * kj, 2)]         # temporal Conv2d (+ w1), (3, joint_kernel) window
         return conv * (2 * v.n_blocks)
 
     t = []
@@ -172,16 +187,26 @@ def setup(n_clips: int):
     return cfg, records, model
 
 
-def make_batches(records, normalizer, batch_size: int, max_frames: int, n: int):
-    """n batches as train_loop makes them (seeded dataset, im.batches order, collate), and the seconds each
-    took to fetch and collate (train_loop does this serially, between steps)."""
-    data = im.InteractionDataset(records, normalizer, train=True, max_frames=max_frames, seed=0)
+def vae_data(records, normalizer, cfg):
+    """Stage 1's dataset, as train_vae makes it (seed 0)."""
+    return im.InteractionDataset(records, normalizer, train=True, max_frames=cfg.vae_window, seed=0)
+
+
+def latent_data(model, records, cfg):
+    """Stage 2's dataset, as train_denoiser makes it (seed 0): the latent cache of these clips."""
+    return im.LatentDataset(model, records, train=True, max_frames=cfg.max_frames, seed=0)
+
+
+def make_batches(data, collate_fn, batch_size: int, n: int):
+    """n batches as train_loop makes them from the seeded dataset `data` (its epoch set, im.batches order,
+    collate_fn), and the seconds each took to fetch and collate (train_loop does this serially, between
+    steps)."""
     out, seconds, epoch = [], [], 0
     while len(out) < n:
         data.epoch = epoch
         t0 = time.perf_counter()
         for idx in im.batches(data, batch_size, 0, epoch):
-            out.append(im.collate([data[i] for i in idx]))
+            out.append(collate_fn([data[i] for i in idx]))
             seconds.append(time.perf_counter() - t0)
             if len(out) == n:
                 break
@@ -282,22 +307,21 @@ class VAEStep:
 
 
 class DenoiserStep:
-    """Stage 2 (train_denoiser): frozen VAE encoder, diffusion loss through text encoder and denoiser,
-    backward, value clip, AdamW, schedule, MoE bias update. Also times the frozen VAE encoder inside the
-    forward (hooks on its first and last module) and remembers each step's expert selections."""
+    """Stage 2 (train_denoiser) on a collate_latents batch: the cached unscaled latents divided by
+    latent_scale (train_denoiser's loss_fn), diffusion loss through text encoder and denoiser, backward, value
+    clip, AdamW, schedule, MoE bias update. No VAE runs here: its latents were cached before the first step.
+    Remembers each step's expert selections."""
 
     def __init__(self, model, cfg):
         self.model, self.cfg = model, cfg
         model.vae.requires_grad_(False)
+        model.vae.eval()
         self.params = [p for p in list(model.text.parameters()) + list(model.denoiser.parameters())
                        if p.requires_grad]
         self.opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt, lambda s: im.warmup_cosine(s, cfg.warmup, cfg.steps))
         self.moes = model.denoiser.moe_blocks()
-        self._enc = [0.0, 0.0]
-        model.vae.joint_in.register_forward_pre_hook(lambda m, a: self._enc.__setitem__(0, time.perf_counter()))
-        model.vae.to_dist.register_forward_hook(lambda m, a, o: self._enc.__setitem__(1, time.perf_counter()))
         self.text_len = 0
         model.text.register_forward_hook(lambda m, a, o: setattr(self, "text_len", o[1].shape[1]))
         self.selections = []
@@ -305,21 +329,25 @@ class DenoiserStep:
     def flops(self, batch):
         """Model FLOP terms of the step that just ran on `batch` (its selections and caption length)."""
         c = self.cfg
-        B, P, T, _ = batch["motion"].shape
-        Tz = -(-T // 4)
+        B, P, Tz, _ = batch["latent"].shape
         return {"denoiser": denoiser_terms(c.denoiser, B, Tz, self.selections),
-                "text encoder": text_terms(c.text, B, self.text_len),
-                "VAE encoder (frozen)": [(f, 0) for f, _ in vae_terms(c.vae, B * P, 4 * Tz, decoder=False)]}
+                "text encoder": text_terms(c.text, B, self.text_len)}
 
-    def real_tokens(self, batch) -> int:
-        return 2 * int(self.model.latent_mask(batch["mask"]).sum())
+    @staticmethod
+    def real_tokens(batch) -> int:
+        return 2 * int(batch["mask"].sum())  # the mask is already per latent frame
+
+    def loss(self, batch):
+        """train_denoiser's loss_fn (on the CPU: train_loop's autocast is a no-op there)."""
+        m = self.model
+        z0 = batch["latent"] / m.latent_scale  # (B, 2, T', C) unit-variance latents
+        return m(z0, batch["mask"], batch["captions"])
 
     def __call__(self, batch) -> dict:
         m = self.model
         t0 = time.perf_counter()
-        m.train()
-        m.vae.eval()  # as train_denoiser's loss_fn: the frozen VAE never drops out
-        loss, _ = m(batch["motion"], batch["mask"], batch["captions"])
+        m.train()  # train_loop's model.train(); the frozen VAE is not run
+        loss, _ = self.loss(batch)
         if not torch.isfinite(loss):
             raise FloatingPointError("diffusion loss is not finite")
         t1 = time.perf_counter()
@@ -333,19 +361,31 @@ class DenoiserStep:
         self.sched.step()
         m.denoiser.update_biases()
         t3 = time.perf_counter()
-        enc = self._enc[1] - self._enc[0]
-        return {"step": t3 - t0, "VAE encoder": enc, "forward (rest)": t1 - t0 - enc,
-                "backward": t2 - t1, "clip+AdamW+bias": t3 - t2}
+        return {"step": t3 - t0, "forward": t1 - t0, "backward": t2 - t1, "clip+AdamW+bias": t3 - t2}
 
     def calibrate(self, batches, passes: int):
-        m = self.model
-
         def run():
-            m.train()
-            m.vae.eval()
+            self.model.train()
             for b in batches:
-                m(b["motion"], b["mask"], b["captions"])
+                self.loss(b)
         calibrate_biases(self.moes, run, passes)
+
+
+def latent_cache_cost(model, records, cfg) -> dict:
+    """Stage 2's one-off costs on these clips, as train_denoiser pays them before its first step: the
+    latent_scale measurement and the latent cache (LatentDataset). Seconds; the model is left unchanged."""
+    scale = model.latent_scale.clone()
+    t0 = time.perf_counter()
+    s = im.measure_latent_scale(model, records, device=torch.device("cpu"))
+    t1 = time.perf_counter()
+    data = latent_data(model, records, cfg)
+    t2 = time.perf_counter()
+    n_latents = sum(len(v) for v in data.latents)
+    mib = sum(z.numel() * z.element_size() for v in data.latents for z in v) / 2 ** 20
+    model.latent_scale.copy_(scale)
+    n_scale = inspect.signature(im.measure_latent_scale).parameters["n"].default  # clips it encodes, at most
+    return {"clips": len(records), "scale_clips": min(len(records), n_scale), "scale_s": t1 - t0,
+            "cache_s": t2 - t1, "encodes": n_latents, "cache_mib": mib, "latent_scale": s, "data": data}
 
 
 def prepare_sampler(model, records, steps: int, passes: int):
@@ -390,6 +430,16 @@ def _reset_peak() -> bool:
         return False
 
 
+def _trim_heap() -> None:
+    """Hand the heap's free pages back to the kernel (glibc malloc_trim), so a resident size measured next
+    is what is held, not what was freed. A no-op elsewhere."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def measure_peak(fn) -> dict:
     """Peak resident memory while fn() runs, and the resident size just before it (MiB).
 
@@ -418,17 +468,23 @@ def child(kind: str, state_path: str, n_clips: int) -> dict:
         prompts = sample_prompts(records)
         return measure_peak(lambda: model.sample(prompts, SAMPLE_FRAMES, seed=0))
     if kind == "vae":
-        batches, _ = make_batches(records, model.normalizer, cfg.vae_batch, cfg.vae_window, 3)
+        batches, _ = make_batches(vae_data(records, model.normalizer, cfg), im.collate, cfg.vae_batch, 3)
         step = VAEStep(model.vae, model.normalizer, cfg)
     else:
-        model.load_state_dict(state)
-        batches, _ = make_batches(records, model.normalizer, cfg.batch, cfg.max_frames, 3)
+        model.load_state_dict(state)  # the calibrated biases and latent_scale
+        out = {}
+        cache = measure_peak(lambda: out.setdefault("data", latent_data(model, records, cfg)))
+        _trim_heap()  # the encoder's freed activations would otherwise hide the step's own need
+        batches, _ = make_batches(out.pop("data"), im.collate_latents, cfg.batch, 3)
         step = DenoiserStep(model, cfg)
     first = measure_peak(lambda: step(batches[0]))  # AdamW's state and the gradients are allocated here
     later = [measure_peak(lambda: step(b)) for b in (batches[1], batches[2], batches[0])]
     peak = max(m["peak_mib"] for m in later)  # steady state: the previous step's gradients still held
-    return {"first_delta_mib": first["delta_mib"], "delta_mib": peak - first["before_mib"],
-            "peak_mib": max(first["peak_mib"], peak), "before_mib": first["before_mib"], "exact": first["exact"]}
+    res = {"first_delta_mib": first["delta_mib"], "delta_mib": peak - first["before_mib"],
+           "peak_mib": max(first["peak_mib"], peak), "before_mib": first["before_mib"], "exact": first["exact"]}
+    if kind == "train":
+        res["cache"] = cache
+    return res
 
 
 def run_child(kind: str, state_path: str, args) -> dict:
@@ -447,49 +503,6 @@ def profile(title: str, fn, rows: int = 15) -> None:
         fn()
     print(f"\n-- torch.profiler, {title}: top operators by self CPU time")
     print(p.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows, max_name_column_width=48))
-
-
-def candidate_st_conv_forward(self, x: torch.Tensor) -> torch.Tensor:
-    """A suggestion for intermoe_min.CausalSTConv.forward, same parameters and output (to float rounding).
-
-    As is: w1(x) + A_norm w2(x) + temporal conv on a permuted-and-padded copy (NCHW), then adds of
-    differently laid out tensors. Here: w1 is folded into the temporal conv's current-frame, same-node tap
-    (w2's bias goes through A_norm unchanged, its rows sum to 1), the conv reads a channels-last view of
-    the time-padded (B, T+2, N, C) tensor and writes (B, T, N, C) contiguous: one product and two copies fewer.
-    """
-    import torch.nn.functional as F
-    kj = self.temporal.weight.shape[-1]
-    w = self.temporal.weight.clone()
-    w[:, :, -1, kj // 2] += self.w1.weight                 # kernel row -1 = the current frame (causal pad)
-    b = self.temporal.bias + self.w1.bias + self.w2.bias
-    h = F.pad(x, (0, 0, 0, 0, self.time_pad, 0)).permute(0, 3, 1, 2)   # (B, C, T+2, N), channels-last memory
-    out = F.conv2d(h, w, b, padding=(0, kj // 2)).permute(0, 2, 3, 1)  # (B, T, N, C)
-    return out + torch.einsum("nm,btmc->btnc", self.adj_norm, F.linear(x, self.w2.weight))
-
-
-@torch.no_grad()
-def bench_candidate(model, batch, repeats: int) -> None:
-    """The frozen VAE encoder of a stage-2 step with CausalSTConv.forward as is and as the candidate."""
-    orig = im.CausalSTConv.forward
-    model.vae.eval()
-    fns = {"as is": orig, "candidate": candidate_st_conv_forward}
-    out, best = {}, {k: float("inf") for k in fns}
-    try:
-        for name, f in fns.items():
-            im.CausalSTConv.forward = f
-            out[name] = model.encode_motion(batch["motion"])
-        for _ in range(repeats):
-            for name, f in fns.items():
-                im.CausalSTConv.forward = f
-                t0 = time.perf_counter()
-                model.encode_motion(batch["motion"])
-                best[name] = min(best[name], time.perf_counter() - t0)
-    finally:
-        im.CausalSTConv.forward = orig
-    diff = float((out["candidate"] - out["as is"]).abs().max())
-    print(f"\n-- candidate CausalSTConv.forward (candidate_st_conv_forward): stage-2 VAE encoder "
-          f"{best['as is'] * 1e3:.0f} ms as is, {best['candidate'] * 1e3:.0f} ms candidate "
-          f"({best['as is'] / best['candidate']:.2f}x), max |latent diff| {diff:.1e}")
 
 
 def flop_counter_check(step, batch) -> float:
@@ -532,10 +545,36 @@ def main():
              " slower than 1; run with OMP_WAIT_POLICY=PASSIVE or --threads 1"
              if load > os.cpu_count() - 0.5 and not wait and torch.get_num_threads() > 1 else ""))
 
+    # stage 2's one-off costs (latent_scale, latent cache), timed once: on the benchmark's clips, whose cache
+    # the stage-2 batches come from, and (full run) on the lab preset's whole training split
+    cost = latent_cache_cost(model, records, cfg)
+    model.latent_scale.fill_(cost["latent_scale"])  # as train_denoiser does before building the cache
+    lab_split = None
+    if not args.quick:
+        lab_records = im.load_intersynth("train", cfg.n_clips)
+        lab_split = latent_cache_cost(model, lab_records, cfg)
+        del lab_split["data"], lab_records
+    print(f"\n== stage 2's one-off costs, before its first step (frozen VAE encoder, {torch.get_num_threads()} "
+          f"threads; measured once each, not per step)")
+
+    def one_off(c, what):
+        print(f"   {what}: latent cache (LatentDataset, {c['encodes']} clip variants encoded, "
+              f"{c['cache_mib']:.0f} MiB) {c['cache_s']:.1f} s = {c['cache_s'] / c['clips'] * 1e3:.0f} ms/clip; "
+              f"latent_scale (measure_latent_scale, {c['scale_clips']} clips) {c['scale_s']:.1f} s")
+    n_lab = cfg.n_clips or im.intersynth_module().DEFAULT_N_CLIPS  # InterSynth clips the lab preset asks for
+    subset = args.clips < n_lab
+    one_off(cost, f"benchmark's {cost['clips']} clips" + (" (a subset of the lab preset's training split)"
+                                                          if subset else ""))
+    if lab_split is not None:
+        one_off(lab_split, f"lab preset's training split, all {lab_split['clips']} clips")
+    else:
+        print("   (--quick: measured on this subset only; a full run also measures the lab preset's whole split)")
+
     # inputs, as train_loop fetches them
     n_fetch = 4 if args.quick else 8  # batches fetched (for the data-loading time); the steps cycle through 3
-    vae_batches, vae_data_s = make_batches(records, model.normalizer, cfg.vae_batch, cfg.vae_window, n_fetch)
-    den_batches, den_data_s = make_batches(records, model.normalizer, cfg.batch, cfg.max_frames, n_fetch)
+    vae_batches, vae_data_s = make_batches(vae_data(records, model.normalizer, cfg), im.collate,
+                                           cfg.vae_batch, n_fetch)
+    den_batches, den_data_s = make_batches(cost.pop("data"), im.collate_latents, cfg.batch, n_fetch)
     vae_batches, den_batches = vae_batches[:3], den_batches[:3]
     vae_model = copy.deepcopy(model.vae)  # stage 1 trains its own copy; stage 2's stays frozen
     sampler_state = copy.deepcopy(model.state_dict())  # untouched weights for the sampling measurement
@@ -587,8 +626,7 @@ def main():
         flops = sum(parts.values())
         rate = flops / ph["step"]
         paired = median([total(sum(f.values(), []), True) / p["step"] / r for p, f, r in rs])
-        B, P, T, _ = batch["motion"].shape
-        print(f"\n== {train_label}: batch {B} clips x 2 people x {T} frames")
+        print(f"\n== {train_label}: batch {shape(batch)}")
         print(f"   model GFLOP/step {flops / 1e9:7.2f}   ("
               + ", ".join(f"{k} {v / 1e9:.2f}" for k, v in parts.items()) + ")")
         print(f"   best step {ph['step']:.3f} s  = {1 / ph['step']:.2f} steps/s;  data fetch + collate "
@@ -599,6 +637,13 @@ def main():
             f"{k} {v * 1e3:.0f} ms ({v / ph['step']:.0%})" for k, v in ph.items() if k != "step"))
         return rate / peak, ph["step"], flops
 
+    def shape(batch):
+        if "latent" in batch:
+            B, P, Tz, C = batch["latent"].shape
+            return f"{B} clips x 2 people x {Tz} cached latent frames of {C} (no VAE in the step)"
+        B, P, T, _ = batch["motion"].shape
+        return f"{B} clips x 2 people x {T} frames"
+
     vae_share, _, _ = summarise("vae", vae_data_s, "stage 1, VAE step", vae_batches[0])
     print(f"   FlopCounterMode cross-check: {vae_check / 1e9:.2f} GFLOP vs counted {vae_count / 1e9:.2f}")
     den_share, den_s, den_flops = summarise("den", den_data_s, "stage 2, denoiser step", den_batches[0])
@@ -606,7 +651,7 @@ def main():
     real = den_step.real_tokens(den_step.last_batch)
     print("   experts per token in the last step, per layer: "
           + ", ".join(f"{k / real:.2f}" for k in den_step.selections)
-          + f"  ({real} real latent tokens of {2 * den_step.last_batch['mask'][:, ::4].numel()} slots)")
+          + f"  ({real} real latent tokens of {2 * den_step.last_batch['mask'].numel()} slots)")
 
     # ---- sampling
     model.load_state_dict(sampler_state)
@@ -639,7 +684,6 @@ def main():
         profile("stage 2 step", lambda: den_step(den_batches[0]))
         profile("stage 1 step", lambda: vae_step(vae_batches[0]))
         profile("sampling, 10 DDIM steps", lambda: model.sample(prompts, SAMPLE_FRAMES, seed=0, steps=10))
-        bench_candidate(model, den_batches[0], repeats)
 
     # ---- memory
     try:
@@ -656,6 +700,9 @@ def main():
         print(f"   {label}: first step +{m['first_delta_mib']:.0f} MiB, steps 2-4 +{m['delta_mib']:.0f} MiB "
               f"over the process before training ({m['before_mib']:.0f} MiB: torch, data, model); "
               f"absolute peak {m['peak_mib']:.0f} MiB")
+    c = mem["train"]["cache"]
+    print(f"   stage 2's latent cache build ({len(records)} clips, once, before the steps): "
+          f"+{c['delta_mib']:.0f} MiB, absolute peak {c['peak_mib']:.0f} MiB")
     m = mem["sample"]
     print(f"   sampling: +{m['delta_mib']:.0f} MiB over the process before it ({m['before_mib']:.0f} MiB); "
           f"absolute peak {m['peak_mib']:.0f} MiB")
