@@ -2661,9 +2661,11 @@ def collate_latents(batch: list[dict]) -> dict:
 
 
 def train_denoiser(model: InterMoE, records: list[dict], steps: int | None = None, ckpt_path: str | None = None,
-                   seed: int = 0, device=None, progress: bool = True, ckpt_every: int = 200) -> list[dict]:
+                   seed: int = 0, device=None, progress: bool = True, ckpt_every: int = 200,
+                   latents: "LatentDataset | None" = None) -> list[dict]:
     """Stage 2: train the text encoder and the denoiser on the frozen VAE's latents (cached once, see
-    `LatentDataset`). Resumable."""
+    `LatentDataset`). Resumable. `latents`: a LatentDataset already built by this VAE from these records, to
+    share between runs that differ only in the denoiser (the ablation study)."""
     cfg = model.cfg
     device = torch.device(device) if device is not None else pick_device()
     model.to(device)
@@ -2671,7 +2673,8 @@ def train_denoiser(model: InterMoE, records: list[dict], steps: int | None = Non
         model.latent_scale.fill_(measure_latent_scale(model, records, device=device))
     model.vae.requires_grad_(False)
     model.vae.eval()
-    data = LatentDataset(model, records, train=True, max_frames=cfg.max_frames, seed=seed, progress=progress)
+    data = latents or LatentDataset(model, records, train=True, max_frames=cfg.max_frames, progress=progress)
+    data.seed = seed  # fetches are keyed by (seed, epoch, clip): this run's augmentations and crops
 
     def loss_fn(m, batch, dev):
         z0 = batch["latent"].to(dev) / model.latent_scale  # (B, 2, T', C) unit-variance latents
