@@ -3334,7 +3334,6 @@ def retrieval_accuracy(evaluator: Evaluator, records: list[dict], batch: int = 9
             "clips": len(records), "distinct captions": len(set(c.lower() for c in captions))}
 
 
-@torch.no_grad()
 def reference_first(feats: np.ndarray) -> np.ndarray:
     """(2, T, 262) features -> the same two people, ordered so that person 1 is the reference person.
 
@@ -3352,6 +3351,7 @@ def reference_first(feats: np.ndarray) -> np.ndarray:
     return feats if score[0] <= score[1] else feats[::-1].copy()
 
 
+@torch.no_grad()
 def generate_features(model, captions: list[str], lengths: list[int], seed: int = 0, batch: int = 96) -> list:
     """model.sample for many captions, `batch` at a time, similar lengths together (less padding).
     Returns (2, n_i, 262) de-normalised features per caption, in order, the reference person first
@@ -3434,6 +3434,45 @@ def evaluate(model, records: list[dict], evaluator: Evaluator, role_classifier: 
     return {k: mean_ci(rows[k]) for k in METRICS}
 
 
+def run_evaluation(model: "InterMoE", out: str = "results", work: str = os.path.join("runs", "evaluator"),
+                   repeats: int = 5, mm_captions: int = 20, mm_repeats: int = 10, seed: int = 0,
+                   progress: bool = True) -> dict:
+    """The README's results table for one trained model: trains (or reads, from `work`) the evaluator and the
+    role classifier on InterSynth's train split, then `evaluate`s the real test clips against the val clips
+    and the model's generations for the test captions. Writes {out}/evaluation.md and .json.
+
+    Fewer repeats than InterGen's 20 x (100 captions x 30 for MultiModality): on a CPU a generated clip costs
+    ~0.4 s, so the full protocol would take hours; the interval printed beside each mean says how much the
+    smaller count costs in precision."""
+    t0 = time.time()
+    n_clips = model.cfg.n_clips
+    train, val, test = (load_intersynth(split, n_clips) for split in ("train", "val", "test"))
+    os.makedirs(work, exist_ok=True)
+    os.makedirs(out, exist_ok=True)
+    evaluator, ev_report = train_evaluator(train, val, ckpt_path=os.path.join(work, "evaluator.pt"),
+                                           normalizer=model.normalizer, progress=progress)
+    roles, role_rep = train_role_classifier(train, val, ckpt_path=os.path.join(work, "roles.pt"),
+                                            normalizer=model.normalizer, progress=progress)
+    t = time.time()
+    real = evaluate(None, test, evaluator, roles, reference=val, repeats=repeats, progress=progress, seed=seed)
+    t_real = time.time() - t
+    t = time.time()
+    gen = evaluate(model, test, evaluator, roles, repeats=repeats, mm_captions=mm_captions,
+                   mm_repeats=mm_repeats, progress=progress, seed=seed)
+    results = {"real": real, "generated": gen, "repeats": repeats, "mm": [mm_captions, mm_repeats],
+               "test clips": len(test), "evaluator": {k: v for k, v in ev_report.items() if k != "history"},
+               "role classifier": {k: v for k, v in role_rep.items() if k != "history"},
+               "seconds": {"real row": round(t_real, 1), "generated row": round(time.time() - t, 1),
+                           "total": round(time.time() - t0, 1)}, "machine": _machine()}
+    _write_json(os.path.join(out, "evaluation.json"), results)
+    rows = [("real test clips (vs val)", real), ("generated", gen)]
+    md = ["| | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 1) + "|"]
+    md += [f"| {name} | " + " | ".join(_fmt(r[k]) for k in METRICS) + " |" for name, r in rows]
+    with open(os.path.join(out, "evaluation.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+    return results
+
+
 # =====================================================================================================
 # 12. The paper's ablation table in miniature
 # =====================================================================================================
@@ -3458,7 +3497,7 @@ PAPER_ABLATION = {  # REFERENCE 1.5: FID, R@1, MM-Dist on InterHuman
     "Full InterMoE": (4.677, 0.512, 3.762),
 }
 ABLATION_METRICS = ("FID", "R-Precision top-1", "R-Precision top-3", "MM-Dist", "Diversity",
-                    "role accuracy", "homogenisation gap")
+                    "role accuracy", "homogenisation gap (cm)", "interpenetration (% frames)")
 
 
 def ablation_config(cfg: InterMoEConfig, name: str) -> InterMoEConfig:
@@ -3496,7 +3535,7 @@ def run_ablation(out: str = "results", work: str = os.path.join("runs", "ablatio
 
     Shared by all runs: the data, one VAE (trained into {work}/vae.pt, or read from vae_ckpt, e.g. the lab
     demo's runs/demo/vae.pt), its latent cache, the evaluator and the role classifier (trained once into
-    {work}). Per run: a fresh text encoder + denoiser (initialised by the seed) trained for the same `steps`,
+    runs/evaluator/, the ones `run_evaluation` uses; into {work} for the smoke study). Per run: a fresh text encoder + denoiser (initialised by the seed) trained for the same `steps`,
     then `evaluate` with `repeats` fresh generations of the test split (MultiModality left out: 30 generations
     per caption would triple the study's time). Everything is cached in {work}: an interrupted study
     rerun with the same arguments picks up where it stopped. Returns the results dict written to JSON.
@@ -3516,9 +3555,11 @@ def run_ablation(out: str = "results", work: str = os.path.join("runs", "ablatio
     device = pick_device()
     base.to(device).latent_scale.fill_(measure_latent_scale(base, train, device=device))
     latents = LatentDataset(base, train, train=True, max_frames=cfg.max_frames, progress=progress)
-    evaluator, ev_report = train_evaluator(train, val, ckpt_path=os.path.join(work, "evaluator.pt"),
+    ev_dir = work if smoke else os.path.join("runs", "evaluator")  # the one `run_evaluation` uses too
+    os.makedirs(ev_dir, exist_ok=True)
+    evaluator, ev_report = train_evaluator(train, val, ckpt_path=os.path.join(ev_dir, "evaluator.pt"),
                                            normalizer=base.normalizer, progress=progress, **_smoke_eval(smoke))
-    roles, role_report_ = train_role_classifier(train, val, ckpt_path=os.path.join(work, "roles.pt"),
+    roles, role_report_ = train_role_classifier(train, val, ckpt_path=os.path.join(ev_dir, "roles.pt"),
                                                 normalizer=base.normalizer, progress=progress, **_smoke_eval(smoke))
     batch = min(96, len(test))
     eval_kw = dict(repeats=repeats, batch=batch, mm_captions=0, progress=progress)
@@ -3601,7 +3642,8 @@ def ablation_markdown(results: dict) -> str:
     lines = ["# Ablation study: InterMoE's switches in miniature", "",
              f"InterSynth test split; {len(results['seeds'])} seeds x {results['steps']} denoiser steps each on one "
              f"shared VAE; each run evaluated on {results['repeats']} fresh generations; mean ± 1.96 std / "
-             f"sqrt(seeds). Whole study: {results['seconds'] / 60:.0f} min on {results['machine']}.", "",
+             f"sqrt(seeds). The runs took {sum(r['train seconds'] + r['eval seconds'] for r in results['runs']) / 60:.0f}"
+             f" min of training and evaluation on {results['machine']} (shared models and caches aside).", "",
              "| variant | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|",
              "| real test clips (vs val) | " + " | ".join(_fmt(results["real"][k]) for k in cols) + " |"]
     for name, row in results["summary"].items():
@@ -3708,7 +3750,33 @@ def main(argv=None):
     s.add_argument("--length", type=int, default=120, help="frames at 30 fps (15..300)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default=os.path.join("runs", "samples"))
+    e = sub.add_parser("evaluate", help="the results table of a trained model (evaluator trained once, cached)")
+    e.add_argument("--ckpt", required=True, help="model.pt written by train or demo")
+    e.add_argument("--repeats", type=int, default=5, help="fresh generations of the test set (InterGen: 20)")
+    e.add_argument("--mm", type=int, nargs=2, default=[20, 10], metavar=("CAPTIONS", "GENERATIONS"),
+                   help="MultiModality: captions x generations each (InterGen: 100 30)")
+    e.add_argument("--out", default="results")
+    a = sub.add_parser("ablate", help="the paper's ablation table in miniature (about an hour on 2 cores)")
+    a.add_argument("--out", default="results", help="where ablation.md and ablation.json go")
+    a.add_argument("--work", default=os.path.join("runs", "ablation"), help="cache of models and runs (resumable)")
+    a.add_argument("--vae", help="a trained vae.pt of the lab preset to share (default: train one)")
+    a.add_argument("--steps", type=int, help="denoiser steps per run (default: the study's 600)")
+    a.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    a.add_argument("--repeats", type=int, default=3)
+    a.add_argument("--smoke", action="store_true", help="a tiny study (seconds) to check the pipeline")
     args = p.parse_args(argv)
+
+    if args.cmd == "evaluate":
+        res = run_evaluation(InterMoE.load(args.ckpt), out=args.out, repeats=args.repeats,
+                             mm_captions=args.mm[0], mm_repeats=args.mm[1])
+        print(open(os.path.join(args.out, "evaluation.md")).read())
+        print(f"done in {res['seconds']['total']} s; {os.path.join(args.out, 'evaluation.json')}")
+        return
+    if args.cmd == "ablate":
+        res = run_ablation(out=args.out, work=args.work, seeds=tuple(args.seeds), steps=args.steps,
+                           vae_ckpt=args.vae, repeats=args.repeats, smoke=args.smoke)
+        print(ablation_markdown(res))
+        return
 
     if args.cmd == "sample":
         model = InterMoE.load(args.ckpt)
