@@ -62,7 +62,7 @@ HAND_NAMES = ("left", "right")
 SIDE = np.array([1.0, -1.0])  # index 0 (left) lies toward the person's +left direction, 1 (right) away
 WRIST, SHOULDER = (20, 21), (16, 17)
 TORSO_JOINTS = (0, 3, 6, 9, 12)  # pelvis .. neck: the torso capsule's axis runs pelvis -> neck
-TORSO_RADIUS = 0.12   # torso capsule radius used for contacts and the interpenetration check (m)
+TORSO_RADIUS = im.TORSO_RADIUS  # torso capsule radius (0.12 m) for contacts and the interpenetration check
 SHOULDER_RADIUS = 0.07  # a hand resting on a shoulder sits this far from the shoulder joint (m)
 HAND_CLEARANCE = 0.03   # wrist to body surface when a hand touches a body: the palm lies in between (m)
 HAND_GAP = 0.035        # wrist to wrist when two hands hold each other (m)
@@ -1723,19 +1723,8 @@ def nbytes(clips: list) -> int:
 # =====================================================================================================
 # 8. Physics report
 # =====================================================================================================
-
-def segment_distance(p1, q1, p2, q2):
-    """Shortest distance between segments p1-q1 and p2-q2, all (N, 3) -> (N,)."""
-    d1, d2, r = q1 - p1, q2 - p2, p1 - p2
-    a, e = np.maximum((d1 * d1).sum(-1), 1e-12), np.maximum((d2 * d2).sum(-1), 1e-12)  # a point is a segment
-    b, c, f = (d1 * d2).sum(-1), (d1 * r).sum(-1), (d2 * r).sum(-1)
-    den = a * e - b * b
-    s = np.where(den > 1e-12, np.clip((b * f - c * e) / np.maximum(den, 1e-12), 0, 1), 0.0)
-    t = (b * s + f) / e
-    s = np.where(t < 0, np.clip(-c / a, 0, 1), np.where(t > 1, np.clip((b - c) / a, 0, 1), s))
-    t = np.clip(t, 0, 1)
-    return np.linalg.norm((p1 + d1 * s[:, None]) - (p2 + d2 * t[:, None]), axis=-1)
-
+# Foot sliding, floor penetration, torso overlap and segment distances are intermoe_min's (section 11.4),
+# so this report and the evaluation of generated motion measure the same thing.
 
 def contact_distances(clip) -> dict:
     """Per contact tuple: hand-to-hand (or foot-to-hand) joint distance, or a hand's gap to a body surface.
@@ -1747,8 +1736,8 @@ def contact_distances(clip) -> dict:
     for f, pa, ja, pb, jb in clip["meta"]["contacts"]:
         x = J[pa, f, ja].astype(np.float64)
         if jb in TORSO_JOINTS:
-            axis = segment_distance(x[None], x[None], J[pb, f, 0][None].astype(np.float64),
-                                    J[pb, f, 12][None].astype(np.float64))[0]
+            axis = im.segment_distance(x[None], x[None], J[pb, f, 0][None].astype(np.float64),
+                                       J[pb, f, 12][None].astype(np.float64))[0]
             body.append(axis - TORSO_RADIUS)
         elif jb in SHOULDER:
             body.append(np.linalg.norm(x - J[pb, f, jb]) - SHOULDER_RADIUS)
@@ -1777,17 +1766,13 @@ def physics_report(clips: list) -> dict:
     bone_max, slide, floor, limb, body, overlap, min_d, speeds = 0.0, [], 0.0, [], [], 0, np.inf, []
     accel, feet_d = 0.0, np.inf
     parents = np.array(im.SMPL_PARENTS[1:])
-    thr = np.array(im.CONTACT_HEIGHT_THRESHOLD)
     for c in clips:
         J = c["joints"].astype(np.float64)                                   # (2, T, 22, 3)
         lengths = np.linalg.norm(J[:, :, 1:] - J[:, :, parents], axis=-1)  # (2, T, 21)
         bone_max = max(bone_max, float((lengths.std(1) / lengths.mean(1)).max()))
-        floor = min(floor, float(J[..., 1].min()))
+        floor = max(floor, float(im.floor_penetration(J).max()))
         if J.shape[1] > 1:
-            feet = J[:, :, im.FOOT_JOINTS]                                   # (2, T, 4, 3)
-            disp = feet[:, 1:] - feet[:, :-1]
-            contact = ((disp ** 2).sum(-1) < im.CONTACT_VEL_THRESHOLD) & (feet[:, :-1, :, 1] < thr)
-            slide.append(np.linalg.norm(disp[..., [0, 2]], axis=-1)[contact])
+            slide.append(im.foot_sliding(J))
             step = np.linalg.norm(J[:, 1:] - J[:, :-1], axis=-1)             # (2, T-1, 22)
             speeds.append(step.max(-1).ravel())
         if J.shape[1] > 2:
@@ -1795,8 +1780,8 @@ def physics_report(clips: list) -> dict:
             accel = max(accel, float(acc.max()))
         F = im.FOOT_JOINTS
         feet_d = min(feet_d, float(np.linalg.norm(J[0][:, F, None] - J[1][:, None, F], axis=-1).min()))
-        dist = segment_distance(J[0, :, 0], J[0, :, 12], J[1, :, 0], J[1, :, 12])
-        overlap += int((dist < 2 * TORSO_RADIUS).sum())
+        overlap += int((im.interpenetration(J) > 0).sum())
+        dist = im.segment_distance(J[0, :, 0], J[0, :, 12], J[1, :, 0], J[1, :, 12])
         min_d = min(min_d, float(dist.min()))
         cd = contact_distances(c)
         limb.append(cd["limb"])
@@ -1810,7 +1795,7 @@ def physics_report(clips: list) -> dict:
         foot_contact_frames=int(len(slide)),
         foot_slide_cm_median=100 * pct(slide, 50), foot_slide_cm_mean=100 * float(slide.mean()),
         foot_slide_cm_p95=100 * pct(slide, 95), foot_slide_cm_p99=100 * pct(slide, 99),
-        floor_penetration_cm=100 * max(0.0, -floor),
+        floor_penetration_cm=100 * floor,
         hand_contact_cm_median=100 * pct(limb, 50), hand_contact_cm_max=100 * pct(limb, 100),
         body_contact_gap_cm_median=100 * pct(body, 50), body_contact_gap_cm_max=100 * pct(body, 100),
         n_contacts=int(len(limb) + len(body)),
