@@ -2013,14 +2013,20 @@ class CooperativeDenoiser(nn.Module):
         """emb = timestep embedding + projected text embedding. t: (B,), text_emb: (B, d_text) -> (B, d)."""
         return self.time_embed(t) + self.text_proj(text_emb)
 
-    def forward(self, x_a, x_b, t, text_emb, mask=None):
+    def forward(self, x_a, x_b, t, text_emb, mask=None, text_emb_b=None):
         """x_a, x_b: (B, T', d_latent) noisy latents of the two people; t: (B,) diffusion steps;
         text_emb: (B, d_text); mask: (B, T') bool, True = real frame (None: all real).
-        Returns (out_a, out_b), each (B, T', d_latent): the predicted clean latents (x0)."""
+        text_emb_b: (B, d_text), person b's own view of the caption (see InterMoEConfig.egocentric_text);
+        None: both people read text_emb, as in the paper.
+        Returns (out_a, out_b), each (B, T', d_latent): the predicted clean latents (x0).
+        Swapping (x_a, text_emb) with (x_b, text_emb_b) swaps the outputs exactly."""
         B, T, _ = x_a.shape
         if mask is None:
             mask = torch.ones(B, T, dtype=torch.bool, device=x_a.device)
-        emb = self.condition(t, text_emb).repeat(2, 1)  # (2B, d): the same condition for both people
+        if text_emb_b is None:
+            emb = self.condition(t, text_emb).repeat(2, 1)  # (2B, d): the same condition for both people
+        else:
+            emb = self.condition(t.repeat(2), torch.cat([text_emb, text_emb_b]))  # (2B, d): [a's view; b's view]
         mask2 = mask.repeat(2, 1)  # (2B, T)
         x = torch.cat([x_a, x_b], dim=0)  # (2B, T, d_latent): [person a; person b]
         pos = sinusoidal_embedding(torch.arange(T, device=x.device), self.cfg.width)  # (T, d)
@@ -2338,6 +2344,12 @@ class InterMoEConfig:
     sample_steps: int = 50          # DDIM steps at sampling time (paper: 50)
     guidance: float = 3.5           # classifier-free guidance weight s: s * cond + (1 - s) * uncond
     cond_drop: float = 0.1          # share of training captions replaced by "" (to learn the unconditional)
+    # Each person reads the caption from its own side: person a the caption, person b `swap_caption` of it
+    # ('the first person' <-> 'the second person'), so 'the first person' always means "me". The paper gives
+    # both the same condition; then the exactly symmetric denoiser cannot tie a caption's roles to the two
+    # output slots (role accuracy is a coin toss, measured in section 11). Weight sharing and the exact swap
+    # symmetry stay. False: the paper's shared condition (an ablation variant).
+    egocentric_text: bool = True
     # stage 1: the VAE (paper: 64-frame windows, AdamW 2e-4, wd 2e-5, batch 256, ~30k steps)
     vae_steps: int = 30_000
     vae_batch: int = 128            # clips per batch; each gives two people, so 256 sequences
@@ -2396,6 +2408,7 @@ def preset(name: str, **overrides) -> InterMoEConfig:
 
 def _config_from_dict(d: dict) -> InterMoEConfig:
     d = dict(d)
+    d.setdefault("egocentric_text", False)  # checkpoints older than the switch were trained without it
     den = dict(d.pop("denoiser"))
     den["moe"] = MoEConfig(**den["moe"])
     return InterMoEConfig(vae=VAEConfig(**d.pop("vae")), text=TextConfig(**d.pop("text")),
@@ -2442,6 +2455,15 @@ class InterMoE(nn.Module):
         """(B, T) frame mask -> (B, T/4) latent mask: latent frame k is real if frame 4k is."""
         return mask[:, ::4]
 
+    # ---- text ---------------------------------------------------------------------------------------------
+    def encode_captions(self, captions: list[str]):
+        """B captions -> (person a's view (B, d_cond), person b's view (B, d_cond) or None), in one call of the
+        text encoder. Person b's view is the caption with the people swapped (egocentric_text)."""
+        if not self.cfg.egocentric_text:
+            return self.text(captions)[0], None
+        both, _, _ = self.text(list(captions) + [swap_caption(c) for c in captions])  # (2B, d_cond)
+        return both[:len(captions)], both[len(captions):]
+
     # ---- training: the diffusion loss (stage 2) -------------------------------------------------------
     def forward(self, z0: torch.Tensor, zmask: torch.Tensor, captions: list[str]):
         """The stage-2 loss on a batch of clean scaled latents z0 (B, 2, T', C) (`encode_motion`, or the
@@ -2453,8 +2475,8 @@ class InterMoE(nn.Module):
             captions = ["" if d else c for c, d in zip(captions, drop)]
         t = torch.randint(0, self.diffusion.n_steps, (B,), device=z0.device)
         x_t = self.diffusion.q_sample(z0, t, torch.randn_like(z0))
-        text_emb, _, _ = self.text(captions)
-        out_a, out_b = self.denoiser(x_t[:, 0], x_t[:, 1], t, text_emb, zmask)
+        text_a, text_b = self.encode_captions(captions)
+        out_a, out_b = self.denoiser(x_t[:, 0], x_t[:, 1], t, text_a, zmask, text_b)
         loss = self.diffusion.loss(torch.stack([out_a, out_b], 1), z0, zmask)
         return loss, {}
 
@@ -2495,13 +2517,13 @@ class InterMoE(nn.Module):
         Tz = math.ceil(T / 4)
         frame_mask = torch.arange(4 * Tz, device=device)[None] < torch.tensor(lengths, device=device)[:, None]
         zmask = self.latent_mask(frame_mask)  # (B, Tz)
-        cond, _, _ = self.text(prompts + [""] * B)  # (2B, d_cond): conditional, then unconditional
+        cond_a, cond_b = self.encode_captions(prompts + [""] * B)  # (2B, d_cond): conditional, then unconditional
         mask2 = zmask.repeat(2, 1)  # (2B, Tz)
         C = self.cfg.denoiser.d_latent
 
         def denoise(x, t):  # x (B, 2, Tz, C) -> guided x0 prediction (B, 2, Tz, C)
             x2 = x.repeat(2, 1, 1, 1)  # (2B, 2, Tz, C)
-            a, b = self.denoiser(x2[:, 0], x2[:, 1], t.repeat(2), cond, mask2)
+            a, b = self.denoiser(x2[:, 0], x2[:, 1], t.repeat(2), cond_a, mask2, cond_b)
             x0 = torch.stack([a, b], 1)  # (2B, 2, Tz, C)
             return s * x0[:B] + (1 - s) * x0[B:]
 
@@ -3343,9 +3365,10 @@ def reference_first(feats: np.ndarray) -> np.ndarray:
     at the origin facing +Z (InteractionDataset canonicalises every clip so). A model that learnt the data
     puts one person there, and that one is "the first person" of the caption. So generated clips are put in
     that order before any metric: the person nearer the canonical start (root distance in metres plus
-    1 - cos(facing yaw)) comes first. Real clips are already in it. Without this, role accuracy would be
-    0.5 by construction for any symmetric model, and the evaluator would see half the clips in an order it
-    never saw in training."""
+    1 - cos(facing yaw)) comes first. Real clips are already in it. Without this, the evaluator would see
+    half the clips in an order it never saw in training. (`generate_features` keeps the slots when the
+    model read the caption egocentrically and the caption names the roles: then the model was told which
+    slot is the first person, and role accuracy measures whether it listened.)"""
     joints0 = joints_from_features(feats[:, :1])[:, 0]  # (2, 22, 3): both people at frame 0
     score = [np.hypot(j[0, 0], j[0, 2]) + 1 - math.cos(facing_yaw(j)) for j in joints0]
     return feats if score[0] <= score[1] else feats[::-1].copy()
@@ -3355,7 +3378,7 @@ def reference_first(feats: np.ndarray) -> np.ndarray:
 def generate_features(model, captions: list[str], lengths: list[int], seed: int = 0, batch: int = 96) -> list:
     """model.sample for many captions, `batch` at a time, similar lengths together (less padding).
     Returns (2, n_i, 262) de-normalised features per caption, in order, the reference person first
-    (`reference_first`). A clip shorter than MIN_FRAMES (a 15-frame recording has 14 feature frames) is
+    (`reference_first`) unless the caption assigned the slots (see there). A clip shorter than MIN_FRAMES (a 15-frame recording has 14 feature frames) is
     generated at MIN_FRAMES and cut."""
     order = np.argsort(lengths, kind="stable")
     out = [None] * len(captions)
@@ -3364,7 +3387,11 @@ def generate_features(model, captions: list[str], lengths: list[int], seed: int 
         _, feats = model.sample([captions[i] for i in idx], [max(int(lengths[i]), MIN_FRAMES) for i in idx],
                                 seed=seed + c, return_features=True)  # feats (b, 2, T, 262)
         for k, i in enumerate(idx):
-            out[i] = reference_first(feats[k, :, :int(lengths[i])].cpu().numpy())
+            f = feats[k, :, :int(lengths[i])].cpu().numpy()  # (2, n_i, 262)
+            # a caption that names roles told an egocentric model which slot is which: keep its slots
+            told = getattr(model, "cfg", None) is not None and model.cfg.egocentric_text \
+                and caption_initiator(captions[i]) is not None
+            out[i] = f if told else reference_first(f)
     return out
 
 
@@ -3488,6 +3515,8 @@ ABLATIONS = {  # name -> (the paper's row it stands for, changes to the denoiser
     "text-only router": ("w/o motion & text router", {"router_mode": "text"}),
     "per-sample routing": ("w/o batch-level routing", {"routing": "sample"}),
     "fixed top-k": ("w/o dynamic selection (fixed top-k)", {"selection": "topk"}),
+    # not in the paper: both people read the same caption, as the paper's denoiser does (egocentric_text)
+    "shared caption": (None, {"egocentric_text": False}),
 }
 PAPER_ABLATION = {  # REFERENCE 1.5: FID, R@1, MM-Dist on InterHuman
     "Baseline (InterGen + CS-VAE, FFN instead of MoE)": (5.251, 0.489, 3.771),
@@ -3505,6 +3534,8 @@ def ablation_config(cfg: InterMoEConfig, name: str) -> InterMoEConfig:
     if name not in ABLATIONS:
         raise ValueError(f"unknown ablation {name!r}; choose from {list(ABLATIONS)}")
     changes = dict(ABLATIONS[name][1])
+    if "egocentric_text" in changes:
+        cfg = replace(cfg, egocentric_text=changes.pop("egocentric_text"))
     den = cfg.denoiser
     if "ffn_type" in changes:
         den = replace(den, ffn_type=changes.pop("ffn_type"), d_ffn=den.moe.d_expert)  # one expert's size
@@ -3513,11 +3544,11 @@ def ablation_config(cfg: InterMoEConfig, name: str) -> InterMoEConfig:
 
 def ablation_preset(smoke: bool = False) -> InterMoEConfig:
     """The study's model: the lab preset's VAE and text encoder with a smaller denoiser (3 layers x 128,
-    experts of 176), so that 6 variants x 3 seeds train and evaluate in about an hour on 2 CPU cores.
+    experts of 176), so that 7 variants x 3 seeds train and evaluate in about an hour on 2 CPU cores.
     smoke: the nano preset, for tests and the notebook's quick run."""
     if smoke:
         return preset("nano", n_clips=96, steps=6)
-    cfg = preset("lab", steps=600)
+    cfg = preset("lab", steps=400)
     text = replace(cfg.text, d_cond=128)
     den = replace(cfg.denoiser, width=128, n_layers=3, n_heads=4, d_text=128, d_ffn=176,
                   moe=replace(cfg.denoiser.moe, d_expert=176))
@@ -3529,7 +3560,8 @@ def _slug(name: str) -> str:
 
 
 def run_ablation(out: str = "results", work: str = os.path.join("runs", "ablation"), variants=None,
-                 seeds=(0, 1, 2), steps: int | None = None, vae_ckpt: str | None = None, repeats: int = 3,
+                 seeds=(0, 1, 2), steps: int | None = None, vae_ckpt: str | None = None, repeats: int = 2,
+                 n_test: int = 192,
                  smoke: bool = False, progress: bool = True) -> dict:
     """Train and evaluate every ablation variant x seed; write {out}/ablation.md and {out}/ablation.json.
 
@@ -3547,6 +3579,7 @@ def run_ablation(out: str = "results", work: str = os.path.join("runs", "ablatio
     os.makedirs(work, exist_ok=True)
     os.makedirs(out, exist_ok=True)
     train, val, test = (load_intersynth(split, cfg.n_clips) for split in ("train", "val", "test"))
+    torch.manual_seed(0)  # the shared VAE's initial weights: the same study every time
     base = build_model(cfg, train)
     if vae_ckpt:
         base.vae.load_state_dict(load_checkpoint(vae_ckpt, "vae")["model"])
@@ -3561,6 +3594,7 @@ def run_ablation(out: str = "results", work: str = os.path.join("runs", "ablatio
                                            normalizer=base.normalizer, progress=progress, **_smoke_eval(smoke))
     roles, role_report_ = train_role_classifier(train, val, ckpt_path=os.path.join(ev_dir, "roles.pt"),
                                                 normalizer=base.normalizer, progress=progress, **_smoke_eval(smoke))
+    test = test[:n_test]  # 2 batches of 96 for R-Precision: generation is most of a run's evaluation time
     batch = min(96, len(test))
     eval_kw = dict(repeats=repeats, batch=batch, mm_captions=0, progress=progress)
     real_path = os.path.join(work, "real.json")
@@ -3583,7 +3617,7 @@ def run_ablation(out: str = "results", work: str = os.path.join("runs", "ablatio
                 train_seconds = round(time.time() - t, 1)
                 t = time.time()
                 metrics = evaluate(model, test, evaluator, roles, seed=seed, **eval_kw)
-                _write_json(path + ".json", {"variant": name, "seed": seed, "steps": steps,
+                _write_json(path + ".json", {"variant": name, "seed": seed, "steps": steps, "checkpoint": path + ".pt",
                                              "final loss": history[-1]["loss"] if history else None,
                                              "train seconds": train_seconds,
                                              "eval seconds": round(time.time() - t, 1), "metrics": metrics})
@@ -3621,12 +3655,27 @@ def _machine() -> str:
            f"{torch.get_num_threads()} threads, device {pick_device()}"
 
 
+_T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228]  # Student t, 97.5%, dof 1..10
+
+
+def seed_interval(values) -> tuple[float, float]:
+    """(mean, 95% half-interval) over a few seeds: Student's t with n - 1 degrees of freedom times the sample
+    std / sqrt(n). With 3 seeds that is 4.30 s / sqrt(3); mean_ci's 1.96 (InterGen's, fine for 20 repeats)
+    would claim an interval about 2.7 times too narrow."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if len(v) < 2:
+        return (float(v.mean()) if len(v) else float("nan"), float("nan"))
+    t = _T975[len(v) - 2] if len(v) - 1 <= len(_T975) else 1.96
+    return float(v.mean()), float(t * v.std(ddof=1) / math.sqrt(len(v)))
+
+
 def _summarise(runs: list[dict], variants: list[str]) -> dict:
-    """Per variant and metric: the seeds' means combined into mean +- 1.96 std / sqrt(n_seeds)."""
+    """Per variant and metric: the seeds' means combined into a mean with its `seed_interval`."""
     out = {}
     for name in variants:
         mine = [r for r in runs if r["variant"] == name]
-        out[name] = {k: mean_ci([r["metrics"][k][0] for r in mine]) for k in ABLATION_METRICS}
+        out[name] = {k: seed_interval([r["metrics"][k][0] for r in mine]) for k in ABLATION_METRICS}
         out[name]["train seconds"] = float(np.mean([r["train seconds"] for r in mine]))
     return out
 
@@ -3641,8 +3690,8 @@ def ablation_markdown(results: dict) -> str:
     cols = ABLATION_METRICS
     lines = ["# Ablation study: InterMoE's switches in miniature", "",
              f"InterSynth test split; {len(results['seeds'])} seeds x {results['steps']} denoiser steps each on one "
-             f"shared VAE; each run evaluated on {results['repeats']} fresh generations; mean ± 1.96 std / "
-             f"sqrt(seeds). The runs took {sum(r['train seconds'] + r['eval seconds'] for r in results['runs']) / 60:.0f}"
+             f"shared VAE; each run evaluated on {results['repeats']} fresh generations; mean ± 95% interval over "
+             f"seeds (Student's t: 4.30 s / sqrt(3) for 3 seeds); the real row: mean ± 1.96 std / sqrt(repeats). The runs took {sum(r['train seconds'] + r['eval seconds'] for r in results['runs']) / 60:.0f}"
              f" min of training and evaluation on {results['machine']} (shared models and caches aside).", "",
              "| variant | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|",
              "| real test clips (vs val) | " + " | ".join(_fmt(results["real"][k]) for k in cols) + " |"]
@@ -3652,6 +3701,9 @@ def ablation_markdown(results: dict) -> str:
               "| our variant | paper's row | FID | R@1 | MM-Dist |", "|---|---|---|---|---|"]
     for name in results["summary"]:
         row = ABLATIONS[name][0]
+        if row is None:
+            lines.append(f"| {name} | (not in the paper: ours) | | | |")
+            continue
         fid, r1, mmd = PAPER_ABLATION[row]
         lines.append(f"| {name} | {row} | {fid} | {r1} | {mmd} |")
     ev = results["evaluator"]
@@ -3760,9 +3812,9 @@ def main(argv=None):
     a.add_argument("--out", default="results", help="where ablation.md and ablation.json go")
     a.add_argument("--work", default=os.path.join("runs", "ablation"), help="cache of models and runs (resumable)")
     a.add_argument("--vae", help="a trained vae.pt of the lab preset to share (default: train one)")
-    a.add_argument("--steps", type=int, help="denoiser steps per run (default: the study's 600)")
+    a.add_argument("--steps", type=int, help="denoiser steps per run (default: the study's 400)")
     a.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    a.add_argument("--repeats", type=int, default=3)
+    a.add_argument("--repeats", type=int, default=2)
     a.add_argument("--smoke", action="store_true", help="a tiny study (seconds) to check the pipeline")
     args = p.parse_args(argv)
 

@@ -95,6 +95,22 @@ def test_swapping_people_swaps_outputs(variant):
         assert torch.equal(s1, torch.cat([s2[B:], s2[:B]]))
 
 
+def test_each_person_reading_its_own_view_of_the_caption_keeps_the_swap_symmetry():
+    """egocentric_text: person a reads text_a, person b text_b. Swapping the people together with their views
+    swaps the outputs exactly; giving them different views changes the outputs (the roles reach the slots)."""
+    cfg = tiny_config()
+    net = make_net(cfg).eval()
+    x_a, x_b, t, text, mask = batch(cfg)
+    text_b = torch.randn_like(text)
+    out_a, out_b = net(x_a, x_b, t, text, mask, text_b)
+    out_b2, out_a2 = net(x_b, x_a, t, text_b, mask, text)
+    valid = mask[..., None]
+    torch.testing.assert_close(out_a * valid, out_a2 * valid, rtol=0, atol=1e-12)
+    torch.testing.assert_close(out_b * valid, out_b2 * valid, rtol=0, atol=1e-12)
+    shared_a, _ = net(x_a, x_b, t, text, mask)
+    assert not torch.allclose(shared_a * valid, out_a * valid)
+
+
 def test_swap_symmetry_of_bias_updates_in_training():
     """Batch-level counts are sums over both people: the bias update does not see who is who."""
     cfg = replace(tiny_config(), dropout=0.0)

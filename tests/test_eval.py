@@ -267,3 +267,9 @@ def test_generated_clips_are_put_reference_person_first(record):
     feats = im.InteractionDataset([record], train=False).features(0)  # (2, T, 262), canonical
     assert im.reference_first(feats) is feats
     assert np.array_equal(im.reference_first(feats[::-1].copy()), feats)
+
+
+def test_seed_interval_is_students_t():
+    m, ci = im.seed_interval([1.0, 2.0, 3.0])
+    assert m == 2.0 and abs(ci - 4.303 * 1.0 / math.sqrt(3)) < 1e-9
+    assert math.isnan(im.seed_interval([1.0])[1])

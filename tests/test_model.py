@@ -138,3 +138,14 @@ def test_two_process_gloo_training_keeps_ranks_identical(tmp_path, records):
     untrained = nano_model(records).state_dict()
     assert any(not torch.equal(a[k], untrained[k]) for k in a if "denoiser" in k)  # it did train
     assert biases or True
+
+
+def test_a_caption_that_names_roles_reaches_the_two_people_differently(records):
+    m = nano_model(records).eval()
+    caps = ["the first person waves to the second person", "two people hug"]
+    a, b = m.encode_captions(caps)
+    assert not torch.allclose(a[0], b[0])  # 'first' means 'me' for each of them
+    assert torch.equal(a[1], b[1])  # no roles named: the same condition
+    m.cfg.egocentric_text = False
+    a, b = m.encode_captions(caps)
+    assert b is None
