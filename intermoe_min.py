@@ -3462,6 +3462,29 @@ def evaluate(model, records: list[dict], evaluator: Evaluator, role_classifier: 
     return {k: mean_ci(rows[k]) for k in METRICS}
 
 
+def _write_json(path: str, obj) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1, default=float)
+    os.replace(tmp, path)  # atomic: an interrupted write never leaves half a file
+
+
+def _read_json(path: str):
+    with open(path) as f:
+        return json.load(f)
+
+
+def _machine() -> str:
+    import platform
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, " \
+           f"{torch.get_num_threads()} threads, device {pick_device()}"
+
+
+def _fmt(mean_ci_pair, digits: int = 3) -> str:
+    m, ci = mean_ci_pair
+    return "n/a" if m != m else f"{m:.{digits}f} ± {ci:.{digits}f}"
+
+
 def run_evaluation(model: "InterMoE", out: str = "results", work: str = os.path.join("runs", "evaluator"),
                    repeats: int = 5, mm_captions: int = 20, mm_repeats: int = 10, seed: int = 0,
                    progress: bool = True) -> dict:
@@ -3639,24 +3662,6 @@ def _smoke_eval(smoke: bool) -> dict:
     return {"steps": 20, "batch": 16} if smoke else {}
 
 
-def _write_json(path: str, obj) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, default=float)
-    os.replace(tmp, path)  # atomic: an interrupted write never leaves half a file
-
-
-def _read_json(path: str):
-    with open(path) as f:
-        return json.load(f)
-
-
-def _machine() -> str:
-    import platform
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, " \
-           f"{torch.get_num_threads()} threads, device {pick_device()}"
-
-
 _T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228]  # Student t, 97.5%, dof 1..10
 
 
@@ -3680,11 +3685,6 @@ def _summarise(runs: list[dict], variants: list[str]) -> dict:
         out[name] = {k: seed_interval([r["metrics"][k][0] for r in mine]) for k in ABLATION_METRICS}
         out[name]["train seconds"] = float(np.mean([r["train seconds"] for r in mine]))
     return out
-
-
-def _fmt(mean_ci_pair, digits: int = 3) -> str:
-    m, ci = mean_ci_pair
-    return "n/a" if m != m else f"{m:.{digits}f} ± {ci:.{digits}f}"
 
 
 def ablation_markdown(results: dict) -> str:

@@ -274,6 +274,20 @@ class MoECounter:
 
 
 # ---- the two training steps, as train_loop runs them -------------------------------------------------------
+def timed_update(loss, opt, sched, params, grad_clip, after=None) -> tuple[float, float]:
+    """train_loop's update after the forward: backward, value clip, AdamW, schedule, then `after()` (the MoE
+    bias rule). Returns the perf_counter times when backward ended and when the update ended."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    t_backward = time.perf_counter()
+    torch.nn.utils.clip_grad_value_(params, grad_clip)
+    opt.step()
+    sched.step()
+    if after is not None:
+        after()
+    return t_backward, time.perf_counter()
+
+
 class VAEStep:
     """Stage 1 (train_vae): the VAE loss on both people of a batch, backward, value clip, AdamW, schedule."""
 
@@ -296,13 +310,7 @@ class VAEStep:
         if not torch.isfinite(loss):
             raise FloatingPointError("VAE loss is not finite")
         t1 = time.perf_counter()
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        t2 = time.perf_counter()
-        torch.nn.utils.clip_grad_value_(self.params, self.cfg.grad_clip)
-        self.opt.step()
-        self.sched.step()
-        t3 = time.perf_counter()
+        t2, t3 = timed_update(loss, self.opt, self.sched, self.params, self.cfg.grad_clip)
         return {"step": t3 - t0, "forward": t1 - t0, "backward": t2 - t1, "clip+AdamW": t3 - t2}
 
 
@@ -353,14 +361,8 @@ class DenoiserStep:
         t1 = time.perf_counter()
         self.selections = [int(b.last_counts.sum()) for b in self.moes]
         self.last_batch = batch
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        t2 = time.perf_counter()
-        torch.nn.utils.clip_grad_value_(self.params, self.cfg.grad_clip)
-        self.opt.step()
-        self.sched.step()
-        m.denoiser.update_biases()
-        t3 = time.perf_counter()
+        t2, t3 = timed_update(loss, self.opt, self.sched, self.params, self.cfg.grad_clip,
+                              after=m.denoiser.update_biases)
         return {"step": t3 - t0, "forward": t1 - t0, "backward": t2 - t1, "clip+AdamW+bias": t3 - t2}
 
     def calibrate(self, batches, passes: int):
