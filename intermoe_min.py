@@ -299,6 +299,20 @@ def swap_caption(text: str) -> str:
                               ("person one", "person two")])
 
 
+_ROLE_RE = re.compile(r"\b(?:(first|second) person|person (1|2|one|two))\b", re.IGNORECASE)
+
+
+def caption_initiator(caption: str) -> int | None:
+    """The person a caption names first when it names them by index: 0 for 'the first person' ('person 1',
+    'person one'), 1 for 'the second person' ('person 2', 'person two'); None if it names neither.
+    In InterSynth's captions the person named first is the initiator (section 11 scores roles with this);
+    the model reads it as a role feature (InterMoEConfig.role_embedding)."""
+    m = _ROLE_RE.search(caption)
+    if m is None:
+        return None
+    return 0 if (m.group(1) or m.group(2)).lower() in ("first", "1", "one") else 1
+
+
 # ---- normalisation -----------------------------------------------------------------------------------
 
 class Normalizer:
@@ -2351,6 +2365,13 @@ class InterMoEConfig:
     # output slots (role accuracy is a coin toss, measured in section 11). Weight sharing and the exact swap
     # symmetry stay. False: the paper's shared condition (an ablation variant).
     egocentric_text: bool = True
+    # Each person's condition also gets a learned vector for where its own view of the caption names it:
+    # named first, named second, or not named by index ('one person ... the other'). Not in the paper. Why:
+    # the two egocentric views of 'the first person kicks the second person' differ in word order only,
+    # and our from-scratch text encoder did not learn word order (after 2500 lab steps the two views'
+    # sentence embeddings had cosine similarity 0.9999), so the role never reached the denoiser. The mention
+    # order is read off the caption (`caption_initiator`); what it means is learned from the data.
+    role_embedding: bool = True
     # stage 1: the VAE (paper: 64-frame windows, AdamW 2e-4, wd 2e-5, batch 256, ~30k steps)
     vae_steps: int = 30_000
     vae_batch: int = 128            # clips per batch; each gives two people, so 256 sequences
@@ -2409,7 +2430,8 @@ def preset(name: str, **overrides) -> InterMoEConfig:
 
 def _config_from_dict(d: dict) -> InterMoEConfig:
     d = dict(d)
-    d.setdefault("egocentric_text", False)  # checkpoints older than the switch were trained without it
+    d.setdefault("egocentric_text", False)  # checkpoints older than the switches were trained without them
+    d.setdefault("role_embedding", False)
     den = dict(d.pop("denoiser"))
     den["moe"] = MoEConfig(**den["moe"])
     return InterMoEConfig(vae=VAEConfig(**d.pop("vae")), text=TextConfig(**d.pop("text")),
@@ -2434,6 +2456,9 @@ class InterMoE(nn.Module):
         self.text = TextEncoder(vocab, cfg.text)
         self.denoiser = CooperativeDenoiser(cfg.denoiser)
         self.diffusion = Diffusion(cfg.diffusion_steps)
+        if cfg.role_embedding:  # 0: I am named first, 1: the partner is, 2: neither is named by index
+            self.role_embed = nn.Embedding(3, cfg.text.d_cond)
+            nn.init.zeros_(self.role_embed.weight)  # starts as the plain model; gradients still reach it
         self.register_buffer("latent_scale", torch.tensor(1.0))
 
     # ---- motion <-> latents ------------------------------------------------------------------------
@@ -2457,13 +2482,28 @@ class InterMoE(nn.Module):
         return mask[:, ::4]
 
     # ---- text ---------------------------------------------------------------------------------------------
+    @property
+    def reads_roles(self) -> bool:
+        """Does each person get its own view of the caption (so a role-naming caption assigns the slots)?"""
+        return self.cfg.egocentric_text or self.cfg.role_embedding
+
     def encode_captions(self, captions: list[str]):
-        """B captions -> (person a's view (B, d_cond), person b's view (B, d_cond) or None), in one call of the
-        text encoder. Person b's view is the caption with the people swapped (egocentric_text)."""
-        if not self.cfg.egocentric_text:
-            return self.text(captions)[0], None
-        both, _, _ = self.text(list(captions) + [swap_caption(c) for c in captions])  # (2B, d_cond)
-        return both[:len(captions)], both[len(captions):]
+        """B captions -> (person a's condition (B, d_cond), person b's (B, d_cond), or None when both read the
+        same), in one call of the text encoder. Person b's view is the caption with the people swapped
+        (egocentric_text); each view adds the embedding of where it names its reader (role_embedding)."""
+        captions = list(captions)
+        views = [swap_caption(c) for c in captions]  # person b's side of each caption
+        if self.cfg.egocentric_text:
+            both = self.text(captions + views)[0]  # (2B, d_cond)
+            text_a, text_b = both[:len(captions)], both[len(captions):]
+        else:
+            text_a = self.text(captions)[0]  # (B, d_cond)
+            text_b = text_a if self.cfg.role_embedding else None
+        if self.cfg.role_embedding:
+            role = [2 if (i := caption_initiator(c)) is None else i for c in captions + views]
+            role = self.role_embed(torch.tensor(role, device=text_a.device))  # (2B, d_cond)
+            text_a, text_b = text_a + role[:len(captions)], text_b + role[len(captions):]
+        return text_a, text_b
 
     # ---- training: the diffusion loss (stage 2) -------------------------------------------------------
     def forward(self, z0: torch.Tensor, zmask: torch.Tensor, captions: list[str]):
@@ -3071,19 +3111,11 @@ ASYMMETRIC_TYPES = ("punch_dodge",   # one punches, the other dodges
                     "point_look",    # one points, the other looks
                     "shoulder_pat")  # one pats, the other turns round
 ROLE_CONFIDENCE = 0.75  # a clip counts for a role when the classifier gives it this probability or more
-_ROLE_RE = re.compile(r"\b(first|second) person\b", re.IGNORECASE)
 
 
 def is_asymmetric(record: dict) -> bool:
     meta = record.get("meta") or {}
     return meta.get("type") in ASYMMETRIC_TYPES and meta.get("initiator") in (0, 1)
-
-
-def caption_initiator(caption: str) -> int | None:
-    """The person a caption names first when it names them by index ('the first person' -> 0, 'the second
-    person' -> 1): the initiator, in InterSynth's captions. None if the caption does not name roles."""
-    m = _ROLE_RE.search(caption)
-    return None if m is None else (0 if m.group(1).lower() == "first" else 1)
 
 
 class RoleClassifier(_Saved):
@@ -3368,7 +3400,7 @@ def reference_first(feats: np.ndarray) -> np.ndarray:
     that order before any metric: the person nearer the canonical start (root distance in metres plus
     1 - cos(facing yaw)) comes first. Real clips are already in it. Without this, the evaluator would see
     half the clips in an order it never saw in training. (`generate_features` keeps the slots when the
-    model read the caption egocentrically and the caption names the roles: then the model was told which
+    model read the caption per person (`InterMoE.reads_roles`) and the caption names the roles: then the model was told which
     slot is the first person, and role accuracy measures whether it listened.)"""
     joints0 = joints_from_features(feats[:, :1])[:, 0]  # (2, 22, 3): both people at frame 0
     score = [np.hypot(j[0, 0], j[0, 2]) + 1 - math.cos(facing_yaw(j)) for j in joints0]
@@ -3389,9 +3421,8 @@ def generate_features(model, captions: list[str], lengths: list[int], seed: int 
                                 seed=seed + c, return_features=True)  # feats (b, 2, T, 262)
         for k, i in enumerate(idx):
             f = feats[k, :, :int(lengths[i])].cpu().numpy()  # (2, n_i, 262)
-            # a caption that names roles told an egocentric model which slot is which: keep its slots
-            told = getattr(model, "cfg", None) is not None and model.cfg.egocentric_text \
-                and caption_initiator(captions[i]) is not None
+            # a caption that names roles told a model that reads it per person which slot is which: keep its slots
+            told = getattr(model, "reads_roles", False) and caption_initiator(captions[i]) is not None
             out[i] = f if told else reference_first(f)
     return out
 
@@ -3539,8 +3570,9 @@ ABLATIONS = {  # name -> (the paper's row it stands for, changes to the denoiser
     "text-only router": ("w/o motion & text router", {"router_mode": "text"}),
     "per-sample routing": ("w/o batch-level routing", {"routing": "sample"}),
     "fixed top-k": ("w/o dynamic selection (fixed top-k)", {"selection": "topk"}),
-    # not in the paper: both people read the same caption, as the paper's denoiser does (egocentric_text)
-    "shared caption": (None, {"egocentric_text": False}),
+    # not in the paper: both people read the same caption, as the paper's denoiser does (egocentric_text,
+    # role_embedding off)
+    "shared caption": (None, {"egocentric_text": False, "role_embedding": False}),
 }
 PAPER_VARIANTS = [name for name, (row, _) in ABLATIONS.items() if row]  # the study's default: the paper's rows
 PAPER_ABLATION = {  # REFERENCE 1.5: FID, R@1, MM-Dist on InterHuman
@@ -3559,8 +3591,8 @@ def ablation_config(cfg: InterMoEConfig, name: str) -> InterMoEConfig:
     if name not in ABLATIONS:
         raise ValueError(f"unknown ablation {name!r}; choose from {list(ABLATIONS)}")
     changes = dict(ABLATIONS[name][1])
-    if "egocentric_text" in changes:
-        cfg = replace(cfg, egocentric_text=changes.pop("egocentric_text"))
+    top = {k: changes.pop(k) for k in ("egocentric_text", "role_embedding") if k in changes}  # InterMoEConfig's
+    cfg = replace(cfg, **top)
     den = cfg.denoiser
     if "ffn_type" in changes:
         den = replace(den, ffn_type=changes.pop("ffn_type"), d_ffn=den.moe.d_expert)  # one expert's size
