@@ -2185,6 +2185,14 @@ def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float = 0.05) -
 
 # ---- distributed data parallel (torchrun) -------------------------------------------------------------
 
+def make_optimizer(params: list, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW (the paper's optimiser). Its fused kernel updates every parameter in one pass on CPU and CUDA:
+    on the lab model's 215 tensors 3x faster than the per-tensor loop (4.6 against 14.5 ms on 2 cores), the
+    same update up to float rounding. Other devices (MPS) take the loop."""
+    fused = bool(params) and all(p.device.type in ("cpu", "cuda") for p in params)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused)
+
+
 def init_distributed() -> tuple[int, int]:
     """Join the process group torchrun describes in the environment (gloo on CPU, NCCL on GPUs).
     Returns (rank, world_size); (0, 1) when not launched by torchrun."""
@@ -2262,7 +2270,7 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
     device = torch.device(device) if device is not None else pick_device()
     module.to(device)
     params = [p for p in (params if params is not None else module.parameters()) if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    opt = make_optimizer(params, lr, weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, warmup, steps))
     model = module
     if world > 1:
@@ -2395,12 +2403,12 @@ class InterMoEConfig:
             raise ValueError(f"text d_cond ({self.text.d_cond}) must match denoiser d_text ({self.denoiser.d_text})")
 
 
-def _sizes(vae_width, text_d, width, layers, heads, d_expert, n_experts=8, vae_blocks=2):
+def _sizes(vae_width, text_d, width, layers, heads, d_expert, n_experts=8, vae_blocks=2, dropout=0.1):
     vae = VAEConfig(width=vae_width, hidden=max(vae_width, 16), n_blocks=vae_blocks)
     return dict(vae=vae, text=TextConfig(d_model=text_d, n_heads=max(1, text_d // 64) if text_d >= 64 else 2,
-                                         d_cond=width),
+                                         d_cond=width, dropout=dropout),
                 denoiser=DenoiserConfig(d_latent=vae.latent_dim, d_text=width, width=width, n_layers=layers,
-                                        n_heads=heads, d_ffn=d_expert,
+                                        n_heads=heads, d_ffn=d_expert, dropout=dropout,
                                         moe=MoEConfig(n_experts=n_experts, d_expert=d_expert)))
 
 
@@ -2416,9 +2424,11 @@ def preset(name: str, **overrides) -> InterMoEConfig:
         cfg = InterMoEConfig(**_sizes(8, 32, 32, 2, 2, 32, n_experts=4), vae_steps=30, vae_batch=8, steps=30,
                              batch=8, warmup=5, n_clips=48, max_frames=64, vae_lr=2e-3, lr=1e-3)
     elif name == "lab":
-        # Measured on 2 idle CPU cores: a VAE step ~0.4 s; a denoiser step ~0.35 s on cached latents
-        # (batch 32, 160 frames).
-        cfg = InterMoEConfig(**_sizes(32, 128, 192, 4, 4, 256, vae_blocks=1), vae_steps=1000, vae_batch=32,
+        # Measured on 2 idle CPU cores: a VAE step ~0.35 s; a denoiser step ~0.3 s on cached latents
+        # (batch 32, 160 frames). No dropout (the paper's is 0.1): 2500 steps underfit rather than overfit,
+        # and on a CPU dropout's random masks cost about a tenth of the denoiser step.
+        cfg = InterMoEConfig(**_sizes(32, 128, 192, 4, 4, 256, vae_blocks=1, dropout=0.0), vae_steps=1000,
+                             vae_batch=32,
                              steps=2500, batch=32, warmup=100, n_clips=None, max_frames=160, vae_lr=1e-3,
                              lr=4e-4)
     elif name == "paper":
@@ -2487,6 +2497,16 @@ class InterMoE(nn.Module):
         """Does each person get its own view of the caption (so a role-naming caption assigns the slots)?"""
         return self.cfg.egocentric_text or self.cfg.role_embedding
 
+    def _encode_unique(self, texts: list[str]) -> torch.Tensor:
+        """The text encoder's sentence embeddings of `texts` (N, d_cond), each distinct text encoded once:
+        a caption that names no one by index is its own swapped view, and every dropped caption is "", so
+        in training about a third of the rows are repeats. Same result, less text-encoder work."""
+        first = {}
+        for t in texts:
+            first.setdefault(t, len(first))
+        emb = self.text(list(first))[0]  # (U, d_cond), U distinct texts
+        return emb[torch.tensor([first[t] for t in texts], device=emb.device)]  # (N, d_cond)
+
     def encode_captions(self, captions: list[str]):
         """B captions -> (person a's condition (B, d_cond), person b's (B, d_cond), or None when both read the
         same), in one call of the text encoder. Person b's view is the caption with the people swapped
@@ -2494,10 +2514,10 @@ class InterMoE(nn.Module):
         captions = list(captions)
         views = [swap_caption(c) for c in captions]  # person b's side of each caption
         if self.cfg.egocentric_text:
-            both = self.text(captions + views)[0]  # (2B, d_cond)
+            both = self._encode_unique(captions + views)  # (2B, d_cond)
             text_a, text_b = both[:len(captions)], both[len(captions):]
         else:
-            text_a = self.text(captions)[0]  # (B, d_cond)
+            text_a = self._encode_unique(captions)  # (B, d_cond)
             text_b = text_a if self.cfg.role_embedding else None
         if self.cfg.role_embedding:
             role = [2 if (i := caption_initiator(c)) is None else i for c in captions + views]
@@ -3606,8 +3626,8 @@ def ablation_preset(smoke: bool = False) -> InterMoEConfig:
     if smoke:
         return preset("nano", n_clips=96, steps=6)
     cfg = preset("lab", steps=300)
-    text = replace(cfg.text, d_cond=128)
-    den = replace(cfg.denoiser, width=128, n_layers=3, n_heads=4, d_text=128, d_ffn=176,
+    text = replace(cfg.text, d_cond=128, dropout=0.1)  # the study (results/ablation.*) ran with dropout 0.1
+    den = replace(cfg.denoiser, width=128, n_layers=3, n_heads=4, d_text=128, d_ffn=176, dropout=0.1,
                   moe=replace(cfg.denoiser.moe, d_expert=176))
     return replace(cfg, text=text, denoiser=den)
 

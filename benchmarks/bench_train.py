@@ -294,7 +294,7 @@ class VAEStep:
     def __init__(self, vae, normalizer, cfg):
         self.vae, self.cfg = vae, cfg
         self.params = [p for p in vae.parameters() if p.requires_grad]
-        self.opt = torch.optim.AdamW(self.params, lr=cfg.vae_lr, weight_decay=cfg.weight_decay)
+        self.opt = im.make_optimizer(self.params, cfg.vae_lr, cfg.weight_decay)
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt, lambda s: im.warmup_cosine(s, max(1, cfg.vae_steps // 20), cfg.vae_steps))
         self.loss_fn = im._vae_loss_fn(normalizer)
@@ -326,7 +326,7 @@ class DenoiserStep:
         model.vae.eval()
         self.params = [p for p in list(model.text.parameters()) + list(model.denoiser.parameters())
                        if p.requires_grad]
-        self.opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.opt = im.make_optimizer(self.params, cfg.lr, cfg.weight_decay)
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt, lambda s: im.warmup_cosine(s, cfg.warmup, cfg.steps))
         self.moes = model.denoiser.moe_blocks()
