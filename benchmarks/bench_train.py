@@ -330,8 +330,8 @@ class DenoiserStep:
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt, lambda s: im.warmup_cosine(s, cfg.warmup, cfg.steps))
         self.moes = model.denoiser.moe_blocks()
-        self.text_len = 0
-        model.text.register_forward_hook(lambda m, a, o: setattr(self, "text_len", o[1].shape[1]))
+        self.text_mask = torch.ones(0, 0, dtype=torch.bool)  # (captions, tokens) the text encoder really ran on
+        model.text.register_forward_hook(lambda m, a, o: setattr(self, "text_mask", o[2]))
         self.selections = []
 
     def flops(self, batch):
@@ -339,7 +339,16 @@ class DenoiserStep:
         c = self.cfg
         B, P, Tz, _ = batch["latent"].shape
         return {"denoiser": denoiser_terms(c.denoiser, B, Tz, self.selections),
-                "text encoder": text_terms(c.text, B, self.text_len)}
+                "text encoder": text_terms(c.text, *self.text_mask.shape)}
+
+    def useful_flops(self, batch) -> int:
+        """The step's FLOPs without the padded slots: each clip at its own length, each distinct caption at
+        its own token count, experts as counted (padding never selects)."""
+        c = self.cfg
+        dense = [denoiser_terms(c.denoiser, 1, int(n), [0] * c.denoiser.n_layers) for n in batch["lengths"]]
+        experts = [(k * 3 * 2 * c.denoiser.width * c.denoiser.moe.d_expert, 2) for k in self.selections]
+        text = [text_terms(c.text, 1, int(n)) for n in self.text_mask.sum(1)]
+        return total(sum(dense, []) + experts + sum(text, []), train=True)
 
     @staticmethod
     def real_tokens(batch) -> int:
@@ -401,13 +410,13 @@ def prepare_sampler(model, records, steps: int, passes: int):
     return prompts
 
 
-def sample_flops(model, L: int, pairs: int, n_forwards: int) -> dict:
+def sample_flops(model, text_shape: tuple, pairs: int, n_forwards: int) -> dict:
     c = model.cfg
     Tz = -(-SAMPLE_FRAMES // 4)
     dense = denoiser_terms(c.denoiser, 2 * SAMPLE_N, Tz, [0] * c.denoiser.n_layers)  # guided: 2 x 8 samples
     expert = pairs * 3 * 2 * c.denoiser.width * c.denoiser.moe.d_expert
     return {"denoiser (50 steps)": fwd(dense) * n_forwards + expert,
-            "text encoder": fwd(text_terms(c.text, 2 * SAMPLE_N, L)),
+            "text encoder": fwd(text_terms(c.text, *text_shape)),  # the distinct views it really encoded
             "VAE decoder": fwd(vae_terms(c.vae, 2 * SAMPLE_N, 4 * Tz, encoder=False))}
 
 
@@ -614,6 +623,8 @@ def main():
             t_mm = matmul_rate()
             ph = step(b)
             fl = step.flops(b)
+            ph["useful"] = step.useful_flops(b) / total(sum(fl.values(), []), train=True) \
+                if hasattr(step, "useful_flops") else 1.0  # share of the counted FLOPs on real slots
             runs[name].append((ph, fl, t_mm))
     mm_rates = [r for rs in runs.values() for _, _, r in rs]
     peak = max(mm_rates)
@@ -636,7 +647,10 @@ def main():
         print(f"   {rate / 1e9:.1f} GFLOP/s = {rate / peak:.0%} of the matmul peak "
               f"(median of matmul-paired ratios {paired:.0%})")
         print("   time split of the best step: " + ", ".join(
-            f"{k} {v * 1e3:.0f} ms ({v / ph['step']:.0%})" for k, v in ph.items() if k != "step"))
+            f"{k} {v * 1e3:.0f} ms ({v / ph['step']:.0%})" for k, v in ph.items() if k not in ("step", "useful")))
+        if ph["useful"] < 1.0:
+            print(f"   without the padded slots (each clip and caption at its own length): {ph['useful']:.0%} of "
+                  f"those FLOPs, {ph['useful'] * rate / peak:.0%} of the matmul peak")
         return rate / peak, ph["step"], flops
 
     def shape(batch):
@@ -662,8 +676,8 @@ def main():
     torch.save(model.state_dict(), os.path.join(tmp, "sample.pt"))
     model.sample(prompts, SAMPLE_FRAMES, seed=0, steps=3)  # warm-up
     counter = MoECounter(model.denoiser.moe_blocks())
-    text_len = []
-    hnd = model.text.register_forward_hook(lambda m, a, o: text_len.append(o[1].shape[1]))
+    text_shapes = []
+    hnd = model.text.register_forward_hook(lambda m, a, o: text_shapes.append(tuple(o[1].shape[:2])))
     times = []
     for _ in range(1 if args.quick else 2):
         counter.pairs = counter.tokens = counter.calls = 0
@@ -673,7 +687,7 @@ def main():
     counter.remove()
     hnd.remove()
     n_fwd = counter.calls // max(1, len(counter.moes))
-    sfl = sample_flops(model, text_len[-1], counter.pairs, n_fwd)
+    sfl = sample_flops(model, text_shapes[-1], counter.pairs, n_fwd)
     s_best = min(times)
     print(f"\n== DDIM-{cfg.sample_steps} sampling, guidance {cfg.guidance}: {SAMPLE_N} interactions x "
           f"{SAMPLE_FRAMES} frames (denoiser batch {2 * SAMPLE_N} x 2 people x {-(-SAMPLE_FRAMES // 4)} latents)")
