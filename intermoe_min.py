@@ -936,6 +936,29 @@ def filmstrip(joints, n=6, caption=None, frames=None, ax_size=2.0, fps=FPS, colo
     return fig
 
 
+def save_filmstrips(clips, captions, path: str, **kw) -> str:
+    """One PNG of `filmstrip` rows, one per clip (e.g. a model's samples for several prompts). Returns path."""
+    import io
+
+    import matplotlib.pyplot as plt
+    from PIL import Image
+    rows = []
+    for joints, caption in zip(clips, captions):
+        fig = filmstrip(joints, caption=caption, **kw)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        plt.close(fig)
+        rows.append(Image.open(buf).convert("RGB"))
+    sheet = Image.new("RGB", (max(r.width for r in rows), sum(r.height for r in rows)), "white")
+    y = 0
+    for r in rows:
+        sheet.paste(r, (0, y))
+        y += r.height
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    sheet.save(path)
+    return path
+
+
 def plot_trajectories(joints, caption=None, fps=FPS, colors=None, ax=None, figsize=(4.0, 4.0), dpi=80,
                       dots_every=1.0, arrows_every=None):
     """Top view of the floor: each pelvis's path, the way each person faces at the start (arrow),
@@ -2434,6 +2457,7 @@ class InterMoEConfig:
 
 
 def _sizes(vae_width, text_d, width, layers, heads, d_expert, n_experts=8, vae_blocks=2, dropout=0.1):
+    """A preset's three configurations from its sizes; `dropout` is the text encoder's and the denoiser's."""
     vae = VAEConfig(width=vae_width, hidden=max(vae_width, 16), n_blocks=vae_blocks)
     return dict(vae=vae, text=TextConfig(d_model=text_d, n_heads=max(1, text_d // 64) if text_d >= 64 else 2,
                                          d_cond=width, dropout=dropout),
@@ -2455,13 +2479,13 @@ def preset(name: str, **overrides) -> InterMoEConfig:
                              batch=8, warmup=5, n_clips=48, max_frames=64, vae_lr=2e-3, lr=1e-3)
     elif name == "lab":
         # Measured on 2 idle CPU cores: a VAE step ~0.35 s; a denoiser step ~0.3 s on cached latents
-        # (batch 32, 160 frames). No dropout (the paper's is 0.1): on a CPU its random masks cost about a
-        # tenth of the denoiser step, and 2500 steps do not overfit (the dropout-trained lab model's
-        # diffusion loss: 0.077 +- 0.008 on training clips, 0.082 +- 0.010 on validation clips).
+        # (batch 32, 160 frames). No dropout in the denoiser and text encoder (the paper's is 0.1; the VAE
+        # keeps its own): on a CPU the random masks cost about a tenth of the denoiser step, and 2500 steps do
+        # not overfit (the dropout-trained lab model's diffusion loss: 0.077 +- 0.008 on training clips,
+        # 0.082 +- 0.010 on validation clips).
         cfg = InterMoEConfig(**_sizes(32, 128, 192, 4, 4, 256, vae_blocks=1, dropout=0.0), vae_steps=1000,
-                             vae_batch=32,
-                             steps=2500, batch=32, warmup=100, n_clips=None, max_frames=160, vae_lr=1e-3,
-                             lr=4e-4)
+                             vae_batch=32, steps=2500, batch=32, warmup=100, n_clips=None, max_frames=160,
+                             vae_lr=1e-3, lr=4e-4)
     elif name == "paper":
         cfg = InterMoEConfig(text=TextConfig(d_model=768, n_heads=8, d_cond=768))
     else:
@@ -2521,6 +2545,10 @@ class InterMoE(nn.Module):
     def latent_mask(mask: torch.Tensor) -> torch.Tensor:
         """(B, T) frame mask -> (B, T/4) latent mask: latent frame k is real if frame 4k is."""
         return mask[:, ::4]
+
+    def stage2_parameters(self) -> list:
+        """What stage 2 trains: every parameter but the frozen VAE's (text encoder, role vectors, denoiser)."""
+        return [p for name, p in self.named_parameters() if not name.startswith("vae.")]
 
     # ---- text ---------------------------------------------------------------------------------------------
     @property
@@ -2796,7 +2824,7 @@ def train_denoiser(model: InterMoE, records: list[dict], steps: int | None = Non
         z0 = batch["latent"].to(dev) / model.latent_scale  # (B, 2, T', C) unit-variance latents
         return m(z0, batch["mask"].to(dev), batch["captions"])
 
-    params = list(model.text.parameters()) + list(model.denoiser.parameters())
+    params = model.stage2_parameters()
     steps = cfg.steps if steps is None else steps  # steps=0 means no training, not the default
     return train_loop(model, loss_fn, data, collate_latents, steps=steps, batch_size=cfg.batch, lr=cfg.lr,
                       weight_decay=cfg.weight_decay, warmup=cfg.warmup, grad_clip=cfg.grad_clip,
@@ -3888,6 +3916,7 @@ def main(argv=None):
     s.add_argument("--length", type=int, default=120, help="frames at 30 fps (15..300)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default=os.path.join("runs", "samples"))
+    s.add_argument("--strip", help="also write one PNG with a filmstrip of every prompt, one row each")
     e = sub.add_parser("evaluate", help="the results table of a trained model (evaluator trained once, cached)")
     e.add_argument("--ckpt", required=True, help="model.pt written by train or demo")
     e.add_argument("--repeats", type=int, default=5, help="fresh generations of the test set (InterGen: 20)")
@@ -3924,6 +3953,8 @@ def main(argv=None):
         joints = model.sample(args.prompt, args.length, seed=args.seed, progress=True)
         for k, prompt in enumerate(args.prompt):
             print("wrote", save_gif(joints[k].cpu().numpy(), os.path.join(args.out, f"sample_{k}.gif"), caption=prompt))
+        if args.strip:
+            print("wrote", save_filmstrips(joints.cpu().numpy(), args.prompt, args.strip))
         return
     rank, _ = init_distributed()  # (0, 1) unless launched by torchrun
     cfg = preset(args.preset)

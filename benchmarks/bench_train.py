@@ -324,8 +324,7 @@ class DenoiserStep:
         self.model, self.cfg = model, cfg
         model.vae.requires_grad_(False)
         model.vae.eval()
-        self.params = [p for p in list(model.text.parameters()) + list(model.denoiser.parameters())
-                       if p.requires_grad]
+        self.params = [p for p in model.stage2_parameters() if p.requires_grad]
         self.opt = im.make_optimizer(self.params, cfg.lr, cfg.weight_decay)
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt, lambda s: im.warmup_cosine(s, cfg.warmup, cfg.steps))

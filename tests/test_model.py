@@ -169,6 +169,18 @@ def test_the_role_embedding_adds_where_each_person_is_named(records):
     assert [im.caption_initiator(c) for c in caps] == [1, 0, None]
 
 
+def test_stage_2_trains_every_parameter_outside_the_vae(records):
+    """The text encoder, the role vectors and the denoiser all learn in stage 2; the VAE stays frozen.
+    (The role vectors start at zero: only a gradient step can move them.)"""
+    m = nano_model(records)
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    im.train_denoiser(m, records, steps=3, progress=False, device="cpu")
+    trained = dict(m.named_parameters())
+    moved = {k for k, p in trained.items() if not torch.equal(p.detach(), before[k])}
+    assert moved == {k for k in trained if not k.startswith("vae.")}
+    assert "role_embed.weight" in moved
+
+
 def test_checkpoints_from_before_the_role_switches_load_without_them():
     cfg = im.preset("nano")
     d = dataclasses.asdict(cfg)

@@ -139,6 +139,16 @@ def test_filmstrip_panels_and_labels():
         V.filmstrip(J, frames=[0, 20])
 
 
+def test_save_filmstrips_stacks_one_row_per_clip(tmp_path):
+    clips = [random_walk(T=12, seed=s) for s in range(2)]
+    path = V.save_filmstrips(clips, ["first", "second"], str(tmp_path / "sub" / "strips.png"), n=3, dpi=30)
+    one = V.filmstrip(clips[0], n=3, caption="first", dpi=30)
+    w, h = one.canvas.get_width_height()
+    plt.close(one)
+    with Image.open(path) as img:
+        assert img.size == (w, 2 * h)  # two rows of the same size, one above the other
+
+
 def test_plot_trajectories_top_view():
     J = random_walk(T=40)
     fig = V.plot_trajectories(J, caption="wander", arrows_every=0.5, dpi=30)
