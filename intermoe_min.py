@@ -2080,13 +2080,15 @@ class CooperativeDenoiser(nn.Module):
         """emb = timestep embedding + projected text embedding. t: (B,), text_emb: (B, d_text) -> (B, d)."""
         return self.time_embed(t) + self.text_proj(text_emb)
 
-    def forward(self, x_a, x_b, t, text_emb, mask=None, text_emb_b=None):
+    def forward(self, x_a, x_b, t, text_emb, mask=None, text_emb_b=None, role_a=None, role_b=None):
         """x_a, x_b: (B, T', d_latent) noisy latents of the two people; t: (B,) diffusion steps;
         text_emb: (B, d_text); mask: (B, T') bool, True = real frame (None: all real).
         text_emb_b: (B, d_text), person b's own view of the caption (see InterMoEConfig.egocentric_text);
         None: both people read text_emb, as in the paper.
+        role_a, role_b: (B, width) or None, vectors added to every input frame of person a / b (see
+        InterMoEConfig.role_embedding); not in the paper.
         Returns (out_a, out_b), each (B, T', d_latent): the predicted clean latents (x0).
-        Swapping (x_a, text_emb) with (x_b, text_emb_b) swaps the outputs exactly."""
+        Swapping (x_a, text_emb, role_a) with (x_b, text_emb_b, role_b) swaps the outputs exactly."""
         B, T, _ = x_a.shape
         if mask is None:
             mask = torch.ones(B, T, dtype=torch.bool, device=x_a.device)
@@ -2098,6 +2100,8 @@ class CooperativeDenoiser(nn.Module):
         x = torch.cat([x_a, x_b], dim=0)  # (2B, T, d_latent): [person a; person b]
         pos = sinusoidal_embedding(torch.arange(T, device=x.device), self.cfg.width)  # (T, d)
         h = self.inp(x) + pos.to(x.dtype)  # (2B, T, d)
+        if role_a is not None:
+            h = h + torch.cat([role_a, role_b])[:, None].to(h.dtype)  # (2B, 1, d): one vector per person
         for block in self.blocks:
             other = torch.cat([h[B:], h[:B]], dim=0)  # (2B, T, d): row i holds its partner's state
             h = block(h, other, emb, mask2, n_persons=2)
@@ -2426,12 +2430,14 @@ class InterMoEConfig:
     # output slots (role accuracy is a coin toss, measured in section 11). Weight sharing and the exact swap
     # symmetry stay. False: the paper's shared condition (an ablation variant).
     egocentric_text: bool = True
-    # Each person's condition also gets a learned vector for where its own view of the caption names it:
-    # named first, named second, or not named by index ('one person ... the other'). Not in the paper. Why:
-    # the two egocentric views of 'the first person kicks the second person' differ in word order only,
-    # and our from-scratch text encoder did not learn word order (after 2500 lab steps the two views'
-    # sentence embeddings had cosine similarity 0.9999), so the role never reached the denoiser. The mention
-    # order is read off the caption (`caption_initiator`); what it means is learned from the data.
+    # Each person's input frames also get a learned vector for where its own view of the caption names it:
+    # named first, the partner named first, or no one named by index ('one person ... the other'), as BERT
+    # adds a segment vector to each token. Not in the paper. Why: the two egocentric views of 'the first
+    # person kicks the second person' differ in word order only, and our from-scratch text encoder did not
+    # learn word order (after 2500 lab steps the two views' sentence embeddings had cosine similarity 0.9999),
+    # so the role never reached the denoiser. The mention order is read off the caption (`caption_initiator`);
+    # what it means is learned from the data. (Added to the condition instead, the learnt vectors stayed
+    # small beside the sentence embedding and the roles stayed at chance: measured, section 11.)
     role_embedding: bool = True
     # stage 1: the VAE (paper: 64-frame windows, AdamW 2e-4, wd 2e-5, batch 256, ~30k steps)
     vae_steps: int = 30_000
@@ -2522,8 +2528,9 @@ class InterMoE(nn.Module):
         self.denoiser = CooperativeDenoiser(cfg.denoiser)
         self.diffusion = Diffusion(cfg.diffusion_steps)
         if cfg.role_embedding:  # 0: I am named first, 1: the partner is, 2: neither is named by index
-            self.role_embed = nn.Embedding(3, cfg.text.d_cond)
-            nn.init.zeros_(self.role_embed.weight)  # starts as the plain model; gradients still reach it
+            self.role_embed = nn.Embedding(3, cfg.denoiser.width)
+            # the scale of the sinusoidal frame positions it joins (root mean square 1/sqrt(2))
+            nn.init.normal_(self.role_embed.weight, std=2 ** -0.5)
         self.register_buffer("latent_scale", torch.tensor(1.0))
 
     # ---- motion <-> latents ------------------------------------------------------------------------
@@ -2567,22 +2574,25 @@ class InterMoE(nn.Module):
         return emb[torch.tensor([first[t] for t in texts], device=emb.device)]  # (N, d_cond)
 
     def encode_captions(self, captions: list[str]):
-        """B captions -> (person a's condition (B, d_cond), person b's (B, d_cond), or None when both read the
+        """B captions -> (person a's condition (B, d_cond), person b's (B, d_cond) or None when both read the
         same), in one call of the text encoder. Person b's view is the caption with the people swapped
-        (egocentric_text); each view adds the embedding of where it names its reader (role_embedding)."""
+        (egocentric_text)."""
         captions = list(captions)
-        views = [swap_caption(c) for c in captions]  # person b's side of each caption
-        if self.cfg.egocentric_text:
-            both = self._encode_unique(captions + views)  # (2B, d_cond)
-            text_a, text_b = both[:len(captions)], both[len(captions):]
-        else:
-            text_a = self._encode_unique(captions)  # (B, d_cond)
-            text_b = text_a if self.cfg.role_embedding else None
-        if self.cfg.role_embedding:
-            role = [2 if (i := caption_initiator(c)) is None else i for c in captions + views]
-            role = self.role_embed(torch.tensor(role, device=text_a.device))  # (2B, d_cond)
-            text_a, text_b = text_a + role[:len(captions)], text_b + role[len(captions):]
-        return text_a, text_b
+        if not self.cfg.egocentric_text:
+            return self._encode_unique(captions), None  # (B, d_cond)
+        both = self._encode_unique(captions + [swap_caption(c) for c in captions])  # (2B, d_cond)
+        return both[:len(captions)], both[len(captions):]
+
+    def roles(self, captions: list[str]):
+        """B captions -> (person a's role vectors (B, width), person b's), or (None, None) without
+        role_embedding. A person's role: 0 if its own view of the caption names it first, 1 if it names the
+        partner first, 2 if it names no one by index; person b's view is swap_caption(caption)."""
+        if not self.cfg.role_embedding:
+            return None, None
+        ids = [2 if (i := caption_initiator(c)) is None else i
+               for c in list(captions) + [swap_caption(c) for c in captions]]
+        vecs = self.role_embed(torch.tensor(ids, device=self.role_embed.weight.device))  # (2B, width)
+        return vecs[:len(captions)], vecs[len(captions):]
 
     # ---- training: the diffusion loss (stage 2) -------------------------------------------------------
     def forward(self, z0: torch.Tensor, zmask: torch.Tensor, captions: list[str]):
@@ -2596,7 +2606,8 @@ class InterMoE(nn.Module):
         t = torch.randint(0, self.diffusion.n_steps, (B,), device=z0.device)
         x_t = self.diffusion.q_sample(z0, t, torch.randn_like(z0))
         text_a, text_b = self.encode_captions(captions)
-        out_a, out_b = self.denoiser(x_t[:, 0], x_t[:, 1], t, text_a, zmask, text_b)
+        role_a, role_b = self.roles(captions)
+        out_a, out_b = self.denoiser(x_t[:, 0], x_t[:, 1], t, text_a, zmask, text_b, role_a, role_b)
         loss = self.diffusion.loss(torch.stack([out_a, out_b], 1), z0, zmask)
         return loss, {}
 
@@ -2638,12 +2649,13 @@ class InterMoE(nn.Module):
         frame_mask = torch.arange(4 * Tz, device=device)[None] < torch.tensor(lengths, device=device)[:, None]
         zmask = self.latent_mask(frame_mask)  # (B, Tz)
         cond_a, cond_b = self.encode_captions(prompts + [""] * B)  # (2B, d_cond): conditional, then unconditional
+        role_a, role_b = self.roles(prompts + [""] * B)  # (2B, width) each, or None
         mask2 = zmask.repeat(2, 1)  # (2B, Tz)
         C = self.cfg.denoiser.d_latent
 
         def denoise(x, t):  # x (B, 2, Tz, C) -> guided x0 prediction (B, 2, Tz, C)
             x2 = x.repeat(2, 1, 1, 1)  # (2B, 2, Tz, C)
-            a, b = self.denoiser(x2[:, 0], x2[:, 1], t.repeat(2), cond_a, mask2, cond_b)
+            a, b = self.denoiser(x2[:, 0], x2[:, 1], t.repeat(2), cond_a, mask2, cond_b, role_a, role_b)
             x0 = torch.stack([a, b], 1)  # (2B, 2, Tz, C)
             return s * x0[:B] + (1 - s) * x0[B:]
 

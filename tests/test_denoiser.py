@@ -96,19 +96,23 @@ def test_swapping_people_swaps_outputs(variant):
 
 
 def test_each_person_reading_its_own_view_of_the_caption_keeps_the_swap_symmetry():
-    """egocentric_text: person a reads text_a, person b text_b. Swapping the people together with their views
-    swaps the outputs exactly; giving them different views changes the outputs (the roles reach the slots)."""
+    """egocentric_text: person a reads text_a, person b text_b; role_embedding: each gets its own input vector.
+    Swapping the people together with their views and vectors swaps the outputs exactly; different views, and
+    different role vectors, change the outputs (the roles reach the slots)."""
     cfg = tiny_config()
     net = make_net(cfg).eval()
     x_a, x_b, t, text, mask = batch(cfg)
     text_b = torch.randn_like(text)
-    out_a, out_b = net(x_a, x_b, t, text, mask, text_b)
-    out_b2, out_a2 = net(x_b, x_a, t, text_b, mask, text)
+    role_a, role_b = torch.randn(2, x_a.shape[0], cfg.width)
+    out_a, out_b = net(x_a, x_b, t, text, mask, text_b, role_a, role_b)
+    out_b2, out_a2 = net(x_b, x_a, t, text_b, mask, text, role_b, role_a)
     valid = mask[..., None]
     torch.testing.assert_close(out_a * valid, out_a2 * valid, rtol=0, atol=1e-12)
     torch.testing.assert_close(out_b * valid, out_b2 * valid, rtol=0, atol=1e-12)
+    views_a, _ = net(x_a, x_b, t, text, mask, text_b)  # the same views, no role vectors
     shared_a, _ = net(x_a, x_b, t, text, mask)
-    assert not torch.allclose(shared_a * valid, out_a * valid)
+    assert not torch.allclose(shared_a * valid, views_a * valid)
+    assert not torch.allclose(views_a * valid, out_a * valid)
 
 
 def test_swap_symmetry_of_bias_updates_in_training():

@@ -153,20 +153,22 @@ def test_a_caption_that_names_roles_reaches_the_two_people_differently(records):
     assert b is None
 
 
-def test_the_role_embedding_adds_where_each_person_is_named(records):
-    """role_embedding: each person's condition gains the vector of 'I am named first' (0), 'the partner is'
-    (1) or 'no one is named by index' (2), read from its own view of the caption."""
+def test_each_person_gets_the_role_vector_of_where_its_view_names_it(records):
+    """role_embedding: 'I am named first' (0), 'the partner is' (1), 'no one is named by index' (2), read from
+    each person's own view of the caption; the vectors reach the denoiser's input frames."""
     m = nano_model(records).eval()
-    m.cfg.egocentric_text = False  # so the text part is the same for both and only the role differs
-    with torch.no_grad():
-        m.role_embed.weight.normal_()
     caps = ["Person 2 pushes person 1.", "the first person waves to the second person", "two people hug"]
-    a, b = m.encode_captions(caps)
-    text = m.text(caps)[0]
+    role_a, role_b = m.roles(caps)
     W = m.role_embed.weight
-    torch.testing.assert_close(a, text + W[[1, 0, 2]])
-    torch.testing.assert_close(b, text + W[[0, 1, 2]])
+    torch.testing.assert_close(role_a, W[[1, 0, 2]])
+    torch.testing.assert_close(role_b, W[[0, 1, 2]])
     assert [im.caption_initiator(c) for c in caps] == [1, 0, None]
+    torch.nn.init.normal_(m.denoiser.out.weight, std=0.1)  # untrained, the zero output layer would hide them
+    with_roles = m.sample(caps[1:2], 16, seed=0)
+    m.cfg.role_embedding = False
+    assert m.roles(caps) == (None, None)
+    without = m.sample(caps[1:2], 16, seed=0)
+    assert not torch.allclose(with_roles, without)  # the role vectors change what is generated
 
 
 def test_stage_2_trains_every_parameter_outside_the_vae(records):
