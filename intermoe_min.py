@@ -2437,7 +2437,7 @@ class InterMoEConfig:
     # learn word order (after 2500 lab steps the two views' sentence embeddings had cosine similarity 0.9999),
     # so the role never reached the denoiser. The mention order is read off the caption (`caption_initiator`);
     # what it means is learned from the data. (Added to the condition instead, the learnt vectors stayed
-    # small beside the sentence embedding and the roles stayed at chance: measured, section 11.)
+    # small beside the sentence embedding and the lab model's roles stayed at chance.)
     role_embedding: bool = True
     # stage 1: the VAE (paper: 64-frame windows, AdamW 2e-4, wd 2e-5, batch 256, ~30k steps)
     vae_steps: int = 30_000
