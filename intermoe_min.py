@@ -1745,12 +1745,16 @@ class SynergisticRouter(nn.Module):
             if self.mode == "text":
                 r_text = F.linear(emb.to(dtype), self.w_text.weight.to(dtype))  # (N, E)
                 return r_text[:, None, :].expand(-1, h.shape[1], -1)  # (N, T, E)
-            r_motion = F.linear(h.to(dtype), self.w_motion.weight.to(dtype))  # (N, T, E)
+            # Computed expert-major, W (E, d) @ h^T (d, N*T), and returned as an (N, T, E) view of that
+            # memory: elementwise ops keep the layout, so the block's per-expert passes (softmax over
+            # experts, the selection per expert) read contiguous rows. On CPU this halves the routing time.
+            r_motion = self.w_motion.weight.to(dtype) @ rearrange(h.to(dtype), "n t d -> d (n t)")  # (E, N*T)
+            r_motion = rearrange(r_motion, "e (n t) -> n t e", n=h.shape[0])  # (N, T, E) view
             if self.mode == "motion":
                 return r_motion
             r_text = F.linear(emb.to(dtype), self.w_text.weight.to(dtype))  # (N, E)
             alpha = self.alpha.to(dtype)
-            return alpha * r_motion + (1 - alpha) * r_text[:, None, :]  # (N, T, E)
+            return alpha * r_motion + (1 - alpha) * r_text[:, None, :]  # (N, T, E), expert-major in memory
 
 
 # =====================================================================================================
@@ -1879,8 +1883,10 @@ class InterMoEBlock(nn.Module):
             k_i = torch.round(cfg.capacity * n_valid / E).clamp(max=n_valid)  # (B,)
             sel = rearrange(ranks < k_i[:, None, None], "b (p t) e -> (p b) t e", p=n_persons)  # (N, T, E)
         sel = sel & valid  # padding frames select nothing
-        weights = torch.softmax(logits, dim=-1)  # (N, T, E)
-        return logits, sel, weights
+        # softmax over experts, taken along the leading axis of the expert-major layout: torch's CPU
+        # softmax over a last axis of 8 is slow (~4x), across contiguous rows it vectorises.
+        weights = torch.softmax(rearrange(logits, "n t e -> e n t"), dim=0)  # (E, N, T)
+        return logits, sel, rearrange(weights, "e n t -> n t e")  # (N, T, E) each
 
     # ---- forward: route, dispatch sparsely, combine -----------------------------------------------
     def forward(self, h, emb, mask=None, n_persons: int = 1):
@@ -1890,15 +1896,18 @@ class InterMoEBlock(nn.Module):
             mask = torch.ones(N, T, dtype=torch.bool, device=h.device)
         _, sel, weights = self.route(h, emb, mask, n_persons)
         x = rearrange(self.norm(h, emb), "n t d -> (n t) d")  # (S_all, D): all N*T token slots
-        sel_flat = rearrange(sel, "n t e -> (n t) e")  # (S_all, E)
+        sel_es = rearrange(sel, "n t e -> e (n t)")  # (E, S_all): a view, route() keeps it expert-major
         # Every selected (expert, token) pair, sorted by expert, then cut into one run per expert.
-        expert_idx, token_idx = sel_flat.T.nonzero(as_tuple=True)  # (K,), (K,)
-        gate = rearrange(weights, "n t e -> (n t) e")[token_idx, expert_idx]  # (K,): softmax weight of each pair
-        counts = sel_flat.sum(0)  # (E,)
+        token_idx = sel_es.nonzero()[:, 1]  # (K,): row-major order, so expert by expert
+        gate = rearrange(weights, "n t e -> e (n t)")[sel_es]  # (K,): softmax weight of each pair, same order
+        counts = sel_es.sum(1)  # (E,)
         sizes = counts.tolist()  # one device sync per layer, for the slab sizes
+        # One gather for all experts (index_select: x[idx] is ~4x slower on CPU), then a slab per expert.
+        # One gather also means one scatter in the backward, not a zero-filled (S_all, D) per expert.
+        slabs = x.index_select(0, token_idx).split(sizes)  # E views of (n_e, D)
         y = torch.zeros_like(x)  # (S_all, D)
-        for expert, idx, g in zip(self.experts, token_idx.split(sizes), gate.split(sizes)):
-            out = expert(x[idx])  # (n_e, D): the expert runs on its own tokens only
+        for expert, slab, idx, g in zip(self.experts, slabs, token_idx.split(sizes), gate.split(sizes)):
+            out = expert(slab)  # (n_e, D): the expert runs on its own tokens only
             y.index_add_(0, idx, (out * g[:, None].to(out.dtype)).to(y.dtype))  # scatter back, weighted
         self._record(sel, counts, mask)
         return rearrange(y, "(n t) d -> n t d", n=N)  # (N, T, D)
