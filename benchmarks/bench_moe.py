@@ -1,12 +1,13 @@
 """How much does the InterMoEBlock layer cost on CPU, against a dense FFN and against running every expert?
 
-    python benchmarks/bench_moe.py            # about a minute on two laptop cores
+    python benchmarks/bench_moe.py            # about a minute on two laptop cores (4 sizes)
     python benchmarks/bench_moe.py --quick    # a few seconds, fewer repeats
     python benchmarks/bench_moe.py --threads 1
+    python benchmarks/bench_moe.py --keep-memory  # no page faults on allocation: compute and traffic only
 
 For each size it builds one InterMoEBlock layer (8 experts, capacity 1, the paper's routing) and settles its
 biases on the token stream first (the bias rule alone, no weight training), so the number of experts per
-token is near its target of 1, as after training. Then, on the same tokens, it times (best of repeats, interleaved):
+token is near its target of 1, as after training. Then, on the same tokens, it times:
 
   moe    the InterMoEBlock layer: AdaLN, router, gate, sparse dispatch (routing included)
   ffn    one dense AdaLN SwiGLU FFN of an expert's size (the baseline's layer)
@@ -14,9 +15,25 @@ token is near its target of 1, as after training. Then, on the same tokens, it t
 
 and prints  moe / (ffn x experts-per-token)  (the price of sparse dispatch per selected pair; target <= 1.2)
 and  dense / moe  (what sparsity saves; target >= 4 with 8 experts, capacity 1).
+
+Timing: rounds, each running every contender once in a fresh random order. Two ratios come out of them:
+  paired  the median over rounds of (moe / ffn) within a round: the two calls ran back to back, so a slow
+          phase of a shared machine (its speed here drifts by 30 % over seconds) slows both and cancels;
+          the median drops the rounds where a burst hit only one side. This is the figure judged against
+          the target.
+  best    (best moe) / (best ffn) over all rounds, the timeit habit, printed beside it.
+Page faults: with glibc's default malloc, a freed tensor of a few MB often goes back to the kernel and the
+next one of that size faults on every 4 KiB page it touches (~1000-2500 faults per layer call here). The
+dense FFN (few, large tensors) pays more of these than the MoE layer (many smaller ones), which flatters
+the MoE, and they make the times erratic. --keep-memory turns them off (see keep_freed_memory): the times
+are then steady, and the ratio is the stricter one, that of compute and memory traffic alone.
 Figures are noisy on a shared machine: compare ratios from one run, not times across runs.
 """
 import argparse
+import ctypes
+import ctypes.util
+import random
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -27,22 +44,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root
 from intermoe_min import AdaLNFFN, InterMoEBlock, MoEConfig, dense_reference  # noqa: E402
 
 
-def best_times(fns: dict, repeats: int, warmup: int = 2) -> dict:
-    """Best-of-`repeats` wall time (seconds) of each function, the runs interleaved.
+def rounds(fns: dict, n_rounds: int, warmup: int = 2, seed: int = 0) -> dict:
+    """Wall times (seconds) of each function over `n_rounds` rounds: {name: [time in round 0, 1, ...]}.
 
-    Interleaving puts every contender under the same background load; the minimum is the least disturbed
-    run (the advice of Python's timeit), steadier than a mean on a shared machine.
+    Every round runs each function once, in an order shuffled per round, so no contender always runs right
+    after the same other one (and its cache state).
     """
     for fn in fns.values():
         for _ in range(warmup):
             fn()
-    best = {name: float("inf") for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
+    order, rng = list(fns), random.Random(seed)
+    times = {name: [] for name in fns}
+    for _ in range(n_rounds):
+        rng.shuffle(order)
+        for name in order:
             t0 = time.perf_counter()
-            fn()
-            best[name] = min(best[name], time.perf_counter() - t0)
-    return best
+            fns[name]()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def paired_ratio(num: list, den: list) -> float:
+    """Median over rounds of num[i] / den[i]: the ratio within a round, where both saw the same load."""
+    return statistics.median(a / b for a, b in zip(num, den))
 
 
 @torch.no_grad()
@@ -58,7 +82,7 @@ def settle_biases(moe: InterMoEBlock, h, emb, steps: int = 300) -> None:
     moe.cfg.bias_step = step
 
 
-def bench(d: int, d_expert: int, n_seq: int, T: int, repeats: int) -> None:
+def bench(d: int, d_expert: int, n_seq: int, T: int, n_rounds: int) -> None:
     torch.manual_seed(0)
     moe = InterMoEBlock(d, d, MoEConfig(n_experts=8, d_expert=d_expert, capacity=1.0))
     ffn = AdaLNFFN(d, d, d_expert)
@@ -70,9 +94,10 @@ def bench(d: int, d_expert: int, n_seq: int, T: int, repeats: int) -> None:
     with torch.no_grad():
         moe(h, emb)
         ept = moe.last_experts_per_token  # the selection is the same on every call (eval, same tokens)
-        fwd = best_times({"moe": lambda: moe(h, emb), "ffn": lambda: ffn(h, emb),
-                          "dense": lambda: dense_reference(moe, h, emb)}, repeats)
-    t_moe, t_ffn, t_dense = fwd["moe"], fwd["ffn"], fwd["dense"]
+        fwd = rounds({"moe": lambda: moe(h, emb), "ffn": lambda: ffn(h, emb)}, n_rounds)
+        # Apart: the dense reference's (N, T, E, D) stack is a 30 MB allocation, whose coming and going
+        # changes how the allocator serves the other two for the rest of the process.
+        fwd["dense"] = rounds({"dense": lambda: dense_reference(moe, h, emb)}, max(3, n_rounds // 8))["dense"]
 
     # Training step cost (forward + backward), MoE against the FFN.
     moe.train(), ffn.train()
@@ -81,20 +106,39 @@ def bench(d: int, d_expert: int, n_seq: int, T: int, repeats: int) -> None:
     def step(layer):
         layer(hg, emb).sum().backward()
 
-    tr = best_times({"moe": lambda: step(moe), "ffn": lambda: step(ffn)}, max(3, repeats // 2))
-    t_moe_tr, t_ffn_tr = tr["moe"], tr["ffn"]
+    tr = rounds({"moe": lambda: step(moe), "ffn": lambda: step(ffn)}, n_rounds)
     moe._tally = None  # the timing forwards were not training steps
 
     S = n_seq * T
+    ms = lambda ts: f"{min(ts) * 1e3:7.2f} / {statistics.median(ts) * 1e3:7.2f} ms"  # noqa: E731
+    per_pair = {k: (paired_ratio(t["moe"], t["ffn"]) / ept, min(t["moe"]) / (min(t["ffn"]) * ept))
+                for k, t in (("forward", fwd), ("fwd+bwd", tr))}
     print(f"\n== d = {d}, expert {d} -> {d_expert} -> {d}, 8 experts, capacity 1; "
-          f"{S} tokens ({n_seq} sequences x {T} frames)")
+          f"{S} tokens ({n_seq} sequences x {T} frames); {n_rounds} rounds, times best / median")
     print(f"   experts per token after settling: {ept:.3f}   counts: {moe.last_counts.tolist()}")
-    print(f"   forward   moe {t_moe * 1e3:8.2f} ms   ffn {t_ffn * 1e3:8.2f} ms   "
-          f"every expert on every token {t_dense * 1e3:8.2f} ms")
-    print(f"   fwd+bwd   moe {t_moe_tr * 1e3:8.2f} ms   ffn {t_ffn_tr * 1e3:8.2f} ms")
-    print(f"   moe / (ffn x experts per token):  forward {t_moe / (t_ffn * ept):.2f}   "
-          f"fwd+bwd {t_moe_tr / (t_ffn_tr * ept):.2f}   (target <= 1.2)")
-    print(f"   every expert on every token / moe:  forward {t_dense / t_moe:.2f}x   (target >= 4x)")
+    print(f"   forward   moe {ms(fwd['moe'])}   ffn {ms(fwd['ffn'])}   every expert on every token {ms(fwd['dense'])}")
+    print(f"   fwd+bwd   moe {ms(tr['moe'])}   ffn {ms(tr['ffn'])}")
+    for k, (paired, best) in per_pair.items():
+        verdict = "MET" if paired <= 1.2 else "NOT MET"
+        print(f"   moe / (ffn x experts per token), {k:8s} paired {paired:.2f}  (best-of {best:.2f})"
+              f"   target <= 1.2: {verdict}")
+    dense = min(fwd["dense"]) / min(fwd["moe"])
+    print(f"   every expert on every token / moe, forward: best-of {dense:.2f}x   "
+          f"target >= 4x: {'MET' if dense >= 4 else 'NOT MET'}")
+
+
+def keep_freed_memory() -> None:
+    """glibc: serve every allocation from the heap and never hand freed memory back to the kernel.
+
+    By default a freed multi-MB tensor may go back to the kernel (mmap'd chunks, heap trimming), and the
+    next allocation of that size pays a page fault per 4 KiB page on first touch: here ~1000-2500 faults
+    per layer call, a large and erratic share of the time. The FFN (few, large tensors) pays more of them
+    than the MoE layer (many smaller ones), which flatters the MoE's ratio; this switch shows the ratio
+    without them. (M_TRIM_THRESHOLD = -1, M_MMAP_THRESHOLD = -3 in malloc.h.)
+    """
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    if not (libc.mallopt(-1, 1 << 30) and libc.mallopt(-3, 1 << 30)):
+        sys.exit("--keep-memory: this C library's mallopt refused (glibc needed)")
 
 
 def main():
@@ -104,17 +148,24 @@ def main():
                         help="torch threads (0: torch's default); 1 is steadier on a busy shared machine")
     parser.add_argument("--samples", type=int, default=32, help="samples per batch (2 sequences each)")
     parser.add_argument("--frames", type=int, default=75, help="latent frames per sequence")
+    parser.add_argument("--keep-memory", action="store_true",
+                        help="tell glibc's malloc to keep freed memory (no trimming, no mmap): no page faults "
+                             "on the next allocation, so the times are compute and memory traffic only")
     args = parser.parse_args()
+    if args.keep_memory:
+        keep_freed_memory()
     if args.threads:
         torch.set_num_threads(args.threads)
-    repeats = 5 if args.quick else 15
+    n_rounds = 6 if args.quick else 40
     # Full run: a batch of 32 samples x 2 people x 75 latent frames (300 frames / 4) = 4800 tokens.
     n_seq, T = (16, 32) if args.quick else (args.samples * 2, args.frames)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{'quick' if args.quick else 'full'} run, best of {repeats} interleaved repeats")
-    # the 'lab' preset's width and experts, two larger sizes (the 'paper' preset's is 768 -> 1024 -> 768)
-    for d, d_expert in [(192, 256), (256, 352), (384, 512)]:
-        bench(d, d_expert, n_seq, T, repeats)
+          f"{'quick' if args.quick else 'full'} run, {n_rounds} rounds")
+    # the 'lab' preset's width and experts, two between, and the paper's (768 -> 1024 -> 768): the routing
+    # and dispatch traffic grows with d, the experts' work with d x d_expert, so the small sizes are the hard
+    # ones. The paper's size takes ~16x the lab's time per round: a quarter of the rounds.
+    for d, d_expert in [(192, 256), (256, 352), (384, 512), (768, 1024)]:
+        bench(d, d_expert, n_seq, T, n_rounds if d < 768 else max(4, n_rounds // 4))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for intermoe_min
 
-from intermoe_min import BIAS_EPS, InterMoEBlock, MoEConfig, SynergisticRouter, dense_reference  # noqa: E402
+from intermoe_min import (BIAS_EPS, InterMoEBlock, MoEConfig, SynergisticRouter, dense_reference,  # noqa: E402
+                          expert_major)
 
 
 def make_moe(d=16, d_cond=12, dtype=torch.float32, router_scale=1.0, seed=0, **cfg):
@@ -165,6 +166,31 @@ def test_sparse_dispatch_equals_dense_reference(case):
         assert torch.all(n_sel == case["capacity"])
     elif case.get("router_mode") != "text":  # dynamic: a token may take none, one or several experts
         assert (n_sel == 0).any() and (n_sel >= 2).any()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_tokens_routing_weights_do_not_depend_on_where_it_sits(threads):
+    """Swapping the people permutes the tokens; their gate weights must permute bit for bit, or the
+    denoiser's exact person-swap symmetry breaks. torch's CPU softmax across rows ends each row's last
+    (tokens mod 16) entries in scalar code that rounds exp differently; route() pads the token axis."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        moe = make_moe(n_experts=8).eval()
+        for B, T in [(3, 12), (3, 11), (1, 7), (5, 13), (32, 75)]:
+            g = torch.Generator().manual_seed(B * 100 + T)
+            logits = 3 * torch.randn(2 * B, T, 8, generator=g)  # (N, T, E) router output, given
+            swap = lambda x: torch.cat([x[B:], x[:B]])  # noqa: E731
+            mask = torch.ones(2 * B, T, dtype=torch.bool)
+            outs = []
+            for r in (logits, swap(logits)):
+                moe.router.forward = lambda h, emb, r=r: expert_major(r)
+                outs.append(moe.route(None, None, mask, n_persons=2))
+            (_, sel, w), (_, sel_s, w_s) = outs
+            assert torch.equal(swap(sel_s), sel) and torch.equal(swap(w_s), w), (B, T)
+            torch.testing.assert_close(w, torch.softmax(logits, -1))
+    finally:
+        torch.set_num_threads(old)
 
 
 def test_per_sample_routing_gives_each_sample_its_share():
