@@ -1920,7 +1920,7 @@ class InterMoEBlock(nn.Module):
         y = torch.zeros_like(x)  # (S_all, D)
         for expert, slab, idx, g in zip(self.experts, slabs, token_idx.split(sizes), gate.split(sizes)):
             out = expert(slab)  # (n_e, D): the expert runs on its own tokens only
-            y.index_add_(0, idx, (out * g[:, None].to(out.dtype)).to(y.dtype))  # scatter back, weighted
+            y.index_add_(0, idx, out * g[:, None])  # scatter back, weighted (g, float32 or wider, sets the dtype)
         self._record(sel, counts, mask)
         return rearrange(y, "(n t) d -> n t d", n=N)  # (N, T, D)
 

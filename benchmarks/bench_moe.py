@@ -3,7 +3,6 @@
     python benchmarks/bench_moe.py            # about a minute on two laptop cores (4 sizes)
     python benchmarks/bench_moe.py --quick    # a few seconds, fewer repeats
     python benchmarks/bench_moe.py --threads 1
-    python benchmarks/bench_moe.py --keep-memory  # no page faults on allocation: compute and traffic only
 
 For each size it builds one InterMoEBlock layer (8 experts, capacity 1, the paper's routing) and settles its
 biases on the token stream first (the bias rule alone, no weight training), so the number of experts per
@@ -22,16 +21,13 @@ Timing: rounds, each running every contender once in a fresh random order. Two r
           the median drops the rounds where a burst hit only one side. This is the figure judged against
           the target.
   best    (best moe) / (best ffn) over all rounds, the timeit habit, printed beside it.
-Page faults: with glibc's default malloc, a freed tensor of a few MB often goes back to the kernel and the
-next one of that size faults on every 4 KiB page it touches (~1000-2500 faults per layer call here). The
-dense FFN (few, large tensors) pays more of these than the MoE layer (many smaller ones), which flatters
-the MoE, and they make the times erratic. --keep-memory turns them off (see keep_freed_memory): the times
-are then steady, and the ratio is the stricter one, that of compute and memory traffic alone.
+Between runs the ratios move by about +-0.1 at the small sizes. Part of that is page faults: a freed tensor
+of a few MB often goes back to the kernel, and the next one of that size faults on every 4 KiB page it
+touches (~1000-2500 faults per layer call here), which falls unevenly on the two layers. (Telling malloc to
+keep freed memory did not steady the ratio: it moved the MoE layer's times instead.)
 Figures are noisy on a shared machine: compare ratios from one run, not times across runs.
 """
 import argparse
-import ctypes
-import ctypes.util
 import random
 import statistics
 import sys
@@ -127,20 +123,6 @@ def bench(d: int, d_expert: int, n_seq: int, T: int, n_rounds: int) -> None:
           f"target >= 4x: {'MET' if dense >= 4 else 'NOT MET'}")
 
 
-def keep_freed_memory() -> None:
-    """glibc: serve every allocation from the heap and never hand freed memory back to the kernel.
-
-    By default a freed multi-MB tensor may go back to the kernel (mmap'd chunks, heap trimming), and the
-    next allocation of that size pays a page fault per 4 KiB page on first touch: here ~1000-2500 faults
-    per layer call, a large and erratic share of the time. The FFN (few, large tensors) pays more of them
-    than the MoE layer (many smaller ones), which flatters the MoE's ratio; this switch shows the ratio
-    without them. (M_TRIM_THRESHOLD = -1, M_MMAP_THRESHOLD = -3 in malloc.h.)
-    """
-    libc = ctypes.CDLL(ctypes.util.find_library("c"))
-    if not (libc.mallopt(-1, 1 << 30) and libc.mallopt(-3, 1 << 30)):
-        sys.exit("--keep-memory: this C library's mallopt refused (glibc needed)")
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and tokens")
@@ -148,12 +130,7 @@ def main():
                         help="torch threads (0: torch's default); 1 is steadier on a busy shared machine")
     parser.add_argument("--samples", type=int, default=32, help="samples per batch (2 sequences each)")
     parser.add_argument("--frames", type=int, default=75, help="latent frames per sequence")
-    parser.add_argument("--keep-memory", action="store_true",
-                        help="tell glibc's malloc to keep freed memory (no trimming, no mmap): no page faults "
-                             "on the next allocation, so the times are compute and memory traffic only")
     args = parser.parse_args()
-    if args.keep_memory:
-        keep_freed_memory()
     if args.threads:
         torch.set_num_threads(args.threads)
     n_rounds = 6 if args.quick else 40
