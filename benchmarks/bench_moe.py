@@ -1,7 +1,7 @@
 """How much does the InterMoEBlock layer cost on CPU, against a dense FFN and against running every expert?
 
-    python benchmarks/bench_moe.py            # about a minute on two laptop cores (4 sizes)
-    python benchmarks/bench_moe.py --quick    # a few seconds, fewer repeats
+    python benchmarks/bench_moe.py            # about three minutes on two laptop cores (4 sizes x 3 processes)
+    python benchmarks/bench_moe.py --quick    # a few seconds: fewer rounds and tokens, one process
     python benchmarks/bench_moe.py --threads 1
 
 For each size it builds one InterMoEBlock layer (8 experts, capacity 1, the paper's routing) and settles its
@@ -18,18 +18,21 @@ and  dense / moe  (what sparsity saves; target >= 4 with 8 experts, capacity 1).
 Timing: rounds, each running every contender once in a fresh random order. Two ratios come out of them:
   paired  the median over rounds of (moe / ffn) within a round: the two calls ran back to back, so a slow
           phase of a shared machine (its speed here drifts by 30 % over seconds) slows both and cancels;
-          the median drops the rounds where a burst hit only one side. This is the figure judged against
-          the target.
+          the median drops the rounds where a burst hit only one side.
   best    (best moe) / (best ffn) over all rounds, the timeit habit, printed beside it.
-Between runs the ratios move by about +-0.1 at the small sizes. Part of that is page faults: a freed tensor
-of a few MB often goes back to the kernel, and the next one of that size faults on every 4 KiB page it
-touches (~1000-2500 faults per layer call here), which falls unevenly on the two layers. (Telling malloc to
-keep freed memory did not steady the ratio: it moved the MoE layer's times instead.)
+Processes: each size is measured in --processes fresh processes (3 by default) and the median of their
+paired ratios is the figure judged against the target; the range is printed with it. One process is not
+enough: on this machine the paired ratio of the smallest size moved from 0.99 to 1.24 between processes,
+more than it moves within one. Part of that is page faults: a freed tensor of a few MB often goes back to
+the kernel, and the next one of that size faults on each 4 KiB page it touches (~1000-2500 faults per
+layer call here), unevenly between the two layers, and differently in each process.
 Figures are noisy on a shared machine: compare ratios from one run, not times across runs.
 """
 import argparse
+import json
 import random
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -78,7 +81,8 @@ def settle_biases(moe: InterMoEBlock, h, emb, steps: int = 300) -> None:
     moe.cfg.bias_step = step
 
 
-def bench(d: int, d_expert: int, n_seq: int, T: int, n_rounds: int) -> None:
+def bench(d: int, d_expert: int, n_seq: int, T: int, n_rounds: int) -> dict:
+    """Time one size in this process: the ratios of the module docstring and the times behind them."""
     torch.manual_seed(0)
     moe = InterMoEBlock(d, d, MoEConfig(n_experts=8, d_expert=d_expert, capacity=1.0))
     ffn = AdaLNFFN(d, d, d_expert)
@@ -104,45 +108,80 @@ def bench(d: int, d_expert: int, n_seq: int, T: int, n_rounds: int) -> None:
 
     tr = rounds({"moe": lambda: step(moe), "ffn": lambda: step(ffn)}, n_rounds)
     moe._tally = None  # the timing forwards were not training steps
+    return dict(d=d, d_expert=d_expert, tokens=n_seq * T, n_seq=n_seq, T=T, rounds=n_rounds, ept=ept,
+                counts=moe.last_counts.tolist(), fwd=fwd, fwd_bwd=tr,
+                ratio={k: paired_ratio(t["moe"], t["ffn"]) / ept for k, t in (("forward", fwd), ("fwd+bwd", tr))},
+                best={k: min(t["moe"]) / (min(t["ffn"]) * ept) for k, t in (("forward", fwd), ("fwd+bwd", tr))},
+                dense=min(fwd["dense"]) / min(fwd["moe"]))
 
-    S = n_seq * T
+
+def print_one(r: dict, tag: str = "") -> None:
+    """One process's figures for one size."""
     ms = lambda ts: f"{min(ts) * 1e3:7.2f} / {statistics.median(ts) * 1e3:7.2f} ms"  # noqa: E731
-    per_pair = {k: (paired_ratio(t["moe"], t["ffn"]) / ept, min(t["moe"]) / (min(t["ffn"]) * ept))
-                for k, t in (("forward", fwd), ("fwd+bwd", tr))}
-    print(f"\n== d = {d}, expert {d} -> {d_expert} -> {d}, 8 experts, capacity 1; "
-          f"{S} tokens ({n_seq} sequences x {T} frames); {n_rounds} rounds, times best / median")
-    print(f"   experts per token after settling: {ept:.3f}   counts: {moe.last_counts.tolist()}")
-    print(f"   forward   moe {ms(fwd['moe'])}   ffn {ms(fwd['ffn'])}   every expert on every token {ms(fwd['dense'])}")
-    print(f"   fwd+bwd   moe {ms(tr['moe'])}   ffn {ms(tr['ffn'])}")
-    for k, (paired, best) in per_pair.items():
-        verdict = "MET" if paired <= 1.2 else "NOT MET"
-        print(f"   moe / (ffn x experts per token), {k:8s} paired {paired:.2f}  (best-of {best:.2f})"
-              f"   target <= 1.2: {verdict}")
-    dense = min(fwd["dense"]) / min(fwd["moe"])
-    print(f"   every expert on every token / moe, forward: best-of {dense:.2f}x   "
-          f"target >= 4x: {'MET' if dense >= 4 else 'NOT MET'}")
+    f, t = r["fwd"], r["fwd_bwd"]
+    print(f"   {tag}experts per token {r['ept']:.3f}; best / median: forward moe {ms(f['moe'])}, ffn {ms(f['ffn'])},"
+          f" every expert {ms(f['dense'])}; fwd+bwd moe {ms(t['moe'])}, ffn {ms(t['ffn'])}")
+    print(f"   {' ' * len(tag)}moe / (ffn x experts per token): forward paired {r['ratio']['forward']:.2f} "
+          f"(best-of {r['best']['forward']:.2f}), fwd+bwd paired {r['ratio']['fwd+bwd']:.2f} "
+          f"(best-of {r['best']['fwd+bwd']:.2f}); every expert / moe {r['dense']:.1f}x")
+
+
+def summarise(results: list, judge: bool = True) -> None:
+    """The verdict for one size, over the processes that measured it (none for a --quick run: its 512
+    tokens are too few, per-call costs dominate)."""
+    verdict = lambda ok: ("MET" if ok else "NOT MET") if judge else "not judged (quick run)"  # noqa: E731
+    for k in ("forward", "fwd+bwd"):
+        xs = [r["ratio"][k] for r in results]
+        mid = statistics.median(xs)
+        print(f"   moe / (ffn x experts per token), {k:8s} {mid:.2f}  (median of {len(xs)} processes; "
+              f"range {min(xs):.2f}-{max(xs):.2f})   target <= 1.2: {verdict(mid <= 1.2)}")
+    dense = statistics.median(r["dense"] for r in results)
+    print(f"   every expert on every token / moe, forward: {dense:.1f}x   target >= 4x: {verdict(dense >= 4)}")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats and tokens")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds and tokens, one process")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads (0: torch's default); 1 is steadier on a busy shared machine")
+    parser.add_argument("--processes", type=int, default=3,
+                        help="fresh processes per size (their median is judged: see the docstring)")
     parser.add_argument("--samples", type=int, default=32, help="samples per batch (2 sequences each)")
     parser.add_argument("--frames", type=int, default=75, help="latent frames per sequence")
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # "d,d_expert,rounds": one size, JSON out
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    n_rounds = 6 if args.quick else 40
     # Full run: a batch of 32 samples x 2 people x 75 latent frames (300 frames / 4) = 4800 tokens.
     n_seq, T = (16, 32) if args.quick else (args.samples * 2, args.frames)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{'quick' if args.quick else 'full'} run, {n_rounds} rounds")
+    if args.child:
+        d, d_expert, n_rounds = map(int, args.child.split(","))
+        r = bench(d, d_expert, n_seq, T, n_rounds)
+        print(json.dumps(r))
+        return
+    n_rounds, processes = (6, 1) if args.quick else (40, args.processes)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {'quick' if args.quick else 'full'} run: "
+          f"{n_rounds} rounds in each of {processes} fresh process(es) per size")
     # the 'lab' preset's width and experts, two between, and the paper's (768 -> 1024 -> 768): the routing
     # and dispatch traffic grows with d, the experts' work with d x d_expert, so the small sizes are the hard
     # ones. The paper's size takes ~16x the lab's time per round: a quarter of the rounds.
+    t0 = time.perf_counter()
     for d, d_expert in [(192, 256), (256, 352), (384, 512), (768, 1024)]:
-        bench(d, d_expert, n_seq, T, n_rounds if d < 768 else max(4, n_rounds // 4))
+        size_rounds = n_rounds if d < 768 else max(4, n_rounds // 4)
+        print(f"\n== d = {d}, expert {d} -> {d_expert} -> {d}, 8 experts, capacity 1; {n_seq * T} tokens "
+              f"({n_seq} sequences x {T} frames); {size_rounds} rounds per process")
+        results = []
+        for p in range(processes):
+            cmd = [sys.executable, __file__, "--child", f"{d},{d_expert},{size_rounds}",
+                   "--samples", str(args.samples), "--frames", str(args.frames)]
+            cmd += ["--threads", str(torch.get_num_threads())] + (["--quick"] if args.quick else [])
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            if out.returncode:
+                sys.exit(f"child process failed:\n{out.stderr[-2000:]}")
+            results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            print_one(results[-1], f"process {p + 1}: ")
+        summarise(results, judge=not args.quick)
+    print(f"\n(bench took {time.perf_counter() - t0:.0f} s)")
 
 
 if __name__ == "__main__":

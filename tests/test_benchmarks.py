@@ -14,15 +14,16 @@ def load(name):
     return module
 
 
-def test_bench_moe_prints_every_ratio(capsys):
+def test_bench_moe_measures_and_reports_every_ratio(capsys):
     bench = load("bench_moe")
-    bench.bench(d=32, d_expert=48, n_seq=4, T=16, n_rounds=3)
+    r = bench.bench(d=32, d_expert=48, n_seq=4, T=16, n_rounds=3)
+    assert set(r["ratio"]) == set(r["best"]) == {"forward", "fwd+bwd"}
+    assert all(len(r["fwd"][k]) == 3 for k in ("moe", "ffn")) and 0 < r["ept"] <= 8
+    assert all(x > 0 for x in [*r["ratio"].values(), *r["best"].values(), r["dense"]])
+    bench.print_one(r)
+    bench.summarise([r, r])
     out = capsys.readouterr().out
-    assert out.count("moe / (ffn x experts per token)") == 2  # forward and fwd+bwd
-    assert "every expert on every token / moe" in out
-    for line in out.splitlines():
-        if "paired" in line:
-            assert float(line.split("paired")[1].split()[0]) > 0
+    assert out.count("target <= 1.2") == 2 and "target >= 4x" in out  # forward and fwd+bwd, then dense
 
 
 def test_paired_ratio_is_the_median_of_per_round_ratios():
