@@ -1869,7 +1869,8 @@ class InterMoEBlock(nn.Module):
         rows person-major ([person a of samples 0..B-1; person b of samples 0..B-1]).
 
         Returns (logits, selection, weights): R_comb (N, T, E), selection (N, T, E) bool,
-        weights = softmax over experts of R_comb (N, T, E). Pure: records nothing.
+        weights = softmax over experts of R_comb (N, T, E). Pure: records nothing. (In the paper's routing
+        all three are (N, T, E) views of expert-major memory: see expert_major.)
         """
         E, cfg = self.n_experts, self.cfg
         logits = self.router(h, emb)  # (N, T, E)

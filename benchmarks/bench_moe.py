@@ -3,6 +3,7 @@
     python benchmarks/bench_moe.py            # about three minutes on two laptop cores (4 sizes x 3 processes)
     python benchmarks/bench_moe.py --quick    # a few seconds: fewer rounds and tokens, one process
     python benchmarks/bench_moe.py --threads 1
+    python benchmarks/bench_moe.py --keep-memory  # no page faults: the strict ratio (see below)
 
 For each size it builds one InterMoEBlock layer (8 experts, capacity 1, the paper's routing) and settles its
 biases on the token stream first (the bias rule alone, no weight training), so the number of experts per
@@ -23,12 +24,19 @@ Timing: rounds, each running every contender once in a fresh random order. Two r
 Processes: each size is measured in --processes fresh processes (3 by default) and the median of their
 paired ratios is the figure judged against the target; the range is printed with it. One process is not
 enough: on this machine the paired ratio of the smallest size moved from 0.99 to 1.24 between processes,
-more than it moves within one. Part of that is page faults: a freed tensor of a few MB often goes back to
-the kernel, and the next one of that size faults on each 4 KiB page it touches (~1000-2500 faults per
-layer call here), unevenly between the two layers, and differently in each process.
+more than it moves within one.
+Page faults (--keep-memory): with glibc's default malloc, a freed tensor of a few MB often goes back to the
+kernel and the next one of that size faults on each 4 KiB page it touches, ~1000-4000 faults per layer
+call here. How many fall on each layer depends on what else the process allocated: measured together, the
+MoE layer's allocations left the dense FFN paying most of them (its forward slowed from 9.5 to 12 ms),
+which flatters the MoE. --keep-memory makes malloc keep freed memory, so nothing faults: the times are
+steadier (at d 192 the three processes agreed within 5 %) and the ratio is the stricter one, that of compute
+and memory traffic alone. Both are printed in the README.
 Figures are noisy on a shared machine: compare ratios from one run, not times across runs.
 """
 import argparse
+import ctypes
+import ctypes.util
 import json
 import random
 import statistics
@@ -139,6 +147,14 @@ def summarise(results: list, judge: bool = True) -> None:
     print(f"   every expert on every token / moe, forward: {dense:.1f}x   target >= 4x: {verdict(dense >= 4)}")
 
 
+def keep_freed_memory() -> None:
+    """glibc only: serve allocations from the heap and never hand freed memory back to the kernel, so no
+    tensor allocation page-faults (M_TRIM_THRESHOLD = -1, M_MMAP_THRESHOLD = -3 in malloc.h)."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    if not (libc.mallopt(-1, 1 << 30) and libc.mallopt(-3, 1 << 30)):
+        sys.exit("--keep-memory needs glibc's mallopt")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds and tokens, one process")
@@ -148,10 +164,14 @@ def main():
                         help="fresh processes per size (their median is judged: see the docstring)")
     parser.add_argument("--samples", type=int, default=32, help="samples per batch (2 sequences each)")
     parser.add_argument("--frames", type=int, default=75, help="latent frames per sequence")
+    parser.add_argument("--keep-memory", action="store_true",
+                        help="glibc malloc keeps freed memory (no page faults on reuse): see keep_freed_memory")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # "d,d_expert,rounds": one size, JSON out
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.keep_memory:
+        keep_freed_memory()
     # Full run: a batch of 32 samples x 2 people x 75 latent frames (300 frames / 4) = 4800 tokens.
     n_seq, T = (16, 32) if args.quick else (args.samples * 2, args.frames)
     if args.child:
@@ -175,6 +195,7 @@ def main():
             cmd = [sys.executable, __file__, "--child", f"{d},{d_expert},{size_rounds}",
                    "--samples", str(args.samples), "--frames", str(args.frames)]
             cmd += ["--threads", str(torch.get_num_threads())] + (["--quick"] if args.quick else [])
+            cmd += ["--keep-memory"] if args.keep_memory else []
             out = subprocess.run(cmd, capture_output=True, text=True)
             if out.returncode:
                 sys.exit(f"child process failed:\n{out.stderr[-2000:]}")
