@@ -1892,10 +1892,10 @@ class InterMoEBlock(nn.Module):
             k_i = torch.round(cfg.capacity * n_valid / E).clamp(max=n_valid)  # (B,)
             sel = rearrange(ranks < k_i[:, None, None], "b (p t) e -> (p b) t e", p=n_persons)  # (N, T, E)
         sel = sel & valid  # padding frames select nothing
-        # softmax over experts, taken across the rows of the expert-major layout (torch's CPU softmax over a
-        # last axis of 8 is ~4x slower). The token axis is padded to a multiple of 64: the kernel ends a
-        # row's last (S mod 16) tokens in scalar code, which rounds exp differently, so a token's weights
-        # would depend on where it sits and swapping the people would no longer swap the outputs exactly.
+        # softmax over experts, across the rows of the expert-major layout (see expert_major). The token axis
+        # is padded to a multiple of 64: the kernel ends a row's last (S mod 16) tokens in scalar code, which
+        # rounds exp differently, so a token's weights would depend on where it sits and swapping the people
+        # would no longer swap the outputs exactly.
         S = logits.shape[0] * logits.shape[1]
         padded = F.pad(rearrange(logits, "n t e -> e (n t)"), (0, -S % 64))  # (E, S + pad)
         weights = torch.softmax(padded, dim=0)[:, :S]  # (E, S)

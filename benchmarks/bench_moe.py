@@ -116,8 +116,7 @@ def bench(d: int, d_expert: int, n_seq: int, T: int, n_rounds: int) -> dict:
 
     tr = rounds({"moe": lambda: step(moe), "ffn": lambda: step(ffn)}, n_rounds)
     moe._tally = None  # the timing forwards were not training steps
-    return dict(d=d, d_expert=d_expert, tokens=n_seq * T, n_seq=n_seq, T=T, rounds=n_rounds, ept=ept,
-                counts=moe.last_counts.tolist(), fwd=fwd, fwd_bwd=tr,
+    return dict(ept=ept, fwd=fwd, fwd_bwd=tr,
                 ratio={k: paired_ratio(t["moe"], t["ffn"]) / ept for k, t in (("forward", fwd), ("fwd+bwd", tr))},
                 best={k: min(t["moe"]) / (min(t["ffn"]) * ept) for k, t in (("forward", fwd), ("fwd+bwd", tr))},
                 dense=min(fwd["dense"]) / min(fwd["moe"]))
