@@ -27,15 +27,20 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
+import hashlib
 import importlib.util
 import json
 import math
 import os
+import pickle
 import re
+import shutil
 import sys
 import textwrap
 import time
 import warnings
+import zipfile
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 
@@ -331,9 +336,24 @@ class Normalizer:
 
     @classmethod
     def fit(cls, features) -> "Normalizer":
-        """Statistics over a list of (..., 262) feature arrays (every frame of every person counts once)."""
-        flat = np.concatenate([np.asarray(f, dtype=np.float64).reshape(-1, FEAT_DIM) for f in features])
-        return cls(flat.mean(0), flat.std(0))
+        """Statistics over (..., 262) feature arrays, a list or a generator (every frame of every person
+        counts once), in one pass holding one array at a time. Each array's count, mean and centred sum of
+        squares M2 are merged into the running ones by Chan et al.'s (1979) pairwise update,
+            mean = mean_a + d n_b / n,   M2 = M2_a + M2_b + d^2 n_a n_b / n,   d = mean_b - mean_a,
+        as stable as numpy on the concatenation (a plain sum of squares loses the std under a large mean)."""
+        n, mean, m2 = 0, np.zeros(FEAT_DIM), np.zeros(FEAT_DIM)
+        for f in features:
+            x = np.asarray(f, dtype=np.float64).reshape(-1, FEAT_DIM)  # (frames, 262)
+            if len(x) == 0:
+                continue
+            n_b, mean_b = len(x), x.mean(0)
+            d = mean_b - mean
+            m2 += ((x - mean_b) ** 2).sum(0) + d ** 2 * (n * n_b / (n + n_b))
+            mean += d * (n_b / (n + n_b))
+            n += n_b
+        if n == 0:
+            raise ValueError("Normalizer.fit: no feature frames to take statistics of")
+        return cls(mean, np.sqrt(m2 / n))
 
     def _stats(self, x):
         if isinstance(x, torch.Tensor):
@@ -350,7 +370,8 @@ class Normalizer:
         return x * std + mean
 
     def state_dict(self) -> dict:
-        return {"mean": self.mean.copy(), "std": self.std.copy()}
+        """Plain lists of floats (exact for float32), so checkpoints load with weights_only=True."""
+        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
 
     @classmethod
     def from_state_dict(cls, d) -> "Normalizer":
@@ -437,11 +458,24 @@ def load_interhuman(root: str, split: str = "train", strict: bool = False):
     return records, errors
 
 
+def _read_npy(path: str, expected: str) -> np.ndarray:
+    """A float32 array from a .npy file, or a DataError naming the file and `expected` (what it should hold).
+    A missing file raises FileNotFoundError, as open() does."""
+    with open(path, "rb") as f:
+        is_npy = f.read(len(np.lib.format.MAGIC_PREFIX)) == np.lib.format.MAGIC_PREFIX
+    if not is_npy:  # text, a pickle, an .npz archive, empty, garbage: np.load would blame pickling
+        raise DataError(f"{path}: not a .npy file (no .npy header); expected {expected}")
+    try:
+        return np.load(path, allow_pickle=False).astype(np.float32)
+    except (ValueError, EOFError) as err:  # cut short, or an array of objects or strings
+        raise DataError(f"{path}: cannot be read ({err}); expected {expected}") from err
+
+
 def _read_interhuman_clip(root: str, clip_id: str) -> dict:
     people, rots = [], []
     for p in ("person1", "person2"):
         path = os.path.join(root, "motions_processed", p, f"{clip_id}.npy")
-        raw = np.load(path).astype(np.float32)
+        raw = _read_npy(path, expected=f"a (T, {INTERHUMAN_RAW_DIM}) float array saved with np.save")
         if raw.ndim != 2 or raw.shape[1] != INTERHUMAN_RAW_DIM:
             raise DataError(f"{path}: expected shape (T, {INTERHUMAN_RAW_DIM}), got {raw.shape}")
         if not np.isfinite(raw).all():
@@ -454,7 +488,11 @@ def _read_interhuman_clip(root: str, clip_id: str) -> dict:
     annot = os.path.join(root, "annots", f"{clip_id}.txt")
     if not os.path.isfile(annot):
         raise DataError(f"{annot}: caption file missing")
-    captions = [line.strip() for line in open(annot, encoding="utf-8") if line.strip()]
+    try:
+        with open(annot, encoding="utf-8") as f:
+            captions = [line.strip() for line in f if line.strip()]
+    except UnicodeDecodeError as err:
+        raise DataError(f"{annot}: not UTF-8 text ({err}); expected captions in UTF-8, one a line") from err
     rec = {"id": clip_id, "joints": np.stack(people), "rot6d": np.stack(rots), "captions": captions, "meta": {}}
     check_record(rec, where=os.path.join(root, "motions_processed", "person*", f"{clip_id}.npy")
                  if captions else annot)
@@ -531,7 +569,8 @@ class InteractionDataset(torch.utils.data.Dataset):
     def fit_normalizer(self) -> Normalizer:
         """Statistics of every record's features, as recorded and mirrored (train split). Mirroring flips
         the sign of some rotation components: statistics of the recorded clips alone would call a value
-        that is constant there but negated in its mirror 'impossible' and blow it up when normalised."""
+        that is constant there but negated in its mirror 'impossible' and blow it up when normalised.
+        One pass over a generator: one clip's features in memory at a time, whatever the split's size."""
         return Normalizer.fit(f for i in range(len(self)) for f in (self.features(i), self.features(i, mirror=True)))
 
     def __getitem__(self, i: int) -> dict:
@@ -1422,7 +1461,7 @@ class Vocab:
         """Captions -> (ids (B, L) long, mask (B, L) bool, True on real tokens incl. <eos>).
 
         L = the longest caption + 1, at most max_len; longer captions are cut so that <eos> always fits.
-        Unknown words map to <unk>; the first time a word is met, a warning names it.
+        Unknown words map to <unk>; the first time a word is met, or a caption is cut, a warning says so.
         """
         texts = list(texts)
         new = [w for w in self.unknown_words(texts) if w not in self._warned]
@@ -1430,9 +1469,15 @@ class Vocab:
             self._warned.update(new)
             warnings.warn(f"{len(new)} word(s) not in the vocabulary, read as {self.UNK}: {new}",
                           stacklevel=2)
+        tokens = [self.tokenize(text) for text in texts]
+        for text, toks in zip(texts, tokens):
+            if len(toks) > max_len - 1 and text not in self._warned:
+                self._warned.add(text)
+                warnings.warn(f"a caption of {len(toks)} tokens is cut to its first {max_len - 1} (the text "
+                              f"encoder reads at most {max_len - 1}); the rest is ignored: "
+                              f"'... {' '.join(toks[max_len - 1:])[:80]}'", stacklevel=2)
         unk = self.stoi[self.UNK]
-        rows = [[self.stoi.get(t, unk) for t in self.tokenize(text)][: max_len - 1] + [self.stoi[self.EOS]]
-                for text in texts]
+        rows = [[self.stoi.get(t, unk) for t in toks][: max_len - 1] + [self.stoi[self.EOS]] for toks in tokens]
         L = max(len(r) for r in rows)
         ids = torch.zeros(len(rows), L, dtype=torch.long)  # (B, L), <pad> = 0
         for i, r in enumerate(rows):
@@ -1921,7 +1966,7 @@ class InterMoEBlock(nn.Module):
         y = torch.zeros_like(x)  # (S_all, D)
         for expert, slab, idx, g in zip(self.experts, slabs, token_idx.split(sizes), gate.split(sizes)):
             out = expert(slab)  # (n_e, D): the expert runs on its own tokens only
-            y.index_add_(0, idx, out * g[:, None])  # scatter back, weighted (g, float32 or wider, sets the dtype)
+            y.index_add_(0, idx, (out * g[:, None]).to(y.dtype))  # scatter back, weighted (g is float32)
         self._record(sel, counts, mask)
         return rearrange(y, "(n t) d -> n t d", n=N)  # (N, T, D)
 
@@ -1932,7 +1977,7 @@ class InterMoEBlock(nn.Module):
         S = mask.sum()
         self.last_selection, self.last_counts, self._last_S = sel.detach(), counts.detach(), S
         if self.training and self.uses_bias:
-            tally = torch.cat([counts.to(torch.float64), S.to(torch.float64)[None]])  # (E + 1,)
+            tally = torch.cat([counts, S[None]]).long()  # (E + 1,) int64: exact, and MPS has no float64
             self._tally = tally if self._tally is None else self._tally + tally
 
     @property
@@ -1946,9 +1991,9 @@ class InterMoEBlock(nn.Module):
         return float("nan") if self._last_S is None else float(self.last_counts.sum()) / max(self.last_tokens, 1)
 
     def pending_tally(self) -> torch.Tensor:
-        """Counts per expert and S summed since the last update, (E + 1,) float64 (zeros if none)."""
+        """Counts per expert and S summed since the last update, (E + 1,) int64 (zeros if none)."""
         if self._tally is None:
-            return torch.zeros(self.n_experts + 1, dtype=torch.float64, device=self.expert_bias.device)
+            return torch.zeros(self.n_experts + 1, dtype=torch.long, device=self.expert_bias.device)
         return self._tally
 
     @torch.no_grad()
@@ -1958,8 +2003,11 @@ class InterMoEBlock(nn.Module):
         if not self.uses_bias:
             return
         counts, S = tally[:-1], tally[-1]
-        k = self.cfg.capacity * S / self.n_experts  # expected selections per expert
-        step = self.cfg.bias_step * torch.sign(counts - k)  # (E,), 0 where exactly on target
+        # sign(count_e - k) with k = capacity * S / E, as sign(E * count_e - capacity * S): exact in integers
+        # for an integer capacity, and no float64 (which MPS lacks)
+        over = self.n_experts * counts - (int(self.cfg.capacity) if self.cfg.capacity == int(self.cfg.capacity)
+                                          else self.cfg.capacity) * S  # (E,)
+        step = self.cfg.bias_step * torch.sign(over).float()  # (E,), 0 where exactly on target
         self.expert_bias.sub_(step.to(self.expert_bias.dtype)).clamp_(-1 + BIAS_EPS, -BIAS_EPS)
 
     @torch.no_grad()
@@ -2237,7 +2285,9 @@ class Diffusion(nn.Module):
 
 
 def pick_device(prefer: str | None = None) -> torch.device:
-    """CUDA, then Apple's MPS, then CPU (or the one asked for)."""
+    """The device asked for (`prefer`, else the INTERMOE_DEVICE environment variable), else CUDA, then
+    Apple's MPS, then CPU. (The test suite sets INTERMOE_DEVICE=cpu so it compares like with like.)"""
+    prefer = prefer or os.environ.get("INTERMOE_DEVICE")
     if prefer:
         return torch.device(prefer)
     if torch.cuda.is_available():
@@ -2300,19 +2350,43 @@ class CheckpointError(RuntimeError):
 
 def save_checkpoint(path: str, state: dict) -> None:
     """Write atomically: to a temporary file in the same folder, then rename over the old one. An interrupted
-    save leaves the previous checkpoint whole."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    or failed save (a full disk) removes its temporary file and leaves the previous checkpoint whole."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:  # torch reports a failed write as RuntimeError ('enforce fail ...')
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        free = shutil.disk_usage(folder).free
+        full = getattr(e, "errno", None) == errno.ENOSPC or free < 64 * 2 ** 20
+        why = f"the disk is full ({free / 2 ** 20:.0f} MiB free in {folder})" if full else \
+            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        kept = (f"the last good checkpoint at {path} is intact" if os.path.isfile(path)
+                else "no earlier checkpoint was there")
+        raise CheckpointError(f"could not write the checkpoint {path}: {why}; {kept}. Free some space "
+                              f"(or pass another output folder) and run the same command again to resume.") from e
 
 
 def load_checkpoint(path: str, kind: str | None = None) -> dict:
-    """Read a checkpoint written by `save_checkpoint`, with a clear error if it can't be used."""
+    """Read a checkpoint written by `save_checkpoint`, with a clear error if it can't be used.
+
+    Only tensors and plain values (numbers, strings, lists, dicts) are read (`weights_only=True`): a .pt
+    file from someone else cannot run code on this machine. Everything intermoe_min saves is of that kind."""
     if not os.path.isfile(path):
         raise CheckpointError(f"no checkpoint at {path}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if not zipfile.is_zipfile(path):  # not a file torch.save wrote
+            raise CheckpointError(f"{path} is not a readable checkpoint (not a file torch.save writes)") from e
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))  # a pickled Python object
+        raise CheckpointError(
+            f"{path} holds pickled Python objects ({found.group(1) if found else 'not only tensors and plain values'}), "
+            f"and intermoe_min does not load such files: unpickling them can run any code. It was not written "
+            f"by this version of intermoe_min; load it only if you trust where it came from.") from e
     except Exception as e:  # truncated or not a torch file
         raise CheckpointError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e})") from e
     if not isinstance(state, dict) or "kind" not in state:
@@ -2324,26 +2398,57 @@ def load_checkpoint(path: str, kind: str | None = None) -> dict:
 
 # ---- the training loop ----------------------------------------------------------------------------------
 
-def batches(dataset, batch_size: int, seed: int, epoch: int, rank: int = 0, world: int = 1):
-    """The index batches of one epoch: a permutation fixed by (seed, epoch), split across ranks, so a
-    resumed run can skip exactly the batches it already did. Yields lists of dataset indices."""
+def batches(dataset, batch_size: int, seed: int, epoch: int, rank: int = 0, world: int = 1) -> list:
+    """The index batches of one epoch: a permutation fixed by (seed, epoch), cut to whole batches for every
+    rank and split across ranks, so every rank takes the same number of steps and a resumed run can skip
+    exactly the batches it already did. Returns lists of dataset indices."""
     g = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    order = torch.randperm(len(dataset), generator=g).tolist()[rank::world]
-    for k in range(len(order) // batch_size):
-        yield order[k * batch_size:(k + 1) * batch_size]
+    per_rank = len(dataset) // (batch_size * world) * batch_size
+    order = torch.randperm(len(dataset), generator=g).tolist()[:per_rank * world][rank::world]
+    return [order[k:k + batch_size] for k in range(0, per_rank, batch_size)]
+
+
+def _rng_state(device: torch.device) -> dict:
+    """This process's random state: the CPU generator's and the accelerator's (timesteps, noise, dropout)."""
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    elif device.type == "mps":
+        state["mps"] = torch.mps.get_rng_state()
+    return state
+
+
+def _set_rng_state(state, device: torch.device) -> None:
+    """Inverse of `_rng_state` (a bare tensor: a checkpoint from before accelerator states were saved)."""
+    if isinstance(state, torch.Tensor):
+        state = {"cpu": state}
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+    elif device.type == "mps" and "mps" in state:
+        torch.mps.set_rng_state(state["mps"])
+
+
+def default_workers(device: torch.device) -> int:
+    """DataLoader worker processes: none on a CPU (they would take the cores the model needs), a few on
+    CUDA so features are prepared while the GPU computes."""
+    return min(4, max(1, (os.cpu_count() or 2) - 1)) if device.type == "cuda" else 0
 
 
 def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: int, lr: float,
                weight_decay: float, warmup: int, grad_clip: float, ckpt_path: str | None,
                ckpt_every: int, seed: int, kind: str, extra_state=None, after_step=None,
-               device=None, log_every: int = 10, progress: bool = True, params=None) -> list[dict]:
+               device=None, log_every: int = 10, progress: bool = True, params=None,
+               workers: int | None = None) -> list[dict]:
     """One loop for both training stages.
 
     loss_fn(module, batch, device) -> (loss, logs dict). after_step(step) runs after each optimiser step
     (the MoE bias update). Resumes from `ckpt_path` if it holds a checkpoint of this `kind`: model,
     optimiser, schedule, RNG states and position in the data are restored, so the run continues as if it had
     never stopped. A NaN/inf loss stops with a clear message; the last checkpoint is left intact.
-    `extra_state()` returns anything else to store (config, vocab, normaliser). Returns the loss history.
+    `extra_state()` returns anything else to store (config, vocab, normaliser). `workers`: DataLoader
+    processes (default: `default_workers(device)`); batches are the same with or without them.
+    Returns the loss history.
     """
     rank, world = _world()
     device = torch.device(device) if device is not None else pick_device()
@@ -2353,11 +2458,12 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, warmup, steps))
     model = module
     if world > 1:
-        # find_unused_parameters: an expert that selected no token in a step has no gradient then
+        # Every parameter gets a gradient every step (an expert runs even on an empty slab, see InterMoEBlock),
+        # so DDP need not search the graph for unused ones.
         model = torch.nn.parallel.DistributedDataParallel(
-            module, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True)
+            module, device_ids=[device.index] if device.type == "cuda" else None)
     step, history = 0, []
-    torch.manual_seed(seed + rank)
+    torch.manual_seed(seed + rank)  # seeds the accelerator's generator too
     if ckpt_path and os.path.isfile(ckpt_path):
         state = load_checkpoint(ckpt_path, kind)
         try:
@@ -2368,16 +2474,16 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         step, history = state["step"], state["history"]
-        torch.set_rng_state(state["rng"][rank] if rank < len(state["rng"]) else state["rng"][0])
+        _set_rng_state(state["rng"][rank] if rank < len(state["rng"]) else state["rng"][0], device)
         if rank == 0:  # a finished run is just read
             print(f"loaded finished {kind} from {ckpt_path} ({step} steps)" if step >= steps
                   else f"resumed {kind} from {ckpt_path} at step {step}")
 
     def checkpoint():
-        rngs = [torch.get_rng_state()]
+        rngs = [_rng_state(device)]
         if world > 1:
             rngs = [None] * world
-            dist.all_gather_object(rngs, torch.get_rng_state())
+            dist.all_gather_object(rngs, {k: v.cpu() for k, v in rngs[0].items()})
         if rank == 0 and ckpt_path:
             save_checkpoint(ckpt_path, {"kind": kind, "model": module.state_dict(), "optimizer": opt.state_dict(),
                                         "scheduler": sched.state_dict(), "step": step, "history": history,
@@ -2386,6 +2492,7 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
     per_epoch = len(dataset) // (batch_size * world)
     if per_epoch == 0:
         raise ValueError(f"{kind}: {len(dataset)} clips are too few for batches of {batch_size} x {world} ranks")
+    workers = default_workers(device) if workers is None else workers
     bar = None
     if progress and rank == 0:
         from tqdm.auto import tqdm
@@ -2394,11 +2501,14 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
     t0 = time.time()
     while step < steps:
         epoch, skip = divmod(step, per_epoch)
-        dataset.epoch = epoch
-        for k, idx in enumerate(batches(dataset, batch_size, seed, epoch, rank, world)):
-            if k < skip:
-                continue
-            batch = collate_fn([dataset[i] for i in idx])
+        dataset.epoch = epoch  # set before the workers start: they take a copy of the dataset
+        todo = batches(dataset, batch_size, seed, epoch, rank, world)[skip:]
+        # its own generator: a DataLoader otherwise draws its workers' seed from the global random state,
+        # and a resumed run (which starts one more loader) would then draw different noise from then on
+        loader = torch.utils.data.DataLoader(dataset, batch_sampler=todo, collate_fn=collate_fn,
+                                             num_workers=workers, pin_memory=device.type == "cuda",
+                                             generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+        for batch in loader:
             with autocast(device):
                 loss, logs = loss_fn(model, batch, device)
             if not torch.isfinite(loss):
@@ -2475,6 +2585,8 @@ class InterMoEConfig:
     grad_clip: float = 1.0          # gradient *value* clip, as the paper's setup
     max_frames: int = MAX_FRAMES - 1  # longest training clip in feature frames
     n_clips: int | None = None      # InterSynth clips to generate for this preset (None: the default set)
+    ckpt_every: int = 1000          # steps between checkpoints (one file per stage, overwritten); at the
+                                    # paper's size a checkpoint with AdamW's state is ~2.9 GB
 
     def __post_init__(self):
         if self.vae.latent_dim != self.denoiser.d_latent:
@@ -2504,7 +2616,7 @@ def preset(name: str, **overrides) -> InterMoEConfig:
     """
     if name == "nano":
         cfg = InterMoEConfig(**_sizes(8, 32, 32, 2, 2, 32, n_experts=4), vae_steps=30, vae_batch=8, steps=30,
-                             batch=8, warmup=5, n_clips=48, max_frames=64, vae_lr=2e-3, lr=1e-3)
+                             batch=8, warmup=5, n_clips=48, max_frames=64, vae_lr=2e-3, lr=1e-3, ckpt_every=10)
     elif name == "lab":
         # Measured on 2 idle CPU cores: a VAE step ~0.35 s; a denoiser step ~0.3 s on cached latents
         # (batch 32, 160 frames). No dropout in the denoiser and text encoder (the paper's is 0.1; the VAE
@@ -2513,7 +2625,7 @@ def preset(name: str, **overrides) -> InterMoEConfig:
         # 0.082 +- 0.010 on validation clips).
         cfg = InterMoEConfig(**_sizes(32, 128, 192, 4, 4, 256, vae_blocks=1, dropout=0.0), vae_steps=1000,
                              vae_batch=32, steps=2500, batch=32, warmup=100, n_clips=None, max_frames=160,
-                             vae_lr=1e-3, lr=4e-4)
+                             vae_lr=1e-3, lr=4e-4, ckpt_every=200)
     elif name == "paper":
         cfg = InterMoEConfig(text=TextConfig(d_model=768, n_heads=8, d_cond=768))
     else:
@@ -2529,6 +2641,21 @@ def _config_from_dict(d: dict) -> InterMoEConfig:
     den["moe"] = MoEConfig(**den["moe"])
     return InterMoEConfig(vae=VAEConfig(**d.pop("vae")), text=TextConfig(**d.pop("text")),
                           denoiser=DenoiserConfig(**den), **d)
+
+
+def _check_int(value, name: str, low: int | None = None, high: int | None = None) -> int:
+    """`value` as an int if it is a whole-number type (int, numpy integer, 0-d integer tensor) within
+    [low, high]; otherwise an error that names `name` and says what was expected."""
+    if isinstance(value, torch.Tensor) and value.ndim == 0 and not value.is_floating_point() \
+            and value.dtype != torch.bool:
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be a whole number (int), got {value!r} ({type(value).__name__})")
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if low is not None and high is not None else \
+            f"at least {low}" if low is not None else f"at most {high}"
+        raise ValueError(f"{name} must be {bounds}, got {value}")
+    return int(value)
 
 
 class InterMoE(nn.Module):
@@ -2567,7 +2694,8 @@ class InterMoE(nn.Module):
     def decode_latents(self, z: torch.Tensor, T: int) -> torch.Tensor:
         """(B, 2, T', d_latent) scaled latents -> (B, 2, T, 262) de-normalised features."""
         B, P, Tz, C = z.shape
-        feats = self.vae.decode((z * self.latent_scale).reshape(B * P, Tz, C), T)  # (2B, T, 262)
+        dtype = next(self.vae.parameters()).dtype  # bf16 for a model cast with .to(torch.bfloat16)
+        feats = self.vae.decode((z * self.latent_scale).to(dtype).reshape(B * P, Tz, C), T).float()  # (2B, T, 262)
         return self.normalizer.denormalise(feats.reshape(B, P, T, FEAT_DIM))
 
     @staticmethod
@@ -2634,20 +2762,25 @@ class InterMoE(nn.Module):
         return loss, {}
 
     # ---- sampling ---------------------------------------------------------------------------------------
-    def _check_prompts(self, prompts, lengths):
+    def _check_sampling(self, prompts, lengths, seed, steps, guidance):
+        """`sample`'s arguments checked and normalised: (prompts, lengths, seed, steps, guidance)."""
         if isinstance(prompts, str):
             prompts = [prompts]
         if not isinstance(prompts, (list, tuple)) or not prompts or not all(isinstance(p, str) for p in prompts):
             raise TypeError("prompts must be a non-empty list of strings")
-        if isinstance(lengths, int):
+        if isinstance(lengths, torch.Tensor) and lengths.ndim == 0 or not isinstance(lengths, (list, tuple, torch.Tensor, np.ndarray)):
             lengths = [lengths] * len(prompts)
-        lengths = [int(n) for n in lengths]
+        lengths = [_check_int(n, "lengths", MIN_FRAMES, MAX_FRAMES) for n in
+                   (lengths.tolist() if isinstance(lengths, (torch.Tensor, np.ndarray)) else lengths)]
         if len(lengths) != len(prompts):
             raise ValueError(f"got {len(prompts)} prompts but {len(lengths)} lengths")
-        bad = [n for n in lengths if not MIN_FRAMES <= n <= MAX_FRAMES]
-        if bad:
-            raise ValueError(f"lengths must be between {MIN_FRAMES} and {MAX_FRAMES} frames (30 fps), got {bad}")
-        return list(prompts), lengths
+        seed = None if seed is None else _check_int(seed, "seed")
+        steps = self.cfg.sample_steps if steps is None else _check_int(steps, "steps", 1, self.diffusion.n_steps)
+        guidance = self.cfg.guidance if guidance is None else guidance
+        if isinstance(guidance, bool) or not isinstance(guidance, (int, float, np.number)) or not math.isfinite(guidance):
+            raise ValueError(f"guidance must be a finite number (1 = no guidance; this model's default is "
+                             f"{self.cfg.guidance}), got {guidance!r}")
+        return list(prompts), lengths, seed, steps, float(guidance)
 
     @torch.no_grad()
     def sample(self, prompts, lengths, seed: int | None = None, steps: int | None = None,
@@ -2655,14 +2788,13 @@ class InterMoE(nn.Module):
         """Generate interactions.
 
         prompts: list of B captions; lengths: frames per clip (an int for all, or B ints, 15..300 at 30 fps).
-        seed: makes the result reproducible (the only randomness is the starting noise).
+        seed: an int that makes the result reproducible (the only randomness is the starting noise).
+        steps: DDIM steps (default cfg.sample_steps); guidance: the weight s (default cfg.guidance).
         Returns joints (B, 2, T, 22, 3) metres, Y up, T = max(lengths); frames past a clip's own length hold
         its last pose. With return_features=True, returns (joints, features (B, 2, T, 262)).
         Classifier-free guidance runs the conditional and unconditional halves in one batched forward.
         """
-        prompts, lengths = self._check_prompts(prompts, lengths)
-        steps = steps or self.cfg.sample_steps
-        s = self.cfg.guidance if guidance is None else guidance
+        prompts, lengths, seed, steps, s = self._check_sampling(prompts, lengths, seed, steps, guidance)
         was_training = self.training
         self.eval()
         device = self.latent_scale.device
@@ -2675,11 +2807,13 @@ class InterMoE(nn.Module):
         mask2 = zmask.repeat(2, 1)  # (2B, Tz)
         C = self.cfg.denoiser.d_latent
 
-        def denoise(x, t):  # x (B, 2, Tz, C) -> guided x0 prediction (B, 2, Tz, C)
-            x2 = x.repeat(2, 1, 1, 1)  # (2B, 2, Tz, C)
+        dtype = next(self.denoiser.parameters()).dtype  # bf16 for a model cast with .to(torch.bfloat16)
+
+        def denoise(x, t):  # x (B, 2, Tz, C) float32 -> guided x0 prediction (B, 2, Tz, C) float32
+            x2 = x.to(dtype).repeat(2, 1, 1, 1)  # (2B, 2, Tz, C)
             a, b = self.denoiser(x2[:, 0], x2[:, 1], t.repeat(2), cond_a, mask2, cond_b, role_a, role_b)
-            x0 = torch.stack([a, b], 1)  # (2B, 2, Tz, C)
-            return s * x0[:B] + (1 - s) * x0[B:]
+            x0 = torch.stack([a, b], 1).float()  # (2B, 2, Tz, C)
+            return s * x0[:B] + (1 - s) * x0[B:]  # the sampler's arithmetic stays in float32
 
         g = torch.Generator(device="cpu").manual_seed(seed) if seed is not None else None
         noise_shape = (B, 2, Tz, C)
@@ -2705,6 +2839,10 @@ class InterMoE(nn.Module):
         state = load_checkpoint(path)
         if state["kind"] not in ("intermoe", "denoiser"):
             raise CheckpointError(f"{path} holds a '{state['kind']}' checkpoint, not a whole InterMoE model")
+        missing = [k for k in ("model", "config", "vocab", "normalizer") if k not in state]
+        if missing:
+            raise CheckpointError(f"{path} is a '{state['kind']}' checkpoint without its {', '.join(missing)}: "
+                                  f"it cannot rebuild a model (was it written by InterMoE.save or train_denoiser?)")
         model = cls(_config_from_dict(state["config"]), Vocab.from_state_dict(state["vocab"]),
                     Normalizer.from_state_dict(state["normalizer"]))
         try:
@@ -2734,15 +2872,16 @@ def _vae_loss_fn(normalizer: Normalizer):
 
 
 def train_vae(model: InterMoE, records: list[dict], steps: int | None = None, ckpt_path: str | None = None,
-              seed: int = 0, device=None, progress: bool = True, ckpt_every: int = 200) -> list[dict]:
-    """Stage 1: train model.vae on random `vae_window`-frame windows of both people. Resumable from ckpt_path."""
+              seed: int = 0, device=None, progress: bool = True, ckpt_every: int | None = None) -> list[dict]:
+    """Stage 1: train model.vae on random `vae_window`-frame windows of both people. Resumable from ckpt_path
+    (a checkpoint every `ckpt_every` steps, default the config's)."""
     cfg = model.cfg
     data = InteractionDataset(records, model.normalizer, train=True, max_frames=cfg.vae_window, seed=seed)
     steps = cfg.vae_steps if steps is None else steps  # steps=0 means no training, not the default
     return train_loop(model.vae, _vae_loss_fn(model.normalizer), data, collate, steps=steps,
                       batch_size=cfg.vae_batch, lr=cfg.vae_lr, weight_decay=cfg.weight_decay,
                       warmup=max(1, steps // 20), grad_clip=cfg.grad_clip,
-                      ckpt_path=ckpt_path, ckpt_every=ckpt_every, seed=seed, kind="vae",
+                      ckpt_path=ckpt_path, ckpt_every=ckpt_every or cfg.ckpt_every, seed=seed, kind="vae",
                       extra_state=model.checkpoint_state, device=device, progress=progress)
 
 
@@ -2758,6 +2897,30 @@ def measure_latent_scale(model: InterMoE, records: list[dict], n: int = 256, dev
         z = model.vae.encode(batch["motion"].to(device).flatten(0, 1))  # (2B, T', C)
         zs.append(z[model.latent_mask(batch["mask"].to(device)).repeat_interleave(2, 0)])  # (N, C)
     return float(torch.cat(zs).std())
+
+
+def vae_fingerprint(weights) -> str:
+    """A short hash of a VAE's weights (a module, or a state_dict with or without the 'vae.' prefix)."""
+    sd = weights.state_dict() if isinstance(weights, nn.Module) else weights
+    if any(k.startswith("vae.") for k in sd):  # a whole model's state_dict: its VAE part
+        sd = {k.removeprefix("vae."): v for k, v in sd.items() if k.startswith("vae.")}
+    h = hashlib.sha256()
+    for name, t in sorted(sd.items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _check_same_vae(model: "InterMoE", state: dict, path: str) -> None:
+    """Refuse to resume stage 2 from `state` (a stage-2 checkpoint, which holds the whole model) if it was
+    trained on another VAE than model.vae: its denoiser learned that VAE's latents, and loading it would also
+    bring the old VAE back over the new one."""
+    old, new = vae_fingerprint(state["model"]), vae_fingerprint(model.vae)
+    if old != new:
+        raise CheckpointError(
+            f"{path} was trained on another VAE (weights {old}) than this run's (weights {new}): stage 1 has "
+            f"changed since (trained further, or another vae.pt). Its denoiser cannot be resumed on this VAE. "
+            f"Delete {path} to train stage 2 afresh on the new VAE, or use another output folder.")
 
 
 class LatentDataset(torch.utils.data.Dataset):
@@ -2839,15 +3002,18 @@ def collate_latents(batch: list[dict]) -> dict:
 
 
 def train_denoiser(model: InterMoE, records: list[dict], steps: int | None = None, ckpt_path: str | None = None,
-                   seed: int = 0, device=None, progress: bool = True, ckpt_every: int = 200,
+                   seed: int = 0, device=None, progress: bool = True, ckpt_every: int | None = None,
                    latents: "LatentDataset | None" = None) -> list[dict]:
     """Stage 2: train the text encoder and the denoiser on the frozen VAE's latents (cached once, see
-    `LatentDataset`). Resumable. `latents`: a LatentDataset already built by this VAE from these records, to
-    share between runs that differ only in the denoiser (the ablation study)."""
+    `LatentDataset`). Resumable, but only on the VAE it started with. `latents`: a LatentDataset already
+    built by this VAE from these records, to share between runs that differ only in the denoiser (the
+    ablation study)."""
     cfg = model.cfg
     device = torch.device(device) if device is not None else pick_device()
     model.to(device)
-    if not (ckpt_path and os.path.isfile(ckpt_path)):
+    if ckpt_path and os.path.isfile(ckpt_path):
+        _check_same_vae(model, load_checkpoint(ckpt_path, "denoiser"), ckpt_path)
+    else:
         model.latent_scale.fill_(measure_latent_scale(model, records, device=device))
     model.vae.requires_grad_(False)
     model.vae.eval()
@@ -2862,19 +3028,22 @@ def train_denoiser(model: InterMoE, records: list[dict], steps: int | None = Non
     steps = cfg.steps if steps is None else steps  # steps=0 means no training, not the default
     return train_loop(model, loss_fn, data, collate_latents, steps=steps, batch_size=cfg.batch, lr=cfg.lr,
                       weight_decay=cfg.weight_decay, warmup=cfg.warmup, grad_clip=cfg.grad_clip,
-                      ckpt_path=ckpt_path, ckpt_every=ckpt_every, seed=seed, kind="denoiser",
+                      ckpt_path=ckpt_path, ckpt_every=ckpt_every or cfg.ckpt_every, seed=seed, kind="denoiser",
                       extra_state=model.checkpoint_state, after_step=lambda s: model.denoiser.update_biases(),
                       device=device, progress=progress, params=params)
 
 
-def build_model(cfg: InterMoEConfig, records: list[dict]) -> InterMoE:
+def build_model(cfg: InterMoEConfig, records: list[dict], seed: int = 0) -> InterMoE:
     """A fresh model for these training records: the vocabulary from their captions, the normaliser
-    from their features."""
+    from their features, the initial weights drawn from `seed` (the caller's random state is left alone)."""
+    _check_int(seed, "seed")
     captions = [c for r in records for c in r["captions"]]
     # the augmented captions too: mirroring brings 'right' where the data only said 'left'
     vocab = Vocab.build(captions + [mirror_caption(swap_caption(c)) for c in captions])
     normalizer = InteractionDataset(records, train=False).fit_normalizer()
-    return InterMoE(cfg, vocab, normalizer)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return InterMoE(cfg, vocab, normalizer)
 
 
 # =====================================================================================================
@@ -3629,12 +3798,13 @@ def _fmt(mean_ci_pair, digits: int = 3) -> str:
     return "n/a" if m != m else f"{m:.{digits}f} ± {ci:.{digits}f}"
 
 
-def run_evaluation(model: "InterMoE", out: str = "results", work: str = os.path.join("runs", "evaluator"),
+def run_evaluation(model: "InterMoE", out: str, work: str = os.path.join("runs", "evaluator"),
                    repeats: int = 5, mm_captions: int = 20, mm_repeats: int = 10, seed: int = 0,
                    progress: bool = True) -> dict:
     """The README's results table for one trained model: trains (or reads, from `work`) the evaluator and the
     role classifier on InterSynth's train split, then `evaluate`s the real test clips against the val clips
-    and the model's generations for the test captions. Writes {out}/evaluation.md and .json.
+    and the model's generations for the test captions. Writes {out}/evaluation.md and .json (the command line
+    passes the model's own folder; the repository's published table is results/, written only on request).
 
     Fewer repeats than InterGen's 20 x (100 captions x 30 for MultiModality): on a CPU a generated clip costs
     ~0.4 s, so the full protocol would take hours; the interval printed beside each mean says how much the
@@ -3730,11 +3900,12 @@ def _slug(name: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in name.lower()).strip("_")
 
 
-def run_ablation(out: str = "results", work: str = os.path.join("runs", "ablation"), variants=None,
+def run_ablation(out: str | None = None, work: str = os.path.join("runs", "ablation"), variants=None,
                  seeds=(0, 1, 2), steps: int | None = None, vae_ckpt: str | None = None, repeats: int = 2,
                  n_test: int = 96,
                  smoke: bool = False, progress: bool = True) -> dict:
-    """Train and evaluate every ablation variant x seed; write {out}/ablation.md and {out}/ablation.json.
+    """Train and evaluate every ablation variant x seed; write {out}/ablation.md and {out}/ablation.json
+    (out defaults to `work`; the repository's published table is results/, written only on request).
 
     Shared by all runs: the data, one VAE (trained into {work}/vae.pt, or read from vae_ckpt, e.g. the lab
     demo's runs/demo/vae.pt), its latent cache, the evaluator and the role classifier (trained once into
@@ -3744,14 +3915,14 @@ def run_ablation(out: str = "results", work: str = os.path.join("runs", "ablatio
     rerun with the same arguments picks up where it stopped. Returns the results dict written to JSON.
     """
     t_start = time.time()
+    out = work if out is None else out
     cfg = ablation_preset(smoke)
     steps = cfg.steps if steps is None else steps
     variants = PAPER_VARIANTS if variants is None else list(variants)
     os.makedirs(work, exist_ok=True)
     os.makedirs(out, exist_ok=True)
     train, val, test = (load_intersynth(split, cfg.n_clips) for split in ("train", "val", "test"))
-    torch.manual_seed(0)  # the shared VAE's initial weights: the same study every time
-    base = build_model(cfg, train)
+    base = build_model(cfg, train, seed=0)  # the shared VAE's initial weights: the same study every time
     if vae_ckpt:
         base.vae.load_state_dict(load_checkpoint(vae_ckpt, "vae")["model"])
     else:
@@ -3916,7 +4087,7 @@ def run_training(cfg, out: str, vae_steps=None, steps=None, seed: int = 0, stage
         train = load_intersynth("train", cfg.n_clips, seed)
     log["data_seconds"] = round(time.time() - t, 2)
     log["train_clips"] = len(train)
-    model = build_model(cfg, train)  # deterministic: a resumed run rebuilds the same vocabulary and normaliser
+    model = build_model(cfg, train, seed)  # a resumed run rebuilds the same vocabulary, normaliser and weights
     t = time.time()
     log["vae_history"] = train_vae(model, train, steps=vae_steps, ckpt_path=paths["vae"], seed=seed)
     log["vae_seconds"] = round(time.time() - t, 1)
@@ -3929,37 +4100,43 @@ def run_training(cfg, out: str, vae_steps=None, steps=None, seed: int = 0, stage
     return model, log
 
 
-def main(argv=None):
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python intermoe_min.py", description=__doc__.splitlines()[0])
+    common = argparse.ArgumentParser(add_help=False)  # options every command takes
+    common.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's, one per core, the "
+                        "fastest on an idle machine; on a machine other jobs share, use 1)")
+    common.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = p.add_subparsers(dest="cmd", required=True)
-    d = sub.add_parser("demo", help="generate data, train both stages, sample prompts to GIFs under runs/")
+    d = sub.add_parser("demo", parents=[common], help="generate data, train both stages, sample prompts to GIFs")
     d.add_argument("--preset", default="lab", choices=["nano", "lab", "paper"])
     d.add_argument("--quick", action="store_true", help="a short run (minutes) to check everything works")
-    d.add_argument("--out", default=os.path.join("runs", "demo"))
+    d.add_argument("--out", help="run folder (default runs/demo, or runs/demo-quick with --quick)")
     d.add_argument("--seed", type=int, default=0)
     for name, helptext in (("train-vae", "stage 1 only"), ("train", "both stages (stage 1 is skipped when done)")):
-        s = sub.add_parser(name, help=helptext)
+        s = sub.add_parser(name, parents=[common], help=helptext)
         s.add_argument("--preset", default="lab", choices=["nano", "lab", "paper"])
         s.add_argument("--out", required=True)
         s.add_argument("--vae-steps", type=int)
         s.add_argument("--steps", type=int)
         s.add_argument("--seed", type=int, default=0)
-    s = sub.add_parser("sample", help="generate from a trained model")
+    s = sub.add_parser("sample", parents=[common], help="generate from a trained model")
     s.add_argument("--ckpt", required=True, help="model.pt written by train or demo")
     s.add_argument("--prompt", action="append", required=True, help="repeat for several")
-    s.add_argument("--length", type=int, default=120, help="frames at 30 fps (15..300)")
+    s.add_argument("--length", type=int, default=120, help=f"frames at 30 fps ({MIN_FRAMES}..{MAX_FRAMES})")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default=os.path.join("runs", "samples"))
     s.add_argument("--strip", help="also write one PNG with a filmstrip of every prompt, one row each")
-    e = sub.add_parser("evaluate", help="the results table of a trained model (evaluator trained once, cached)")
+    e = sub.add_parser("evaluate", parents=[common], help="the results table of a trained model (evaluator cached)")
     e.add_argument("--ckpt", required=True, help="model.pt written by train or demo")
     e.add_argument("--repeats", type=int, default=5, help="fresh generations of the test set (InterGen: 20)")
     e.add_argument("--mm", type=int, nargs=2, default=[20, 10], metavar=("CAPTIONS", "GENERATIONS"),
                    help="MultiModality: captions x generations each (InterGen: 100 30)")
-    e.add_argument("--out", default="results")
-    a = sub.add_parser("ablate", help="the paper's ablation table in miniature (about an hour on 2 cores)")
-    a.add_argument("--out", default="results", help="where ablation.md and ablation.json go")
+    e.add_argument("--out", help="where evaluation.md and .json go (default: the checkpoint's folder; the "
+                   "repository's published table: --out results)")
+    a = sub.add_parser("ablate", parents=[common], help="the paper's ablation table in miniature (about an hour)")
     a.add_argument("--work", default=os.path.join("runs", "ablation"), help="cache of models and runs (resumable)")
+    a.add_argument("--out", help="where ablation.md and ablation.json go (default: --work; the repository's "
+                   "published table: --out results)")
     a.add_argument("--vae", help="a trained vae.pt of the lab preset to share (default: train one)")
     a.add_argument("--steps", type=int, help="denoiser steps per run (default: the study's 300)")
     a.add_argument("--variants", nargs="+", choices=list(ABLATIONS), metavar="NAME",
@@ -3968,20 +4145,60 @@ def main(argv=None):
     a.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     a.add_argument("--repeats", type=int, default=2)
     a.add_argument("--smoke", action="store_true", help="a tiny study (seconds) to check the pipeline")
-    args = p.parse_args(argv)
+    return p
 
+
+def _check_args(p: argparse.ArgumentParser, args) -> None:
+    """Refuse bad values before anything slow (loading a model, generating data) starts."""
+    def positive(name, low=1):
+        v = getattr(args, name, None)
+        if v is not None and v < low:
+            p.error(f"--{name.replace('_', '-')} must be at least {low}, got {v}")
+    positive("threads")
+    for name in ("repeats", "vae_steps", "steps"):
+        positive(name, 0 if name.endswith("steps") else 1)
+    if args.cmd == "evaluate" and min(args.mm) < 1:
+        p.error(f"--mm takes two counts of at least 1, got {args.mm[0]} {args.mm[1]}")
+    if args.cmd == "sample":
+        if not MIN_FRAMES <= args.length <= MAX_FRAMES:
+            p.error(f"--length must be between {MIN_FRAMES} and {MAX_FRAMES} frames (30 fps), got {args.length}")
+        if any(not prompt.strip() for prompt in args.prompt):
+            p.error("--prompt must not be empty")
+    for name in ("ckpt", "vae"):
+        path = getattr(args, name, None)
+        if path is not None and not os.path.isfile(path):
+            p.error(f"--{name}: no file {path}")
+
+
+def main(argv=None):
+    p = _parser()
+    args = p.parse_args(argv)
+    _check_args(p, args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        _run(args)
+    except (ValueError, TypeError, OSError, CheckpointError, DataError) as e:
+        if args.debug:
+            raise
+        print(f"error: {e}\n(run again with --debug to see where it happened)", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def _run(args) -> None:
     if args.cmd == "evaluate":
-        res = run_evaluation(InterMoE.load(args.ckpt), out=args.out, repeats=args.repeats,
+        out = args.out or os.path.dirname(os.path.abspath(args.ckpt))
+        res = run_evaluation(InterMoE.load(args.ckpt), out=out, repeats=args.repeats,
                              mm_captions=args.mm[0], mm_repeats=args.mm[1])
-        print(open(os.path.join(args.out, "evaluation.md")).read())
-        print(f"done in {res['seconds']['total']} s; {os.path.join(args.out, 'evaluation.json')}")
+        print(open(os.path.join(out, "evaluation.md")).read())
+        print(f"done in {res['seconds']['total']} s; {os.path.join(out, 'evaluation.json')}")
         return
     if args.cmd == "ablate":
-        res = run_ablation(out=args.out, work=args.work, variants=args.variants, seeds=tuple(args.seeds), steps=args.steps,
-                           vae_ckpt=args.vae, repeats=args.repeats, smoke=args.smoke)
+        res = run_ablation(out=args.out, work=args.work, variants=args.variants, seeds=tuple(args.seeds),
+                           steps=args.steps, vae_ckpt=args.vae, repeats=args.repeats, smoke=args.smoke)
         print(ablation_markdown(res))
+        print(f"written to {os.path.join(args.out or args.work, 'ablation.md')} and ablation.json")
         return
-
     if args.cmd == "sample":
         model = InterMoE.load(args.ckpt)
         joints = model.sample(args.prompt, args.length, seed=args.seed, progress=True)
@@ -3993,24 +4210,27 @@ def main(argv=None):
     rank, _ = init_distributed()  # (0, 1) unless launched by torchrun
     cfg = preset(args.preset)
     vae_steps, steps = (args.vae_steps, args.steps) if args.cmd != "demo" else (None, None)
-    if args.cmd == "demo" and args.quick:
-        vae_steps, steps = max(1, cfg.vae_steps // 10), max(1, cfg.steps // 10)
+    out = args.out
+    if args.cmd == "demo":  # a quick run keeps its own folder: resuming a full run from it would mix the two
+        out = out or os.path.join("runs", "demo-quick" if args.quick else "demo")
+        if args.quick:
+            vae_steps, steps = max(1, cfg.vae_steps // 10), max(1, cfg.steps // 10)
     t0 = time.time()
     stages = ("vae",) if args.cmd == "train-vae" else ("vae", "denoiser")
-    model, log = run_training(cfg, args.out, vae_steps, steps, args.seed, stages)
+    model, log = run_training(cfg, out, vae_steps, steps, args.seed, stages)
     if rank != 0:
         return
     if args.cmd == "demo":
         t = time.time()
         joints = model.sample(DEMO_PROMPTS, 150, seed=args.seed, progress=True).cpu().numpy()
         log["sample_seconds"] = round(time.time() - t, 2)
-        log["gifs"] = [save_gif(joints[k], os.path.join(args.out, f"demo_{k}.gif"), caption=c, stride=2)
+        log["gifs"] = [save_gif(joints[k], os.path.join(out, f"demo_{k}.gif"), caption=c, stride=2)
                        for k, c in enumerate(DEMO_PROMPTS)]
     log["total_seconds"] = round(time.time() - t0, 1)
-    log["preset"], log["device"] = args.preset, str(pick_device())
-    with open(_stage_paths(args.out)["log"], "w") as f:
+    log["preset"], log["device"], log["threads"] = args.preset, str(pick_device()), torch.get_num_threads()
+    with open(_stage_paths(out)["log"], "w") as f:
         json.dump(log, f, indent=1)
-    print(f"done in {log['total_seconds']} s; log in {_stage_paths(args.out)['log']}")
+    print(f"done in {log['total_seconds']} s; log in {_stage_paths(out)['log']}")
 
 
 if __name__ == "__main__":

@@ -24,8 +24,8 @@ How a clip is made, in the order of the sections below:
   9. Command line.
 
 Public API: `generate(n_clips, seed)` (the clip format is in its docstring), `load_split(split, n_clips,
-seed, cache_dir)`, `DEFAULT_N_CLIPS`, `physics_report(clips)`, `rebuild_joints(clip, person)`,
-`INTERACTION_TYPES`, `KEY_NAMES`.
+seed, cache_dir)`, `DEFAULT_N_CLIPS`, `check_n_clips(n_clips)`, `physics_report(clips)`,
+`rebuild_joints(clip, person)`, `INTERACTION_TYPES`, `KEY_NAMES`.
 
     python data/intersynth.py            # generate + cache the default set (~25 s on 2 cores), summary
     python data/intersynth.py --check    # ... and measure bone lengths, foot sliding, contacts, speeds
@@ -35,8 +35,8 @@ Conventions: yaw is a rotation about +Y; yaw 0 faces +Z and a positive yaw turns
 (their left at rest). Seen from above (looking down -Y), a growing yaw or position angle turns
 counterclockwise. Hand index 0 is left (wrist 20), 1 is right (wrist 21).
 
-Everything here is written for this project from the SMPL joint layout and InterGen's data conventions
-(see /work/shared/REFERENCE.md); no code is taken from elsewhere.
+Everything here is written for this project, following SMPL's 22-joint layout and InterGen's data
+conventions as the README describes them; no code is taken from elsewhere.
 """
 import argparse
 import json
@@ -45,6 +45,7 @@ import re
 import sys
 import time
 import types
+import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -1529,6 +1530,39 @@ DEFAULT_N_CLIPS = 3000
 CACHE_VERSION = 3          # bump when the generator changes, so stale caches are not reused
 SPLITS = {"train": range(0, 8), "val": range(8, 9), "test": range(9, 10)}  # by clip index mod 10
 SHORT_CLIP_PROB = 0.1      # share of clips cut short (15-60 frames) around a key event
+CLIP_BYTES = 220 * 2 ** 10  # a clip's arrays in memory, measured with nbytes (the default set: ~640 MiB)
+PEAK_FACTOR = 3            # generating and packing peaks at ~2.3-2.8x that (measured RSS); 3 to be safe
+
+
+def _available_memory():
+    """Bytes of memory free for use now (Linux's MemAvailable, else the free pages), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # not on this platform: no memory check
+        return None
+
+
+def check_n_clips(n_clips, name: str = "n_clips", generating: bool = True) -> int:
+    """`n_clips` as an int, or a TypeError / ValueError naming `name` that says what was expected: a whole
+    number of clips, at least 1, and (when `generating`) few enough that generating them fits in memory."""
+    if isinstance(n_clips, (bool, np.bool_)) or not isinstance(n_clips, (int, np.integer)):
+        raise TypeError(f"{name} must be a whole number of clips, not {n_clips!r} ({type(n_clips).__name__})")
+    n = int(n_clips)
+    if n < 1:
+        raise ValueError(f"{name} must be at least 1, not {n}")
+    free, per_clip = _available_memory(), CLIP_BYTES * PEAK_FACTOR
+    if generating and free is not None and n * per_clip > free:
+        raise ValueError(f"{name}={n} is too many: generating them needs about {n * per_clip / 2 ** 30:.1f} GiB "
+                         f"of memory ({per_clip // 2 ** 10} KiB a clip at peak) and {free / 2 ** 30:.1f} GiB "
+                         f"is available, so at most about {free // per_clip} clips fit")
+    return n
 
 
 def clip_type(seed: int, i: int) -> str:
@@ -1603,7 +1637,9 @@ def generate(n_clips: int, seed: int = 0, workers: int = None) -> list:
                                       offsets (2, 22, 3) rest skeletons, root_rot6d (2, T, 6) global pelvis
                                       rotations; some types add distance / gap / target
       id       str                    "is000123"
-    `rebuild_joints(clip, person)` turns rot6d + root_rot6d + offsets + pelvis path back into joints."""
+    `rebuild_joints(clip, person)` turns rot6d + root_rot6d + offsets + pelvis path back into joints.
+    A bad n_clips (not a whole number, under 1, or too many to fit in memory) raises before any work."""
+    n_clips = check_n_clips(n_clips)
     if workers is None:
         workers = 2 if n_clips >= 400 else 1
     if workers <= 1:
@@ -1664,7 +1700,16 @@ def save_clips(clips: list, path: str):
 
 
 def load_clips(path: str) -> list:
-    """Inverse of save_clips. Clip arrays are views into a few big buffers (no copies)."""
+    """Inverse of save_clips. Clip arrays are views into a few big buffers (no copies).
+    A file cut short or corrupted raises a ValueError that names it and says to delete it."""
+    try:
+        return _read_clips(path)
+    except (ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{path}: this InterSynth cache file is damaged ({type(err).__name__}: {err}); "
+                         "delete it and it will be generated again") from err
+
+
+def _read_clips(path: str) -> list:
     with np.load(path) as z:
         lengths, offsets, info = z["lengths"], z["offsets"], json.loads(str(z["info"]))
         joints, rot6d, root = z["joints"], z["rot6d"], z["root_rot6d"]
@@ -1690,6 +1735,7 @@ _LOADED = getattr(sys.modules.get(__name__), "_LOADED", {})
 def load_all(n_clips: int = DEFAULT_N_CLIPS, seed: int = 0, cache_dir: str = None, verbose=False) -> list:
     """The whole set: from memory, else from the cache file, else generated and cached."""
     path = _cache_file(cache_dir, n_clips, seed)
+    n_clips = check_n_clips(n_clips, generating=not os.path.exists(path))
     if path not in _LOADED:
         if not os.path.exists(path):
             t0 = time.time()
@@ -1837,6 +1883,11 @@ def main(argv=None):
     ap.add_argument("--n", type=int, default=None, help=f"number of clips (default {DEFAULT_N_CLIPS}, cached)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
+    if args.n is not None:
+        try:
+            check_n_clips(args.n, name="--n")
+        except ValueError as err:
+            ap.error(str(err))  # prints usage and the message, exits with status 2
     t0 = time.time()
     if args.n is None:
         clips = load_all(DEFAULT_N_CLIPS, args.seed, verbose=True)

@@ -1,5 +1,7 @@
 """The dataset: InterHuman's raw layout, bad files, augmentation, padding and masks."""
+import io
 import os
+import pickle
 
 import numpy as np
 import pytest
@@ -77,6 +79,42 @@ def test_bad_interhuman_files_give_errors_naming_the_file(interhuman_root):
         im.load_interhuman(root, "test")
 
 
+def test_unreadable_interhuman_files_name_the_file_and_what_was_expected(tmp_path):
+    root, rec = str(tmp_path), make_record(T=30, seed=1)
+    archive = io.BytesIO()
+    np.savez(archive, a=np.zeros(3))
+    not_npy = {"text": b"0.1 0.2 0.3\n", "pickled": pickle.dumps({"joints": [1, 2]}),
+               "garbage": bytes(range(256)) * 4, "empty": b"", "archive": archive.getvalue()}
+    ids = list(not_npy) + ["latin1caption", "good"]
+    for clip_id in ids:
+        im.write_interhuman_clip(root, clip_id, rec["joints"], rec["rot6d"], rec["captions"])
+    for clip_id, data in not_npy.items():
+        with open(os.path.join(root, "motions_processed", "person2", f"{clip_id}.npy"), "wb") as f:
+            f.write(data)
+    annot = os.path.join(root, "annots", "latin1caption.txt")
+    with open(annot, "wb") as f:
+        f.write("two people dance in a café\n".encode("latin-1"))
+    with open(os.path.join(root, "train.txt"), "w") as f:
+        f.write("\n".join(ids) + "\n")
+    with pytest.warns(UserWarning, match="skipped 6 of 7"):
+        records, errors = im.load_interhuman(root, "train")
+    assert [r["id"] for r in records] == ["good"]
+    for clip_id, error in zip(ids, errors):
+        if clip_id in not_npy:
+            assert os.path.join(root, "motions_processed", "person2", f"{clip_id}.npy") in error, error
+            assert f"(T, {im.INTERHUMAN_RAW_DIM})" in error and "np.save" in error, error
+    assert annot in errors[-1] and "UTF-8" in errors[-1]
+    with pytest.raises(im.DataError, match=r"person2.text\.npy.*expected"):
+        im.load_interhuman(root, "train", strict=True)
+
+
+def test_load_intersynth_refuses_bad_n_clips():
+    with pytest.raises(ValueError, match="n_clips"):
+        im.load_intersynth("train", 0)
+    with pytest.raises(TypeError, match="n_clips"):
+        im.load_intersynth("train", 2.5)
+
+
 def test_dataset_leaves_out_bad_records_and_names_them():
     good = make_record(T=30, seed=1, clip_id="good")
     nan = make_record(T=30, seed=2, clip_id="nanclip")
@@ -129,3 +167,17 @@ def test_normalizer_round_trip_numpy_and_torch():
     torch.testing.assert_close(norm.denormalise(norm.normalise(t)), t, atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="262"):
         im.Normalizer(np.zeros(10), np.ones(10))
+
+
+def test_normalizer_streams_the_statistics_of_the_concatenation():
+    # values near 1e5 with a std of 0.05: a plain float64 sum of squares, sqrt(E[x^2] - E[x]^2), is 0.2 % off
+    rng = np.random.default_rng(0)
+    arrays = [1e5 + 1e-2 * rng.standard_normal(im.FEAT_DIM) + 0.05 * rng.standard_normal((2, T, im.FEAT_DIM))
+              for T in (1, 7, 40, 0, 13)]
+    flat = np.concatenate([a.reshape(-1, im.FEAT_DIM) for a in arrays])
+    norm = im.Normalizer.fit(a for a in arrays)  # a generator: one array at a time
+    np.testing.assert_allclose(norm.mean, flat.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(norm.std, np.maximum(flat.std(0), im.Normalizer.STD_FLOOR), rtol=1e-6)
+    assert (flat.std(0) > im.Normalizer.STD_FLOOR).mean() > 0.5  # most stds are measured, not floored
+    with pytest.raises(ValueError, match="no feature frames"):
+        im.Normalizer.fit(iter([np.zeros((0, im.FEAT_DIM))]))

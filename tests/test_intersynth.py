@@ -180,6 +180,51 @@ def test_load_split_caches_and_splits(tmp_path):
     assert S.nbytes(again) > 0
 
 
+def _no_generation(*args, **kwargs):
+    raise AssertionError("generation started for a bad n_clips")
+
+
+@pytest.mark.parametrize("n, error", [(0, ValueError), (-3, ValueError), (10 ** 12, ValueError),
+                                      (2.5, TypeError), (True, TypeError), ("20", TypeError)])
+def test_bad_n_clips_refused_before_generating(n, error, monkeypatch, tmp_path):
+    monkeypatch.setattr(S, "_make_range", _no_generation)
+    with pytest.raises(error, match="n_clips"):
+        S.generate(n, workers=1)
+    monkeypatch.setattr(S, "generate", _no_generation)
+    with pytest.raises(error, match="n_clips"):
+        S.load_split("train", n_clips=n, cache_dir=str(tmp_path))
+    assert not list(tmp_path.iterdir())
+
+
+def test_n_clips_too_big_for_memory_says_how_many_fit():
+    with pytest.raises(ValueError, match=r"memory.*at most about \d+"):
+        S.check_n_clips(10 ** 12)
+    assert S.check_n_clips(np.int64(20)) == 20 and len(S.generate(np.int32(2), workers=1)) == 2
+
+
+@pytest.mark.parametrize("n", ["0", "-3", str(10 ** 12)])
+def test_command_line_refuses_bad_n(n, monkeypatch, capsys):
+    monkeypatch.setattr(S, "generate", _no_generation)
+    with pytest.raises(SystemExit) as exit_:
+        S.main(["--n", n])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "error: --n" in err and "Traceback" not in err
+
+
+def test_damaged_cache_file_is_named_and_the_fix_given(tmp_path):
+    S.load_all(20, seed=7, cache_dir=str(tmp_path))
+    path = S._cache_file(str(tmp_path), 20, 7)
+    with open(path, "rb") as f:
+        data = f.read()
+    for damaged in (data[:len(data) // 2], b"garbage, not a zip archive", b""):
+        with open(path, "wb") as f:
+            f.write(damaged)
+        S._LOADED.pop(path, None)                                 # force a read from the file
+        with pytest.raises(ValueError, match=re.escape(path)) as e:
+            S.load_split("train", n_clips=20, seed=7, cache_dir=str(tmp_path))
+        assert "delete it" in str(e.value)
+
+
 def test_command_line_check_runs():
     out = subprocess.run([sys.executable, os.path.join(REPO, "data", "intersynth.py"), "--n", "14", "--check"],
                          capture_output=True, text=True, timeout=60, cwd="/")

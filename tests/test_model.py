@@ -46,6 +46,50 @@ def test_bad_prompts_and_lengths_are_rejected_clearly(records):
         m.sample(["zzyzx the other"], 20, seed=0, steps=2)
 
 
+@pytest.mark.parametrize("kw, error, message", [
+    (dict(lengths=40.0), TypeError, r"lengths must be a whole number.*40\.0 \(float\)"),
+    (dict(lengths="40"), TypeError, r"lengths must be a whole number.*'40' \(str\)"),
+    (dict(lengths=[True]), TypeError, r"lengths must be a whole number.*True \(bool\)"),
+    (dict(lengths=torch.tensor(40.0)), TypeError, "lengths must be a whole number"),
+    (dict(guidance=float("nan")), ValueError, "guidance must be a finite number"),
+    (dict(guidance="3"), ValueError, "guidance must be a finite number"),
+    (dict(steps=0), ValueError, "steps must be between 1 and 30"),
+    (dict(steps=2.5), TypeError, "steps must be a whole number"),
+    (dict(seed=1.5), TypeError, "seed must be a whole number"),
+    (dict(seed="0"), TypeError, "seed must be a whole number"),
+])
+def test_bad_sampling_arguments_are_named_in_the_error(records, kw, error, message):
+    m = nano_model(records, diffusion_steps=30)
+    with pytest.raises(error, match=message):
+        m.sample(["two people hug"], **{"lengths": 20, "steps": 2, **kw})
+
+
+def test_integer_lengths_of_any_integer_type_are_accepted_and_long_captions_warned(records):
+    m = nano_model(records)
+    ref = m.sample(["two people hug"], 20, seed=np.int64(0), steps=2)
+    for n in (np.int64(20), torch.tensor(20), [np.int32(20)], torch.tensor([20]), np.array([20])):
+        assert torch.equal(m.sample(["two people hug"], n, seed=0, steps=2), ref)
+    with pytest.warns(UserWarning, match="cut to its first 63"):
+        m.sample([" ".join(["wave"] * 70)], 20, seed=0, steps=2)
+
+
+def test_a_model_cast_to_bfloat16_samples(records):
+    m = nano_model(records)
+    torch.nn.init.normal_(m.denoiser.out.weight, std=0.1)
+    ref = m.sample(["two people hug"], 20, seed=0, steps=3)
+    low = m.to(torch.bfloat16).sample(["two people hug"], 20, seed=0, steps=3)
+    assert low.dtype == torch.float32 and (low - ref).abs().max() < 0.05  # metres
+
+
+def test_the_initial_weights_follow_the_seed_and_leave_the_callers_random_state_alone(records):
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    a, b, c = (im.build_model(im.preset("nano"), records, seed=s).state_dict() for s in (0, 0, 1))
+    assert torch.equal(torch.get_rng_state(), before)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
 def test_bad_checkpoints_are_rejected_clearly(tmp_path, records):
     with pytest.raises(tr.CheckpointError, match="no checkpoint"):
         im.InterMoE.load(str(tmp_path / "missing.pt"))
@@ -57,6 +101,82 @@ def test_bad_checkpoints_are_rejected_clearly(tmp_path, records):
     tr.save_checkpoint(str(tmp_path / "vae.pt"), {"kind": "vae", "model": m.vae.state_dict()})
     with pytest.raises(tr.CheckpointError, match="'vae' checkpoint"):
         im.InterMoE.load(str(tmp_path / "vae.pt"))
+    tr.save_checkpoint(str(tmp_path / "bare.pt"), {"kind": "intermoe", "model": m.state_dict()})
+    with pytest.raises(tr.CheckpointError, match="without its config, vocab, normalizer"):
+        im.InterMoE.load(str(tmp_path / "bare.pt"))
+
+
+class Payload:
+    """Stands for any pickled object: unpickling one can run code (its __reduce__ decides what)."""
+
+
+def test_a_checkpoint_holding_a_pickled_object_is_refused(tmp_path, records):
+    m = nano_model(records)
+    m.save(str(tmp_path / "good.pt"))
+    state = torch.load(tmp_path / "good.pt", weights_only=True)  # everything we save is plain
+    state["extra"] = Payload()
+    torch.save(state, tmp_path / "evil.pt")
+    with pytest.raises(tr.CheckpointError, match=r"pickled Python objects \(.*Payload\).*can run any code"):
+        im.InterMoE.load(str(tmp_path / "evil.pt"))
+
+
+def test_a_full_disk_keeps_the_last_checkpoint_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+    path = str(tmp_path / "vae.pt")
+    tr.save_checkpoint(path, {"kind": "vae", "step": 1})
+    real_save = torch.save
+
+    def disk_fills_up(obj, f):
+        real_save(obj, f)  # part of the file was written ...
+        raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 64 vs 0")  # ... then torch's
+    monkeypatch.setattr(torch, "save", disk_fills_up)
+    monkeypatch.setattr(tr.shutil, "disk_usage", lambda p: type("Usage", (), {"free": 0})())
+    with pytest.raises(tr.CheckpointError, match=r"the disk is full.*last good checkpoint at .*vae.pt is intact"):
+        tr.save_checkpoint(path, {"kind": "vae", "step": 2})
+    assert os.listdir(tmp_path) == ["vae.pt"]
+    assert tr.load_checkpoint(path)["step"] == 1
+
+
+def test_the_suite_and_anyone_who_asks_get_the_device_they_name(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # as on a GPU machine
+    monkeypatch.setenv("INTERMOE_DEVICE", "cpu")  # what the root conftest sets for the whole suite
+    assert tr.pick_device().type == "cpu"
+    monkeypatch.delenv("INTERMOE_DEVICE")
+    assert tr.pick_device().type == "cuda"
+    assert tr.pick_device("cpu").type == "cpu"
+
+
+def test_every_rank_gets_the_same_number_of_whole_batches():
+    data = list(range(10))
+    for world, batch in ((3, 1), (3, 2), (4, 2), (2, 3)):
+        per_rank = [tr.batches(data, batch, seed=0, epoch=1, rank=r, world=world) for r in range(world)]
+        assert {len(b) for b in per_rank} == {len(data) // (batch * world)}
+        seen = [i for b in per_rank for bb in b for i in bb]
+        assert len(seen) == len(set(seen))  # no clip twice in one epoch
+
+
+def test_an_accelerators_random_state_is_saved_and_restored(monkeypatch):
+    """Simulated on the CPU: the CUDA generator's state goes into the checkpoint and comes back from it."""
+    cuda_state = {"now": torch.tensor([1, 2, 3], dtype=torch.uint8)}
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device=None: cuda_state["now"].clone())
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda s, device=None: cuda_state.update(now=s.clone()))
+    saved = tr._rng_state(torch.device("cuda", 0))
+    assert set(saved) == {"cpu", "cuda"}
+    cuda_state["now"] = torch.tensor([9, 9], dtype=torch.uint8)
+    tr._set_rng_state(saved, torch.device("cuda", 0))
+    assert torch.equal(cuda_state["now"], torch.tensor([1, 2, 3], dtype=torch.uint8))
+    tr._set_rng_state(saved["cpu"], torch.device("cpu"))  # a checkpoint from before: the CPU state alone
+
+
+def test_loader_workers_give_the_same_training(records):
+    """On a GPU, stage 1 prepares its features in worker processes; the batches must not change."""
+    runs = []
+    for workers in (0, 2):
+        m = nano_model(records)
+        data = im.InteractionDataset(records, m.normalizer, max_frames=32, seed=0)
+        runs.append(tr.train_loop(m.vae, im._vae_loss_fn(m.normalizer), data, im.collate, steps=4, batch_size=4,
+                                  lr=1e-3, weight_decay=0, warmup=1, grad_clip=1.0, ckpt_path=None, ckpt_every=10,
+                                  seed=0, kind="vae", progress=False, log_every=1, workers=workers))
+    assert [h["loss"] for h in runs[0]] == [h["loss"] for h in runs[1]]
 
 
 def test_save_and_load_give_the_same_samples(tmp_path, records):
@@ -125,14 +245,26 @@ def _ddp_worker(rank, world, init_file, out_dir, records):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world,
                             timeout=timedelta(seconds=60))  # a stuck rank fails the test instead of hanging it
     m = nano_model(records)
-    im.train_denoiser(m, records, steps=4, progress=False, device="cpu")
-    torch.save(m.state_dict(), os.path.join(out_dir, f"rank{rank}.pt"))
+    ddp, asked = torch.nn.parallel.DistributedDataParallel, []
+
+    def recording_ddp(module, *args, **kw):  # what train_loop asks DDP for
+        asked.append(kw.get("find_unused_parameters", False))
+        return ddp(module, *args, **kw)
+    torch.nn.parallel.DistributedDataParallel = recording_ddp
+    try:
+        im.train_denoiser(m, records, steps=4, progress=False, device="cpu")
+    finally:
+        torch.nn.parallel.DistributedDataParallel = ddp
+    torch.save({**m.state_dict(), "find_unused_parameters": torch.tensor(asked)}, os.path.join(out_dir, f"rank{rank}.pt"))
     dist.destroy_process_group()
 
 
 def test_two_process_gloo_training_keeps_ranks_identical(tmp_path, records):
     torch.multiprocessing.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), str(tmp_path), records), nprocs=2)
     a, b = (torch.load(tmp_path / f"rank{r}.pt") for r in range(2))
+    # every parameter gets a gradient every step (an expert runs even on no token), so DDP is not asked to
+    # search the graph for unused ones, which costs a pass each step; were one unused, DDP would raise
+    assert a.pop("find_unused_parameters").tolist() == [False] == b.pop("find_unused_parameters").tolist()
     for k in a:
         assert torch.equal(a[k], b[k]), k
     untrained = nano_model(records).state_dict()

@@ -81,6 +81,23 @@ def test_bias_rule_is_sign_of_count_minus_k():
     torch.testing.assert_close(moe.expert_bias, torch.tensor([-0.51, -0.49, -0.5, -0.5]))
 
 
+def test_the_selection_tally_is_int64():
+    """Apple's MPS has no float64: the tally of selections must be integers (exact, and all-reducible)."""
+    moe = make_moe(router_scale=3.0)
+    moe.train()
+    h, emb, mask = inputs()
+    moe(h, emb, mask)
+    moe(h, emb, mask)
+    tally = moe.pending_tally()
+    assert tally.dtype == torch.int64
+    assert int(tally[-1]) == 2 * int(mask.sum())  # S summed over both forwards
+    before = moe.expert_bias.clone()
+    moe.update_bias()
+    k = moe.cfg.capacity * tally[-1] / moe.n_experts
+    expected = (before - moe.cfg.bias_step * torch.sign(tally[:-1].float() - k)).clamp(-1 + BIAS_EPS, -BIAS_EPS)
+    torch.testing.assert_close(moe.expert_bias, expected)
+
+
 def test_bias_clamped_inside_open_interval():
     """An expert every token wants and one no token wants: their biases hit the clamps and stay inside (-1, 0)."""
     d = 16

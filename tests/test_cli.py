@@ -1,0 +1,138 @@
+"""The command line: reproducible runs, exact resume across both stages, safe folders, clear errors.
+
+Each training test runs `python intermoe_min.py train --preset nano` in-process with a few steps (seconds)."""
+import os
+
+import pytest
+import torch
+
+import intermoe_min as im
+
+STEPS = ["--vae-steps", "14", "--steps", "14"]  # the nano preset checkpoints every 10 steps
+
+
+def train(out, *extra):
+    im.main(["train", "--preset", "nano", "--out", str(out), *STEPS, *extra])
+    return im.load_checkpoint(os.path.join(out, "model.pt"), "intermoe")["model"]
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    """The uninterrupted run every other run is compared with."""
+    return train(tmp_path_factory.mktemp("straight"))
+
+
+def test_two_identical_train_commands_give_identical_weights(tmp_path, straight):
+    assert_same_weights(straight, train(tmp_path))
+
+
+@pytest.mark.parametrize("stage", ["vae", "denoiser"])
+def test_a_kill_in_either_stage_then_the_same_command_equals_the_uninterrupted_run(tmp_path, straight, monkeypatch,
+                                                                                   stage):
+    real_save = im.save_checkpoint
+
+    def killed_after_step_10(path, state):
+        real_save(path, state)
+        if state["kind"] == stage and state["step"] == 10:
+            raise KeyboardInterrupt  # the process dies right after its checkpoint
+    monkeypatch.setattr(im, "save_checkpoint", killed_after_step_10)
+    with pytest.raises(KeyboardInterrupt):
+        train(tmp_path)
+    monkeypatch.setattr(im, "save_checkpoint", real_save)
+    assert not os.path.exists(tmp_path / "model.pt")
+    assert_same_weights(straight, train(tmp_path))  # a fresh process would rebuild the model the same way
+
+
+def test_stage_2_refuses_to_resume_on_a_vae_that_changed(tmp_path, capsys):
+    train(tmp_path)
+    # more VAE steps: stage 1 resumes and trains further, so the stage-2 checkpoint belongs to the old VAE
+    with pytest.raises(SystemExit) as e:
+        im.main(["train", "--preset", "nano", "--out", str(tmp_path), "--vae-steps", "18", "--steps", "14"])
+    assert e.value.code == 1
+    err = capsys.readouterr().err
+    assert "trained on another VAE" in err and "Delete" in err and "denoiser.pt" in err
+    with pytest.raises(im.CheckpointError, match="another VAE"):  # --debug shows the traceback
+        im.main(["train", "--preset", "nano", "--out", str(tmp_path), "--vae-steps", "18", "--steps", "14",
+                 "--debug"])
+
+
+def test_quick_demo_and_full_demo_keep_separate_folders(monkeypatch):
+    seen = []
+    monkeypatch.setattr(im, "run_training", lambda cfg, out, *a: seen.append(out) or (None, {}))
+    monkeypatch.setattr(im, "init_distributed", lambda: (1, 2))
+    im.main(["demo", "--quick"])
+    im.main(["demo"])
+    assert seen == [os.path.join("runs", "demo-quick"), os.path.join("runs", "demo")]
+
+
+def test_evaluate_and_ablate_write_to_the_run_not_to_results(tmp_path, monkeypatch):
+    ckpt = tmp_path / "run" / "model.pt"
+    ckpt.parent.mkdir()
+    ckpt.write_bytes(b"")
+    calls = {}
+
+    def fake_evaluation(model, out, **kw):
+        calls["evaluate"] = out
+        os.makedirs(out, exist_ok=True)
+        open(os.path.join(out, "evaluation.md"), "w").write("table")
+        return {"seconds": {"total": 0}}
+    monkeypatch.setattr(im.InterMoE, "load", classmethod(lambda cls, path, device=None: None))
+    monkeypatch.setattr(im, "run_evaluation", fake_evaluation)
+    monkeypatch.setattr(im, "run_ablation", lambda out=None, work=None, **kw: calls.setdefault("ablate", (out, work)))
+    monkeypatch.setattr(im, "ablation_markdown", lambda res: "table")
+    im.main(["evaluate", "--ckpt", str(ckpt)])
+    assert calls["evaluate"] == str(tmp_path / "run")
+    im.main(["ablate", "--work", str(tmp_path / "abl")])
+    assert calls["ablate"] == (None, str(tmp_path / "abl"))  # run_ablation writes into work when out is None
+    im.main(["evaluate", "--ckpt", str(ckpt), "--out", str(tmp_path / "elsewhere")])
+    assert calls["evaluate"] == str(tmp_path / "elsewhere")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["sample", "--ckpt", "CKPT", "--prompt", "two people hug", "--length", "400"], "--length must be between 15"),
+    (["sample", "--ckpt", "CKPT", "--prompt", " "], "--prompt must not be empty"),
+    (["sample", "--ckpt", "missing.pt", "--prompt", "hug"], "--ckpt: no file missing.pt"),
+    (["sample", "--ckpt", "CKPT", "--prompt", "hug", "--threads", "0"], "--threads must be at least 1"),
+    (["train", "--out", "x", "--steps", "-5"], "--steps must be at least 0"),
+    (["evaluate", "--ckpt", "CKPT", "--repeats", "0"], "--repeats must be at least 1"),
+])
+def test_bad_arguments_are_refused_before_anything_loads(tmp_path, monkeypatch, capsys, argv, message):
+    ckpt = tmp_path / "model.pt"
+    ckpt.write_bytes(b"")
+    monkeypatch.setattr(im.InterMoE, "load", classmethod(lambda *a, **k: pytest.fail("the model was loaded")))
+    monkeypatch.setattr(im, "run_training", lambda *a, **k: pytest.fail("training started"))
+    with pytest.raises(SystemExit) as e:
+        im.main([str(ckpt) if a == "CKPT" else a for a in argv])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_an_error_prints_its_message_and_the_traceback_only_with_debug(tmp_path, monkeypatch, capsys):
+    ckpt = tmp_path / "model.pt"
+    ckpt.write_bytes(b"not a checkpoint")
+    with pytest.raises(SystemExit) as e:
+        im.main(["sample", "--ckpt", str(ckpt), "--prompt", "two people hug"])
+    assert e.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "not a readable checkpoint" in err and "--debug" in err
+    with pytest.raises(im.CheckpointError):
+        im.main(["sample", "--ckpt", str(ckpt), "--prompt", "two people hug", "--debug"])
+
+
+def test_threads_sets_torchs_thread_count(tmp_path, monkeypatch):
+    ckpt = tmp_path / "model.pt"
+    ckpt.write_bytes(b"not a checkpoint")
+    before = torch.get_num_threads()
+    try:
+        with pytest.raises(SystemExit):
+            im.main(["sample", "--ckpt", str(ckpt), "--prompt", "hug", "--threads", "2"])
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
