@@ -2298,8 +2298,9 @@ def pick_device(prefer: str | None = None) -> torch.device:
 
 
 def autocast(device: torch.device):
-    """bf16 autocast on CUDA (the matmuls run in bf16, the weights and optimiser stay fp32); nothing elsewhere."""
-    if device.type == "cuda":
+    """bf16 autocast on a CUDA GPU that has bf16 (the matmuls run in bf16, the weights and optimiser stay
+    fp32); float32 on older GPUs (T4, V100: no bf16 tensor cores) and everywhere else."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False):
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
@@ -2631,6 +2632,24 @@ def preset(name: str, **overrides) -> InterMoEConfig:
     else:
         raise ValueError(f"unknown preset {name!r}: choose 'nano', 'lab' or 'paper'")
     return replace(cfg, **overrides)
+
+
+def choose_preset(device) -> tuple[str, dict, str]:
+    """What to train on `device`, for a notebook: (preset name, overrides, why).
+
+    `paper` sizes need a CUDA GPU with bf16 and at least 24 GiB (training them takes an estimated 14-17 GiB),
+    and get a lab's budget of steps (the full 30,000 + 100,000 is hours to days); `lab` everywhere else."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return "lab", {}, f"the lab preset on {device.type.upper()}"
+    props = torch.cuda.get_device_properties(device)
+    gib, bf16 = props.total_memory / 2 ** 30, torch.cuda.is_bf16_supported(including_emulation=False)
+    if gib >= 24 and bf16:
+        return "paper", dict(vae_steps=2000, steps=5000, warmup=250), \
+            (f"paper sizes on {props.name} ({gib:.0f} GiB, bf16), cut to 2,000 + 5,000 steps; the paper's "
+             f"schedule is 30,000 + 100,000: im.preset('paper')")
+    return "lab", {}, (f"the lab preset on {props.name} ({gib:.0f} GiB{', bf16' if bf16 else ', no bf16'}): "
+                       f"paper sizes need 24 GiB and bf16")
 
 
 def _config_from_dict(d: dict) -> InterMoEConfig:

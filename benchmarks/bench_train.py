@@ -182,8 +182,7 @@ def setup(n_clips: int):
     """The lab preset built on InterSynth training clips; seeded, so every process gets the same weights."""
     records = im.load_intersynth("train", n_clips=n_clips)
     cfg = im.preset(PRESET)
-    torch.manual_seed(0)
-    model = im.build_model(cfg, records)
+    model = im.build_model(cfg, records, seed=0)
     return cfg, records, model
 
 

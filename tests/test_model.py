@@ -322,3 +322,19 @@ def test_checkpoints_from_before_the_role_switches_load_without_them():
     old = im._config_from_dict(d)
     assert (old.egocentric_text, old.role_embedding) == (False, False)
     assert im._config_from_dict(dataclasses.asdict(cfg)) == cfg
+
+
+@pytest.mark.parametrize("gib, bf16, expected", [(15, False, "lab"), (16, True, "lab"), (32, False, "lab"),
+                                                (80, True, "paper")])
+def test_a_notebook_on_a_gpu_gets_a_preset_that_fits_it(monkeypatch, gib, bf16, expected):
+    """Simulated on the CPU: a 16 GB card, or one without bf16 (T4, V100), trains 'lab'; a large bf16 card trains
+    the paper's sizes on a budget of minutes, not the paper's days."""
+    props = type("Props", (), {"name": "a GPU", "total_memory": gib * 2 ** 30})()
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: props)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: bf16)
+    name, overrides, why = tr.choose_preset("cuda")
+    assert name == expected and "a GPU" in why
+    cfg = im.preset(name, **overrides)
+    assert cfg.steps <= 5000 and cfg.vae_steps <= 2000 if name == "paper" else cfg == im.preset("lab")
+    assert tr.choose_preset("cpu")[0] == "lab"
+    assert isinstance(tr.autocast(torch.device("cuda")), __import__("contextlib").nullcontext) != bf16
