@@ -2358,17 +2358,20 @@ def save_checkpoint(path: str, state: dict) -> None:
     try:
         torch.save(state, tmp)
         os.replace(tmp, path)
-    except (OSError, RuntimeError) as e:  # torch reports a failed write as RuntimeError ('enforce fail ...')
+    except BaseException as e:  # a failed write (torch says 'enforce fail ...'), or Ctrl-C mid-write
+        free = shutil.disk_usage(folder).free  # measured while the partial file still takes its space
         with contextlib.suppress(OSError):
             os.remove(tmp)
-        free = shutil.disk_usage(folder).free
-        full = getattr(e, "errno", None) == errno.ENOSPC or free < 64 * 2 ** 20
-        why = f"the disk is full ({free / 2 ** 20:.0f} MiB free in {folder})" if full else \
-            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        if not isinstance(e, (OSError, RuntimeError)):
+            raise
         kept = (f"the last good checkpoint at {path} is intact" if os.path.isfile(path)
                 else "no earlier checkpoint was there")
-        raise CheckpointError(f"could not write the checkpoint {path}: {why}; {kept}. Free some space "
-                              f"(or pass another output folder) and run the same command again to resume.") from e
+        if getattr(e, "errno", None) == errno.ENOSPC or free < 64 * 2 ** 20:
+            raise CheckpointError(f"could not write the checkpoint {path}: the disk is full ({free / 2 ** 20:.0f} "
+                                  f"MiB free in {folder}); {kept}. Free some space (or pass another output "
+                                  f"folder) and run the same command again to resume.") from e
+        raise CheckpointError(f"could not write the checkpoint {path} ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0] if str(e) else ''}); {kept}.") from e
 
 
 def load_checkpoint(path: str, kind: str | None = None) -> dict:
@@ -2387,7 +2390,8 @@ def load_checkpoint(path: str, kind: str | None = None) -> dict:
         raise CheckpointError(
             f"{path} holds pickled Python objects ({found.group(1) if found else 'not only tensors and plain values'}), "
             f"and intermoe_min does not load such files: unpickling them can run any code. It was not written "
-            f"by this version of intermoe_min; load it only if you trust where it came from.") from e
+            f"by this version of intermoe_min (earlier versions stored numpy arrays: delete such a file and train "
+            f"it again; a cached evaluator in runs/evaluator is retrained by itself once deleted).") from e
     except Exception as e:  # truncated or not a torch file
         raise CheckpointError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e})") from e
     if not isinstance(state, dict) or "kind" not in state:
@@ -2431,16 +2435,20 @@ def _set_rng_state(state, device: torch.device) -> None:
 
 
 def default_workers(device: torch.device) -> int:
-    """DataLoader worker processes: none on a CPU (they would take the cores the model needs), a few on
-    CUDA so features are prepared while the GPU computes."""
-    return min(4, max(1, (os.cpu_count() or 2) - 1)) if device.type == "cuda" else 0
+    """Stage 1's DataLoader worker processes: none off CUDA (they would take the cores the model needs), on
+    CUDA a few per process (the cores shared among torchrun's processes on this machine), so features are
+    prepared while the GPU computes. Stage 2 reads a cache and needs none."""
+    if device.type != "cuda":
+        return 0
+    per_process = (os.cpu_count() or 2) // int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    return max(0, min(4, per_process - 1))
 
 
 def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: int, lr: float,
                weight_decay: float, warmup: int, grad_clip: float, ckpt_path: str | None,
                ckpt_every: int, seed: int, kind: str, extra_state=None, after_step=None,
                device=None, log_every: int = 10, progress: bool = True, params=None,
-               workers: int | None = None) -> list[dict]:
+               workers: int = 0) -> list[dict]:
     """One loop for both training stages.
 
     loss_fn(module, batch, device) -> (loss, logs dict). after_step(step) runs after each optimiser step
@@ -2448,7 +2456,7 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
     optimiser, schedule, RNG states and position in the data are restored, so the run continues as if it had
     never stopped. A NaN/inf loss stops with a clear message; the last checkpoint is left intact.
     `extra_state()` returns anything else to store (config, vocab, normaliser). `workers`: DataLoader
-    processes (default: `default_workers(device)`); batches are the same with or without them.
+    processes; batches are the same with or without them. A checkpoint of another seed is refused.
     Returns the loss history.
     """
     rank, world = _world()
@@ -2467,6 +2475,9 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
     torch.manual_seed(seed + rank)  # seeds the accelerator's generator too
     if ckpt_path and os.path.isfile(ckpt_path):
         state = load_checkpoint(ckpt_path, kind)
+        if state.get("seed", seed) != seed:  # its data order and augmentations were drawn from its own seed
+            raise CheckpointError(f"{ckpt_path} was trained with seed {state['seed']}, this run asks for seed "
+                                  f"{seed}: resume it with seed {state['seed']}, or use another output folder")
         try:
             module.load_state_dict(state["model"])
         except RuntimeError as e:  # a checkpoint of another configuration: say so, not a wall of shapes
@@ -2488,12 +2499,12 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
         if rank == 0 and ckpt_path:
             save_checkpoint(ckpt_path, {"kind": kind, "model": module.state_dict(), "optimizer": opt.state_dict(),
                                         "scheduler": sched.state_dict(), "step": step, "history": history,
+                                        "seed": seed,
                                         "rng": rngs, **(extra_state() if extra_state else {})})
 
     per_epoch = len(dataset) // (batch_size * world)
     if per_epoch == 0:
         raise ValueError(f"{kind}: {len(dataset)} clips are too few for batches of {batch_size} x {world} ranks")
-    workers = default_workers(device) if workers is None else workers
     bar = None
     if progress and rank == 0:
         from tqdm.auto import tqdm
@@ -2662,6 +2673,9 @@ def _config_from_dict(d: dict) -> InterMoEConfig:
                           denoiser=DenoiserConfig(**den), **d)
 
 
+MAX_SEED = 2 ** 63 - 1  # seeds are non-negative (numpy's generators refuse negative ones) and fit in int64
+
+
 def _check_int(value, name: str, low: int | None = None, high: int | None = None) -> int:
     """`value` as an int if it is a whole-number type (int, numpy integer, 0-d integer tensor) within
     [low, high]; otherwise an error that names `name` and says what was expected."""
@@ -2787,15 +2801,18 @@ class InterMoE(nn.Module):
             prompts = [prompts]
         if not isinstance(prompts, (list, tuple)) or not prompts or not all(isinstance(p, str) for p in prompts):
             raise TypeError("prompts must be a non-empty list of strings")
-        if isinstance(lengths, torch.Tensor) and lengths.ndim == 0 or not isinstance(lengths, (list, tuple, torch.Tensor, np.ndarray)):
-            lengths = [lengths] * len(prompts)
-        lengths = [_check_int(n, "lengths", MIN_FRAMES, MAX_FRAMES) for n in
-                   (lengths.tolist() if isinstance(lengths, (torch.Tensor, np.ndarray)) else lengths)]
+        if isinstance(lengths, (torch.Tensor, np.ndarray, range)):
+            lengths = lengths.tolist() if not isinstance(lengths, range) else list(lengths)  # 0-d: one number
+        if not isinstance(lengths, (list, tuple)):
+            lengths = [lengths] * len(prompts)  # one length for every prompt
+        lengths = [_check_int(n, "lengths", MIN_FRAMES, MAX_FRAMES) for n in lengths]
         if len(lengths) != len(prompts):
             raise ValueError(f"got {len(prompts)} prompts but {len(lengths)} lengths")
-        seed = None if seed is None else _check_int(seed, "seed")
+        seed = None if seed is None else _check_int(seed, "seed", 0, MAX_SEED)
         steps = self.cfg.sample_steps if steps is None else _check_int(steps, "steps", 1, self.diffusion.n_steps)
         guidance = self.cfg.guidance if guidance is None else guidance
+        if isinstance(guidance, torch.Tensor) and guidance.ndim == 0:
+            guidance = guidance.item()
         if isinstance(guidance, bool) or not isinstance(guidance, (int, float, np.number)) or not math.isfinite(guidance):
             raise ValueError(f"guidance must be a finite number (1 = no guidance; this model's default is "
                              f"{self.cfg.guidance}), got {guidance!r}")
@@ -2895,13 +2912,15 @@ def train_vae(model: InterMoE, records: list[dict], steps: int | None = None, ck
     """Stage 1: train model.vae on random `vae_window`-frame windows of both people. Resumable from ckpt_path
     (a checkpoint every `ckpt_every` steps, default the config's)."""
     cfg = model.cfg
+    device = torch.device(device) if device is not None else pick_device()
     data = InteractionDataset(records, model.normalizer, train=True, max_frames=cfg.vae_window, seed=seed)
     steps = cfg.vae_steps if steps is None else steps  # steps=0 means no training, not the default
     return train_loop(model.vae, _vae_loss_fn(model.normalizer), data, collate, steps=steps,
                       batch_size=cfg.vae_batch, lr=cfg.vae_lr, weight_decay=cfg.weight_decay,
                       warmup=max(1, steps // 20), grad_clip=cfg.grad_clip,
                       ckpt_path=ckpt_path, ckpt_every=ckpt_every or cfg.ckpt_every, seed=seed, kind="vae",
-                      extra_state=model.checkpoint_state, device=device, progress=progress)
+                      extra_state=model.checkpoint_state, device=device, progress=progress,
+                      workers=default_workers(device))
 
 
 @torch.no_grad()
@@ -3055,13 +3074,13 @@ def train_denoiser(model: InterMoE, records: list[dict], steps: int | None = Non
 def build_model(cfg: InterMoEConfig, records: list[dict], seed: int = 0) -> InterMoE:
     """A fresh model for these training records: the vocabulary from their captions, the normaliser
     from their features, the initial weights drawn from `seed` (the caller's random state is left alone)."""
-    _check_int(seed, "seed")
+    _check_int(seed, "seed", 0, MAX_SEED)
     captions = [c for r in records for c in r["captions"]]
     # the augmented captions too: mirroring brings 'right' where the data only said 'left'
     vocab = Vocab.build(captions + [mirror_caption(swap_caption(c)) for c in captions])
     normalizer = InteractionDataset(records, train=False).fit_normalizer()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):  # restores the CPU generator afterwards; no other is touched
+        torch.default_generator.manual_seed(seed)  # weights are initialised on the CPU
         return InterMoE(cfg, vocab, normalizer)
 
 
@@ -4095,6 +4114,19 @@ def run_training(cfg, out: str, vae_steps=None, steps=None, seed: int = 0, stage
     Returns the trained model and a log of losses and timings."""
     rank, world = _world()
     paths = _stage_paths(out)
+    if os.path.isfile(paths["denoiser"]):  # stage 2 has begun: stage 1 must not change the VAE under it
+        want = cfg.vae_steps if vae_steps is None else vae_steps
+        done = load_checkpoint(paths["vae"], "vae")["step"] if os.path.isfile(paths["vae"]) else 0
+        if not os.path.isfile(paths["vae"]):
+            raise CheckpointError(f"{paths['denoiser']} was trained on the VAE in {paths['vae']}, which is gone: "
+                                  f"a new one would not be the same. Delete {paths['denoiser']} too, or use "
+                                  f"another output folder.")
+        if done < want:
+            raise CheckpointError(
+                f"{paths['denoiser']} was trained on the VAE in {paths['vae']} ({done} steps); training stage 1 "
+                f"to {want} steps would change that VAE under it. Delete {paths['denoiser']} to train stage 2 "
+                f"afresh on a longer-trained VAE, keep the VAE as it is (--vae-steps {done}), or use another "
+                f"output folder.")
     os.makedirs(out, exist_ok=True)
     log = {}
     t = time.time()
@@ -4174,6 +4206,9 @@ def _check_args(p: argparse.ArgumentParser, args) -> None:
         if v is not None and v < low:
             p.error(f"--{name.replace('_', '-')} must be at least {low}, got {v}")
     positive("threads")
+    for seed in [args.seed] if hasattr(args, "seed") else getattr(args, "seeds", []):
+        if not 0 <= seed <= MAX_SEED:
+            p.error(f"seeds must be between 0 and {MAX_SEED}, got {seed}")
     for name in ("repeats", "vae_steps", "steps"):
         positive(name, 0 if name.endswith("steps") else 1)
     if args.cmd == "evaluate" and min(args.mm) < 1:
@@ -4197,7 +4232,7 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     try:
         _run(args)
-    except (ValueError, TypeError, OSError, CheckpointError, DataError) as e:
+    except (ValueError, TypeError, OSError, FloatingPointError, CheckpointError, DataError) as e:
         if args.debug:
             raise
         print(f"error: {e}\n(run again with --debug to see where it happened)", file=sys.stderr)

@@ -419,15 +419,8 @@ def sample_flops(model, text_shape: tuple, pairs: int, n_forwards: int) -> dict:
 
 
 # ---- memory, in fresh subprocesses ------------------------------------------------------------------------
-def _status_kb(field: str) -> int | None:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_memory import _status_kb  # noqa: E402  (one reader of /proc/self/status)
 
 
 def _reset_peak() -> bool:

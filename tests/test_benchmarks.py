@@ -1,5 +1,6 @@
 """The benchmark scripts are not timed tests, but they must keep running: a smoke run at a tiny size."""
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,3 +30,12 @@ def test_bench_moe_measures_and_reports_every_ratio(capsys):
 def test_paired_ratio_is_the_median_of_per_round_ratios():
     bench = load("bench_moe")
     assert bench.paired_ratio([2.0, 9.0, 3.0], [1.0, 1.0, 2.0]) == pytest.approx(2.0)  # ratios 2, 9, 1.5
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc and os.wait4 (Linux)")
+def test_bench_memory_quick_measures_every_phase_in_its_own_process(capsys):
+    rows = load("bench_memory").main(["--quick"])  # the nano preset, six phases in five subprocesses
+    assert len(rows) == 6 and rows[0]["clips"] > 0 and any("train" in r["phase"] for r in rows)
+    assert all(0 < r["before_mib"] <= r["peak_mib"] <= r["process_mib"] for r in rows)
+    out = capsys.readouterr().out
+    assert "process peak" in out and "ru_maxrss" in out and "target, a lab run under 2048 MiB" in out

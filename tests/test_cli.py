@@ -51,15 +51,29 @@ def test_a_kill_in_either_stage_then_the_same_command_equals_the_uninterrupted_r
 
 def test_stage_2_refuses_to_resume_on_a_vae_that_changed(tmp_path, capsys):
     train(tmp_path)
-    # more VAE steps: stage 1 resumes and trains further, so the stage-2 checkpoint belongs to the old VAE
+    vae_before = im.load_checkpoint(str(tmp_path / "vae.pt"))["model"]
+    # more VAE steps would train stage 1 further, leaving the stage-2 checkpoint on the old VAE: refused at once
     with pytest.raises(SystemExit) as e:
         im.main(["train", "--preset", "nano", "--out", str(tmp_path), "--vae-steps", "18", "--steps", "14"])
     assert e.value.code == 1
     err = capsys.readouterr().err
-    assert "trained on another VAE" in err and "Delete" in err and "denoiser.pt" in err
-    with pytest.raises(im.CheckpointError, match="another VAE"):  # --debug shows the traceback
-        im.main(["train", "--preset", "nano", "--out", str(tmp_path), "--vae-steps", "18", "--steps", "14",
-                 "--debug"])
+    assert "would change that VAE" in err and "Delete" in err and "denoiser.pt" in err and "--vae-steps 14" in err
+    assert_same_weights(vae_before, im.load_checkpoint(str(tmp_path / "vae.pt"))["model"])  # stage 1 did not run
+    # the library's own guard, for a VAE changed some other way (another vae.pt copied in, say)
+    state = im.load_checkpoint(str(tmp_path / "vae.pt"))
+    state["model"][next(k for k, v in state["model"].items() if v.is_floating_point())] += 0.01
+    im.save_checkpoint(str(tmp_path / "vae.pt"), state)
+    with pytest.raises(im.CheckpointError, match="trained on another VAE.*Delete"):
+        im.main(["train", "--preset", "nano", "--out", str(tmp_path), *STEPS, "--debug"])
+    (tmp_path / "vae.pt").unlink()
+    with pytest.raises(im.CheckpointError, match="which is gone"):
+        im.main(["train", "--preset", "nano", "--out", str(tmp_path), *STEPS, "--debug"])
+
+
+def test_a_folder_trained_with_one_seed_refuses_another(tmp_path):
+    train(tmp_path)
+    with pytest.raises(im.CheckpointError, match="trained with seed 0, this run asks for seed 3"):
+        im.main(["train", "--preset", "nano", "--out", str(tmp_path), *STEPS, "--seed", "3", "--debug"])
 
 
 def test_quick_demo_and_full_demo_keep_separate_folders(monkeypatch):
@@ -100,6 +114,8 @@ def test_evaluate_and_ablate_write_to_the_run_not_to_results(tmp_path, monkeypat
     (["sample", "--ckpt", "missing.pt", "--prompt", "hug"], "--ckpt: no file missing.pt"),
     (["sample", "--ckpt", "CKPT", "--prompt", "hug", "--threads", "0"], "--threads must be at least 1"),
     (["train", "--out", "x", "--steps", "-5"], "--steps must be at least 0"),
+    (["train", "--out", "x", "--seed", "-1"], "seeds must be between 0 and"),
+    (["ablate", "--seeds", "0", "-2"], "seeds must be between 0 and"),
     (["evaluate", "--ckpt", "CKPT", "--repeats", "0"], "--repeats must be at least 1"),
 ])
 def test_bad_arguments_are_refused_before_anything_loads(tmp_path, monkeypatch, capsys, argv, message):

@@ -67,7 +67,7 @@ def test_bad_sampling_arguments_are_named_in_the_error(records, kw, error, messa
 def test_integer_lengths_of_any_integer_type_are_accepted_and_long_captions_warned(records):
     m = nano_model(records)
     ref = m.sample(["two people hug"], 20, seed=np.int64(0), steps=2)
-    for n in (np.int64(20), torch.tensor(20), [np.int32(20)], torch.tensor([20]), np.array([20])):
+    for n in (np.int64(20), torch.tensor(20), [np.int32(20)], torch.tensor([20]), np.array([20]), range(20, 21)):
         assert torch.equal(m.sample(["two people hug"], n, seed=0, steps=2), ref)
     with pytest.warns(UserWarning, match="cut to its first 63"):
         m.sample([" ".join(["wave"] * 70)], 20, seed=0, steps=2)
@@ -84,8 +84,11 @@ def test_a_model_cast_to_bfloat16_samples(records):
 def test_the_initial_weights_follow_the_seed_and_leave_the_callers_random_state_alone(records):
     torch.manual_seed(123)
     before = torch.get_rng_state()
+    if torch.cuda.is_available():  # a GPU's generator is not touched either (weights start on the CPU)
+        cuda_before = torch.cuda.get_rng_state()
     a, b, c = (im.build_model(im.preset("nano"), records, seed=s).state_dict() for s in (0, 0, 1))
     assert torch.equal(torch.get_rng_state(), before)
+    assert not torch.cuda.is_available() or torch.equal(torch.cuda.get_rng_state(), cuda_before)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
@@ -134,6 +137,18 @@ def test_a_full_disk_keeps_the_last_checkpoint_and_leaves_no_temporary_file(tmp_
         tr.save_checkpoint(path, {"kind": "vae", "step": 2})
     assert os.listdir(tmp_path) == ["vae.pt"]
     assert tr.load_checkpoint(path)["step"] == 1
+    monkeypatch.setattr(tr.shutil, "disk_usage", lambda p: type("Usage", (), {"free": 10 * 2 ** 30})())
+    with pytest.raises(tr.CheckpointError) as e:  # another write error is not called a full disk
+        tr.save_checkpoint(path, {"kind": "vae", "step": 2})
+    assert "disk is full" not in str(e.value) and "enforce fail" in str(e.value)
+
+    def interrupted(obj, f):
+        real_save(obj, f)
+        raise KeyboardInterrupt  # Ctrl-C in the middle of a save
+    monkeypatch.setattr(torch, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        tr.save_checkpoint(path, {"kind": "vae", "step": 3})
+    assert os.listdir(tmp_path) == ["vae.pt"] and tr.load_checkpoint(path)["step"] == 1
 
 
 def test_the_suite_and_anyone_who_asks_get_the_device_they_name(monkeypatch):
