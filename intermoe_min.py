@@ -2387,8 +2387,9 @@ def load_checkpoint(path: str, kind: str | None = None) -> dict:
         if not zipfile.is_zipfile(path):  # not a file torch.save wrote
             raise CheckpointError(f"{path} is not a readable checkpoint (not a file torch.save writes)") from e
         found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))  # a pickled Python object
+        what = found.group(1) if found else "not only tensors and plain values"
         raise CheckpointError(
-            f"{path} holds pickled Python objects ({found.group(1) if found else 'not only tensors and plain values'}), "
+            f"{path} holds pickled Python objects ({what}), "
             f"and intermoe_min does not load such files: unpickling them can run any code. It was not written "
             f"by this version of intermoe_min (earlier versions stored numpy arrays: delete such a file and train "
             f"it again; a cached evaluator in runs/evaluator is retrained by itself once deleted).") from e
@@ -2813,7 +2814,8 @@ class InterMoE(nn.Module):
         guidance = self.cfg.guidance if guidance is None else guidance
         if isinstance(guidance, torch.Tensor) and guidance.ndim == 0:
             guidance = guidance.item()
-        if isinstance(guidance, bool) or not isinstance(guidance, (int, float, np.number)) or not math.isfinite(guidance):
+        if isinstance(guidance, bool) or not isinstance(guidance, (int, float, np.number)) \
+                or not math.isfinite(guidance):
             raise ValueError(f"guidance must be a finite number (1 = no guidance; this model's default is "
                              f"{self.cfg.guidance}), got {guidance!r}")
         return list(prompts), lengths, seed, steps, float(guidance)
@@ -2976,7 +2978,7 @@ class LatentDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, model: "InterMoE", records: list[dict], train: bool = True, max_frames: int | None = None,
-                 seed: int | None = None, batch_size: int = 32, progress: bool = False):
+                 seed: int | None = None, batch_size: int = 8, progress: bool = False):
         base = InteractionDataset(records, model.normalizer, train=False, max_frames=MAX_FRAMES)
         self.records, self.train, self.seed, self.epoch = base.records, train, seed, 0
         self.max_latent = (max_frames or model.cfg.max_frames) // 4
@@ -2984,7 +2986,9 @@ class LatentDataset(torch.utils.data.Dataset):
         device = model.latent_scale.device
         self.latents = [[None] * len(variants) for _ in self.records]  # [clip][variant] -> (2, T', C) float16
         jobs = [(i, v) for i in range(len(self.records)) for v in range(len(variants))]
-        jobs.sort(key=lambda iv: self.records[iv[0]]["joints"].shape[1])  # similar lengths share a batch
+        # Similar lengths share a batch, longest first, in small batches: each batch's activations then fit in
+        # the memory the one before freed. (Shortest first, 32 a batch, the heap grew by 2 GB for a 290 MB cache.)
+        jobs.sort(key=lambda iv: -self.records[iv[0]]["joints"].shape[1])
         bar = None
         if progress:
             from tqdm.auto import tqdm

@@ -1535,18 +1535,27 @@ PEAK_FACTOR = 3            # generating and packing peaks at ~2.3-2.8x that (mea
 
 
 def _available_memory():
-    """Bytes of memory free for use now (Linux's MemAvailable, else the free pages), or None if unknown."""
+    """Bytes of memory free for use now (Linux's MemAvailable, else the free pages; within a container's
+    cgroup limit, if it sets one), or None if unknown."""
+    free = None
     try:
         with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+            free = next((int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:")), None)
     except (OSError, ValueError, IndexError):
         pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):  # not on this platform: no memory check
-        return None
+    if free is None:
+        try:
+            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, ValueError, OSError):  # not on this platform: no memory check
+            return None
+    try:  # a container's limit (cgroup v2: Docker, notebook services) can be far below the machine's memory
+        with open("/sys/fs/cgroup/memory.max") as f_max, open("/sys/fs/cgroup/memory.current") as f_now:
+            limit = f_max.read().strip()
+            if limit != "max":
+                free = min(free, int(limit) - int(f_now.read()))
+    except (OSError, ValueError):
+        pass
+    return free
 
 
 def check_n_clips(n_clips, name: str = "n_clips", generating: bool = True) -> int:
@@ -1732,32 +1741,43 @@ def _read_clips(path: str) -> list:
 _LOADED = getattr(sys.modules.get(__name__), "_LOADED", {})
 
 
+def _read_or_make(path: str, n_clips: int, seed: int, verbose=False) -> list:
+    """The whole set from its cache file; generated and written there first if there is none."""
+    if os.path.exists(path):
+        return load_clips(path)
+    t0 = time.time()
+    clips = generate(n_clips, seed)
+    if verbose:
+        print(f"generated {n_clips} clips in {time.time() - t0:.1f} s")
+    save_clips(clips, path)  # also packs the clips into the same few buffers a load would give
+    return clips
+
+
 def load_all(n_clips: int = DEFAULT_N_CLIPS, seed: int = 0, cache_dir: str = None, verbose=False) -> list:
     """The whole set: from memory, else from the cache file, else generated and cached."""
     path = _cache_file(cache_dir, n_clips, seed)
     n_clips = check_n_clips(n_clips, generating=not os.path.exists(path))
     if path not in _LOADED:
-        if not os.path.exists(path):
-            t0 = time.time()
-            clips = generate(n_clips, seed)
-            if verbose:
-                print(f"generated {n_clips} clips in {time.time() - t0:.1f} s")
-            save_clips(clips, path)  # also packs the clips into the same few buffers a load would give
-            _LOADED[path] = clips
-        else:
-            _LOADED[path] = load_clips(path)
+        _LOADED[path] = _read_or_make(path, n_clips, seed, verbose)
     return _LOADED[path]
 
 
 def load_split(split: str, n_clips: int = DEFAULT_N_CLIPS, seed: int = 0, cache_dir: str = None) -> list:
     """Clips of one split ('train', 'val', 'test'; 'all' for everything), generated once and cached
-    under data/cache/ (or cache_dir) in one .npz keyed by n_clips and seed."""
-    clips = load_all(n_clips, seed, cache_dir)
+    under data/cache/ (or cache_dir) in one .npz keyed by n_clips and seed. A split is kept in memory in
+    buffers of its own, so a training run holds its 80 % of the set, not the whole file."""
     if split == "all":
-        return list(clips)
+        return list(load_all(n_clips, seed, cache_dir))
     if split not in SPLITS:
         raise ValueError(f"split must be one of {list(SPLITS)} or 'all', not {split!r}")
-    return [c for i, c in enumerate(clips) if split_of(i) == split]
+    path = _cache_file(cache_dir, n_clips, seed)
+    n_clips = check_n_clips(n_clips, generating=not os.path.exists(path))
+    if (path, split) not in _LOADED:
+        clips = _LOADED[path] if path in _LOADED else _read_or_make(path, n_clips, seed)
+        mine = [dict(c, meta=dict(c["meta"])) for i, c in enumerate(clips) if split_of(i) == split]
+        pack_clips(mine)  # copied into this split's own buffers: the whole set's can be freed
+        _LOADED[path, split] = mine
+    return list(_LOADED[path, split])
 
 
 def nbytes(clips: list) -> int:

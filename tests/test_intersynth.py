@@ -178,6 +178,11 @@ def test_load_split_caches_and_splits(tmp_path):
         assert c["meta"]["contacts"] == ref["meta"]["contacts"]
         assert c["meta"]["key_frames"] == ref["meta"]["key_frames"]
     assert S.nbytes(again) > 0
+    # each split holds buffers of its own, none of the whole file's: a training run keeps only its split
+    whole = S.load_all(n, seed=5, cache_dir=str(tmp_path))
+    train = S.load_split("train", n_clips=n, seed=5, cache_dir=str(tmp_path))
+    assert not any(np.shares_memory(c["joints"], w["joints"]) for c in train for w in whole)
+    assert not any(np.shares_memory(c["rot6d"], v["rot6d"]) for c in train for v in again)
 
 
 def _no_generation(*args, **kwargs):
