@@ -1470,12 +1470,12 @@ class Vocab:
             warnings.warn(f"{len(new)} word(s) not in the vocabulary, read as {self.UNK}: {new}",
                           stacklevel=2)
         tokens = [self.tokenize(text) for text in texts]
-        for text, toks in zip(texts, tokens):
-            if len(toks) > max_len - 1 and text not in self._warned:
-                self._warned.add(text)
-                warnings.warn(f"a caption of {len(toks)} tokens is cut to its first {max_len - 1} (the text "
-                              f"encoder reads at most {max_len - 1}); the rest is ignored: "
-                              f"'... {' '.join(toks[max_len - 1:])[:80]}'", stacklevel=2)
+        for n in sorted({len(toks) for toks in tokens if len(toks) > max_len - 1}):
+            message = (f"a caption of {n} tokens (words and punctuation) is cut to its first {max_len - 1}, "
+                       f"all the text encoder reads: its last {n - max_len + 1} are ignored")
+            if message not in self._warned:  # once per length: a caption's two views have the same length
+                self._warned.add(message)
+                warnings.warn(message, stacklevel=2)
         unk = self.stoi[self.UNK]
         rows = [[self.stoi.get(t, unk) for t in toks][: max_len - 1] + [self.stoi[self.EOS]] for toks in tokens]
         L = max(len(r) for r in rows)
@@ -2381,11 +2381,11 @@ def load_checkpoint(path: str, kind: str | None = None) -> dict:
     file from someone else cannot run code on this machine. Everything intermoe_min saves is of that kind."""
     if not os.path.isfile(path):
         raise CheckpointError(f"no checkpoint at {path}")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive
+        raise CheckpointError(f"{path} is not a readable checkpoint (not a file torch.save writes)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        if not zipfile.is_zipfile(path):  # not a file torch.save wrote
-            raise CheckpointError(f"{path} is not a readable checkpoint (not a file torch.save writes)") from e
         found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))  # a pickled Python object
         what = found.group(1) if found else "not only tensors and plain values"
         raise CheckpointError(
@@ -2456,6 +2456,7 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
     (the MoE bias update). Resumes from `ckpt_path` if it holds a checkpoint of this `kind`: model,
     optimiser, schedule, RNG states and position in the data are restored, so the run continues as if it had
     never stopped. A NaN/inf loss stops with a clear message; the last checkpoint is left intact.
+    `dataset` may be a function that builds it, called only if there is training left to do.
     `extra_state()` returns anything else to store (config, vocab, normaliser). `workers`: DataLoader
     processes; batches are the same with or without them. A checkpoint of another seed is refused.
     Returns the loss history.
@@ -2503,6 +2504,9 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
                                         "seed": seed,
                                         "rng": rngs, **(extra_state() if extra_state else {})})
 
+    if step >= steps:  # finished: nothing to train, so no data to prepare
+        return history
+    dataset = dataset() if callable(dataset) else dataset  # built only now (stage 2's latent cache takes a minute)
     per_epoch = len(dataset) // (batch_size * world)
     if per_epoch == 0:
         raise ValueError(f"{kind}: {len(dataset)} clips are too few for batches of {batch_size} x {world} ranks")
@@ -3059,8 +3063,10 @@ def train_denoiser(model: InterMoE, records: list[dict], steps: int | None = Non
         model.latent_scale.fill_(measure_latent_scale(model, records, device=device))
     model.vae.requires_grad_(False)
     model.vae.eval()
-    data = latents or LatentDataset(model, records, train=True, max_frames=cfg.max_frames, progress=progress)
-    data.seed = seed  # fetches are keyed by (seed, epoch, clip): this run's augmentations and crops
+    def data():  # built by train_loop only if there are steps left to train
+        cache = latents or LatentDataset(model, records, train=True, max_frames=cfg.max_frames, progress=progress)
+        cache.seed = seed  # fetches are keyed by (seed, epoch, clip): this run's augmentations and crops
+        return cache
 
     def loss_fn(m, batch, dev):
         z0 = batch["latent"].to(dev) / model.latent_scale  # (B, 2, T', C) unit-variance latents
@@ -4155,6 +4161,13 @@ def run_training(cfg, out: str, vae_steps=None, steps=None, seed: int = 0, stage
     return model, log
 
 
+class _ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """--help shows each option's default, where it has one."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default in (None, False) else super()._get_help_string(action)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python intermoe_min.py", description=__doc__.splitlines()[0])
     common = argparse.ArgumentParser(add_help=False)  # options every command takes
@@ -4162,33 +4175,39 @@ def _parser() -> argparse.ArgumentParser:
                         "fastest on an idle machine; on a machine other jobs share, use 1)")
     common.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = p.add_subparsers(dest="cmd", required=True)
-    d = sub.add_parser("demo", parents=[common], help="generate data, train both stages, sample prompts to GIFs")
+
+    def add(name, helptext):  # p.commands[name]: the command's own parser, for its errors
+        p.commands[name] = sub.add_parser(name, parents=[common], help=helptext, formatter_class=_ShowDefaults)
+        return p.commands[name]
+    p.commands = {}
+    d = add("demo", "generate data, train both stages, sample prompts to GIFs")
     d.add_argument("--preset", default="lab", choices=["nano", "lab", "paper"])
     d.add_argument("--quick", action="store_true", help="a short run (minutes) to check everything works")
     d.add_argument("--out", help="run folder (default runs/demo, or runs/demo-quick with --quick)")
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--seed", type=int, default=0, help="data, initial weights, training and samples")
     for name, helptext in (("train-vae", "stage 1 only"), ("train", "both stages (stage 1 is skipped when done)")):
-        s = sub.add_parser(name, parents=[common], help=helptext)
+        s = add(name, helptext)
         s.add_argument("--preset", default="lab", choices=["nano", "lab", "paper"])
         s.add_argument("--out", required=True)
         s.add_argument("--vae-steps", type=int)
         s.add_argument("--steps", type=int)
-        s.add_argument("--seed", type=int, default=0)
-    s = sub.add_parser("sample", parents=[common], help="generate from a trained model")
+        s.add_argument("--seed", type=int, default=0, help="data, initial weights and training")
+    s = add("sample", "generate from a trained model")
     s.add_argument("--ckpt", required=True, help="model.pt written by train or demo")
     s.add_argument("--prompt", action="append", required=True, help="repeat for several")
     s.add_argument("--length", type=int, default=120, help=f"frames at 30 fps ({MIN_FRAMES}..{MAX_FRAMES})")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--out", default=os.path.join("runs", "samples"))
+    s.add_argument("--seed", type=int, default=0, help="the starting noise")
+    s.add_argument("--out", default=os.path.join("runs", "samples"), help="folder for the GIFs (sample_0.gif, ...)")
     s.add_argument("--strip", help="also write one PNG with a filmstrip of every prompt, one row each")
-    e = sub.add_parser("evaluate", parents=[common], help="the results table of a trained model (evaluator cached)")
+    e = add("evaluate", "the results table of a trained model (evaluator and role classifier trained once, "
+                        "cached in runs/evaluator)")
     e.add_argument("--ckpt", required=True, help="model.pt written by train or demo")
     e.add_argument("--repeats", type=int, default=5, help="fresh generations of the test set (InterGen: 20)")
     e.add_argument("--mm", type=int, nargs=2, default=[20, 10], metavar=("CAPTIONS", "GENERATIONS"),
                    help="MultiModality: captions x generations each (InterGen: 100 30)")
     e.add_argument("--out", help="where evaluation.md and .json go (default: the checkpoint's folder; the "
                    "repository's published table: --out results)")
-    a = sub.add_parser("ablate", parents=[common], help="the paper's ablation table in miniature (about an hour)")
+    a = add("ablate", "the paper's ablation table in miniature (about an hour)")
     a.add_argument("--work", default=os.path.join("runs", "ablation"), help="cache of models and runs (resumable)")
     a.add_argument("--out", help="where ablation.md and ablation.json go (default: --work; the repository's "
                    "published table: --out results)")
@@ -4197,14 +4216,15 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--variants", nargs="+", choices=list(ABLATIONS), metavar="NAME",
                    help=f"default: the paper's ({', '.join(PAPER_VARIANTS)}); "
                         f"also: {', '.join(v for v in ABLATIONS if not ABLATIONS[v][0])}")
-    a.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    a.add_argument("--repeats", type=int, default=2)
+    a.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one run per variant and seed")
+    a.add_argument("--repeats", type=int, default=2, help="fresh generations of the test batch per run")
     a.add_argument("--smoke", action="store_true", help="a tiny study (seconds) to check the pipeline")
     return p
 
 
 def _check_args(p: argparse.ArgumentParser, args) -> None:
     """Refuse bad values before anything slow (loading a model, generating data) starts."""
+    p = p.commands[args.cmd]  # errors show the command's own usage line
     def positive(name, low=1):
         v = getattr(args, name, None)
         if v is not None and v < low:
@@ -4212,7 +4232,7 @@ def _check_args(p: argparse.ArgumentParser, args) -> None:
     positive("threads")
     for seed in [args.seed] if hasattr(args, "seed") else getattr(args, "seeds", []):
         if not 0 <= seed <= MAX_SEED:
-            p.error(f"seeds must be between 0 and {MAX_SEED}, got {seed}")
+            p.error(f"--{'seed' if hasattr(args, 'seed') else 'seeds'} must be between 0 and 2**63 - 1, got {seed}")
     for name in ("repeats", "vae_steps", "steps"):
         positive(name, 0 if name.endswith("steps") else 1)
     if args.cmd == "evaluate" and min(args.mm) < 1:
@@ -4224,6 +4244,9 @@ def _check_args(p: argparse.ArgumentParser, args) -> None:
             p.error("--prompt must not be empty")
     for name in ("ckpt", "vae"):
         path = getattr(args, name, None)
+        if path is not None and os.path.isdir(path):
+            p.error(f"--{name}: {path} is a folder; pass the checkpoint in it"
+                    + (f", e.g. {os.path.join(path, 'model.pt')}" if name == "ckpt" else ""))
         if path is not None and not os.path.isfile(path):
             p.error(f"--{name}: no file {path}")
 
@@ -4239,7 +4262,8 @@ def main(argv=None):
     except (ValueError, TypeError, OSError, FloatingPointError, CheckpointError, DataError) as e:
         if args.debug:
             raise
-        print(f"error: {e}\n(run again with --debug to see where it happened)", file=sys.stderr)
+        hint = "" if isinstance(e, (CheckpointError, DataError)) else "\n(run again with --debug to see where it happened)"
+        print(f"error: {e}{hint}", file=sys.stderr)
         raise SystemExit(1) from None
 
 
@@ -4286,9 +4310,12 @@ def _run(args) -> None:
                        for k, c in enumerate(DEMO_PROMPTS)]
     log["total_seconds"] = round(time.time() - t0, 1)
     log["preset"], log["device"], log["threads"] = args.preset, str(pick_device()), torch.get_num_threads()
+    if args.cmd == "demo":
+        log["prompts"] = DEMO_PROMPTS
     with open(_stage_paths(out)["log"], "w") as f:
         json.dump(log, f, indent=1)
-    print(f"done in {log['total_seconds']} s; log in {_stage_paths(out)['log']}")
+    print(f"done in {log['total_seconds']} s; model {_stage_paths(out)['model']}, log {_stage_paths(out)['log']}"
+          + (f", GIFs {', '.join(log['gifs'])}" if args.cmd == "demo" else ""))
 
 
 if __name__ == "__main__":

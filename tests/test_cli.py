@@ -70,6 +70,12 @@ def test_stage_2_refuses_to_resume_on_a_vae_that_changed(tmp_path, capsys):
         im.main(["train", "--preset", "nano", "--out", str(tmp_path), *STEPS, "--debug"])
 
 
+def test_a_finished_run_run_again_loads_without_preparing_any_data(tmp_path, straight, monkeypatch):
+    train(tmp_path)
+    monkeypatch.setattr(im, "LatentDataset", lambda *a, **k: pytest.fail("the latent cache was built again"))
+    assert_same_weights(straight, train(tmp_path))
+
+
 def test_a_folder_trained_with_one_seed_refuses_another(tmp_path):
     train(tmp_path)
     with pytest.raises(im.CheckpointError, match="trained with seed 0, this run asks for seed 3"):
@@ -114,8 +120,9 @@ def test_evaluate_and_ablate_write_to_the_run_not_to_results(tmp_path, monkeypat
     (["sample", "--ckpt", "missing.pt", "--prompt", "hug"], "--ckpt: no file missing.pt"),
     (["sample", "--ckpt", "CKPT", "--prompt", "hug", "--threads", "0"], "--threads must be at least 1"),
     (["train", "--out", "x", "--steps", "-5"], "--steps must be at least 0"),
-    (["train", "--out", "x", "--seed", "-1"], "seeds must be between 0 and"),
-    (["ablate", "--seeds", "0", "-2"], "seeds must be between 0 and"),
+    (["train", "--out", "x", "--seed", "-1"], "--seed must be between 0 and"),
+    (["ablate", "--seeds", "0", "-2"], "--seeds must be between 0 and"),
+    (["sample", "--ckpt", "FOLDER", "--prompt", "hug"], "is a folder; pass the checkpoint in it, e.g."),
     (["evaluate", "--ckpt", "CKPT", "--repeats", "0"], "--repeats must be at least 1"),
 ])
 def test_bad_arguments_are_refused_before_anything_loads(tmp_path, monkeypatch, capsys, argv, message):
@@ -124,10 +131,11 @@ def test_bad_arguments_are_refused_before_anything_loads(tmp_path, monkeypatch, 
     monkeypatch.setattr(im.InterMoE, "load", classmethod(lambda *a, **k: pytest.fail("the model was loaded")))
     monkeypatch.setattr(im, "run_training", lambda *a, **k: pytest.fail("training started"))
     with pytest.raises(SystemExit) as e:
-        im.main([str(ckpt) if a == "CKPT" else a for a in argv])
+        im.main([{"CKPT": str(ckpt), "FOLDER": str(tmp_path)}.get(a, a) for a in argv])
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+    assert f"usage: python intermoe_min.py {argv[0]}" in err  # the command's own usage, not the program's
 
 
 def test_an_error_prints_its_message_and_the_traceback_only_with_debug(tmp_path, monkeypatch, capsys):
@@ -137,7 +145,7 @@ def test_an_error_prints_its_message_and_the_traceback_only_with_debug(tmp_path,
         im.main(["sample", "--ckpt", str(ckpt), "--prompt", "two people hug"])
     assert e.value.code == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and "not a readable checkpoint" in err and "--debug" in err
+    assert err.startswith("error: ") and "not a readable checkpoint" in err and "Traceback" not in err
     with pytest.raises(im.CheckpointError):
         im.main(["sample", "--ckpt", str(ckpt), "--prompt", "two people hug", "--debug"])
 
