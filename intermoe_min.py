@@ -1,23 +1,24 @@
 """intermoe_min: a compact, teachable implementation of InterMoE (AAAI 2026).
 
-InterMoE generates two-person 3D interactions from text. This file holds the whole thing, in the order
-data flows through it:
+InterMoE generates two-person 3D interactions from text. This file holds the model and how it trains, in the
+order data flows through it:
 
    1. The motion representation: the SMPL 22-joint skeleton, InterHuman's 262-value per-frame features,
       InterGen's canonicalisation, mirroring and person swapping.
    2. The dataset: InterHuman's on-disk layout and the generated InterSynth data, one loader for both.
-   3. Looking at motion: matplotlib animations, filmstrips and top views.
-   4. The Causal-Skeletal VAE: one person's motion <-> a short latent sequence (T/4 frames), causal.
-   5. The text encoder: captions -> a sentence embedding (a small transformer; a pretrained one plugs in).
-   6. The Cooperative MoE Denoiser: shared weights for both people, self- and cross-attention, and the
-      InterMoE block (Synergistic Router + Dynamic Temporal Selection) in place of the FFN.
-   7. Latent diffusion: cosine schedule, x0 prediction, DDIM sampling with classifier-free guidance.
-   8. Training machinery: device choice, bf16 autocast on CUDA, atomic resumable checkpoints, torchrun.
-   9. InterMoE, the whole text-to-motion model, and `preset(name)`.
-  10. The two training stages: `train_vae`, `train_denoiser`.
-  11. Evaluation: the evaluator, InterGen's metrics, identity and physics metrics, `evaluate`.
-  12. The paper's ablation table in miniature: `run_ablation`.
-  13. The command line: `python intermoe_min.py demo` and friends.
+   3. The Causal-Skeletal VAE: one person's motion <-> a short latent sequence (T/4 frames), causal.
+   4. The text encoder: captions -> a sentence embedding (a small transformer; a pretrained one plugs in).
+   5. The Cooperative MoE Denoiser: shared weights for both people, self- and cross-attention, and the
+      InterMoE block (5b the Synergistic Router, 5c Dynamic Temporal Selection) in place of the FFN.
+   6. Latent diffusion: cosine schedule, x0 prediction, DDIM sampling with classifier-free guidance.
+   7. Training machinery: device choice, bf16 autocast on CUDA, atomic resumable checkpoints, torchrun.
+   8. InterMoE, the whole text-to-motion model, and `preset(name)`.
+   9. The two training stages: `train_vae`, `train_denoiser`.
+  10. The command line: `python intermoe_min.py demo` and friends.
+
+Looking at motion (animations, filmstrips) and judging it (the evaluator, every metric, the ablation study)
+live beside it in intermoe_eval.py, which imports this file; this file never imports it, except the command
+line's `sample`, `evaluate` and `ablate`, when they run.
 
 Sources: the InterMoE paper (arXiv 2511.13488), the InterHuman data format as InterGen (Liang et al.,
 IJCV 2024) loads it. Facts follow the paper; where the authors' code differs, a comment says so.
@@ -37,7 +38,6 @@ import pickle
 import re
 import shutil
 import sys
-import textwrap
 import time
 import warnings
 import zipfile
@@ -310,7 +310,7 @@ _ROLE_RE = re.compile(r"\b(?:(first|second) person|person (1|2|one|two))\b", re.
 def caption_initiator(caption: str) -> int | None:
     """The person a caption names first when it names them by index: 0 for 'the first person' ('person 1',
     'person one'), 1 for 'the second person' ('person 2', 'person two'); None if it names neither.
-    In InterSynth's captions the person named first is the initiator (section 11 scores roles with this);
+    In InterSynth's captions the person named first is the initiator (intermoe_eval scores roles with this);
     the model reads it as a role feature (InterMoEConfig.role_embedding)."""
     m = _ROLE_RE.search(caption)
     if m is None:
@@ -612,439 +612,7 @@ def collate(batch: list[dict], multiple: int = 4) -> dict:
 
 
 # =====================================================================================================
-# 3. Looking at motion
-# =====================================================================================================
-
-# The skeleton drawn as five polylines (and a dot for the head) instead of 21 separate bones: fewer
-# artists, faster frames.
-# Each chain is a path down SMPL_PARENTS (a test checks every bone appears exactly once).
-BONE_CHAINS = [  # (joints along the chain, side)
-    ([0, 3, 6, 9, 12, 15], "centre"),    # pelvis, spine1-3, neck, head
-    ([0, 1, 4, 7, 10], "left"),          # left hip, knee, ankle, foot
-    ([0, 2, 5, 8, 11], "right"),
-    ([9, 13, 16, 18, 20], "left"),       # spine3, left collar, shoulder, elbow, wrist
-    ([9, 14, 17, 19, 21], "right"),
-]
-HEAD = JOINT_NAMES.index("head")
-PERSON_COLORS = ["#1f6fb4", "#e0530f"]  # person 1 blue, person 2 orange
-FLOOR_GRID = 0.5                        # metres between floor grid lines
-HIGHLIGHT_HOLD = 0.3                    # seconds a highlight tag stays up (one frame is too short to see)
-
-
-def _as_people(joints) -> np.ndarray:
-    """Joint positions as a float numpy array (P, T, 22, 3); accepts (T, 22, 3), numpy or torch."""
-    if hasattr(joints, "detach"):  # a torch tensor; duck-typed so this section never imports torch
-        joints = joints.detach().cpu().float().numpy()
-    x = np.asarray(joints, dtype=np.float64)
-    if x.ndim == 3:
-        x = x[None]  # one person
-    ok = x.ndim == 4 and x.shape[0] in (1, 2) and x.shape[1] >= 1 and x.shape[2:] == (N_JOINTS, 3)
-    if not ok:
-        hint = " (262-value features? take the joint positions out first)" if x.shape[-1] == 262 else ""
-        raise ValueError(f"joints should be (T, 22, 3) for one person or (P, T, 22, 3) for P = 1 or 2 "
-                         f"people, in metres with Y up; got shape {tuple(np.shape(joints))}{hint}")
-    if not np.isfinite(x).all():
-        raise ValueError(f"joints contain {int((~np.isfinite(x)).sum())} NaN or infinite values")
-    return x
-
-
-def _to_plot(p: np.ndarray) -> np.ndarray:
-    """Data (x, y up, z) -> matplotlib 3D (x, -z, y), so the plot's vertical axis is the data's Y.
-
-    Only swapping y and z would mirror the scene (left and right trade places); negating z as well
-    makes it a rotation, so a left hand still looks like a left hand.
-    """
-    return np.stack([p[..., 0], -p[..., 2], p[..., 1]], axis=-1)
-
-
-def _shades(color) -> dict:
-    """One person's colours: the body in `color`, left limbs lighter, right limbs darker."""
-    from matplotlib.colors import to_rgb
-    c = np.array(to_rgb(color))
-    return {"centre": tuple(c), "left": tuple(c + (1 - c) * 0.45), "right": tuple(c * 0.6)}
-
-
-def _person_colors(colors, P: int) -> list:
-    colors = PERSON_COLORS if colors is None else ([colors] if isinstance(colors, str) else list(colors))
-    if len(colors) < P:
-        raise ValueError(f"need a colour per person: {P} people, {len(colors)} colours")
-    return [_shades(c) for c in colors[:P]]
-
-
-def _limits(J: np.ndarray, margin: float = 0.25, min_size: float = 2.0) -> np.ndarray:
-    """(3, 2) plot-axis limits covering every joint of every frame, with the floor (y=0) in view."""
-    p = _to_plot(J).reshape(-1, 3)
-    lo, hi = p.min(0), p.max(0)
-    centre = (lo + hi) / 2
-    half = np.maximum((hi - lo) / 2 + margin, min_size / 2)  # a person standing still is not a close-up
-    lims = np.stack([centre - half, centre + half], axis=1)
-    lims[2] = [min(lo[2], 0.0), max(hi[2] + margin, min_size)]  # vertical: from the floor up
-    return lims
-
-
-def _facing_xz(J: np.ndarray) -> np.ndarray:
-    """(P, T, 2) unit facing direction on the floor, (x, z). As in InterGen: across = right - left
-    (hips + shoulders), forward = up x across; a person in SMPL's rest pose faces +Z."""
-    across = (J[..., R_HIP, :] - J[..., L_HIP, :]) + (J[..., R_SHOULDER, :] - J[..., L_SHOULDER, :])
-    fwd = np.stack([across[..., 2], -across[..., 0]], axis=-1)  # (0,1,0) x across, keeping x and z
-    return fwd / np.maximum(np.linalg.norm(fwd, axis=-1, keepdims=True), 1e-8)
-
-
-def _wrap(caption, width_in: float, fontsize: float = 9) -> str:
-    if not caption:
-        return ""
-    chars = max(16, int(width_in * 72 / (fontsize * 0.55)))  # ~0.55 em per character
-    return textwrap.fill(str(caption), chars, max_lines=3, placeholder=" ...")
-
-
-def _highlights(highlight_frames) -> dict:
-    """{frame: label}; accepts None, a list of frames, or a dict {frame: label}."""
-    if highlight_frames is None:
-        return {}
-    if isinstance(highlight_frames, dict):
-        return {int(f): str(label) for f, label in highlight_frames.items()}
-    return {int(f): "key frame" for f in highlight_frames}
-
-
-def _tag(f: int, marks: dict, hold: int) -> str | None:
-    """The label of the highlight shown at frame f: one that happened in the last `hold` frames."""
-    hits = [h for h in marks if h <= f < h + hold]
-    return marks[max(hits)] if hits else None
-
-
-def _fit_zoom(box, elev, azim, fill=0.85):
-    """Zoom that makes a 3D box of sides `box` fill its (always square) panel from this view.
-
-    matplotlib scales every box so that its diagonal fits whatever the view, which leaves a flat
-    floor-sized box small; we project the 8 corners onto the screen's right and up directions
-    (orthographic, close enough) and zoom until the larger extent is `fill` of the panel.
-    Returns (zoom, height): height is the fraction of the panel's height the box then covers.
-    """
-    e, a = np.radians(elev), np.radians(azim)
-    right = np.array([-np.sin(a), np.cos(a), 0.0])
-    up = np.array([-np.cos(a) * np.sin(e), -np.sin(a) * np.sin(e), np.cos(e)])
-    corners = np.array(np.meshgrid([-1, 1], [-1, 1], [-1, 1])).reshape(3, 8).T * np.asarray(box) / 2
-    w, h = np.abs(corners @ right).max(), np.abs(corners @ up).max()
-    half_diag = np.linalg.norm(box) / 2
-    zoom = float(np.clip(fill * half_diag / max(w, h), 1.0, 3.0))
-    return zoom, min(1.0, zoom * h / half_diag)
-
-
-def _scene_height(lims, elev, azim, width: float) -> float:
-    """Inches of height a scene `width` inches wide needs. 3D panels are always square, but a floor
-    seen from the side and a little above is wide and flat; the empty top and bottom may overlap."""
-    return width * min(1.0, _fit_zoom(lims[:, 1] - lims[:, 0], elev, azim)[1] + 0.1)
-
-
-def _setup_axes(ax, lims, elev, azim):
-    """Fixed limits, equal scale, a floor at y=0 with a grid, and +x / +z arrows at the origin."""
-    from mpl_toolkits.mplot3d.art3d import Line3DCollection, Poly3DCollection
-    ax.set_xlim(*lims[0]), ax.set_ylim(*lims[1]), ax.set_zlim(*lims[2])
-    box = lims[:, 1] - lims[:, 0]
-    ax.set_box_aspect(box, zoom=_fit_zoom(box, elev, azim)[0])  # equal metres on every axis
-    ax.patch.set_visible(False)  # no background: panels may overlap (see filmstrip)
-    ax.view_init(elev=elev, azim=azim)
-    ax.set_axis_off()
-    ax.computed_zorder = False  # draw in zorder: floor first, people on top
-    (x0, x1), (y0, y1) = lims[0], lims[1]
-    ax.add_collection3d(Poly3DCollection([[(x0, y0, 0), (x1, y0, 0), (x1, y1, 0), (x0, y1, 0)]],
-                                         facecolor="0.92", edgecolor="0.75", zorder=0))
-    gx = np.arange(np.ceil(x0 / FLOOR_GRID), np.floor(x1 / FLOOR_GRID) + 1) * FLOOR_GRID
-    gy = np.arange(np.ceil(y0 / FLOOR_GRID), np.floor(y1 / FLOOR_GRID) + 1) * FLOOR_GRID
-    grid = [[(x, y0, 0), (x, y1, 0)] for x in gx] + [[(x0, y, 0), (x1, y, 0)] for y in gy]
-    ax.add_collection3d(Line3DCollection(grid, colors="0.8", linewidths=0.5, zorder=1))
-    if x0 < 0 < x1 and y0 < 0 < y1:  # origin arrows (data +x and +z) when the origin is in view
-        for (dx, dy), name in [((0.4, 0), "x"), ((0, -0.4), "z")]:
-            ax.plot([0, dx], [0, dy], [0, 0], color="0.35", lw=1, zorder=1)
-            ax.text(dx * 1.25, dy * 1.25, 0, name, color="0.35", fontsize=7, ha="center", va="center")
-
-
-class _Figures:
-    """The artists of P stick figures in one 3D axes, moved to any frame by .draw(t)."""
-
-    def __init__(self, ax, J, shades, trail=True):
-        self.ax, self.J, self.trail = ax, _to_plot(J), trail  # J: (P, T, 22, 3) in plot coordinates
-        self.bones, self.heads, self.trails = [], [], []
-        for shade in shades:
-            self.bones.append([ax.plot([], [], [], color=shade[side], lw=3 if side == "centre" else 2.2,
-                                       solid_capstyle="round")[0] for _, side in BONE_CHAINS])
-            self.heads.append(ax.plot([], [], [], "o", color=shade["centre"], ms=7)[0])
-            self.trails.append(ax.plot([], [], [], color=shade["centre"], lw=1, alpha=0.5, zorder=2)[0])
-
-    def draw(self, t: int) -> list:
-        limbs, centres = [], []  # every chain and head, with the point that decides its depth
-        for p in range(len(self.J)):
-            pts = self.J[p, t]  # (22, 3)
-            for line, (chain, _) in zip(self.bones[p], BONE_CHAINS):
-                line.set_data(pts[chain, 0], pts[chain, 1])
-                line.set_3d_properties(pts[chain, 2])
-                limbs.append(line), centres.append(pts[chain].mean(0))
-            self.heads[p].set_data(pts[[HEAD], 0], pts[[HEAD], 1])
-            self.heads[p].set_3d_properties(pts[[HEAD], 2])
-            limbs.append(self.heads[p]), centres.append(pts[HEAD])
-            if self.trail:  # the pelvis path so far, on the floor
-                root = self.J[p, : t + 1, 0]
-                self.trails[p].set_data(root[:, 0], root[:, 1])
-                self.trails[p].set_3d_properties(np.zeros(len(root)))
-        # Painter's algorithm: matplotlib draws in zorder, so the limb nearest the camera goes last
-        # (an arm around a partner's back disappears behind them). The floor stays below at zorder 0-2.
-        e, a = np.radians(self.ax.elev), np.radians(self.ax.azim)
-        to_camera = np.array([np.cos(e) * np.cos(a), np.cos(e) * np.sin(a), np.sin(e)])
-        for rank, i in enumerate(np.argsort(np.array(centres) @ to_camera)):
-            limbs[i].set_zorder(3 + rank / 100)
-        return limbs + self.trails
-
-
-def _legend(fig, shades, row=False, **kw):
-    """Who is who, and which shade is the left side: stacked (animation) or in one row (filmstrip)."""
-    from matplotlib.lines import Line2D
-    handles = [Line2D([], [], color=s["centre"], lw=3, label=f"person {i + 1}") for i, s in enumerate(shades)]
-    if row:
-        handles.append(Line2D([], [], color=shades[0]["left"], lw=3, label="lighter limbs: left side"))
-        return fig.legend(handles=handles, fontsize=7, frameon=False, ncol=len(handles), **kw)
-    return fig.legend(handles=handles, title="lighter limbs: left side", fontsize=7, title_fontsize=7,
-                      frameon=False, **kw)
-
-
-def _scene(joints, caption=None, fps=FPS, colors=None, stride=1, elev=20.0, azim=-60.0,
-           figsize=None, dpi=72, highlight_frames=None, trail=True):
-    """The figure of an animation and the function that moves it to frame t.
-
-    Returns (fig, update, frames, interval_ms); animate() wraps these in a FuncAnimation, save_gif()
-    steps through them itself.
-    """
-    import matplotlib.pyplot as plt
-    J = _as_people(joints)
-    P, T = J.shape[:2]
-    stride = max(1, int(stride))
-    shades = _person_colors(colors, P)
-    lims, W = _limits(J), (figsize or (4.0,))[0]
-    title = _wrap(caption, W)
-    head = 0.17 * (title.count("\n") + 1) + 0.1 if title else 0.1  # inches: caption above the scene
-    foot = 0.45                                                     # frame counter and legend below
-    if figsize is None:  # as tall as the scene looks, see _scene_height
-        row = _scene_height(lims, elev, azim, W)
-        H, rect = head + row + foot, (0.0, foot + row / 2 - W / 2, 1.0, W)
-    else:
-        H = figsize[1]
-        rect = (0.0, foot, 1.0, H - head - foot)
-    fig = plt.figure(figsize=(W, H), dpi=dpi)
-    ax = fig.add_axes((rect[0], rect[1] / H, rect[2], rect[3] / H), projection="3d")
-    _setup_axes(ax, lims, elev, azim)
-    if title:
-        fig.suptitle(title, fontsize=9, y=1 - 0.04 / H, va="top")
-    _legend(fig, shades, loc="lower right")
-    people = _Figures(ax, J, shades, trail=trail)
-    inches = fig.dpi_scale_trans  # place the counter and tag in inches from the bottom left
-    counter = fig.text(0.08, 0.06, "", fontsize=8, family="monospace", transform=inches)
-    tag = fig.text(0.08, 0.24, "", fontsize=9, color="crimson", weight="bold", transform=inches)
-    marks, hold = _highlights(highlight_frames), max(stride, round(HIGHLIGHT_HOLD * fps))
-
-    def update(t):
-        label = _tag(t, marks, hold)
-        counter.set_text(f"frame {t:3d}/{T - 1}  {t / fps:5.2f} s")
-        counter.set_color("crimson" if label else "0.2")
-        tag.set_text(f"\u25cf {label}" if label else "")
-        return people.draw(t) + [counter, tag]
-
-    return fig, update, list(range(0, T, stride)), 1000 * stride / fps
-
-
-def animate(joints, caption=None, fps=FPS, colors=None, stride=1, elev=20.0, azim=-60.0,
-            figsize=None, dpi=72, highlight_frames=None, trail=True):
-    """A 3D stick-figure animation of one or two people.
-
-    joints: (P, T, 22, 3) or (T, 22, 3) positions, metres, Y up (numpy or torch).
-    caption: the text prompt, shown as the (wrapped) title.
-    fps: the data's frame rate. Playback is real time whatever `stride` is: stride=2 draws every
-        second frame, each shown twice as long, which halves the work for long clips.
-    colors: one matplotlib colour per person (default blue, orange); left limbs are drawn lighter and
-        right limbs darker, so left and right can be told apart.
-    elev, azim: camera angles in degrees (matplotlib's); the default looks at the front of someone
-        facing +Z, slightly from above. The floor grid is FLOOR_GRID metres; the arrows at the
-        origin are +x and +z.
-    highlight_frames: frames of key events, a list [40, 95] or a dict {40: "contact"}; the frame
-        counter turns red and the label appears for HIGHLIGHT_HOLD seconds from that frame.
-    trail: draw each pelvis's path so far on the floor.
-    figsize: (width, height) inches; None: 4 inches wide and only as tall as the scene needs.
-    returns a matplotlib FuncAnimation. Its figure belongs to pyplot: in a notebook use show()
-    (which closes it), in a script plt.show() or save_gif().
-    """
-    from matplotlib.animation import FuncAnimation
-    fig, update, frames, interval = _scene(joints, caption, fps, colors, stride, elev, azim, figsize,
-                                           dpi, highlight_frames, trail)
-    return FuncAnimation(fig, update, frames=frames, interval=interval, cache_frame_data=False)
-
-
-def to_html(anim) -> str:
-    """The animation as a self-contained HTML/JavaScript player (frames embedded as PNGs)."""
-    return anim.to_jshtml()
-
-
-def _record(writer, fig, update, frames, path):
-    """Draw each frame once into a matplotlib movie writer (Animation.save would draw each twice)."""
-    with writer.saving(fig, path, dpi=fig.dpi):
-        for t in frames:
-            update(t)
-            writer.grab_frame()
-
-
-def show(joints, caption=None, stride=2, **kw):
-    """Notebook convenience: animate, render to an inline player, close the figure (so the notebook
-    does not also print a still image). Returns IPython.display.HTML, or the HTML string without IPython.
-
-    stride=2 by default: the page holds every drawn frame as a PNG (a 150-frame clip at stride 2:
-    75 frames, ~1.6 MB, a few seconds to render). Other keyword arguments are animate()'s.
-    """
-    import tempfile
-
-    import matplotlib.pyplot as plt
-    from matplotlib.animation import HTMLWriter
-    fig, update, frames, interval = _scene(joints, caption, stride=stride, **kw)
-    try:  # what anim.to_jshtml() does, drawing each frame once
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, "player.html")
-            _record(HTMLWriter(fps=1000 / interval, embed_frames=True, default_mode="loop"),
-                    fig, update, frames, path)
-            with open(path, encoding="utf-8") as f:
-                html = f.read()
-    finally:
-        plt.close(fig)
-    try:
-        from IPython.display import HTML
-    except ImportError:
-        return html
-    return HTML(html)
-
-
-def save_gif(joints, path, caption=None, fps=FPS, stride=2, **kw):
-    """Write the animation to `path` as a GIF through Pillow (no ffmpeg), creating parent folders.
-
-    stride=2 by default: 15 drawn frames a second look smooth enough and take half the time.
-    Playback is real time, up to GIF's clock: frame times are whole 1/100 s, so 33 ms becomes 30 ms
-    and 67 ms becomes 60 ms (a 10% fast replay). Keyword arguments are animate()'s. Returns the path.
-    """
-    import matplotlib.pyplot as plt
-    from matplotlib.animation import PillowWriter
-    fig, update, frames, interval = _scene(joints, caption, fps=fps, stride=stride, **kw)
-    parent = os.path.dirname(os.fspath(path))
-    if parent:
-        os.makedirs(parent, exist_ok=True)
-    try:
-        _record(PillowWriter(fps=1000 / interval), fig, update, frames, path)
-    finally:
-        plt.close(fig)
-    return path
-
-
-def filmstrip(joints, n=6, caption=None, frames=None, ax_size=2.0, fps=FPS, colors=None, elev=20.0,
-              azim=-60.0, dpi=80, highlight_frames=None, trail=True):
-    """Still 3D frames side by side: n evenly spaced ones, or the given `frames`.
-
-    All panels share one set of limits, so positions compare across panels; under each panel are
-    the frame index and time. Panels at a highlighted frame get a red label.
-    Returns the Figure. Like any pyplot figure, a notebook shows it at the end of the cell, and shows
-    it twice if it is also the cell's value: write `fig = filmstrip(...)` or end the line with `;`.
-    """
-    import matplotlib.pyplot as plt
-    J = _as_people(joints)
-    T = J.shape[1]
-    if frames is None:
-        frames = np.unique(np.linspace(0, T - 1, max(1, min(int(n), T))).round().astype(int))
-    frames = [int(f) for f in frames]
-    if not frames or min(frames) < 0 or max(frames) >= T:
-        raise ValueError(f"frames must be a non-empty list of indices in [0, {T - 1}], got {frames}")
-    shades, lims, marks = _person_colors(colors, J.shape[0]), _limits(J), _highlights(highlight_frames)
-    title = _wrap(caption, ax_size * len(frames), fontsize=10)
-    n = len(frames)
-    row = _scene_height(lims, elev, azim, ax_size)  # the square panels overlap above and below
-    head = 0.2 * (title.count("\n") + 1) + 0.1 if title else 0.05  # inches above the panels
-    foot = 0.5                                                       # frame labels, then the legend
-    H = head + row + foot
-    fig = plt.figure(figsize=(ax_size * n, H), dpi=dpi)
-    for i, f in enumerate(frames):
-        ax = fig.add_axes((i / n, (foot + row / 2 - ax_size / 2) / H, 1 / n, ax_size / H), projection="3d")
-        _setup_axes(ax, lims, elev, azim)
-        _Figures(ax, J, shades, trail=trail).draw(f)
-        label = f"frame {f}  {f / fps:.2f} s" + (f"  \u25cf {marks[f]}" if f in marks else "")
-        fig.text((i + 0.5) / n, (foot - 0.02) / H, label, ha="center", va="top", fontsize=8,
-                 color="crimson" if f in marks else "0.2", weight="bold" if f in marks else "normal")
-    if title:
-        fig.suptitle(title, fontsize=10, y=1 - 0.05 / H, va="top")
-    _legend(fig, shades, row=True, loc="lower center", bbox_to_anchor=(0.5, 0.0))
-    return fig
-
-
-def save_filmstrips(clips, captions, path: str, **kw) -> str:
-    """One PNG of `filmstrip` rows, one per clip (e.g. a model's samples for several prompts). Returns path."""
-    import io
-
-    import matplotlib.pyplot as plt
-    from PIL import Image
-    rows = []
-    for joints, caption in zip(clips, captions):
-        fig = filmstrip(joints, caption=caption, **kw)
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png")
-        plt.close(fig)
-        rows.append(Image.open(buf).convert("RGB"))
-    sheet = Image.new("RGB", (max(r.width for r in rows), sum(r.height for r in rows)), "white")
-    y = 0
-    for r in rows:
-        sheet.paste(r, (0, y))
-        y += r.height
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    sheet.save(path)
-    return path
-
-
-def plot_trajectories(joints, caption=None, fps=FPS, colors=None, ax=None, figsize=(4.0, 4.0), dpi=80,
-                      dots_every=1.0, arrows_every=None):
-    """Top view of the floor: each pelvis's path, the way each person faces at the start (arrow),
-    start (circle) and end (square), and a dot every `dots_every` seconds (dots far apart = fast).
-    Handy for circling, following, approaching. arrows_every=s adds a facing arrow every s seconds.
-
-    Seen from above with x to the right, +z points down the page (the true view from above; putting
-    +z up would mirror the scene and turn clockwise into anticlockwise).
-    Draws into `ax` if given; returns the Figure (in a notebook: `fig = ...` or `;`, see filmstrip).
-    """
-    import matplotlib.pyplot as plt
-    J = _as_people(joints)
-    P, T = J.shape[:2]
-    shades = _person_colors(colors, P)
-    if ax is None:
-        _, ax = plt.subplots(figsize=figsize, dpi=dpi)
-    fig = ax.figure
-    root, face = J[:, :, 0, [0, 2]], _facing_xz(J)  # (P, T, 2) pelvis on the floor, facing (x, z)
-    arrow_len = 0.35  # metres
-    for p in range(P):
-        c = shades[p]["centre"]
-        ax.plot(*root[p].T, color=c, lw=1.8, label=f"person {p + 1}")
-        ax.plot(*root[p, 0], "o", color=c, ms=7, mfc="white", mew=2)
-        ax.plot(*root[p, -1], "s", color=c, ms=6)
-        if dots_every:
-            ax.plot(*root[p, :: max(1, round(dots_every * fps))].T, ".", color=c, ms=5)
-        every = max(1, round(arrows_every * fps)) if arrows_every else T  # T: only the first frame
-        for t in range(0, T, every):
-            ax.annotate("", xy=root[p, t] + arrow_len * face[p, t], xytext=root[p, t],
-                        arrowprops=dict(arrowstyle="-|>", color=c, lw=1.5 if t else 2.2))
-    ax.plot(0, 0, "+", color="0.4", ms=8)  # the origin
-    ax.set_aspect("equal", adjustable="datalim")
-    ax.margins(0.15)
-    if not ax.yaxis_inverted():
-        ax.invert_yaxis()  # +z down: the view from above (see docstring)
-    ax.set_xlabel("x (m)", fontsize=8)
-    ax.set_ylabel("z (m), seen from above", fontsize=8)
-    ax.tick_params(labelsize=7)
-    ax.grid(True, lw=0.4, color="0.85")
-    ax.legend(fontsize=7, frameon=False, title="o start  \u25a0 end  \u2192 facing", title_fontsize=7)
-    if caption:
-        ax.set_title(_wrap(caption, fig.get_figwidth()), fontsize=9)
-    return fig
-
-
-# =====================================================================================================
-# 4. The Causal-Skeletal VAE
+# 3. The Causal-Skeletal VAE
 # =====================================================================================================
 # The VAE turns one person's motion, a (T, 262) feature per frame, into a short sequence of latent
 # frames (T/4, 448); the diffusion model works in that latent space. Paper, Method, "Causal-Skeletal
@@ -1062,7 +630,7 @@ def plot_trajectories(joints, caption=None, fps=FPS, colors=None, ax=None, figsi
 
 
 
-# ---- 4.1 The skeleton at three resolutions: 22 joints -> 12 parts -> 7 parts -------------------------
+# ---- 3.1 The skeleton at three resolutions: 22 joints -> 12 parts -> 7 parts -------------------------
 # Each coarse node is a group of finer nodes: a short chain along the SMPL tree. Both levels are
 # partitions (every node in exactly one group), so pooling is a plain average over a group, unpooling
 # copies a group's token back to each member, and the coarse graph is the quotient of the fine one.
@@ -1141,7 +709,7 @@ A_12 = coarsen_adjacency(A_JOINTS, M_12)              # (12, 12)
 A_7 = coarsen_adjacency(A_12, M_7)                    # (7, 7)
 
 
-# ---- 4.2 Per-joint tokens: the 262 feature cut into 22 joint tokens of 13 values --------------------
+# ---- 3.2 Per-joint tokens: the 262 feature cut into 22 joint tokens of 13 values --------------------
 JOINT_TOKEN_DIM = 13  # position 3 + 6D local rotation 6 + velocity 3 + contact 1 (0 off the feet)
 
 
@@ -1199,7 +767,7 @@ class PerNodeMLP(nn.Sequential):
                          PerNodeLinear(n_nodes, d_hidden, d_out))
 
 
-# ---- 4.3 Spatio-temporal convolution: graph conv over joints + causal conv over time ----------------
+# ---- 3.3 Spatio-temporal convolution: graph conv over joints + causal conv over time ----------------
 class CausalSTConv(nn.Module):
     """One spatio-temporal convolution on tokens (B, T, N, C) over an N-node graph.
 
@@ -1280,7 +848,7 @@ class STUnpool(nn.Module):
         return x.repeat_interleave(2, dim=1)                 # (B, 2T, N_in, C)
 
 
-# ---- 4.4 The VAE -----------------------------------------------------------------------------------
+# ---- 3.4 The VAE -----------------------------------------------------------------------------------
 @dataclass
 class VAEConfig:
     width: int = 64            # channels of every joint/part token; the latent is 7 parts x width (448)
@@ -1370,7 +938,7 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
 
 
-# ---- 4.5 The VAE loss (REFERENCE 1.1: recon 1.0 + position 0.5 + velocity 0.5 + rotation 0.5 + KL 0.02)
+# ---- 3.5 The VAE loss (REFERENCE 1.1: recon 1.0 + position 0.5 + velocity 0.5 + rotation 0.5 + KL 0.02)
 VAE_LOSS_WEIGHTS = {"recon": 1.0, "pos": 0.5, "vel": 0.5, "rot": 0.5, "kl": 0.02}
 
 
@@ -1412,7 +980,7 @@ def vae_loss(recon, x, mu, logvar, mean, std, mask=None, weights=None):
 
 
 # =====================================================================================================
-# 5. The text encoder
+# 4. The text encoder
 # =====================================================================================================
 # InterGen and InterMoE read the caption with a frozen CLIP ViT-L/14 text tower, then a trainable
 # 2-layer transformer; the end-of-text token's feature goes through a Linear and is added to the
@@ -1580,7 +1148,7 @@ class TextEncoder(nn.Module):
 
 
 # =====================================================================================================
-# 6. The cooperative denoiser, a: building blocks (timestep embedding, AdaLN, attention, SwiGLU)
+# 5. The cooperative denoiser, a: building blocks (timestep embedding, AdaLN, attention, SwiGLU)
 # =====================================================================================================
 
 
@@ -1733,7 +1301,7 @@ class SwiGLU(nn.Module):
 
 
 # =====================================================================================================
-# 6b. The Synergistic Router
+# 5b. The Synergistic Router
 # =====================================================================================================
 
 ROUTER_MODES = ("synergistic", "motion", "text")
@@ -1811,7 +1379,7 @@ class SynergisticRouter(nn.Module):
 
 
 # =====================================================================================================
-# 6c. The InterMoE block: Dynamic Temporal Selection
+# 5c. The InterMoE block: Dynamic Temporal Selection
 # =====================================================================================================
 
 BIAS_EPS = 1e-4  # the biases are clamped to [-1 + BIAS_EPS, -BIAS_EPS], strictly inside (-1, 0)
@@ -2061,7 +1629,7 @@ class AdaLNFFN(nn.Module):
 
 
 # =====================================================================================================
-# 6d. The Cooperative Denoiser
+# 5d. The Cooperative Denoiser
 # =====================================================================================================
 
 
@@ -2203,7 +1771,7 @@ class CooperativeDenoiser(nn.Module):
 
 
 # =====================================================================================================
-# 7. Latent diffusion: cosine schedule, x0 prediction, DDIM with classifier-free guidance
+# 6. Latent diffusion: cosine schedule, x0 prediction, DDIM with classifier-free guidance
 # =====================================================================================================
 
 
@@ -2279,7 +1847,7 @@ class Diffusion(nn.Module):
 
 
 # =====================================================================================================
-# 8. Training machinery: device, schedule, atomic resumable checkpoints, data parallel, one loop
+# 7. Training machinery: device, schedule, atomic resumable checkpoints, data parallel, one loop
 # =====================================================================================================
 
 
@@ -2557,7 +2125,7 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
 
 
 # =====================================================================================================
-# 9. InterMoE: text -> two-person motion, the whole model
+# 8. InterMoE: text -> two-person motion, the whole model
 # =====================================================================================================
 
 
@@ -2576,7 +2144,7 @@ class InterMoEConfig:
     # Each person reads the caption from its own side: person a the caption, person b `swap_caption` of it
     # ('the first person' <-> 'the second person'), so 'the first person' always means "me". The paper gives
     # both the same condition; then the exactly symmetric denoiser cannot tie a caption's roles to the two
-    # output slots (role accuracy is a coin toss, measured in section 11). Weight sharing and the exact swap
+    # output slots (role accuracy is a coin toss, measured by intermoe_eval). Weight sharing and the exact swap
     # symmetry stay. False: the paper's shared condition (an ablation variant).
     egocentric_text: bool = True
     # Each person's input frames also get a learned vector for where its own view of the caption names it:
@@ -2895,7 +2463,7 @@ class InterMoE(nn.Module):
 
 
 # =====================================================================================================
-# 10. The two training stages
+# 9. The two training stages
 # =====================================================================================================
 
 def _vae_loss_fn(normalizer: Normalizer):
@@ -3095,992 +2663,7 @@ def build_model(cfg: InterMoEConfig, records: list[dict], seed: int = 0) -> Inte
 
 
 # =====================================================================================================
-# 11. Evaluation: InterGen's protocol, identity metrics, physics
-# =====================================================================================================
-# The paper's claims are numbers, so the numbers must be reproducible (REFERENCE section 3, issue 4):
-#   11.1 The evaluator (InterGen's "InterCLIP"): a text encoder and a two-person motion encoder trained
-#        contrastively on the training split. Every InterGen metric is a distance in its embedding space.
-#   11.2 InterGen's metrics: FID, R-Precision, MM-Dist, Diversity, MultiModality, mean +- 95% interval.
-#   11.3 Identity (new): does each person keep the role the caption gives it, and do the two people stay
-#        different from each other? A role classifier trained on ground truth judges the first.
-#   11.4 Physics: foot sliding, floor penetration, interpenetration of the two bodies, hand contact.
-#   11.5 `evaluate(model, records, evaluator, ...)`: all of the above, repeated with fresh generations;
-#        `evaluate(None, ...)` gives the real-vs-real row.
-# Motion comes in as InterHuman features, (2, T, 262) per clip, de-normalised: what
-# InteractionDataset.features returns and what InterMoE.sample(..., return_features=True) returns.
-
-# ---- 11.1 The evaluator ------------------------------------------------------------------------------
-
-EMBED_SCALE = 6.0  # InterGen's embeddings are unit vectors times a learnt scale (about 6 once trained, the
-                   # "x6" of REFERENCE 3). We fix it at 6, so FID, MM-Dist, Diversity and MultiModality come
-                   # out on InterGen's numeric scale. R-Precision does not depend on it.
-MOTION_IN = FEATURE_SLICES["contacts"].start  # 258: a person's feature without its 4 foot-contact bits
-
-
-@dataclass
-class EvaluatorConfig:
-    """Sizes and training of the evaluator; the role classifier (11.3) reuses the motion branch and this config."""
-    d_model: int = 128     # token width of both transformers (InterGen: 768 text, 1024 motion; ours trains on a CPU)
-    n_layers: int = 2      # transformer layers per branch (InterGen: 8)
-    n_heads: int = 4       # attention heads, 32 channels each
-    dropout: float = 0.1
-    patch: int = 8         # frames per motion token: 300 frames -> 38 tokens. Nothing is dropped (8 frames of
-                           # 2 x 258 values are concatenated into one token); 4 was no better for 2x the time
-    d_embed: int = 64      # embedding width (InterGen: 512). FID estimates a d_embed x d_embed covariance
-                           # from a few hundred test clips; a small embedding keeps that estimate meaningful
-    max_frames: int = MAX_FRAMES  # longest motion it reads
-    steps: int = 600       # training steps: ~2-3 min on one CPU thread (InterSynth's 2400 training clips)
-    batch: int = 32        # pairs per InfoNCE batch: 31 negatives for every positive (64: no better, 2x slower)
-    lr: float = 2e-3
-    weight_decay: float = 1e-2
-    warmup: int = 60
-
-
-def _motion_input(features, lengths, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Check and convert a motion batch: features (B, 2, T, 262) numpy or torch, lengths (B,) in 1..T."""
-    x = torch.as_tensor(features, dtype=torch.float32, device=device)
-    if x.ndim != 4 or x.shape[1] != 2 or x.shape[-1] != FEAT_DIM:
-        raise ValueError(f"expected features of shape (B, 2, T, {FEAT_DIM}): both people's de-normalised "
-                         f"features, got {tuple(x.shape)}")
-    n = torch.as_tensor(lengths, device=device).long().reshape(-1)
-    if n.shape[0] != x.shape[0] or bool((n < 1).any()) or bool((n > x.shape[2]).any()):
-        raise ValueError(f"expected {x.shape[0]} lengths in 1..{x.shape[2]} (frames of each clip), got {n.tolist()}")
-    return x, n
-
-
-class MotionEncoder(nn.Module):
-    """Two people's motion -> one vector: InterGen's evaluator motion branch (REFERENCE 3).
-
-    features (B, 2, T, 262) de-normalised, lengths (B,) -> (B, d_out). The features are normalised with
-    the encoder's own statistics and lose the foot contacts (2 x 258 values per frame); every `patch`
-    frames become one token (Linear); a learnable query token goes first, sinusoidal positions are added;
-    a transformer (padding masked) -> LayerNorm -> the query token's feature -> Linear.
-    """
-
-    def __init__(self, cfg: EvaluatorConfig, normalizer: Normalizer, d_out: int):
-        super().__init__()
-        self.normalizer, self.patch, self.max_frames = normalizer, cfg.patch, cfg.max_frames
-        self.embed = nn.Linear(cfg.patch * 2 * MOTION_IN, cfg.d_model)
-        self.query = nn.Parameter(0.02 * torch.randn(cfg.d_model))
-        n_tokens = 1 + math.ceil(cfg.max_frames / cfg.patch)
-        self.register_buffer("positions", sinusoidal_positions(n_tokens, cfg.d_model), persistent=False)
-        layer = nn.TransformerEncoderLayer(cfg.d_model, cfg.n_heads, 4 * cfg.d_model, cfg.dropout,
-                                           activation="gelu", batch_first=True, norm_first=True)
-        self.transformer = nn.TransformerEncoder(layer, cfg.n_layers, enable_nested_tensor=False)
-        self.norm = nn.LayerNorm(cfg.d_model)
-        self.out = nn.Linear(cfg.d_model, d_out)
-
-    def forward(self, features, lengths) -> torch.Tensor:
-        x, lengths = _motion_input(features, lengths, self.out.weight.device)
-        B, P, T, _ = x.shape  # batch, people, frames, 262
-        if T > self.max_frames:
-            raise ValueError(f"motion of {T} frames is longer than this encoder reads ({self.max_frames})")
-        k = self.patch
-        N = math.ceil(T / k)  # tokens
-        x = F.pad(x, (0, 0, 0, N * k - T))  # (B, 2, N*k, 262)
-        mask = torch.arange(N * k, device=x.device)[None] < lengths[:, None]  # (B, N*k) real frames
-        x = self.normalizer.normalise(x)[..., :MOTION_IN] * mask[:, None, :, None]  # (B, 2, N*k, 258), padding 0
-        x = rearrange(x, "b p (n k) f -> b n (k p f)", k=k)  # (B, N, k*2*258): one token per k frames
-        h = torch.cat([self.query.expand(B, 1, -1), self.embed(x)], 1) + self.positions[:N + 1]  # (B, 1+N, d)
-        keep = torch.cat([torch.ones(B, 1, dtype=torch.bool, device=x.device), mask[:, ::k]], 1)  # (B, 1+N)
-        h = self.norm(self.transformer(h, src_key_padding_mask=~keep))  # (B, 1+N, d)
-        return self.out(h[:, 0])  # (B, d_out): the query token's feature
-
-
-class _Saved(nn.Module):
-    """save/load for the evaluation networks: config, statistics (and vocabulary) travel with the weights."""
-    KIND = ""
-
-    def checkpoint_state(self) -> dict:
-        state = {"config": asdict(self.cfg), "normalizer": self.normalizer.state_dict()}
-        if getattr(self, "vocab", None) is not None:
-            state["vocab"] = self.vocab.state_dict()
-        return state
-
-    def save(self, path: str) -> None:
-        save_checkpoint(path, {"kind": self.KIND, "model": self.state_dict(), **self.checkpoint_state()})
-
-    @classmethod
-    def load(cls, path: str, device=None):
-        """Rebuild from a checkpoint written by `save` or by the training function (same kind)."""
-        state = load_checkpoint(path, cls.KIND)
-        extra = {"vocab": Vocab.from_state_dict(state["vocab"])} if "vocab" in state else {}
-        net = cls(cfg=EvaluatorConfig(**state["config"]),
-                  normalizer=Normalizer.from_state_dict(state["normalizer"]), **extra)
-        try:
-            net.load_state_dict(state["model"])
-        except RuntimeError as e:
-            raise CheckpointError(f"{path} does not match its own configuration: {e}") from e
-        return net.to(device or pick_device()).eval()
-
-
-class Evaluator(_Saved):
-    """InterGen's evaluator ("InterCLIP"): captions and two-person motions -> points of one embedding space.
-
-    motion: MotionEncoder -> L2-normalised;  text: TextEncoder (section 5: words -> transformer -> <eos>
-    token -> Linear) -> L2-normalised; both scaled by EMBED_SCALE. Trained with symmetric InfoNCE and a
-    learnable temperature (CLIP, Radford et al. 2021); a matching caption and motion end up close.
-
-        ev = Evaluator(EvaluatorConfig(), vocab, normalizer)
-        t = ev.encode_text(["two people hug"])           # (1, d_embed)
-        m = ev.encode_motion(features, lengths)          # (B, d_embed), features (B, 2, T, 262)
-    """
-    KIND = "evaluator"
-
-    def __init__(self, cfg: EvaluatorConfig, vocab: Vocab, normalizer: Normalizer):
-        super().__init__()
-        self.cfg, self.vocab, self.normalizer = cfg, vocab, normalizer
-        self.motion = MotionEncoder(cfg, normalizer, cfg.d_embed)
-        self.text = TextEncoder(vocab, TextConfig(d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads,
-                                                  dropout=cfg.dropout, d_cond=cfg.d_embed))
-        self.log_inv_temperature = nn.Parameter(torch.tensor(math.log(1 / 0.07)))  # CLIP's starting 0.07
-
-    def forward(self, features, lengths, captions: list[str]):
-        """Symmetric InfoNCE on B matching (motion, caption) pairs: cross-entropy of each motion against all
-        B captions and of each caption against all B motions, the diagonal being right (CLIP, Fig. 3).
-        Returns (loss, logs)."""
-        m = F.normalize(self.motion(features, lengths), dim=-1)  # (B, d_embed)
-        t = F.normalize(self.text(list(captions))[0], dim=-1)   # (B, d_embed)
-        scale = self.log_inv_temperature.clamp(max=math.log(100.0)).exp()  # 1 / temperature, at most 100 (CLIP)
-        logits = scale * m @ t.T  # (B, B) motion i against caption j
-        target = torch.arange(len(logits), device=logits.device)
-        loss = 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
-        return loss, {"acc": (logits.argmax(1) == target).float().mean(), "temperature": 1 / scale.detach()}
-
-    @torch.no_grad()
-    def encode_text(self, captions: list[str]) -> torch.Tensor:
-        """B captions -> (B, d_embed) embeddings of norm EMBED_SCALE."""
-        return EMBED_SCALE * F.normalize(self.text(list(captions))[0], dim=-1)
-
-    @torch.no_grad()
-    def encode_motion(self, features, lengths) -> torch.Tensor:
-        """features (B, 2, T, 262) de-normalised, lengths (B,) -> (B, d_embed) embeddings of norm EMBED_SCALE."""
-        return EMBED_SCALE * F.normalize(self.motion(features, lengths), dim=-1)
-
-
-def vocab_for(records: list[dict]) -> Vocab:
-    """The vocabulary of these records' captions, plus their swapped and mirrored versions (augmentation
-    brings 'right' where the data only said 'left')."""
-    captions = [c for r in records for c in r["captions"]]
-    return Vocab.build(captions + [mirror_caption(swap_caption(c)) for c in captions])
-
-
-def _train(cls, build, loss_fn, data, collate_fn, steps, batch, seed, ckpt_path, progress, device):
-    """Build an evaluation network (`build()`), or read it from ckpt_path, and train it with train_loop, which
-    resumes an interrupted run and just reads a finished one. Returns (network in eval mode, loss history)."""
-    if ckpt_path and os.path.isfile(ckpt_path):
-        net = cls.load(ckpt_path, device="cpu").train()  # the checkpoint's config and statistics win
-    else:
-        torch.manual_seed(seed)
-        net = build()
-    cfg = net.cfg
-    steps = cfg.steps if steps is None else steps
-    history = train_loop(net, loss_fn, data, collate_fn, steps=steps,
-                         batch_size=min(cfg.batch if batch is None else batch, len(data)), lr=cfg.lr,
-                         weight_decay=cfg.weight_decay, warmup=max(1, min(cfg.warmup, steps // 10)), grad_clip=1.0,
-                         ckpt_path=ckpt_path, ckpt_every=200, seed=seed, kind=cls.KIND,
-                         extra_state=net.checkpoint_state, device=device, progress=progress)
-    return net.eval(), history
-
-
-def train_evaluator(train_records: list[dict], val_records: list[dict] | None = None,
-                    cfg: EvaluatorConfig | None = None, steps: int | None = None, batch: int | None = None,
-                    seed: int = 0, ckpt_path: str | None = None, progress: bool = True, device=None,
-                    normalizer: Normalizer | None = None):
-    """Train the evaluator on ground-truth clips; returns (evaluator, report).
-
-    Each step draws `batch` clips, each with one of its captions, person-swapped and mirrored at random with
-    the caption following (InteractionDataset). With ckpt_path the run is cached: a finished checkpoint is
-    just read, an interrupted one resumes (the checkpoint's own config, vocabulary and statistics win).
-    report: 'seconds', 'history' (losses), and with val_records the evaluator's own retrieval accuracy on
-    them (`retrieval_accuracy`), the real-data level generated clips are compared with.
-    normalizer: statistics of the training clips' features, fitted here if not given (~30 s for 2400 clips);
-    InterMoE's own (model.normalizer, built from the same clips) is the same thing.
-    """
-    t0 = time.time()
-    data = InteractionDataset(train_records, train=True, seed=seed)  # no normaliser: features stay de-normalised
-
-    def build():
-        return Evaluator(cfg or EvaluatorConfig(), vocab_for(data.records), normalizer or data.fit_normalizer())
-
-    def loss_fn(net, b, dev):
-        return net(b["motion"].to(dev), b["lengths"].to(dev), b["captions"])
-
-    evaluator, history = _train(Evaluator, build, loss_fn, data, collate, steps, batch, seed, ckpt_path,
-                                progress, device)
-    report = {"seconds": round(time.time() - t0, 1), "history": history}
-    if val_records:
-        report.update(retrieval_accuracy(evaluator, val_records, seed=seed))
-    return evaluator, report
-
-
-# ---- 11.2 InterGen's metrics ---------------------------------------------------------------------------
-# All on embeddings from Evaluator.encode_* (norm EMBED_SCALE = 6, InterGen's scale), numpy (N, D) arrays.
-
-def _emb(x, name: str) -> np.ndarray:
-    a = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float64)
-    if a.ndim != 2 or not np.isfinite(a).all():
-        raise ValueError(f"{name}: expected a finite (N, D) array of embeddings, got shape {a.shape}")
-    return a
-
-
-def frechet_distance_from_stats(mu1, cov1, mu2, cov2) -> float:
-    """Frechet distance between N(mu1, S1) and N(mu2, S2) (Dowson & Landau 1982; FID, Heusel et al. 2017):
-
-        d^2 = |mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^1/2)
-
-    tr((S1 S2)^1/2) is computed as tr((S1^1/2 S2 S1^1/2)^1/2): S1 S2 and S1^1/2 S2 S1^1/2 are similar (same
-    eigenvalues) and the second is symmetric positive semi-definite, so two symmetric eigendecompositions
-    suffice, in float64. Nothing is inverted: a near-singular covariance (fewer samples than dimensions)
-    simply has zero eigenvalues; negative round-off eigenvalues are clipped to 0, and so is the result.
-    """
-    mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
-    cov1, cov2 = np.asarray(cov1, np.float64), np.asarray(cov2, np.float64)
-    D = mu1.shape[0]
-    if mu1.shape != (D,) or mu2.shape != (D,) or cov1.shape != (D, D) or cov2.shape != (D, D):
-        raise ValueError(f"frechet_distance: means (D,) and covariances (D, D) must agree, got "
-                         f"{mu1.shape}, {cov1.shape}, {mu2.shape}, {cov2.shape}")
-    w, V = np.linalg.eigh(cov1)
-    root1 = (V * np.sqrt(np.clip(w, 0, None))) @ V.T  # S1^1/2
-    M = root1 @ cov2 @ root1
-    tr_root = np.sqrt(np.clip(np.linalg.eigvalsh(0.5 * (M + M.T)), 0, None)).sum()  # tr((S1 S2)^1/2)
-    return max(0.0, float(((mu1 - mu2) ** 2).sum() + np.trace(cov1) + np.trace(cov2) - 2 * tr_root))
-
-
-def frechet_distance(feats_a, feats_b) -> float:
-    """FID between two sets of embeddings, (N, D) and (M, D): each set's mean and covariance (N - 1 in the
-    denominator, as InterGen's np.cov), then `frechet_distance_from_stats`. Identical sets give 0."""
-    a, b = _emb(feats_a, "frechet_distance feats_a"), _emb(feats_b, "frechet_distance feats_b")
-    if a.shape[1] != b.shape[1] or len(a) < 2 or len(b) < 2:
-        raise ValueError(f"frechet_distance: need two sets of at least 2 embeddings of the same width, "
-                         f"got {a.shape} and {b.shape}")
-    return frechet_distance_from_stats(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
-
-
-def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(N, D), (M, D) -> (N, M) Euclidean distances."""
-    return np.linalg.norm(a[:, None] - b[None], axis=-1)
-
-
-def r_precision(text_emb, motion_emb, batch: int = 96, top_k: int = 3, rng=None) -> np.ndarray:
-    """R-Precision top-1..top_k (InterGen's protocol): pairs (text i, motion i) are shuffled into batches of
-    `batch`; within a batch each text ranks the batch's motions by Euclidean distance, and top-k is the share
-    of texts whose own motion is among the k nearest. The last incomplete batch is left out (InterGen's
-    loader drops it); fewer pairs than `batch` make one batch of all of them. Chance: k / batch.
-    A motion exactly as close as the right one does not push it down (ties count for the text).
-    Returns (top_k,) shares."""
-    t, m = _emb(text_emb, "r_precision text_emb"), _emb(motion_emb, "r_precision motion_emb")
-    if t.shape != m.shape:
-        raise ValueError(f"r_precision: text and motion embeddings must pair up, got {t.shape} and {m.shape}")
-    rng = rng if rng is not None else np.random.default_rng(0)
-    order = rng.permutation(len(t))
-    size = min(batch, len(t))
-    hits = np.zeros(top_k)
-    for s in range(0, len(t) - size + 1, size):
-        idx = order[s:s + size]
-        d = _distances(t[idx], m[idx])  # (size, size) text i to motion j
-        closer = (d < d.diagonal()[:, None]).sum(1)  # (size,) motions nearer than the right one
-        hits += (closer[:, None] < np.arange(1, top_k + 1)).sum(0)
-    return hits / (len(t) // size * size)
-
-
-def mm_dist(text_emb, motion_emb) -> float:
-    """MM-Dist: mean Euclidean distance between each text and its own motion."""
-    t, m = _emb(text_emb, "mm_dist text_emb"), _emb(motion_emb, "mm_dist motion_emb")
-    if t.shape != m.shape:
-        raise ValueError(f"mm_dist: text and motion embeddings must pair up, got {t.shape} and {m.shape}")
-    return float(np.linalg.norm(t - m, axis=-1).mean())
-
-
-def diversity(emb, n_pairs: int = 300, rng=None) -> float:
-    """Diversity: mean distance between n_pairs random pairs of different embeddings (InterGen: 300 pairs).
-    Unlike InterGen, a row is never paired with itself, so N equidistant points give exactly that distance."""
-    e = _emb(emb, "diversity")
-    if len(e) < 2:
-        raise ValueError(f"diversity: need at least 2 embeddings, got {len(e)}")
-    rng = rng if rng is not None else np.random.default_rng(0)
-    i = rng.integers(len(e), size=n_pairs)
-    j = (i + rng.integers(1, len(e), size=n_pairs)) % len(e)  # any other row
-    return float(np.linalg.norm(e[i] - e[j], axis=-1).mean())
-
-
-def multimodality(emb_groups, n_pairs: int = 10, rng=None) -> float:
-    """MultiModality: (C, R, D) embeddings of R generations for each of C captions (InterGen: 100 x 30) ->
-    the mean over captions of the diversity of its generations (InterGen: 10 pairs per caption)."""
-    g = np.asarray(emb_groups, dtype=np.float64)
-    if g.ndim != 3 or g.shape[1] < 2:
-        raise ValueError(f"multimodality: expected (captions, generations >= 2, D) embeddings, got shape {g.shape}")
-    rng = rng if rng is not None else np.random.default_rng(0)
-    return float(np.mean([diversity(x, n_pairs, rng) for x in g]))
-
-
-def mean_ci(values) -> tuple[float, float]:
-    """(mean, 95% half-interval 1.96 std / sqrt(n)) of repeated measurements, as InterGen reports them
-    (std with n in the denominator). NaNs (a metric a repeat could not measure) are left out; fewer than
-    two values give an interval of NaN."""
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    if len(v) == 0:
-        return float("nan"), float("nan")
-    return float(v.mean()), float(1.96 * v.std() / np.sqrt(len(v))) if len(v) > 1 else float("nan")
-
-
-# ---- 11.3 Identity: roles and homogenisation -----------------------------------------------------------
-# InterSynth records who initiates (meta['initiator']), and one caption of each clip names the people by
-# index, initiator first ("the first person ... the second person"). So for a caption that names roles,
-# a classifier trained on ground truth can tell whether a generated clip gives each person its role.
-# Roles are only scored where the two people do different things. In the other six types (handshake,
-# high five, hug, wave, circle, bow) both do the same thing and the initiator merely starts a little
-# earlier: a 15-60 frame crop (10% of clips) can show no difference at all.
-ASYMMETRIC_TYPES = ("punch_dodge",   # one punches, the other dodges
-                    "push",          # one pushes, the other stumbles back
-                    "follow",        # one leads, the other follows
-                    "handover",      # one gives, the other takes
-                    "tug_of_war",    # one wins and drags the other
-                    "kick_block",    # one kicks, the other blocks
-                    "point_look",    # one points, the other looks
-                    "shoulder_pat")  # one pats, the other turns round
-ROLE_CONFIDENCE = 0.75  # a clip counts for a role when the classifier gives it this probability or more
-
-
-def is_asymmetric(record: dict) -> bool:
-    meta = record.get("meta") or {}
-    return meta.get("type") in ASYMMETRIC_TYPES and meta.get("initiator") in (0, 1)
-
-
-class RoleClassifier(_Saved):
-    """Which of the two people initiates? features (B, 2, T, 262) de-normalised, lengths (B,) -> logit (B,)
-    of 'person 0 initiates'. The evaluator's motion branch with one output, trained on ground-truth clips
-    of ASYMMETRIC_TYPES, swapped (the label flips) and mirrored (it does not) at random."""
-    KIND = "role_classifier"
-
-    def __init__(self, cfg: EvaluatorConfig, normalizer: Normalizer):
-        super().__init__()
-        self.cfg, self.normalizer = cfg, normalizer
-        self.motion = MotionEncoder(cfg, normalizer, 1)
-
-    def forward(self, features, lengths) -> torch.Tensor:
-        return self.motion(features, lengths)[:, 0]
-
-    @torch.no_grad()
-    def predict(self, features, lengths) -> torch.Tensor:
-        """(B,) probability that person 0 is the initiator."""
-        return torch.sigmoid(self(features, lengths))
-
-
-def train_role_classifier(train_records: list[dict], val_records: list[dict] | None = None,
-                          cfg: EvaluatorConfig | None = None, steps: int | None = None, batch: int | None = None,
-                          seed: int = 0, ckpt_path: str | None = None, progress: bool = True, device=None,
-                          normalizer: Normalizer | None = None):
-    """Train the role classifier on the asymmetric clips of train_records; returns (classifier, report).
-    Cached/resumed through ckpt_path, and `normalizer` reused, as in `train_evaluator`. report: 'seconds',
-    'history', and with val_records `role_report` on them (real clips near 1, person-swapped ones near 0)."""
-    t0 = time.time()
-    asym = [r for r in train_records if is_asymmetric(r)]
-    if not asym:
-        raise DataError("train_role_classifier: no clip of an asymmetric type (ASYMMETRIC_TYPES) with "
-                        "meta['initiator'] among the training records")
-    data = InteractionDataset(asym, train=True, seed=seed)
-    initiator = {r["id"]: int(r["meta"]["initiator"]) for r in data.records}
-
-    def build():
-        return RoleClassifier(cfg or EvaluatorConfig(), normalizer or data.fit_normalizer())
-
-    def collate_roles(items):  # the label follows a person swap
-        b = collate(items)
-        b["first_initiates"] = torch.tensor([float((initiator[it["id"]] ^ it["swapped"]) == 0) for it in items])
-        return b
-
-    def loss_fn(net, b, dev):
-        logit, target = net(b["motion"].to(dev), b["lengths"].to(dev)), b["first_initiates"].to(dev)
-        acc = ((logit > 0).float() == target).float().mean()
-        return F.binary_cross_entropy_with_logits(logit, target), {"acc": acc}
-
-    clf, history = _train(RoleClassifier, build, loss_fn, data, collate_roles, steps, batch, seed, ckpt_path,
-                          progress, device)
-    report = {"seconds": round(time.time() - t0, 1), "history": history}
-    if val_records:
-        report.update(role_report(clf, val_records))
-    return clf, report
-
-
-def role_scores(p_first, initiator) -> dict:
-    """p_first (N,): the classifier's P(person 0 initiates); initiator (N,): who should. Returns
-    'role accuracy': share of clips where the right person gets the role with probability >= ROLE_CONFIDENCE;
-    'role swap rate': share where the other one does. The rest are undecided. A generator that ignores
-    roles scores accuracy = swap rate; real data scores near 1 and 0."""
-    p, ini = np.asarray(p_first, np.float64), np.asarray(initiator)
-    if len(p) == 0:
-        return {"role accuracy": float("nan"), "role swap rate": float("nan")}
-    p_right = np.where(ini == 0, p, 1 - p)  # probability given to the caption's initiator
-    return {"role accuracy": float((p_right >= ROLE_CONFIDENCE).mean()),
-            "role swap rate": float((p_right <= 1 - ROLE_CONFIDENCE).mean())}
-
-
-def role_accuracy(role_classifier: RoleClassifier, features: list, captions: list[str], batch: int = 96) -> dict:
-    """Role accuracy and role-swap rate (`role_scores`) of clips, judged against their captions: only
-    captions that name roles count (`caption_initiator`). features: (2, T_i, 262) per clip (e.g. generated
-    from those captions). Pass clips of ASYMMETRIC_TYPES only. Adds 'role clips': how many counted."""
-    keep = [i for i, c in enumerate(captions) if caption_initiator(c) is not None]
-    role_classifier.eval()
-    p = _batched(role_classifier.predict, [features[i] for i in keep], batch) if keep else []
-    return {**role_scores(p, [caption_initiator(captions[i]) for i in keep]), "role clips": len(keep)}
-
-
-def role_report(role_classifier: RoleClassifier, records: list[dict], batch: int = 96) -> dict:
-    """The classifier checked against InterSynth's metadata on the asymmetric clips of `records`, as recorded
-    and with the two people swapped (the roles then disagree with meta['initiator'])."""
-    data = InteractionDataset([r for r in records if is_asymmetric(r)], train=False)
-    ini = [r["meta"]["initiator"] for r in data.records]
-    role_classifier.eval()
-    out = {"role clips": len(data)}
-    for name, swap in (("real", False), ("swapped", True)):
-        p = _batched(role_classifier.predict, [data.features(i, swap=swap) for i in range(len(data))], batch)
-        out.update({f"{k} ({name})": v for k, v in role_scores(p, ini).items()})
-    return out
-
-
-def pose_descriptor(joints: np.ndarray) -> np.ndarray:
-    """(..., T, 22, 3) -> (..., T, 22, 3): each frame's pose relative to the pelvis, turned about Y so that
-    the person faces +Z (facing_yaw of that frame): where a person is and which way it looks drop out."""
-    J = np.asarray(joints, dtype=np.float64)
-    yaw = np.array([facing_yaw(f) for f in J.reshape(-1, N_JOINTS, 3)]).reshape(J.shape[:-2])  # (..., T)
-    R = yaw_matrix(-yaw)  # (..., T, 3, 3) turns each frame's facing onto +Z
-    return (J - J[..., :1, :]) @ np.swapaxes(R, -1, -2)
-
-
-def person_difference(joints: np.ndarray) -> float:
-    """(2, T, 22, 3) -> mean distance (m) between the two people's `pose_descriptor`s, joint by joint and
-    frame by frame: how differently the two move at each moment."""
-    d = pose_descriptor(joints)  # (2, T, 22, 3)
-    return float(np.linalg.norm(d[0] - d[1], axis=-1).mean())
-
-
-def homogenisation_gap(real_joints: list, generated_joints: list) -> float:
-    """How much more alike the two generated people are than the two real people (cm): the mean
-    `person_difference` of real clips minus that of generated clips. 0 when they differ as much as real
-    people do; positive when the generator makes the two people converge; negative when they differ more
-    than real people (e.g. one of them is noise)."""
-    real = np.mean([person_difference(j) for j in real_joints])
-    gen = np.mean([person_difference(j) for j in generated_joints])
-    return float(100 * (real - gen))
-
-
-# ---- 11.4 Physics ----------------------------------------------------------------------------------------
-# General functions of joint positions (metres, Y up, floor at y = 0); data/intersynth.py's physics report
-# measures its own clips with the same functions.
-
-TORSO_RADIUS = 0.12  # torso capsule (pelvis -> neck) radius (m): two torsos closer than 2r overlap
-NECK, WRISTS = JOINT_NAMES.index("neck"), (JOINT_NAMES.index("left_wrist"), JOINT_NAMES.index("right_wrist"))
-TOUCH_MARGIN = 30    # frames (1 s) either side of the recorded contacts in which a generated clip may touch
-_TOUCH_RE = re.compile(r"\b(shak\w* hands?|handshake|hug\w*|embrac\w*|high[- ]?fives?|push\w*|shov\w*|pats?|"
-                       r"taps?|hold\w* hands|grab\w*|pull\w*)\b", re.IGNORECASE)
-
-
-def segment_distance(p1, q1, p2, q2) -> np.ndarray:
-    """Shortest distance between segments p1-q1 and p2-q2, all (N, 3) -> (N,) (closest points of two
-    segments, Ericson, Real-Time Collision Detection, 5.1.9). A segment may be a point (p == q)."""
-    d1, d2, r = q1 - p1, q2 - p2, p1 - p2
-    a, e = np.maximum((d1 * d1).sum(-1), 1e-12), np.maximum((d2 * d2).sum(-1), 1e-12)
-    b, c, f = (d1 * d2).sum(-1), (d1 * r).sum(-1), (d2 * r).sum(-1)
-    den = a * e - b * b
-    s = np.where(den > 1e-12, np.clip((b * f - c * e) / np.maximum(den, 1e-12), 0, 1), 0.0)
-    t = (b * s + f) / e
-    s = np.where(t < 0, np.clip(-c / a, 0, 1), np.where(t > 1, np.clip((b - c) / a, 0, 1), s))
-    t = np.clip(t, 0, 1)
-    return np.linalg.norm((p1 + d1 * s[:, None]) - (p2 + d2 * t[:, None]), axis=-1)
-
-
-def foot_sliding(joints: np.ndarray) -> np.ndarray:
-    """(..., T, 22, 3) -> horizontal displacement (m per frame) of every foot joint on every frame it is in
-    contact (InterGen's rule, `foot_contacts`), flattened. A planted foot should not move: ideally all 0."""
-    J = np.asarray(joints, dtype=np.float64)
-    out = []
-    for person in J.reshape(-1, *J.shape[-3:]):  # (T, 22, 3) each
-        feet = person[:, FOOT_JOINTS]  # (T, 4, 3)
-        step = np.linalg.norm(feet[1:, :, [0, 2]] - feet[:-1, :, [0, 2]], axis=-1)  # (T-1, 4)
-        out.append(step[foot_contacts(person) > 0])
-    return np.concatenate(out)
-
-
-def floor_penetration(joints: np.ndarray) -> np.ndarray:
-    """(..., T, 22, 3) -> (..., T) depth (m) of each frame's lowest joint below the floor y = 0 (0 above)."""
-    return np.maximum(0.0, -np.asarray(joints, dtype=np.float64)[..., 1].min(-1))
-
-
-def interpenetration(joints: np.ndarray) -> np.ndarray:
-    """(2, T, 22, 3) -> (T,) how deep the two torso capsules (pelvis -> neck, radius TORSO_RADIUS) overlap (m):
-    2r minus the distance between their axes, 0 when apart."""
-    J = np.asarray(joints, dtype=np.float64)
-    d = segment_distance(J[0, :, 0], J[0, :, NECK], J[1, :, 0], J[1, :, NECK])  # (T,)
-    return np.maximum(0.0, 2 * TORSO_RADIUS - d)
-
-
-def hand_distance(joints: np.ndarray) -> np.ndarray:
-    """(2, T, 22, 3) -> (2, T): for each person and frame, the distance (m) from its nearer wrist to the
-    partner's body: the partner's nearest joint, or the surface of its torso capsule if that is nearer."""
-    J = np.asarray(joints, dtype=np.float64)
-    P, T = J.shape[:2]
-    hands, other = J[:, :, WRISTS], J[::-1]  # (2, T, 2, 3) own wrists; (2, T, 22, 3) the partner
-    to_joints = np.linalg.norm(hands[:, :, :, None] - other[:, :, None], axis=-1).min(-1)  # (2, T, 2)
-    axis_a = np.broadcast_to(other[:, :, None, 0], hands.shape).reshape(-1, 3)  # (2*T*2, 3) partner pelvis
-    axis_b = np.broadcast_to(other[:, :, None, NECK], hands.shape).reshape(-1, 3)  # partner neck
-    flat = hands.reshape(-1, 3)
-    to_torso = (segment_distance(flat, flat, axis_a, axis_b) - TORSO_RADIUS).reshape(P, T, 2)
-    return np.minimum(to_joints, np.maximum(to_torso, 0.0)).min(-1)
-
-
-def touch_window(record: dict) -> slice | None:
-    """Frames in which the two people of this clip should touch: InterSynth's recorded contact frames
-    +- TOUCH_MARGIN; for data without contact labels (no meta['contacts']), the whole clip if a caption
-    speaks of touching (handshake, hug, push, pat, ...); else None."""
-    meta = record.get("meta") or {}
-    if "contacts" in meta:
-        frames = [c[0] for c in meta["contacts"]]
-        return slice(max(0, min(frames) - TOUCH_MARGIN), max(frames) + TOUCH_MARGIN + 1) if frames else None
-    return slice(None) if any(_TOUCH_RE.search(c) for c in record["captions"]) else None
-
-
-def physics_metrics(joints: list, windows: list | None = None) -> dict:
-    """The physics entries of the results table for a set of clips, each (2, T_i, 22, 3):
-    foot sliding (cm/frame, over all foot contacts), floor penetration (cm, mean over frames and people),
-    interpenetration (% of frames whose torsos overlap) and its depth (cm, mean over those frames), hand
-    contact (cm: per clip with a touch window (`touch_window`), the closest a hand comes to the partner in
-    it; mean over those clips)."""
-    slide = np.concatenate([foot_sliding(j) for j in joints])
-    floor = np.concatenate([floor_penetration(j).ravel() for j in joints])
-    depth = np.concatenate([interpenetration(j) for j in joints])
-    windows = windows if windows is not None else [None] * len(joints)
-    touch = [d.min() for d in (hand_distance(j)[:, w] for j, w in zip(joints, windows) if w is not None) if d.size]
-    nan = float("nan")
-    return {"foot sliding (cm/frame)": 100 * float(slide.mean()) if len(slide) else nan,
-            "floor penetration (cm)": 100 * float(floor.mean()),
-            "interpenetration (% frames)": 100 * float((depth > 0).mean()),
-            "interpenetration depth (cm)": 100 * float(depth[depth > 0].mean()) if (depth > 0).any() else 0.0,
-            "hand contact (cm)": 100 * float(np.mean(touch)) if touch else nan}
-
-
-# ---- 11.5 evaluate: every metric, repeated with fresh generations ----------------------------------------
-
-METRICS = ["FID", "R-Precision top-1", "R-Precision top-2", "R-Precision top-3", "MM-Dist", "Diversity",
-           "MultiModality", "role accuracy", "role swap rate", "homogenisation gap (cm)",
-           "foot sliding (cm/frame)", "floor penetration (cm)", "interpenetration (% frames)",
-           "interpenetration depth (cm)", "hand contact (cm)"]  # the results table's columns, in order
-
-
-def _batched(fn, feats: list, batch: int = 96) -> np.ndarray:
-    """fn(motion (b, 2, T, 262), lengths (b,)) -> (b, ...) applied to a list of (2, T_i, 262) arrays, `batch`
-    at a time, clips of similar length together (less padding). Rows come back in input order."""
-    order = np.argsort([f.shape[1] for f in feats], kind="stable")
-    rows = [None] * len(feats)
-    for s in range(0, len(order), batch):
-        idx = order[s:s + batch]
-        b = collate([{"motion": torch.as_tensor(np.asarray(feats[i], dtype=np.float32)), "length": feats[i].shape[1],
-                      "caption": "", "id": ""} for i in idx])
-        out = fn(b["motion"], b["lengths"]).cpu().numpy()
-        for k, i in enumerate(idx):
-            rows[i] = out[k]
-    return np.stack(rows)
-
-
-def embed_motions(evaluator: Evaluator, feats: list, batch: int = 96) -> np.ndarray:
-    """(2, T_i, 262) de-normalised features per clip -> (N, d_embed) evaluator embeddings."""
-    evaluator.eval()
-    return _batched(evaluator.encode_motion, feats, batch)
-
-
-def embed_texts(evaluator: Evaluator, captions: list[str], batch: int = 96) -> np.ndarray:
-    """N captions -> (N, d_embed) evaluator embeddings."""
-    evaluator.eval()
-    return np.concatenate([evaluator.encode_text(captions[s:s + batch]).cpu().numpy()
-                           for s in range(0, len(captions), batch)])
-
-
-def real_motions(records: list[dict]) -> tuple[list[dict], list[np.ndarray]]:
-    """(usable records, their (2, T-1, 262) features as recorded). Bad records are left out with a warning."""
-    data = InteractionDataset(records, train=False)
-    return data.records, [data.features(i) for i in range(len(data))]
-
-
-def pick_captions(records: list[dict], rng) -> list[str]:
-    """One of each clip's captions, at random (InterGen's test loader does the same)."""
-    return [r["captions"][int(rng.integers(len(r["captions"])))] for r in records]
-
-
-def retrieval_accuracy(evaluator: Evaluator, records: list[dict], batch: int = 96, seed: int = 0) -> dict:
-    """The evaluator's own accuracy on ground truth: R-Precision top-1..3 and MM-Dist of the records' real
-    motions against one of their captions each (a random one, seeded). Also 'distinct captions': a caption
-    shared by several clips (templated data) caps top-1 below 1, which is fine but worth knowing."""
-    records, feats = real_motions(records)
-    captions = pick_captions(records, np.random.default_rng(seed))
-    t, m = embed_texts(evaluator, captions, batch), embed_motions(evaluator, feats, batch)
-    top = r_precision(t, m, batch, 3, np.random.default_rng(seed))
-    return {**{f"R-Precision top-{k + 1}": float(top[k]) for k in range(3)}, "MM-Dist": mm_dist(t, m),
-            "clips": len(records), "distinct captions": len(set(c.lower() for c in captions))}
-
-
-def reference_first(feats: np.ndarray) -> np.ndarray:
-    """(2, T, 262) features -> the same two people, ordered so that person 1 is the reference person.
-
-    Why: the cooperative denoiser is exactly symmetric (swapping its inputs swaps its outputs) and the two
-    starting noises are alike in distribution, so which output slot holds which person is a coin toss, for
-    InterGen as for InterMoE. The representation itself says who person 1 is: the one whose frame-0 root is
-    at the origin facing +Z (InteractionDataset canonicalises every clip so). A model that learnt the data
-    puts one person there, and that one is "the first person" of the caption. So generated clips are put in
-    that order before any metric: the person nearer the canonical start (root distance in metres plus
-    1 - cos(facing yaw)) comes first. Real clips are already in it. Without this, the evaluator would see
-    half the clips in an order it never saw in training. (`generate_features` keeps the slots when the
-    model read the caption per person (`InterMoE.reads_roles`) and the caption names the roles: then the
-    model was told which slot is the first person, and role accuracy measures whether it listened.)"""
-    joints0 = joints_from_features(feats[:, :1])[:, 0]  # (2, 22, 3): both people at frame 0
-    score = [np.hypot(j[0, 0], j[0, 2]) + 1 - math.cos(facing_yaw(j)) for j in joints0]
-    return feats if score[0] <= score[1] else feats[::-1].copy()
-
-
-@torch.no_grad()
-def generate_features(model, captions: list[str], lengths: list[int], seed: int = 0, batch: int = 96) -> list:
-    """model.sample for many captions, `batch` at a time, similar lengths together (less padding).
-    Returns (2, n_i, 262) de-normalised features per caption, in order, the reference person first
-    (`reference_first`) unless the caption assigned the slots (see there). A clip shorter than MIN_FRAMES (a 15-frame recording has 14 feature frames) is
-    generated at MIN_FRAMES and cut."""
-    order = np.argsort(lengths, kind="stable")
-    out = [None] * len(captions)
-    for c, s in enumerate(range(0, len(order), batch)):
-        idx = order[s:s + batch]
-        _, feats = model.sample([captions[i] for i in idx], [max(int(lengths[i]), MIN_FRAMES) for i in idx],
-                                seed=seed + c, return_features=True)  # feats (b, 2, T, 262)
-        for k, i in enumerate(idx):
-            f = feats[k, :, :int(lengths[i])].cpu().numpy()  # (2, n_i, 262)
-            # a caption that names roles told a model that reads it per person which slot is which: keep its slots
-            told = getattr(model, "reads_roles", False) and caption_initiator(captions[i]) is not None
-            out[i] = f if told else reference_first(f)
-    return out
-
-
-def evaluate(model, records: list[dict], evaluator: Evaluator, role_classifier: RoleClassifier | None = None, *,
-             reference: list[dict] | None = None, repeats: int = 20, batch: int = 96, mm_captions: int = 100,
-             mm_repeats: int = 30, seed: int = 0, progress: bool = True) -> dict:
-    """Every metric of the results table (METRICS), each as (mean, 95% half-interval) over `repeats` runs.
-
-    model: an InterMoE (anything with .sample(captions, lengths, seed=, return_features=True)), or None for
-           the real-vs-real row: the "generated" clips are then the real ones.
-    records: the test clips. Each run draws one caption per clip and generates a clip of the same length
-           for it (`generate_features`, `batch` at a time); FID compares those with the real test clips,
-           R-Precision and MM-Dist pair them with their captions (batches of `batch`, REFERENCE 3).
-    reference: for the real row only, other real clips (e.g. the val split): its FID compares a random
-           len(records) of them with the test clips, the floor finite samples give. Without it, NaN.
-    MultiModality: mm_captions clips x mm_repeats generations each (NaN for the real row, or mm_captions=0).
-    role_classifier: role accuracy / swap rate over clips of ASYMMETRIC_TYPES whose drawn caption names
-           roles (about a third of them); without it, NaN.
-    homogenisation gap: real minus generated `person_difference` (0 for the real row by definition).
-    Physics: `physics_metrics` of the generated clips, hand contact in each test clip's touch window.
-    """
-    from tqdm.auto import tqdm
-    records, real = real_motions(records)
-    lengths = [f.shape[1] for f in real]
-    real_emb = embed_motions(evaluator, real, batch)
-    real_joints = [joints_from_features(f) for f in real]
-    windows = [touch_window(r) for r in records]
-    asym = [i for i, r in enumerate(records) if is_asymmetric(r)]
-    ref_emb = embed_motions(evaluator, real_motions(reference)[1], batch) if model is None and reference else None
-    rows = {k: [] for k in METRICS}
-    nan = float("nan")
-    for r in tqdm(range(repeats), desc="evaluate", disable=not progress):
-        rng = np.random.default_rng([seed, r])
-        captions = pick_captions(records, rng)
-        gen_seed = int(rng.integers(2 ** 31))
-        feats = real if model is None else generate_features(model, captions, lengths, gen_seed, batch)
-        emb = real_emb if model is None else embed_motions(evaluator, feats, batch)
-        text = embed_texts(evaluator, captions, batch)
-        if model is not None:
-            rows["FID"].append(frechet_distance(emb, real_emb))
-        elif ref_emb is not None:
-            rows["FID"].append(frechet_distance(ref_emb[rng.permutation(len(ref_emb))[:len(real_emb)]], real_emb))
-        else:
-            rows["FID"].append(nan)
-        top = r_precision(text, emb, batch, 3, rng)
-        for k in range(3):
-            rows[f"R-Precision top-{k + 1}"].append(top[k])
-        rows["MM-Dist"].append(mm_dist(text, emb))
-        rows["Diversity"].append(diversity(emb, 300, rng))
-        mm = nan
-        if model is not None and mm_captions > 0:
-            pick = rng.choice(len(records), min(mm_captions, len(records)), replace=False)
-            caps = [c for c in pick_captions([records[i] for i in pick], rng) for _ in range(mm_repeats)]
-            mm_feats = generate_features(model, caps, [lengths[i] for i in pick for _ in range(mm_repeats)],
-                                         gen_seed + 1_000_003, batch)
-            mm = multimodality(embed_motions(evaluator, mm_feats, batch).reshape(len(pick), mm_repeats, -1), 10, rng)
-        rows["MultiModality"].append(mm)
-        roles = {"role accuracy": nan, "role swap rate": nan}
-        if role_classifier is not None:
-            roles = role_accuracy(role_classifier, [feats[i] for i in asym], [captions[i] for i in asym], batch)
-        rows["role accuracy"].append(roles["role accuracy"])
-        rows["role swap rate"].append(roles["role swap rate"])
-        joints = real_joints if model is None else [joints_from_features(f) for f in feats]
-        rows["homogenisation gap (cm)"].append(0.0 if model is None else homogenisation_gap(real_joints, joints))
-        for k, v in physics_metrics(joints, windows).items():
-            rows[k].append(v)
-    return {k: mean_ci(rows[k]) for k in METRICS}
-
-
-def _write_json(path: str, obj) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, default=float)
-    os.replace(tmp, path)  # atomic: an interrupted write never leaves half a file
-
-
-def _read_json(path: str):
-    with open(path) as f:
-        return json.load(f)
-
-
-def _machine() -> str:
-    import platform
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, " \
-           f"{torch.get_num_threads()} threads, device {pick_device()}"
-
-
-def _fmt(mean_ci_pair, digits: int = 3) -> str:
-    m, ci = mean_ci_pair
-    return "n/a" if m != m else f"{m:.{digits}f} ± {ci:.{digits}f}"
-
-
-def run_evaluation(model: "InterMoE", out: str, work: str = os.path.join("runs", "evaluator"),
-                   repeats: int = 5, mm_captions: int = 20, mm_repeats: int = 10, seed: int = 0,
-                   progress: bool = True) -> dict:
-    """The README's results table for one trained model: trains (or reads, from `work`) the evaluator and the
-    role classifier on InterSynth's train split, then `evaluate`s the real test clips against the val clips
-    and the model's generations for the test captions. Writes {out}/evaluation.md and .json (the command line
-    passes the model's own folder; the repository's published table is results/, written only on request).
-
-    Fewer repeats than InterGen's 20 x (100 captions x 30 for MultiModality): on a CPU a generated clip costs
-    ~0.4 s, so the full protocol would take hours; the interval printed beside each mean says how much the
-    smaller count costs in precision."""
-    t0 = time.time()
-    n_clips = model.cfg.n_clips
-    train, val, test = (load_intersynth(split, n_clips) for split in ("train", "val", "test"))
-    os.makedirs(work, exist_ok=True)
-    os.makedirs(out, exist_ok=True)
-    evaluator, ev_report = train_evaluator(train, val, ckpt_path=os.path.join(work, "evaluator.pt"),
-                                           normalizer=model.normalizer, progress=progress)
-    roles, role_rep = train_role_classifier(train, val, ckpt_path=os.path.join(work, "roles.pt"),
-                                            normalizer=model.normalizer, progress=progress)
-    t = time.time()
-    real = evaluate(None, test, evaluator, roles, reference=val, repeats=repeats, progress=progress, seed=seed)
-    t_real = time.time() - t
-    t = time.time()
-    gen = evaluate(model, test, evaluator, roles, repeats=repeats, mm_captions=mm_captions,
-                   mm_repeats=mm_repeats, progress=progress, seed=seed)
-    results = {"real": real, "generated": gen, "repeats": repeats, "mm": [mm_captions, mm_repeats],
-               "test clips": len(test), "evaluator": {k: v for k, v in ev_report.items() if k != "history"},
-               "role classifier": {k: v for k, v in role_rep.items() if k != "history"},
-               "seconds": {"real row": round(t_real, 1), "generated row": round(time.time() - t, 1),
-                           "total": round(time.time() - t0, 1)}, "machine": _machine()}
-    _write_json(os.path.join(out, "evaluation.json"), results)
-    rows = [("real test clips (vs val)", real), ("generated", gen)]
-    md = ["| | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 1) + "|"]
-    md += [f"| {name} | " + " | ".join(_fmt(r[k]) for k in METRICS) + " |" for name, r in rows]
-    with open(os.path.join(out, "evaluation.md"), "w") as f:
-        f.write("\n".join(md) + "\n")
-    return results
-
-
-# =====================================================================================================
-# 12. The paper's ablation table in miniature
-# =====================================================================================================
-# Every variant trains the same denoiser budget (steps, batch, data, seeds) on the same frozen VAE and is
-# judged by the same evaluator; only the InterMoE block's switches differ. REFERENCE 1.5 gives the paper's
-# rows (InterHuman, full-size models, ~100k steps); ours are InterSynth and minutes on a CPU, so compare
-# the direction of each difference, not the values.
-
-ABLATIONS = {  # name -> (the paper's row it stands for, changes to the denoiser config)
-    "full InterMoE": ("Full InterMoE", {}),
-    "FFN baseline": ("Baseline (InterGen + CS-VAE, FFN instead of MoE)", {"ffn_type": "ffn"}),
-    "motion-only router": ("w/o motion & text router", {"router_mode": "motion"}),
-    "text-only router": ("w/o motion & text router", {"router_mode": "text"}),
-    "per-sample routing": ("w/o batch-level routing", {"routing": "sample"}),
-    "fixed top-k": ("w/o dynamic selection (fixed top-k)", {"selection": "topk"}),
-    # not in the paper: both people read the same caption, as the paper's denoiser does (egocentric_text,
-    # role_embedding off)
-    "shared caption": (None, {"egocentric_text": False, "role_embedding": False}),
-}
-PAPER_VARIANTS = [name for name, (row, _) in ABLATIONS.items() if row]  # the study's default: the paper's rows
-PAPER_ABLATION = {  # REFERENCE 1.5: FID, R@1, MM-Dist on InterHuman
-    "Baseline (InterGen + CS-VAE, FFN instead of MoE)": (5.251, 0.489, 3.771),
-    "w/o motion & text router": (4.782, 0.503, 3.766),
-    "w/o batch-level routing": (6.036, 0.492, 3.774),
-    "w/o dynamic selection (fixed top-k)": (6.242, 0.498, 3.772),
-    "Full InterMoE": (4.677, 0.512, 3.762),
-}
-ABLATION_METRICS = ("FID", "R-Precision top-1", "R-Precision top-3", "MM-Dist", "Diversity",
-                    "role accuracy", "homogenisation gap (cm)", "interpenetration (% frames)")
-
-
-def ablation_config(cfg: InterMoEConfig, name: str) -> InterMoEConfig:
-    """cfg with the denoiser switches of ablation `name` (a key of ABLATIONS)."""
-    if name not in ABLATIONS:
-        raise ValueError(f"unknown ablation {name!r}; choose from {list(ABLATIONS)}")
-    changes = dict(ABLATIONS[name][1])
-    top = {k: changes.pop(k) for k in ("egocentric_text", "role_embedding") if k in changes}  # InterMoEConfig's
-    cfg = replace(cfg, **top)
-    den = cfg.denoiser
-    if "ffn_type" in changes:
-        den = replace(den, ffn_type=changes.pop("ffn_type"), d_ffn=den.moe.d_expert)  # one expert's size
-    return replace(cfg, denoiser=replace(den, moe=replace(den.moe, **changes)))
-
-
-def ablation_preset(smoke: bool = False) -> InterMoEConfig:
-    """The study's model: the lab preset's VAE and text encoder with a smaller denoiser (3 layers x 128,
-    experts of 176), so that 6 variants x 3 seeds train and evaluate in about an hour on 2 CPU cores.
-    smoke: the nano preset, for tests and the notebook's quick run."""
-    if smoke:
-        return preset("nano", n_clips=96, steps=6)
-    cfg = preset("lab", steps=300)
-    text = replace(cfg.text, d_cond=128, dropout=0.1)  # the study (results/ablation.*) ran with dropout 0.1
-    den = replace(cfg.denoiser, width=128, n_layers=3, n_heads=4, d_text=128, d_ffn=176, dropout=0.1,
-                  moe=replace(cfg.denoiser.moe, d_expert=176))
-    # the study in results/ablation.* ran before the role embedding existed: keep it off to reproduce it
-    return replace(cfg, text=text, denoiser=den, role_embedding=False)
-
-
-def _slug(name: str) -> str:
-    return "".join(ch if ch.isalnum() else "_" for ch in name.lower()).strip("_")
-
-
-def run_ablation(out: str | None = None, work: str = os.path.join("runs", "ablation"), variants=None,
-                 seeds=(0, 1, 2), steps: int | None = None, vae_ckpt: str | None = None, repeats: int = 2,
-                 n_test: int = 96,
-                 smoke: bool = False, progress: bool = True) -> dict:
-    """Train and evaluate every ablation variant x seed; write {out}/ablation.md and {out}/ablation.json
-    (out defaults to `work`; the repository's published table is results/, written only on request).
-
-    Shared by all runs: the data, one VAE (trained into {work}/vae.pt, or read from vae_ckpt, e.g. the lab
-    demo's runs/demo/vae.pt), its latent cache, the evaluator and the role classifier (trained once into
-    runs/evaluator/, the ones `run_evaluation` uses; into {work} for the smoke study). Per run: a fresh text encoder + denoiser (initialised by the seed) trained for the same `steps`,
-    then `evaluate` with `repeats` fresh generations of the test split (MultiModality left out: 30 generations
-    per caption would triple the study's time). Everything is cached in {work}: an interrupted study
-    rerun with the same arguments picks up where it stopped. Returns the results dict written to JSON.
-    """
-    t_start = time.time()
-    out = work if out is None else out
-    cfg = ablation_preset(smoke)
-    steps = cfg.steps if steps is None else steps
-    variants = PAPER_VARIANTS if variants is None else list(variants)
-    os.makedirs(work, exist_ok=True)
-    os.makedirs(out, exist_ok=True)
-    train, val, test = (load_intersynth(split, cfg.n_clips) for split in ("train", "val", "test"))
-    base = build_model(cfg, train, seed=0)  # the shared VAE's initial weights: the same study every time
-    if vae_ckpt:
-        base.vae.load_state_dict(load_checkpoint(vae_ckpt, "vae")["model"])
-    else:
-        train_vae(base, train, ckpt_path=os.path.join(work, "vae.pt"), progress=progress)
-    device = pick_device()
-    base.to(device).latent_scale.fill_(measure_latent_scale(base, train, device=device))
-    latents = LatentDataset(base, train, train=True, max_frames=cfg.max_frames, progress=progress)
-    ev_dir = work if smoke else os.path.join("runs", "evaluator")  # the one `run_evaluation` uses too
-    os.makedirs(ev_dir, exist_ok=True)
-    evaluator, ev_report = train_evaluator(train, val, ckpt_path=os.path.join(ev_dir, "evaluator.pt"),
-                                           normalizer=base.normalizer, progress=progress, **_smoke_eval(smoke))
-    roles, role_report_ = train_role_classifier(train, val, ckpt_path=os.path.join(ev_dir, "roles.pt"),
-                                                normalizer=base.normalizer, progress=progress, **_smoke_eval(smoke))
-    test = test[:n_test]  # one batch of 96 for R-Precision: generation is most of a run's evaluation time
-    batch = min(96, len(test))
-    eval_kw = dict(repeats=repeats, batch=batch, mm_captions=0, progress=progress)
-    real_path = os.path.join(work, "real.json")
-    if not os.path.isfile(real_path):
-        real = evaluate(None, test, evaluator, roles, reference=val, **eval_kw)
-        _write_json(real_path, real)
-    real = _read_json(real_path)
-    runs = []
-    for name in variants:
-        for seed in seeds:
-            path = os.path.join(work, f"{_slug(name)}_s{seed}")
-            if not os.path.isfile(path + ".json"):
-                torch.manual_seed(seed)  # this run's initial weights
-                model = InterMoE(ablation_config(cfg, name), base.vocab, base.normalizer).to(device)
-                model.vae.load_state_dict(base.vae.state_dict())
-                model.latent_scale.copy_(base.latent_scale)
-                t = time.time()
-                history = train_denoiser(model, train, steps=steps, ckpt_path=path + ".pt", seed=seed,
-                                         device=device, progress=progress, latents=latents)
-                train_seconds = round(time.time() - t, 1)
-                t = time.time()
-                metrics = evaluate(model, test, evaluator, roles, seed=seed, **eval_kw)
-                _write_json(path + ".json", {"variant": name, "seed": seed, "steps": steps, "checkpoint": path + ".pt",
-                                             "final loss": history[-1]["loss"] if history else None,
-                                             "train seconds": train_seconds,
-                                             "eval seconds": round(time.time() - t, 1), "metrics": metrics})
-            runs.append(_read_json(path + ".json"))
-    results = {"config": asdict(cfg), "steps": steps, "seeds": list(seeds), "repeats": repeats,
-               "evaluator": {k: v for k, v in ev_report.items() if k != "history"},
-               "role classifier": {k: v for k, v in role_report_.items() if k != "history"},
-               "real": real, "runs": runs, "summary": _summarise(runs, variants),
-               "seconds": round(time.time() - t_start, 1), "machine": _machine()}
-    _write_json(os.path.join(out, "ablation.json"), results)
-    with open(os.path.join(out, "ablation.md"), "w") as f:
-        f.write(ablation_markdown(results))
-    return results
-
-
-def _smoke_eval(smoke: bool) -> dict:
-    return {"steps": 20, "batch": 16} if smoke else {}
-
-
-_T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228]  # Student t, 97.5%, dof 1..10
-
-
-def seed_interval(values) -> tuple[float, float]:
-    """(mean, 95% half-interval) over a few seeds: Student's t with n - 1 degrees of freedom times the sample
-    std / sqrt(n). With 3 seeds that is 4.30 s / sqrt(3); mean_ci's 1.96 (InterGen's, fine for 20 repeats)
-    would claim an interval about 2.7 times too narrow."""
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    if len(v) < 2:
-        return (float(v.mean()) if len(v) else float("nan"), float("nan"))
-    t = _T975[len(v) - 2] if len(v) - 1 <= len(_T975) else 1.96
-    return float(v.mean()), float(t * v.std(ddof=1) / math.sqrt(len(v)))
-
-
-def _summarise(runs: list[dict], variants: list[str]) -> dict:
-    """Per variant and metric: the seeds' means combined into a mean with its `seed_interval`."""
-    out = {}
-    for name in variants:
-        mine = [r for r in runs if r["variant"] == name]
-        out[name] = {k: seed_interval([r["metrics"][k][0] for r in mine]) for k in ABLATION_METRICS}
-        out[name]["train seconds"] = float(np.mean([r["train seconds"] for r in mine]))
-    return out
-
-
-def ablation_markdown(results: dict) -> str:
-    """The study as a Markdown page: our table (mean ± 95% interval over seeds) beside the paper's."""
-    cols = ABLATION_METRICS
-    lines = ["# Ablation study: InterMoE's switches in miniature", "",
-             f"InterSynth test split; {len(results['seeds'])} seeds x {results['steps']} denoiser steps each on one "
-             f"shared VAE; each run evaluated on {results['repeats']} fresh generations; mean ± 95% interval over "
-             f"seeds (Student's t: 4.30 s / sqrt(3) for 3 seeds); the real row: mean ± 1.96 std / sqrt(repeats). The runs took {sum(r['train seconds'] + r['eval seconds'] for r in results['runs']) / 60:.0f}"
-             f" min of training and evaluation on {results['machine']} (shared models and caches aside).", "",
-             "| variant | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|",
-             "| real test clips (vs val) | " + " | ".join(_fmt(results["real"][k]) for k in cols) + " |"]
-    for name, row in results["summary"].items():
-        lines.append(f"| {name} | " + " | ".join(_fmt(row[k]) for k in cols) + " |")
-    lines += ["", "The paper's table (InterHuman, full-size models; REFERENCE 1.5):", "",
-              "| our variant | paper's row | FID | R@1 | MM-Dist |", "|---|---|---|---|---|"]
-    for name in results["summary"]:
-        row = ABLATIONS[name][0]
-        if row is None:
-            lines.append(f"| {name} | (not in the paper: ours) | | | |")
-            continue
-        fid, r1, mmd = PAPER_ABLATION[row]
-        lines.append(f"| {name} | {row} | {fid} | {r1} | {mmd} |")
-    ev = results["evaluator"]
-    lines += ["", f"Evaluator's own retrieval on real val clips: " +
-              ", ".join(f"{k} {v:.3f}" for k, v in ev.items() if k.startswith("R-Precision")) + ".", ""]
-    return "\n".join(lines)
-
-
-# =====================================================================================================
-# 13. Command line: python intermoe_min.py {demo, train, sample, evaluate, ablate, ...}
+# 10. Command line: python intermoe_min.py {demo, train, sample, evaluate, ablate, ...}
 # =====================================================================================================
 
 
@@ -4213,9 +2796,8 @@ def _parser() -> argparse.ArgumentParser:
                    "published table: --out results)")
     a.add_argument("--vae", help="a trained vae.pt of the lab preset to share (default: train one)")
     a.add_argument("--steps", type=int, help="denoiser steps per run (default: the study's 300)")
-    a.add_argument("--variants", nargs="+", choices=list(ABLATIONS), metavar="NAME",
-                   help=f"default: the paper's ({', '.join(PAPER_VARIANTS)}); "
-                        f"also: {', '.join(v for v in ABLATIONS if not ABLATIONS[v][0])}")
+    a.add_argument("--variants", nargs="+", metavar="NAME",
+                   help="default: the paper's variants; the names are intermoe_eval.ABLATIONS' keys")
     a.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one run per variant and seed")
     a.add_argument("--repeats", type=int, default=2, help="fresh generations of the test batch per run")
     a.add_argument("--smoke", action="store_true", help="a tiny study (seconds) to check the pipeline")
@@ -4235,6 +2817,11 @@ def _check_args(p: argparse.ArgumentParser, args) -> None:
             p.error(f"--{'seed' if hasattr(args, 'seed') else 'seeds'} must be between 0 and 2**63 - 1, got {seed}")
     for name in ("repeats", "vae_steps", "steps"):
         positive(name, 0 if name.endswith("steps") else 1)
+    if args.cmd == "ablate" and args.variants:
+        ablations = _eval_module().ABLATIONS  # the study lives there
+        unknown = [v for v in args.variants if v not in ablations]
+        if unknown:
+            p.error(f"--variants: unknown {unknown}; choose from {list(ablations)}")
     if args.cmd == "evaluate" and min(args.mm) < 1:
         p.error(f"--mm takes two counts of at least 1, got {args.mm[0]} {args.mm[1]}")
     if args.cmd == "sample":
@@ -4267,27 +2854,39 @@ def main(argv=None):
         raise SystemExit(1) from None
 
 
+def _eval_module():
+    """intermoe_eval (pictures, evaluation, the ablation study), imported when a command needs it. It lies
+    beside this file, which is on the path when run as a script but not always when run another way."""
+    try:
+        import intermoe_eval
+    except ModuleNotFoundError:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import intermoe_eval
+    return intermoe_eval
+
+
 def _run(args) -> None:
+    ie = _eval_module()
     if args.cmd == "evaluate":
         out = args.out or os.path.dirname(os.path.abspath(args.ckpt))
-        res = run_evaluation(InterMoE.load(args.ckpt), out=out, repeats=args.repeats,
+        res = ie.run_evaluation(InterMoE.load(args.ckpt), out=out, repeats=args.repeats,
                              mm_captions=args.mm[0], mm_repeats=args.mm[1])
         print(open(os.path.join(out, "evaluation.md")).read())
         print(f"done in {res['seconds']['total']} s; {os.path.join(out, 'evaluation.json')}")
         return
     if args.cmd == "ablate":
-        res = run_ablation(out=args.out, work=args.work, variants=args.variants, seeds=tuple(args.seeds),
+        res = ie.run_ablation(out=args.out, work=args.work, variants=args.variants, seeds=tuple(args.seeds),
                            steps=args.steps, vae_ckpt=args.vae, repeats=args.repeats, smoke=args.smoke)
-        print(ablation_markdown(res))
+        print(ie.ablation_markdown(res))
         print(f"written to {os.path.join(args.out or args.work, 'ablation.md')} and ablation.json")
         return
     if args.cmd == "sample":
         model = InterMoE.load(args.ckpt)
         joints = model.sample(args.prompt, args.length, seed=args.seed, progress=True)
         for k, prompt in enumerate(args.prompt):
-            print("wrote", save_gif(joints[k].cpu().numpy(), os.path.join(args.out, f"sample_{k}.gif"), caption=prompt))
+            print("wrote", ie.save_gif(joints[k].cpu().numpy(), os.path.join(args.out, f"sample_{k}.gif"), caption=prompt))
         if args.strip:
-            print("wrote", save_filmstrips(joints.cpu().numpy(), args.prompt, args.strip))
+            print("wrote", ie.save_filmstrips(joints.cpu().numpy(), args.prompt, args.strip))
         return
     rank, _ = init_distributed()  # (0, 1) unless launched by torchrun
     cfg = preset(args.preset)
@@ -4306,7 +2905,7 @@ def _run(args) -> None:
         t = time.time()
         joints = model.sample(DEMO_PROMPTS, 150, seed=args.seed, progress=True).cpu().numpy()
         log["sample_seconds"] = round(time.time() - t, 2)
-        log["gifs"] = [save_gif(joints[k], os.path.join(out, f"demo_{k}.gif"), caption=c, stride=2)
+        log["gifs"] = [ie.save_gif(joints[k], os.path.join(out, f"demo_{k}.gif"), caption=c, stride=2)
                        for k, c in enumerate(DEMO_PROMPTS)]
     log["total_seconds"] = round(time.time() - t0, 1)
     log["preset"], log["device"], log["threads"] = args.preset, str(pick_device()), torch.get_num_threads()

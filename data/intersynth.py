@@ -56,6 +56,7 @@ _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _REPO not in sys.path:
     sys.path.insert(0, _REPO)
 import intermoe_min as im  # noqa: E402
+import intermoe_eval as ie  # noqa: E402
 
 FPS = im.FPS
 UP = np.array([0.0, 1.0, 0.0])
@@ -63,7 +64,7 @@ HAND_NAMES = ("left", "right")
 SIDE = np.array([1.0, -1.0])  # index 0 (left) lies toward the person's +left direction, 1 (right) away
 WRIST, SHOULDER = (20, 21), (16, 17)
 TORSO_JOINTS = (0, 3, 6, 9, 12)  # pelvis .. neck: the torso capsule's axis runs pelvis -> neck
-TORSO_RADIUS = im.TORSO_RADIUS  # torso capsule radius (0.12 m) for contacts and the interpenetration check
+TORSO_RADIUS = ie.TORSO_RADIUS  # torso capsule radius (0.12 m) for contacts and the interpenetration check
 SHOULDER_RADIUS = 0.07  # a hand resting on a shoulder sits this far from the shoulder joint (m)
 HAND_CLEARANCE = 0.03   # wrist to body surface when a hand touches a body: the palm lies in between (m)
 HAND_GAP = 0.035        # wrist to wrist when two hands hold each other (m)
@@ -1791,7 +1792,7 @@ def nbytes(clips: list) -> int:
 # =====================================================================================================
 # 8. Physics report
 # =====================================================================================================
-# Foot sliding, floor penetration, torso overlap and segment distances are intermoe_min's (section 11.4),
+# Foot sliding, floor penetration, torso overlap and segment distances are intermoe_eval's (section 2.4),
 # so this report and the evaluation of generated motion measure the same thing.
 
 def contact_distances(clip) -> dict:
@@ -1804,7 +1805,7 @@ def contact_distances(clip) -> dict:
     for f, pa, ja, pb, jb in clip["meta"]["contacts"]:
         x = J[pa, f, ja].astype(np.float64)
         if jb in TORSO_JOINTS:
-            axis = im.segment_distance(x[None], x[None], J[pb, f, 0][None].astype(np.float64),
+            axis = ie.segment_distance(x[None], x[None], J[pb, f, 0][None].astype(np.float64),
                                        J[pb, f, 12][None].astype(np.float64))[0]
             body.append(axis - TORSO_RADIUS)
         elif jb in SHOULDER:
@@ -1838,9 +1839,9 @@ def physics_report(clips: list) -> dict:
         J = c["joints"].astype(np.float64)                                   # (2, T, 22, 3)
         lengths = np.linalg.norm(J[:, :, 1:] - J[:, :, parents], axis=-1)  # (2, T, 21)
         bone_max = max(bone_max, float((lengths.std(1) / lengths.mean(1)).max()))
-        floor = max(floor, float(im.floor_penetration(J).max()))
+        floor = max(floor, float(ie.floor_penetration(J).max()))
         if J.shape[1] > 1:
-            slide.append(im.foot_sliding(J))
+            slide.append(ie.foot_sliding(J))
             step = np.linalg.norm(J[:, 1:] - J[:, :-1], axis=-1)             # (2, T-1, 22)
             speeds.append(step.max(-1).ravel())
         if J.shape[1] > 2:
@@ -1848,8 +1849,8 @@ def physics_report(clips: list) -> dict:
             accel = max(accel, float(acc.max()))
         F = im.FOOT_JOINTS
         feet_d = min(feet_d, float(np.linalg.norm(J[0][:, F, None] - J[1][:, None, F], axis=-1).min()))
-        overlap += int((im.interpenetration(J) > 0).sum())
-        dist = im.segment_distance(J[0, :, 0], J[0, :, 12], J[1, :, 0], J[1, :, 12])
+        overlap += int((ie.interpenetration(J) > 0).sum())
+        dist = ie.segment_distance(J[0, :, 0], J[0, :, 12], J[1, :, 0], J[1, :, 12])
         min_d = min(min_d, float(dist.min()))
         cd = contact_distances(c)
         limb.append(cd["limb"])

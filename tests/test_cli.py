@@ -6,6 +6,7 @@ import os
 import pytest
 import torch
 
+import intermoe_eval as ie
 import intermoe_min as im
 
 STEPS = ["--vae-steps", "14", "--steps", "14"]  # the nano preset checkpoints every 10 steps
@@ -103,9 +104,9 @@ def test_evaluate_and_ablate_write_to_the_run_not_to_results(tmp_path, monkeypat
         open(os.path.join(out, "evaluation.md"), "w").write("table")
         return {"seconds": {"total": 0}}
     monkeypatch.setattr(im.InterMoE, "load", classmethod(lambda cls, path, device=None: None))
-    monkeypatch.setattr(im, "run_evaluation", fake_evaluation)
-    monkeypatch.setattr(im, "run_ablation", lambda out=None, work=None, **kw: calls.setdefault("ablate", (out, work)))
-    monkeypatch.setattr(im, "ablation_markdown", lambda res: "table")
+    monkeypatch.setattr(ie, "run_evaluation", fake_evaluation)
+    monkeypatch.setattr(ie, "run_ablation", lambda out=None, work=None, **kw: calls.setdefault("ablate", (out, work)))
+    monkeypatch.setattr(ie, "ablation_markdown", lambda res: "table")
     im.main(["evaluate", "--ckpt", str(ckpt)])
     assert calls["evaluate"] == str(tmp_path / "run")
     im.main(["ablate", "--work", str(tmp_path / "abl")])

@@ -1,7 +1,6 @@
-"""Tests for "Looking at motion" (intermoe_min.py, to become section 3 of intermoe_min.py).
+"""Tests for "Looking at motion" (intermoe_eval.py, section 1).
 
-Tiny clips and low dpi keep every test well under a second or two on a laptop CPU. When the section
-moves into intermoe_min.py, change the one import below to `import intermoe_min as V`.
+Tiny clips and low dpi keep every test well under a second or two on a laptop CPU.
 """
 import gc
 import os
@@ -21,7 +20,7 @@ from PIL import Image  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-import intermoe_min as V  # noqa: E402
+import intermoe_eval as V  # noqa: E402
 from intermoe_min import N_JOINTS, SMPL_PARENTS, yaw_matrix  # noqa: E402
 
 SMALL = dict(figsize=(2.0, 2.0), dpi=30)  # what every test draws at
@@ -189,7 +188,7 @@ def test_nan_and_colour_count_raise():
 
 
 def test_script_without_display_gets_agg_and_no_pyplot_at_import():
-    code = ("import sys; import intermoe_min as V; assert 'matplotlib.pyplot' not in sys.modules; "
+    code = ("import sys; import intermoe_eval as V; assert 'matplotlib.pyplot' not in sys.modules; "
             "import numpy as np; fig = V.filmstrip(np.zeros((2, 22, 3)), n=1, dpi=20); "
             "import matplotlib; print(matplotlib.get_backend())")
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND")}
