@@ -5,16 +5,19 @@
    2. Evaluation: the evaluator (InterGen's protocol), InterGen's metrics, identity (roles, homogenisation)
       and physics measures, `evaluate` and `run_evaluation`.
    3. The paper's ablation table in miniature: `run_ablation`.
+   4. The command line: `python intermoe_min.py {demo, train, sample, evaluate, ablate}` runs `main` here.
 
 It imports intermoe_min, the model; intermoe_min imports it only when its command line's `sample`,
 `evaluate` or `ablate` runs. Written for this project from the InterMoE and InterGen papers' descriptions.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
 import re
+import sys
 import textwrap
 import time
 from dataclasses import asdict, dataclass, replace
@@ -25,6 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
 
+import intermoe_min as im
 from intermoe_min import (CheckpointError, DataError, FEATURE_SLICES, FEAT_DIM, FOOT_JOINTS, FPS, InterMoE,
                           InterMoEConfig, InteractionDataset, JOINT_NAMES, L_HIP, L_SHOULDER, LatentDataset,
                           MAX_FRAMES, MIN_FRAMES, N_JOINTS, Normalizer, R_HIP, R_SHOULDER, TextConfig, TextEncoder,
@@ -1448,3 +1452,177 @@ def ablation_markdown(results: dict) -> str:
     lines += ["", f"Evaluator's own retrieval on real val clips: " +
               ", ".join(f"{k} {v:.3f}" for k, v in ev.items() if k.startswith("R-Precision")) + ".", ""]
     return "\n".join(lines)
+
+
+# =====================================================================================================
+# 4. The command line: python intermoe_min.py {demo, train, sample, evaluate, ablate}
+# =====================================================================================================
+# intermoe_min.py, run as a script, calls `main` (the model file itself imports nothing of this file).
+
+DEMO_PROMPTS = [
+    "two people shake hands with their right hands",
+    "one person punches and the other dodges",
+    "the two people circle each other clockwise",
+    "one person waves from afar and the other waves back",
+]
+
+
+class _ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """--help shows each option's default, where it has one."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default in (None, False) else super()._get_help_string(action)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python intermoe_min.py", description=im.__doc__.splitlines()[0])
+    common = argparse.ArgumentParser(add_help=False)  # options every command takes
+    common.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's, one per core, the "
+                        "fastest on an idle machine; on a machine other jobs share, use 1)")
+    common.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def add(name, helptext):  # p.commands[name]: the command's own parser, for its errors
+        p.commands[name] = sub.add_parser(name, parents=[common], help=helptext, formatter_class=_ShowDefaults)
+        return p.commands[name]
+    p.commands = {}
+    d = add("demo", "generate data, train both stages, sample prompts to GIFs")
+    d.add_argument("--preset", default="lab", choices=["nano", "lab", "paper"])
+    d.add_argument("--quick", action="store_true", help="a short run (minutes) to check everything works")
+    d.add_argument("--out", help="run folder (default runs/demo, or runs/demo-quick with --quick)")
+    d.add_argument("--seed", type=int, default=0, help="data, initial weights, training and samples")
+    for name, helptext in (("train-vae", "stage 1 only"), ("train", "both stages (stage 1 is skipped when done)")):
+        s = add(name, helptext)
+        s.add_argument("--preset", default="lab", choices=["nano", "lab", "paper"])
+        s.add_argument("--out", required=True)
+        s.add_argument("--vae-steps", type=int)
+        s.add_argument("--steps", type=int)
+        s.add_argument("--seed", type=int, default=0, help="data, initial weights and training")
+    s = add("sample", "generate from a trained model")
+    s.add_argument("--ckpt", required=True, help="model.pt written by train or demo")
+    s.add_argument("--prompt", action="append", required=True, help="repeat for several")
+    s.add_argument("--length", type=int, default=120, help=f"frames at 30 fps ({im.MIN_FRAMES}..{im.MAX_FRAMES})")
+    s.add_argument("--seed", type=int, default=0, help="the starting noise")
+    s.add_argument("--out", default=os.path.join("runs", "samples"), help="folder for the GIFs (sample_0.gif, ...)")
+    s.add_argument("--strip", help="also write one PNG with a filmstrip of every prompt, one row each")
+    e = add("evaluate", "the results table of a trained model (evaluator and role classifier trained once, "
+                        "cached in runs/evaluator)")
+    e.add_argument("--ckpt", required=True, help="model.pt written by train or demo")
+    e.add_argument("--repeats", type=int, default=5, help="fresh generations of the test set (InterGen: 20)")
+    e.add_argument("--mm", type=int, nargs=2, default=[20, 10], metavar=("CAPTIONS", "GENERATIONS"),
+                   help="MultiModality: captions x generations each (InterGen: 100 30)")
+    e.add_argument("--out", help="where evaluation.md and .json go (default: the checkpoint's folder; the "
+                   "repository's published table: --out results)")
+    a = add("ablate", "the paper's ablation table in miniature (about an hour)")
+    a.add_argument("--work", default=os.path.join("runs", "ablation"), help="cache of models and runs (resumable)")
+    a.add_argument("--out", help="where ablation.md and ablation.json go (default: --work; the repository's "
+                   "published table: --out results)")
+    a.add_argument("--vae", help="a trained vae.pt of the lab preset to share (default: train one)")
+    a.add_argument("--steps", type=int, help="denoiser steps per run (default: the study's 300)")
+    a.add_argument("--variants", nargs="+", metavar="NAME",
+                   help="default: the paper's variants; the names are intermoe_eval.ABLATIONS' keys")
+    a.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one run per variant and seed")
+    a.add_argument("--repeats", type=int, default=2, help="fresh generations of the test batch per run")
+    a.add_argument("--smoke", action="store_true", help="a tiny study (seconds) to check the pipeline")
+    return p
+
+
+def _check_args(p: argparse.ArgumentParser, args) -> None:
+    """Refuse bad values before anything slow (loading a model, generating data) starts."""
+    p = p.commands[args.cmd]  # errors show the command's own usage line
+    def positive(name, low=1):
+        v = getattr(args, name, None)
+        if v is not None and v < low:
+            p.error(f"--{name.replace('_', '-')} must be at least {low}, got {v}")
+    positive("threads")
+    for seed in [args.seed] if hasattr(args, "seed") else getattr(args, "seeds", []):
+        if not 0 <= seed <= im.MAX_SEED:
+            p.error(f"--{'seed' if hasattr(args, 'seed') else 'seeds'} must be between 0 and 2**63 - 1, got {seed}")
+    for name in ("repeats", "vae_steps", "steps"):
+        positive(name, 0 if name.endswith("steps") else 1)
+    if args.cmd == "ablate" and args.variants:
+        unknown = [v for v in args.variants if v not in ABLATIONS]
+        if unknown:
+            p.error(f"--variants: unknown {unknown}; choose from {list(ABLATIONS)}")
+    if args.cmd == "evaluate" and min(args.mm) < 1:
+        p.error(f"--mm takes two counts of at least 1, got {args.mm[0]} {args.mm[1]}")
+    if args.cmd == "sample":
+        if not im.MIN_FRAMES <= args.length <= im.MAX_FRAMES:
+            p.error(f"--length must be between {im.MIN_FRAMES} and {im.MAX_FRAMES} frames (30 fps), got {args.length}")
+        if any(not prompt.strip() for prompt in args.prompt):
+            p.error("--prompt must not be empty")
+    for name in ("ckpt", "vae"):
+        path = getattr(args, name, None)
+        if path is not None and os.path.isdir(path):
+            p.error(f"--{name}: {path} is a folder; pass the checkpoint in it"
+                    + (f", e.g. {os.path.join(path, 'model.pt')}" if name == "ckpt" else ""))
+        if path is not None and not os.path.isfile(path):
+            p.error(f"--{name}: no file {path}")
+
+
+def main(argv=None):
+    p = _parser()
+    args = p.parse_args(argv)
+    _check_args(p, args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        _run(args)
+    except (ValueError, TypeError, OSError, FloatingPointError, im.CheckpointError, im.DataError) as e:
+        if args.debug:
+            raise
+        ours = isinstance(e, (im.CheckpointError, im.DataError))  # written to say all there is to say
+        hint = "" if ours else "\n(run again with --debug to see where it happened)"
+        print(f"error: {e}{hint}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def _run(args) -> None:
+    if args.cmd == "evaluate":
+        out = args.out or os.path.dirname(os.path.abspath(args.ckpt))
+        res = run_evaluation(im.InterMoE.load(args.ckpt), out=out, repeats=args.repeats,
+                             mm_captions=args.mm[0], mm_repeats=args.mm[1])
+        print(open(os.path.join(out, "evaluation.md")).read())
+        print(f"done in {res['seconds']['total']} s; {os.path.join(out, 'evaluation.json')}")
+        return
+    if args.cmd == "ablate":
+        res = run_ablation(out=args.out, work=args.work, variants=args.variants, seeds=tuple(args.seeds),
+                           steps=args.steps, vae_ckpt=args.vae, repeats=args.repeats, smoke=args.smoke)
+        print(ablation_markdown(res))
+        print(f"written to {os.path.join(args.out or args.work, 'ablation.md')} and ablation.json")
+        return
+    if args.cmd == "sample":
+        model = im.InterMoE.load(args.ckpt)
+        joints = model.sample(args.prompt, args.length, seed=args.seed, progress=True)
+        for k, prompt in enumerate(args.prompt):
+            print("wrote", save_gif(joints[k].cpu().numpy(), os.path.join(args.out, f"sample_{k}.gif"), caption=prompt))
+        if args.strip:
+            print("wrote", save_filmstrips(joints.cpu().numpy(), args.prompt, args.strip))
+        return
+    rank, _ = im.init_distributed()  # (0, 1) unless launched by torchrun
+    cfg = im.preset(args.preset)
+    vae_steps, steps = (args.vae_steps, args.steps) if args.cmd != "demo" else (None, None)
+    out = args.out
+    if args.cmd == "demo":  # a quick run keeps its own folder: resuming a full run from it would mix the two
+        out = out or os.path.join("runs", "demo-quick" if args.quick else "demo")
+        if args.quick:
+            vae_steps, steps = max(1, cfg.vae_steps // 10), max(1, cfg.steps // 10)
+    t0 = time.time()
+    stages = ("vae",) if args.cmd == "train-vae" else ("vae", "denoiser")
+    model, log = im.run_training(cfg, out, vae_steps, steps, args.seed, stages)
+    if rank != 0:
+        return
+    if args.cmd == "demo":
+        t = time.time()
+        joints = model.sample(DEMO_PROMPTS, 150, seed=args.seed, progress=True).cpu().numpy()
+        log["sample_seconds"] = round(time.time() - t, 2)
+        log["gifs"] = [save_gif(joints[k], os.path.join(out, f"demo_{k}.gif"), caption=c, stride=2)
+                       for k, c in enumerate(DEMO_PROMPTS)]
+    log["total_seconds"] = round(time.time() - t0, 1)
+    log["preset"], log["device"], log["threads"] = args.preset, str(im.pick_device()), torch.get_num_threads()
+    if args.cmd == "demo":
+        log["prompts"] = DEMO_PROMPTS
+    with open(im._stage_paths(out)["log"], "w") as f:
+        json.dump(log, f, indent=1)
+    print(f"done in {log['total_seconds']} s; model {im._stage_paths(out)['model']}, log {im._stage_paths(out)['log']}"
+          + (f", GIFs {', '.join(log['gifs'])}" if args.cmd == "demo" else ""))

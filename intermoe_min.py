@@ -14,11 +14,10 @@ order data flows through it:
    7. Training machinery: device choice, bf16 autocast on CUDA, atomic resumable checkpoints, torchrun.
    8. InterMoE, the whole text-to-motion model, and `preset(name)`.
    9. The two training stages: `train_vae`, `train_denoiser`.
-  10. The command line: `python intermoe_min.py demo` and friends.
 
-Looking at motion (animations, filmstrips) and judging it (the evaluator, every metric, the ablation study)
-live beside it in intermoe_eval.py, which imports this file; this file never imports it, except the command
-line's `sample`, `evaluate` and `ablate`, when they run.
+Looking at motion (animations, filmstrips), judging it (the evaluator, every metric, the ablation study) and
+the command line (`python intermoe_min.py demo` and friends) live beside it in intermoe_eval.py, which
+imports this file; this file imports it only when run as a script.
 
 Sources: the InterMoE paper (arXiv 2511.13488), the InterHuman data format as InterGen (Liang et al.,
 IJCV 2024) loads it. Facts follow the paper; where the authors' code differs, a comment says so.
@@ -26,12 +25,10 @@ Everything here is written from those descriptions, not copied.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import errno
 import hashlib
 import importlib.util
-import json
 import math
 import os
 import pickle
@@ -609,6 +606,27 @@ def collate(batch: list[dict], multiple: int = 4) -> dict:
     mask = torch.arange(T)[None, :] < lengths[:, None]  # (B, T)
     return {"motion": motion, "mask": mask, "lengths": lengths,
             "captions": [b["caption"] for b in batch], "ids": [b["id"] for b in batch]}
+
+
+def intersynth_module():
+    """data/intersynth.py, the InterSynth generator, loaded from its file. Only notebooks and the command
+    line use this: the library never depends on the generator (data/ imports intermoe_min, not the reverse)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "intersynth.py")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} not found: the InterSynth generator ships in the repository's data/ folder")
+    if "intersynth" in sys.modules:  # load once: its cache of loaded clips lives in the module
+        return sys.modules["intersynth"]
+    spec = importlib.util.spec_from_file_location("intersynth", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["intersynth"] = module  # registered before running, as a normal import does
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_intersynth(split: str, n_clips: int | None = None, seed: int = 0) -> list[dict]:
+    """InterSynth records of one split (generated once, then read from data/cache/)."""
+    kw = {} if n_clips is None else {"n_clips": n_clips}
+    return intersynth_module().load_split(split, seed=seed, **kw)
 
 
 # =====================================================================================================
@@ -2463,7 +2481,7 @@ class InterMoE(nn.Module):
 
 
 # =====================================================================================================
-# 9. The two training stages
+# 9. The two training stages, and a run of both into one folder
 # =====================================================================================================
 
 def _vae_loss_fn(normalizer: Normalizer):
@@ -2662,40 +2680,6 @@ def build_model(cfg: InterMoEConfig, records: list[dict], seed: int = 0) -> Inte
         return InterMoE(cfg, vocab, normalizer)
 
 
-# =====================================================================================================
-# 10. Command line: python intermoe_min.py {demo, train, sample, evaluate, ablate, ...}
-# =====================================================================================================
-
-
-DEMO_PROMPTS = [
-    "two people shake hands with their right hands",
-    "one person punches and the other dodges",
-    "the two people circle each other clockwise",
-    "one person waves from afar and the other waves back",
-]
-
-
-def intersynth_module():
-    """data/intersynth.py, the InterSynth generator, loaded from its file. Only notebooks and the command
-    line use this: the library never depends on the generator (data/ imports intermoe_min, not the reverse)."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "intersynth.py")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} not found: the InterSynth generator ships in the repository's data/ folder")
-    if "intersynth" in sys.modules:  # load once: its cache of loaded clips lives in the module
-        return sys.modules["intersynth"]
-    spec = importlib.util.spec_from_file_location("intersynth", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["intersynth"] = module  # registered before running, as a normal import does
-    spec.loader.exec_module(module)
-    return module
-
-
-def load_intersynth(split: str, n_clips: int | None = None, seed: int = 0) -> list[dict]:
-    """InterSynth records of one split (generated once, then read from data/cache/)."""
-    kw = {} if n_clips is None else {"n_clips": n_clips}
-    return intersynth_module().load_split(split, seed=seed, **kw)
-
-
 def _stage_paths(out: str) -> dict:
     return {"vae": os.path.join(out, "vae.pt"), "denoiser": os.path.join(out, "denoiser.pt"),
             "model": os.path.join(out, "model.pt"), "log": os.path.join(out, "log.json")}
@@ -2744,178 +2728,7 @@ def run_training(cfg, out: str, vae_steps=None, steps=None, seed: int = 0, stage
     return model, log
 
 
-class _ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
-    """--help shows each option's default, where it has one."""
+if __name__ == "__main__":  # the command line lives in intermoe_eval.py, beside the pictures and metrics it uses
+    import intermoe_eval
 
-    def _get_help_string(self, action):
-        return action.help if action.default in (None, False) else super()._get_help_string(action)
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python intermoe_min.py", description=__doc__.splitlines()[0])
-    common = argparse.ArgumentParser(add_help=False)  # options every command takes
-    common.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's, one per core, the "
-                        "fastest on an idle machine; on a machine other jobs share, use 1)")
-    common.add_argument("--debug", action="store_true", help="show the full traceback of an error")
-    sub = p.add_subparsers(dest="cmd", required=True)
-
-    def add(name, helptext):  # p.commands[name]: the command's own parser, for its errors
-        p.commands[name] = sub.add_parser(name, parents=[common], help=helptext, formatter_class=_ShowDefaults)
-        return p.commands[name]
-    p.commands = {}
-    d = add("demo", "generate data, train both stages, sample prompts to GIFs")
-    d.add_argument("--preset", default="lab", choices=["nano", "lab", "paper"])
-    d.add_argument("--quick", action="store_true", help="a short run (minutes) to check everything works")
-    d.add_argument("--out", help="run folder (default runs/demo, or runs/demo-quick with --quick)")
-    d.add_argument("--seed", type=int, default=0, help="data, initial weights, training and samples")
-    for name, helptext in (("train-vae", "stage 1 only"), ("train", "both stages (stage 1 is skipped when done)")):
-        s = add(name, helptext)
-        s.add_argument("--preset", default="lab", choices=["nano", "lab", "paper"])
-        s.add_argument("--out", required=True)
-        s.add_argument("--vae-steps", type=int)
-        s.add_argument("--steps", type=int)
-        s.add_argument("--seed", type=int, default=0, help="data, initial weights and training")
-    s = add("sample", "generate from a trained model")
-    s.add_argument("--ckpt", required=True, help="model.pt written by train or demo")
-    s.add_argument("--prompt", action="append", required=True, help="repeat for several")
-    s.add_argument("--length", type=int, default=120, help=f"frames at 30 fps ({MIN_FRAMES}..{MAX_FRAMES})")
-    s.add_argument("--seed", type=int, default=0, help="the starting noise")
-    s.add_argument("--out", default=os.path.join("runs", "samples"), help="folder for the GIFs (sample_0.gif, ...)")
-    s.add_argument("--strip", help="also write one PNG with a filmstrip of every prompt, one row each")
-    e = add("evaluate", "the results table of a trained model (evaluator and role classifier trained once, "
-                        "cached in runs/evaluator)")
-    e.add_argument("--ckpt", required=True, help="model.pt written by train or demo")
-    e.add_argument("--repeats", type=int, default=5, help="fresh generations of the test set (InterGen: 20)")
-    e.add_argument("--mm", type=int, nargs=2, default=[20, 10], metavar=("CAPTIONS", "GENERATIONS"),
-                   help="MultiModality: captions x generations each (InterGen: 100 30)")
-    e.add_argument("--out", help="where evaluation.md and .json go (default: the checkpoint's folder; the "
-                   "repository's published table: --out results)")
-    a = add("ablate", "the paper's ablation table in miniature (about an hour)")
-    a.add_argument("--work", default=os.path.join("runs", "ablation"), help="cache of models and runs (resumable)")
-    a.add_argument("--out", help="where ablation.md and ablation.json go (default: --work; the repository's "
-                   "published table: --out results)")
-    a.add_argument("--vae", help="a trained vae.pt of the lab preset to share (default: train one)")
-    a.add_argument("--steps", type=int, help="denoiser steps per run (default: the study's 300)")
-    a.add_argument("--variants", nargs="+", metavar="NAME",
-                   help="default: the paper's variants; the names are intermoe_eval.ABLATIONS' keys")
-    a.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one run per variant and seed")
-    a.add_argument("--repeats", type=int, default=2, help="fresh generations of the test batch per run")
-    a.add_argument("--smoke", action="store_true", help="a tiny study (seconds) to check the pipeline")
-    return p
-
-
-def _check_args(p: argparse.ArgumentParser, args) -> None:
-    """Refuse bad values before anything slow (loading a model, generating data) starts."""
-    p = p.commands[args.cmd]  # errors show the command's own usage line
-    def positive(name, low=1):
-        v = getattr(args, name, None)
-        if v is not None and v < low:
-            p.error(f"--{name.replace('_', '-')} must be at least {low}, got {v}")
-    positive("threads")
-    for seed in [args.seed] if hasattr(args, "seed") else getattr(args, "seeds", []):
-        if not 0 <= seed <= MAX_SEED:
-            p.error(f"--{'seed' if hasattr(args, 'seed') else 'seeds'} must be between 0 and 2**63 - 1, got {seed}")
-    for name in ("repeats", "vae_steps", "steps"):
-        positive(name, 0 if name.endswith("steps") else 1)
-    if args.cmd == "ablate" and args.variants:
-        ablations = _eval_module().ABLATIONS  # the study lives there
-        unknown = [v for v in args.variants if v not in ablations]
-        if unknown:
-            p.error(f"--variants: unknown {unknown}; choose from {list(ablations)}")
-    if args.cmd == "evaluate" and min(args.mm) < 1:
-        p.error(f"--mm takes two counts of at least 1, got {args.mm[0]} {args.mm[1]}")
-    if args.cmd == "sample":
-        if not MIN_FRAMES <= args.length <= MAX_FRAMES:
-            p.error(f"--length must be between {MIN_FRAMES} and {MAX_FRAMES} frames (30 fps), got {args.length}")
-        if any(not prompt.strip() for prompt in args.prompt):
-            p.error("--prompt must not be empty")
-    for name in ("ckpt", "vae"):
-        path = getattr(args, name, None)
-        if path is not None and os.path.isdir(path):
-            p.error(f"--{name}: {path} is a folder; pass the checkpoint in it"
-                    + (f", e.g. {os.path.join(path, 'model.pt')}" if name == "ckpt" else ""))
-        if path is not None and not os.path.isfile(path):
-            p.error(f"--{name}: no file {path}")
-
-
-def main(argv=None):
-    p = _parser()
-    args = p.parse_args(argv)
-    _check_args(p, args)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    try:
-        _run(args)
-    except (ValueError, TypeError, OSError, FloatingPointError, CheckpointError, DataError) as e:
-        if args.debug:
-            raise
-        hint = "" if isinstance(e, (CheckpointError, DataError)) else "\n(run again with --debug to see where it happened)"
-        print(f"error: {e}{hint}", file=sys.stderr)
-        raise SystemExit(1) from None
-
-
-def _eval_module():
-    """intermoe_eval (pictures, evaluation, the ablation study), imported when a command needs it. It lies
-    beside this file, which is on the path when run as a script but not always when run another way."""
-    try:
-        import intermoe_eval
-    except ModuleNotFoundError:
-        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        import intermoe_eval
-    return intermoe_eval
-
-
-def _run(args) -> None:
-    ie = _eval_module()
-    if args.cmd == "evaluate":
-        out = args.out or os.path.dirname(os.path.abspath(args.ckpt))
-        res = ie.run_evaluation(InterMoE.load(args.ckpt), out=out, repeats=args.repeats,
-                             mm_captions=args.mm[0], mm_repeats=args.mm[1])
-        print(open(os.path.join(out, "evaluation.md")).read())
-        print(f"done in {res['seconds']['total']} s; {os.path.join(out, 'evaluation.json')}")
-        return
-    if args.cmd == "ablate":
-        res = ie.run_ablation(out=args.out, work=args.work, variants=args.variants, seeds=tuple(args.seeds),
-                           steps=args.steps, vae_ckpt=args.vae, repeats=args.repeats, smoke=args.smoke)
-        print(ie.ablation_markdown(res))
-        print(f"written to {os.path.join(args.out or args.work, 'ablation.md')} and ablation.json")
-        return
-    if args.cmd == "sample":
-        model = InterMoE.load(args.ckpt)
-        joints = model.sample(args.prompt, args.length, seed=args.seed, progress=True)
-        for k, prompt in enumerate(args.prompt):
-            print("wrote", ie.save_gif(joints[k].cpu().numpy(), os.path.join(args.out, f"sample_{k}.gif"), caption=prompt))
-        if args.strip:
-            print("wrote", ie.save_filmstrips(joints.cpu().numpy(), args.prompt, args.strip))
-        return
-    rank, _ = init_distributed()  # (0, 1) unless launched by torchrun
-    cfg = preset(args.preset)
-    vae_steps, steps = (args.vae_steps, args.steps) if args.cmd != "demo" else (None, None)
-    out = args.out
-    if args.cmd == "demo":  # a quick run keeps its own folder: resuming a full run from it would mix the two
-        out = out or os.path.join("runs", "demo-quick" if args.quick else "demo")
-        if args.quick:
-            vae_steps, steps = max(1, cfg.vae_steps // 10), max(1, cfg.steps // 10)
-    t0 = time.time()
-    stages = ("vae",) if args.cmd == "train-vae" else ("vae", "denoiser")
-    model, log = run_training(cfg, out, vae_steps, steps, args.seed, stages)
-    if rank != 0:
-        return
-    if args.cmd == "demo":
-        t = time.time()
-        joints = model.sample(DEMO_PROMPTS, 150, seed=args.seed, progress=True).cpu().numpy()
-        log["sample_seconds"] = round(time.time() - t, 2)
-        log["gifs"] = [ie.save_gif(joints[k], os.path.join(out, f"demo_{k}.gif"), caption=c, stride=2)
-                       for k, c in enumerate(DEMO_PROMPTS)]
-    log["total_seconds"] = round(time.time() - t0, 1)
-    log["preset"], log["device"], log["threads"] = args.preset, str(pick_device()), torch.get_num_threads()
-    if args.cmd == "demo":
-        log["prompts"] = DEMO_PROMPTS
-    with open(_stage_paths(out)["log"], "w") as f:
-        json.dump(log, f, indent=1)
-    print(f"done in {log['total_seconds']} s; model {_stage_paths(out)['model']}, log {_stage_paths(out)['log']}"
-          + (f", GIFs {', '.join(log['gifs'])}" if args.cmd == "demo" else ""))
-
-
-if __name__ == "__main__":
-    main()
+    intermoe_eval.main()

@@ -94,6 +94,7 @@ def child(kind: str, preset_name: str, tmp: str) -> list:
         sys.argv = ["intermoe_min.py", "train", "--preset", preset_name, "--out", run_dir,
                     "--vae-steps", str(RUN_STEPS), "--steps", str(RUN_STEPS)]
         import runpy
+        sys.path.insert(0, str(ROOT))  # as `python intermoe_min.py` puts the script's folder first
         meter.phase(f"{preset_name} run: intermoe_min.py train, {RUN_STEPS} + {RUN_STEPS} steps",
                     lambda: runpy.run_path(str(ROOT / "intermoe_min.py"), run_name="__main__"))
         return meter.rows
@@ -103,10 +104,11 @@ def child(kind: str, preset_name: str, tmp: str) -> list:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import bench_train as bt  # its training steps are train_loop's; it imports intermoe_min as im
     im = bt.im
+    import intermoe_eval as ie  # the demo's prompts
     cfg = im.preset(preset_name)
     if kind == "sample":
         model = im.InterMoE.load(os.path.join(run_dir, "model.pt"))
-        prompts = (im.DEMO_PROMPTS * SAMPLE_N)[:SAMPLE_N]
+        prompts = (ie.DEMO_PROMPTS * SAMPLE_N)[:SAMPLE_N]
         meter.phase(f"sampling, DDIM-{cfg.sample_steps}, {SAMPLE_N} x {SAMPLE_FRAMES} frames",
                     lambda: model.sample(prompts, SAMPLE_FRAMES, seed=0))
         return meter.rows

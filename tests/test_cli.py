@@ -13,7 +13,7 @@ STEPS = ["--vae-steps", "14", "--steps", "14"]  # the nano preset checkpoints ev
 
 
 def train(out, *extra):
-    im.main(["train", "--preset", "nano", "--out", str(out), *STEPS, *extra])
+    ie.main(["train", "--preset", "nano", "--out", str(out), *STEPS, *extra])
     return im.load_checkpoint(os.path.join(out, "model.pt"), "intermoe")["model"]
 
 
@@ -55,7 +55,7 @@ def test_stage_2_refuses_to_resume_on_a_vae_that_changed(tmp_path, capsys):
     vae_before = im.load_checkpoint(str(tmp_path / "vae.pt"))["model"]
     # more VAE steps would train stage 1 further, leaving the stage-2 checkpoint on the old VAE: refused at once
     with pytest.raises(SystemExit) as e:
-        im.main(["train", "--preset", "nano", "--out", str(tmp_path), "--vae-steps", "18", "--steps", "14"])
+        ie.main(["train", "--preset", "nano", "--out", str(tmp_path), "--vae-steps", "18", "--steps", "14"])
     assert e.value.code == 1
     err = capsys.readouterr().err
     assert "would change that VAE" in err and "Delete" in err and "denoiser.pt" in err and "--vae-steps 14" in err
@@ -65,10 +65,10 @@ def test_stage_2_refuses_to_resume_on_a_vae_that_changed(tmp_path, capsys):
     state["model"][next(k for k, v in state["model"].items() if v.is_floating_point())] += 0.01
     im.save_checkpoint(str(tmp_path / "vae.pt"), state)
     with pytest.raises(im.CheckpointError, match="trained on another VAE.*Delete"):
-        im.main(["train", "--preset", "nano", "--out", str(tmp_path), *STEPS, "--debug"])
+        ie.main(["train", "--preset", "nano", "--out", str(tmp_path), *STEPS, "--debug"])
     (tmp_path / "vae.pt").unlink()
     with pytest.raises(im.CheckpointError, match="which is gone"):
-        im.main(["train", "--preset", "nano", "--out", str(tmp_path), *STEPS, "--debug"])
+        ie.main(["train", "--preset", "nano", "--out", str(tmp_path), *STEPS, "--debug"])
 
 
 def test_a_finished_run_run_again_loads_without_preparing_any_data(tmp_path, straight, monkeypatch):
@@ -80,15 +80,15 @@ def test_a_finished_run_run_again_loads_without_preparing_any_data(tmp_path, str
 def test_a_folder_trained_with_one_seed_refuses_another(tmp_path):
     train(tmp_path)
     with pytest.raises(im.CheckpointError, match="trained with seed 0, this run asks for seed 3"):
-        im.main(["train", "--preset", "nano", "--out", str(tmp_path), *STEPS, "--seed", "3", "--debug"])
+        ie.main(["train", "--preset", "nano", "--out", str(tmp_path), *STEPS, "--seed", "3", "--debug"])
 
 
 def test_quick_demo_and_full_demo_keep_separate_folders(monkeypatch):
     seen = []
     monkeypatch.setattr(im, "run_training", lambda cfg, out, *a: seen.append(out) or (None, {}))
     monkeypatch.setattr(im, "init_distributed", lambda: (1, 2))
-    im.main(["demo", "--quick"])
-    im.main(["demo"])
+    ie.main(["demo", "--quick"])
+    ie.main(["demo"])
     assert seen == [os.path.join("runs", "demo-quick"), os.path.join("runs", "demo")]
 
 
@@ -107,11 +107,11 @@ def test_evaluate_and_ablate_write_to_the_run_not_to_results(tmp_path, monkeypat
     monkeypatch.setattr(ie, "run_evaluation", fake_evaluation)
     monkeypatch.setattr(ie, "run_ablation", lambda out=None, work=None, **kw: calls.setdefault("ablate", (out, work)))
     monkeypatch.setattr(ie, "ablation_markdown", lambda res: "table")
-    im.main(["evaluate", "--ckpt", str(ckpt)])
+    ie.main(["evaluate", "--ckpt", str(ckpt)])
     assert calls["evaluate"] == str(tmp_path / "run")
-    im.main(["ablate", "--work", str(tmp_path / "abl")])
+    ie.main(["ablate", "--work", str(tmp_path / "abl")])
     assert calls["ablate"] == (None, str(tmp_path / "abl"))  # run_ablation writes into work when out is None
-    im.main(["evaluate", "--ckpt", str(ckpt), "--out", str(tmp_path / "elsewhere")])
+    ie.main(["evaluate", "--ckpt", str(ckpt), "--out", str(tmp_path / "elsewhere")])
     assert calls["evaluate"] == str(tmp_path / "elsewhere")
 
 
@@ -132,7 +132,7 @@ def test_bad_arguments_are_refused_before_anything_loads(tmp_path, monkeypatch, 
     monkeypatch.setattr(im.InterMoE, "load", classmethod(lambda *a, **k: pytest.fail("the model was loaded")))
     monkeypatch.setattr(im, "run_training", lambda *a, **k: pytest.fail("training started"))
     with pytest.raises(SystemExit) as e:
-        im.main([{"CKPT": str(ckpt), "FOLDER": str(tmp_path)}.get(a, a) for a in argv])
+        ie.main([{"CKPT": str(ckpt), "FOLDER": str(tmp_path)}.get(a, a) for a in argv])
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
@@ -143,12 +143,12 @@ def test_an_error_prints_its_message_and_the_traceback_only_with_debug(tmp_path,
     ckpt = tmp_path / "model.pt"
     ckpt.write_bytes(b"not a checkpoint")
     with pytest.raises(SystemExit) as e:
-        im.main(["sample", "--ckpt", str(ckpt), "--prompt", "two people hug"])
+        ie.main(["sample", "--ckpt", str(ckpt), "--prompt", "two people hug"])
     assert e.value.code == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "not a readable checkpoint" in err and "Traceback" not in err
     with pytest.raises(im.CheckpointError):
-        im.main(["sample", "--ckpt", str(ckpt), "--prompt", "two people hug", "--debug"])
+        ie.main(["sample", "--ckpt", str(ckpt), "--prompt", "two people hug", "--debug"])
 
 
 def test_threads_sets_torchs_thread_count(tmp_path, monkeypatch):
@@ -157,7 +157,7 @@ def test_threads_sets_torchs_thread_count(tmp_path, monkeypatch):
     before = torch.get_num_threads()
     try:
         with pytest.raises(SystemExit):
-            im.main(["sample", "--ckpt", str(ckpt), "--prompt", "hug", "--threads", "2"])
+            ie.main(["sample", "--ckpt", str(ckpt), "--prompt", "hug", "--threads", "2"])
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
