@@ -233,7 +233,6 @@ def joints_from_features(features):
 # Mirroring reflects x -> -x and swaps every left joint with its right twin; the caption's left/right
 # and clockwise/counterclockwise must swap too, or the augmented data teaches the model the wrong hand.
 _MIRROR = np.diag([-1.0, 1.0, 1.0])
-_CONTACT_MIRROR_PERM = [2, 3, 0, 1]  # (l_ankle, l_foot, r_ankle, r_foot) -> (r_ankle, r_foot, l_ankle, l_foot)
 
 
 def mirror_joints(joints: np.ndarray) -> np.ndarray:
@@ -247,19 +246,6 @@ def mirror_rot6d(rot6d: np.ndarray) -> np.ndarray:
     R = _MIRROR @ matrix_from_rot6d(np.asarray(rot6d, dtype=np.float64)) @ _MIRROR  # (..., 21, 3, 3)
     perm = [p - 1 for p in MIRROR_JOINT_PERM[1:]]  # non-root joints, indices shifted by one
     return rot6d_from_matrix(R)[..., perm, :].astype(np.asarray(rot6d).dtype)
-
-
-def mirror_features(features: np.ndarray) -> np.ndarray:
-    """(..., 262) canonical features -> mirrored features. Mirroring keeps the +Z facing and the origin,
-    so the result is exactly the feature of the mirrored joints."""
-    f = np.asarray(features)
-    lead = f.shape[:-1]
-    S = FEATURE_SLICES
-    pos = mirror_joints(f[..., S["positions"]].reshape(*lead, N_JOINTS, 3)).reshape(*lead, -1)
-    vel = mirror_joints(f[..., S["velocities"]].reshape(*lead, N_JOINTS, 3)).reshape(*lead, -1)
-    rot = mirror_rot6d(f[..., S["rotations"]].reshape(*lead, N_JOINTS - 1, 6)).reshape(*lead, -1)
-    con = f[..., S["contacts"]][..., _CONTACT_MIRROR_PERM]
-    return np.concatenate([pos, vel, rot, con], axis=-1).astype(f.dtype)
 
 
 def _swap_words(text: str, pairs: list[tuple[str, str]]) -> str:
@@ -2010,10 +1996,8 @@ def _rng_state(device: torch.device) -> dict:
     return state
 
 
-def _set_rng_state(state, device: torch.device) -> None:
-    """Inverse of `_rng_state` (a bare tensor: a checkpoint from before accelerator states were saved)."""
-    if isinstance(state, torch.Tensor):
-        state = {"cpu": state}
+def _set_rng_state(state: dict, device: torch.device) -> None:
+    """Inverse of `_rng_state`."""
     torch.set_rng_state(state["cpu"])
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"], device)
@@ -2063,7 +2047,7 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
     torch.manual_seed(seed + rank)  # seeds the accelerator's generator too
     if ckpt_path and os.path.isfile(ckpt_path):
         state = load_checkpoint(ckpt_path, kind)
-        if state.get("seed", seed) != seed:  # its data order and augmentations were drawn from its own seed
+        if state["seed"] != seed:  # its data order and augmentations were drawn from its own seed
             raise CheckpointError(f"{ckpt_path} was trained with seed {state['seed']}, this run asks for seed "
                                   f"{seed}: resume it with seed {state['seed']}, or use another output folder")
         try:
@@ -2255,9 +2239,8 @@ def choose_preset(device) -> tuple[str, dict, str]:
 
 
 def _config_from_dict(d: dict) -> InterMoEConfig:
+    """Inverse of dataclasses.asdict(cfg): the configuration a checkpoint stores as plain values."""
     d = dict(d)
-    d.setdefault("egocentric_text", False)  # checkpoints older than the switches were trained without them
-    d.setdefault("role_embedding", False)
     den = dict(d.pop("denoiser"))
     den["moe"] = MoEConfig(**den["moe"])
     return InterMoEConfig(vae=VAEConfig(**d.pop("vae")), text=TextConfig(**d.pop("text")),

@@ -39,3 +39,16 @@ def make_record(T=40, seed=0, clip_id="c0", captions=None):
                                      "a person raises the left hand; the other walks around them"],
             "meta": {}}
 
+
+def mirror_features(features: np.ndarray) -> np.ndarray:
+    """(..., 262) canonical features -> mirrored features, part by part (the library mirrors joints and
+    rotations and recomputes the features; the tests check the two agree). Mirroring keeps the +Z facing and
+    the origin, so the result is exactly the feature of the mirrored joints."""
+    f = np.asarray(features)
+    lead = f.shape[:-1]
+    S = im.FEATURE_SLICES
+    pos = im.mirror_joints(f[..., S["positions"]].reshape(*lead, im.N_JOINTS, 3)).reshape(*lead, -1)
+    vel = im.mirror_joints(f[..., S["velocities"]].reshape(*lead, im.N_JOINTS, 3)).reshape(*lead, -1)
+    rot = im.mirror_rot6d(f[..., S["rotations"]].reshape(*lead, im.N_JOINTS - 1, 6)).reshape(*lead, -1)
+    con = f[..., S["contacts"]][..., [2, 3, 0, 1]]  # (l_ankle, l_foot, r_ankle, r_foot) -> (r_ankle, r_foot, ...)
+    return np.concatenate([pos, vel, rot, con], axis=-1).astype(f.dtype)
