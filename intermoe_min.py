@@ -1324,20 +1324,12 @@ def expert_major(r: torch.Tensor) -> torch.Tensor:
 
 
 class SynergisticRouter(nn.Module):
-    """Routing logits R_comb (N, T, E), one per token and expert.
-
-    Paper (Synergistic Router): R_comb = alpha * R_motion + (1 - alpha) * R_text, where
-      R_motion = h W_m  per token: h is the residual stream before AdaLN, so each person's own kinematics
-               (and, through the attention layers, the partner's) choose experts frame by frame;
-      R_text   = emb W_t per sample, broadcast over that sample's frames.
-    alpha is 0.5 and fixed in the paper; learn_alpha=True makes it sigmoid(a) with a learnable a (init 0,
-    so alpha starts at 0.5), the variant the paper lists as future work.
-    Modes for the ablations: 'motion' (R_motion only) and 'text' (R_text only).
-
-    Where the authors' code differs: it adds the two logits without alpha (R_motion + R_text, i.e. twice our
-    alpha = 0.5 mix: the same ranking, a sharper softmax). Like theirs, our "text" logits see `emb`, the
-    whole condition (timestep embedding + text embedding), so the text router can also route by noise
-    level; the paper's name "text router" is kept.
+    """The Synergistic Router (paper): routing logits R_comb (N, T, E), one per token and expert,
+        R_comb = alpha * R_motion + (1 - alpha) * R_text,  R_motion = h W_m (per frame),  R_text = emb W_t (per sample)
+    with h the residual stream before AdaLN and emb the whole condition (timestep + text, as in the authors'
+    code, so the "text" router can also route by noise level). alpha = 0.5, fixed as in the paper;
+    learn_alpha=True makes it sigmoid(a), a learnt (from 0). Ablation modes: 'motion' and 'text' alone.
+    The authors' code adds the two logits without alpha: the same ranking, a sharper softmax.
     """
 
     def __init__(self, d: int, d_cond: int, n_experts: int, mode: str = "synergistic",
@@ -1417,50 +1409,21 @@ class MoEConfig:
 
 
 class InterMoEBlock(nn.Module):
-    """The InterMoE block: Synergistic Router + Dynamic Temporal Selection + E SwiGLU experts.
+    """The InterMoE block (paper, Method): Synergistic Router + Dynamic Temporal Selection + E SwiGLU experts.
 
-    forward(h, emb, mask, n_persons) -> y, the update the caller adds to the residual stream h:
-        y_s = sum over selected e of softmax_e(R_comb[s])_e * Expert_e(AdaLN(h_s, emb))      (paper)
-    The softmax runs over all E experts and is not renormalised over the selected ones. A token that
-    selects no expert gets y_s = 0: it passes through on the residual only.
-
-    Selection (`selection`, `routing`):
-      'dynamic' + 'batch' (paper): gate M[s, e] = sigmoid(R_comb[s, e]) + b_e; expert e takes token s iff
-          M > 0 and s is a real frame. Each token goes to 0..E experts, each expert takes as many tokens as
-          pass its gate. The pool is every real token the block sees in one call; the denoiser calls it
-          once per layer with both people stacked, so the pool is all frames of both people of all samples
-          (the paper's batch-level pool; the authors' code pools each person separately).
-      'dynamic' + 'sample' (ablation "w/o batch-level routing"): each sample is its own pool with its
-          own capacity k_i = round(capacity * S_i / E) per expert, S_i its real frames (both people):
-          expert e takes the k_i tokens of sample i with the highest sigmoid(R_comb) (expert choice
-          inside the sample, as DiffMoE's sample-level pool). A per-sample threshold is exactly what a
-          per-sample bias would have to be, computed on the spot; it cannot persist across batches, so
-          b_e is not used (or updated) in this mode. Every sample then gets the same compute per frame;
-          the batch pool instead lets hard samples (or noise levels) take more experts than easy ones.
-      'topk' (ablation "w/o dynamic selection"): each token takes exactly `capacity` experts, the ones
-          with the largest M[s, e]. The bias b_e only shifts an expert's ranking and keeps the load
-          balanced (as DeepSeek-V3's auxiliary-loss-free balancing); without it top-k collapses, and
-          there is no auxiliary loss here.
-
-    The bias b_e (buffer `expert_bias`, no gradient): a training forward adds its per-expert selection
-    counts and its number of real tokens S to a running tally; `update_bias()` then applies
-        b_e -= bias_step * sign(count_e - k),   k = capacity * S / E
-    and clamps b_e to [-1 + BIAS_EPS, -BIAS_EPS] (the paper says b_e lies in (-1, 0); the authors' code
-    does not clamp). Call it once per optimiser step, after the backward: the training loop owns the
-    moment, several forwards (gradient accumulation) count as one pool, and evaluation forwards never
-    move the biases. The authors instead apply the previous step's sign at the start of the next
-    training forward. Under torch.distributed the tally is all-reduced first, so every rank takes the
-    same decision from the global batch and the biases stay identical (the authors' ranks drift apart).
-    A limit of a bias in (-1, 0): if more than k tokens have sigmoid(R) > 1 - BIAS_EPS for one expert,
-    no bias can hold that expert back; only the router's training can.
-
-    Sparse dispatch: each expert runs only on the rows it selected (gather, run, index_add back), so the
-    cost grows with the number of selections, not with experts x tokens. Every expert runs even on an
-    empty slab, which keeps all parameters in the graph (DDP needs no find_unused_parameters).
-    On CUDA, index_add_ sums with atomics, so the last bits of y may vary from run to run.
-
-    Stats of the last forward, for notebooks: last_selection (N, T, E) bool, last_counts (E,),
-    last_tokens (S), last_experts_per_token; `stats()` returns them with the biases and the target k.
+        M[s, e] = sigmoid(R_comb[s, e]) + b_e;  expert e takes real token s iff M[s, e] > 0
+        y_s = sum over the experts token s selected of softmax_e(R_comb[s])_e * Expert_e(AdaLN(h_s, emb))
+    (the softmax runs over all E experts and is not renormalised over the selected ones).
+    forward: h (N, T, d), emb (N, d_cond), mask (N, T) -> y (N, T, d), zero where no expert takes a token.
+    The pool is every real frame of both people of the batch (routing='batch'); the authors' code pools each
+    person apart. Ablations: routing='sample' (each sample its own pool, expert choice, no bias) and
+    selection='topk' (fixed top-k, the bias only balancing): notebooks 05, 06 and 09.
+    The bias rule, after each optimiser step (`update_bias`; the authors apply it at the next forward):
+        b_e -= bias_step * sign(count_e - k),  k = capacity * S / E,  then clamped inside (-1, 0)
+    as the paper says (the authors' code does not clamp); under torch.distributed the counts are all-reduced
+    first, so every rank's biases stay equal.
+    Sparse dispatch: each expert runs on its own tokens only, and on an empty slab too, so every parameter stays
+    in the graph. Stats of the last forward, for notebooks: `stats()`.
     """
 
     def __init__(self, d: int, d_cond: int, cfg: MoEConfig):
@@ -1690,20 +1653,12 @@ class CooperativeBlock(nn.Module):
 
 
 class CooperativeDenoiser(nn.Module):
-    """Two weight-sharing denoisers, one per person, talking through cross-attention (paper: Cooperative
-    MoE Denoiser). Predicts each person's clean VAE latent from its noisy latent.
-
-    Layer i, from the previous layer's states:  h_a <- block(h_a, h_b),  h_b <- block(h_b, h_a).
-    Both people run through a block in one call, stacked along the batch ([a; b], person-major), so one
-    InterMoEBlock call sees every token of the batch (the paper's batch-level pool) and the model is exactly
-    symmetric: swapping the people swaps the outputs.
-
-    Layout matched to the authors' code (so the paper preset has their 229.15 M parameters): input Linear
-    448 -> d; sinusoidal frame positions added; emb = TimestepMLP(sinusoids(t)) + Linear(text) (that text
-    Linear d_text -> d belongs to the denoiser, as in InterGen and InterMoE); per block AdaLN self-attention
-    (qkv + out projections, with biases), cross-attention with separate AdaLNs for queries and keys/values,
-    InterMoEBlock with its own AdaLN, two router matrices and 8 bias-free SwiGLU experts; final Linear d -> 448,
-    zero-initialised (the untrained model predicts zeros).
+    """The Cooperative MoE Denoiser (paper): two weight-sharing denoisers, one per person, talking through
+    cross-attention; each predicts its person's clean latent (B, T', 448) from the noisy one.
+        layer i:  h_a <- block(h_a, h_b),  h_b <- block(h_b, h_a)   (both from the previous layer's states)
+    The two people run stacked along the batch ([a; b]), so one InterMoEBlock call pools every token of the
+    batch and swapping the people swaps the outputs exactly. The layout matches the authors' code (229.15 M
+    parameters at the paper's size); the output Linear is zero-initialised.
     """
 
     def __init__(self, cfg: DenoiserConfig | None = None):
