@@ -34,7 +34,7 @@ from intermoe_min import (CheckpointError, DataError, FEATURE_SLICES, FEAT_DIM, 
                           MAX_FRAMES, MIN_FRAMES, N_JOINTS, Normalizer, R_HIP, R_SHOULDER, TextConfig, TextEncoder,
                           Vocab, build_model, caption_initiator, collate, facing_yaw, foot_contacts,
                           joints_from_features, load_checkpoint, load_intersynth, measure_latent_scale,
-                          mirror_caption, pick_device, preset, save_checkpoint, sinusoidal_positions, swap_caption,
+                          mirror_caption, pick_device, preset, save_checkpoint, sinusoidal_embedding, swap_caption,
                           train_denoiser, train_loop, train_vae, yaw_matrix)
 
 # =====================================================================================================
@@ -538,7 +538,8 @@ class MotionEncoder(nn.Module):
         self.embed = nn.Linear(cfg.patch * 2 * MOTION_IN, cfg.d_model)
         self.query = nn.Parameter(0.02 * torch.randn(cfg.d_model))
         n_tokens = 1 + math.ceil(cfg.max_frames / cfg.patch)
-        self.register_buffer("positions", sinusoidal_positions(n_tokens, cfg.d_model), persistent=False)
+        self.register_buffer("positions", sinusoidal_embedding(torch.arange(n_tokens), cfg.d_model),
+                             persistent=False)
         layer = nn.TransformerEncoderLayer(cfg.d_model, cfg.n_heads, 4 * cfg.d_model, cfg.dropout,
                                            activation="gelu", batch_first=True, norm_first=True)
         self.transformer = nn.TransformerEncoder(layer, cfg.n_layers, enable_nested_tensor=False)

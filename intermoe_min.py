@@ -1074,13 +1074,16 @@ class Vocab:
         return cls(state["itos"])
 
 
-def sinusoidal_positions(n: int, dim: int) -> torch.Tensor:
-    """(n, dim) fixed sinusoidal position codes (Vaswani et al. 2017, Sec. 3.5)."""
-    pos = torch.arange(n, dtype=torch.float64)[:, None]                                      # (n, 1)
-    freq = torch.exp(-math.log(10000.0) * torch.arange(0, dim, 2, dtype=torch.float64) / dim)  # (dim/2,)
-    pe = torch.zeros(n, dim, dtype=torch.float64)
-    pe[:, 0::2], pe[:, 1::2] = torch.sin(pos * freq), torch.cos(pos * freq)
-    return pe.float()
+def sinusoidal_embedding(pos: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Transformer sinusoids: (...) positions or diffusion timesteps -> (..., dim), [sin | cos] halves.
+
+    Frequencies fall geometrically from 1 to 1/max_period (Vaswani et al. 2017, section 3.5).
+    """
+    assert dim % 2 == 0, "sinusoidal_embedding needs an even dim"
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=pos.device, dtype=torch.float32) / half)
+    angles = pos.to(torch.float32)[..., None] * freqs  # (..., half)
+    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)  # (..., dim)
 
 
 @dataclass
@@ -1118,7 +1121,7 @@ class TextEncoder(nn.Module):
         if pretrained is None:
             assert vocab is not None, "without a pretrained encoder the vocabulary is needed"
             self.embed = nn.Embedding(len(vocab), cfg.d_model, padding_idx=0)
-            pe = sinusoidal_positions(cfg.max_len, cfg.d_model)                 # (max_len, d_model)
+            pe = sinusoidal_embedding(torch.arange(cfg.max_len), cfg.d_model)  # (max_len, d_model)
             self.register_buffer("positions", pe, persistent=False)
             layer = nn.TransformerEncoderLayer(cfg.d_model, cfg.n_heads, 4 * cfg.d_model, cfg.dropout,
                                                activation="gelu", batch_first=True, norm_first=True)
@@ -1154,18 +1157,6 @@ class TextEncoder(nn.Module):
 # =====================================================================================================
 # 5. The cooperative denoiser, a: building blocks (timestep embedding, AdaLN, attention, SwiGLU)
 # =====================================================================================================
-
-
-def sinusoidal_embedding(pos: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
-    """Transformer sinusoids: (...) positions or diffusion timesteps -> (..., dim), [sin | cos] halves.
-
-    Frequencies fall geometrically from 1 to 1/max_period (Vaswani et al. 2017, section 3.5).
-    """
-    assert dim % 2 == 0, "sinusoidal_embedding needs an even dim"
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=pos.device, dtype=torch.float32) / half)
-    angles = pos.to(torch.float32)[..., None] * freqs  # (..., half)
-    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)  # (..., dim)
 
 
 class TimestepEmbedding(nn.Module):
