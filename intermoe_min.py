@@ -1536,19 +1536,9 @@ class InterMoEBlock(nn.Module):
         step = self.cfg.bias_step * torch.sign(over).float()  # (E,), 0 where exactly on target
         self.expert_bias.sub_(step.to(self.expert_bias.dtype)).clamp_(-1 + BIAS_EPS, -BIAS_EPS)
 
-    @torch.no_grad()
     def update_bias(self) -> None:
-        """Apply the bias rule to the tally of the training forwards since the last call.
-
-        Call after backward (once per optimiser step). With torch.distributed initialised, every rank must
-        call it (it all-reduces the tally); the denoiser's update_biases() does all layers in one go.
-        Only the sign of count_e - k matters and k grows with S, so a forward counted twice (activation
-        checkpointing re-runs it) does not change the decision.
-        """
-        tally = self.pending_tally().clone()
-        if dist.is_available() and dist.is_initialized():
-            dist.all_reduce(tally)
-        self.apply_tally(tally)
+        """The bias rule on the tally of the training forwards since the last call (`update_biases`)."""
+        update_biases([self])
 
     def stats(self) -> dict:
         """Last forward's routing, for notebooks: counts (E,), tokens S, target k, experts per token, biases."""
@@ -1556,6 +1546,21 @@ class InterMoEBlock(nn.Module):
         return dict(counts=self.last_counts, tokens=self.last_tokens, target=k,
                     experts_per_token=self.last_experts_per_token, bias=self.expert_bias.detach().clone(),
                     selection=self.last_selection)
+
+
+@torch.no_grad()
+def update_biases(blocks: list) -> None:
+    """The bias rule of these InterMoE blocks, once per optimiser step after backward: their tallies are
+    all-reduced in one call under torch.distributed (every rank must call this), then each block takes its
+    sign step and clamp (`apply_tally`). Only the sign of count_e - k matters, so a forward counted twice
+    (activation checkpointing re-runs it) does not change the decision."""
+    if not blocks:
+        return
+    tally = torch.stack([b.pending_tally() for b in blocks])  # (L, E + 1)
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(tally)
+    for b, row in zip(blocks, tally):
+        b.apply_tally(row)
 
 
 @torch.no_grad()
@@ -1703,17 +1708,8 @@ class CooperativeDenoiser(nn.Module):
 
     @torch.no_grad()
     def update_biases(self) -> None:
-        """Apply every layer's bias rule; call once per optimiser step, after backward.
-
-        One all-reduce for all layers under torch.distributed (every rank must call this)."""
-        moes = self.moe_blocks()
-        if not moes:
-            return
-        tally = torch.stack([m.pending_tally() for m in moes])  # (L, E + 1)
-        if dist.is_available() and dist.is_initialized():
-            dist.all_reduce(tally)
-        for m, row in zip(moes, tally):
-            m.apply_tally(row)
+        """Every layer's bias rule (`update_biases`); once per optimiser step, after backward."""
+        update_biases(self.moe_blocks())
 
     def moe_stats(self) -> list[dict]:
         """Per layer, the last forward's routing: counts, tokens, target k, experts per token, biases."""
