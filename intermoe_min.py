@@ -1097,20 +1097,11 @@ class TextConfig:
 
 
 class TextEncoder(nn.Module):
-    """Captions -> (sentence embedding (B, d_cond), token features (B, L, d_model), mask (B, L)).
-
-    Own path (default): ids -> token embedding + sinusoidal positions -> transformer encoder (padding
-    masked out) -> LayerNorm -> the <eos> token's feature -> Linear -> sentence embedding.
-
-    Pretrained path: `pretrained` is any callable list[str] -> Tensor (B, d_in), e.g. a sentence-transformer
-    or CLIP's pooled text feature. It is called without gradients and kept out of this module's
-    parameters and state_dict (its weights are neither trained nor saved here); a trainable Linear
-    (d_in -> d_model) turns its output into the "<eos> feature", and the same LayerNorm -> Linear head gives
-    the sentence embedding. The small transformer is skipped: `vocab` may be None, and the token features
-    are that single projected vector (B, 1, d_model). d_in is read from one call on [""] at construction.
-
-        enc = TextEncoder(None, TextConfig(), pretrained=my_frozen_sentence_encoder)
-        cond, tokens, mask = enc(["two people shake hands", ""])
+    """Captions -> (sentence embedding (B, d_cond), token features (B, L, d_model), mask (B, L)):
+    ids -> token embedding + positions -> transformer (padding masked) -> LayerNorm -> <eos> feature -> Linear.
+    `pretrained`: any frozen callable list[str] -> (B, d_in) (a sentence encoder, CLIP's pooled text) replaces
+    the transformer: a trainable Linear d_in -> d_model makes its "<eos> feature"; it is neither trained nor
+    saved here, and `vocab` may be None. The paper uses frozen CLIP ViT-L/14, which cannot be downloaded here.
     """
 
     def __init__(self, vocab: Vocab | None, cfg: TextConfig = TextConfig(), pretrained=None):
@@ -1194,17 +1185,10 @@ class AdaLN(nn.Module):
 
 
 def attend(q, k, v, key_mask, dropout_p: float = 0.0, zero_attn: bool = True) -> torch.Tensor:
-    """Multi-head attention core with a key padding mask.
-
-    q: (B, H, Tq, c), k and v: (B, H, Tk, c), key_mask: (B, Tk) bool, True = a real frame.
-    zero_attn appends one all-zero key/value (score 0, value 0), so a query may attend to "nothing";
-    the authors' code has this (nn.MultiheadAttention's add_zero_attn=True). It also keeps every row
-    of the softmax defined even if all keys are padding.
-    Returns (B, Tq, H * c).
-
-    On CUDA: torch's fused scaled_dot_product_attention with the zero key appended. Elsewhere the same
-    softmax written out (`_attend_math`): for our short sequences (T' = 40 latent frames, 48-channel heads)
-    torch's CPU kernel is slower, about 5.9 against 4.9 ms forward + backward per call on 2 cores.
+    """Multi-head attention: q (B, H, Tq, c), k and v (B, H, Tk, c), key_mask (B, Tk) True on real frames
+    -> (B, Tq, H * c). zero_attn appends one all-zero key and value, so a query may attend to "nothing" and
+    no softmax row is empty (the authors' add_zero_attn=True). torch's fused kernel on CUDA; elsewhere the
+    same softmax written out (`_attend_math`), faster for our short sequences on a CPU (README, Speed).
     """
     if q.device.type != "cuda":
         out = _attend_math(q, k, v, key_mask, dropout_p, zero_attn)  # (B, H, Tq, c)
@@ -2479,17 +2463,10 @@ def _check_same_vae(model: "InterMoE", state: dict, path: str) -> None:
 
 
 class LatentDataset(torch.utils.data.Dataset):
-    """Stage 2's training data: the frozen VAE's latents, computed once per clip and augmentation.
-
-    The VAE is frozen in stage 2, so encoding every batch again (a third of a training step) is waste. Each
-    clip is encoded whole, in its four variants (as recorded, persons swapped, mirrored, both), with the
-    captions rewritten to match. A fetch picks a variant and a caption, and when training crops a random
-    window of max_frames / 4 latent frames. Because the encoder is causal, a clip's latents do not depend on
-    the padding after it, so batching clips of different lengths gives the same latents as one at a time.
-    A crop that starts mid-clip keeps the latents of the whole clip's history (encoding the window alone
-    would start from no history); the denoiser learns from both kinds of start, as sampling begins from none.
-    Latents are stored unscaled (a resumed run learns its latent_scale from the checkpoint after this is
-    built) and in float16 (relative error ~5e-4, far below the diffusion noise; half the memory).
+    """Stage 2's data: the frozen VAE's latents of every clip, encoded once, whole, in its four variants (as
+    recorded, persons swapped, mirrored, both; captions rewritten to match). A fetch picks a variant and a
+    caption and, when training, a window of max_frames / 4 latent frames; a window that starts mid-clip keeps
+    the clip's history (the encoder is causal, so padding never changes a latent). Stored unscaled, float16.
     """
 
     def __init__(self, model: "InterMoE", records: list[dict], train: bool = True, max_frames: int | None = None,
