@@ -8,9 +8,9 @@ order data flows through it:
    2. The dataset: InterHuman's on-disk layout and the generated InterSynth data, one loader for both.
    3. The Causal-Skeletal VAE: one person's motion <-> a short latent sequence (T/4 frames), causal.
    4. The text encoder: captions -> a sentence embedding (a small transformer; a pretrained one plugs in).
-   5. The Cooperative MoE Denoiser: shared weights for both people, self- and cross-attention, and the
-      InterMoE block (5b the Synergistic Router, 5c Dynamic Temporal Selection) in place of the FFN.
-   6. Latent diffusion: cosine schedule, x0 prediction, DDIM sampling with classifier-free guidance.
+   5. Latent diffusion: cosine schedule, x0 prediction, DDIM sampling with classifier-free guidance.
+   6. The Cooperative MoE Denoiser: shared weights for both people, self- and cross-attention, and the
+      InterMoE block (6b the Synergistic Router, 6c Dynamic Temporal Selection) in place of the FFN.
    7. Training machinery: device choice, bf16 autocast on CUDA, atomic resumable checkpoints, torchrun.
    8. InterMoE, the whole text-to-motion model, and `preset(name)`.
    9. The two training stages: `train_vae`, `train_denoiser`.
@@ -1146,7 +1146,83 @@ class TextEncoder(nn.Module):
 
 
 # =====================================================================================================
-# 5. The cooperative denoiser, a: building blocks (timestep embedding, AdaLN, attention, SwiGLU)
+# 5. Latent diffusion: cosine schedule, x0 prediction, DDIM with classifier-free guidance
+# =====================================================================================================
+
+
+
+def cosine_alpha_bar(n_steps: int, s: float = 0.008) -> np.ndarray:
+    """The cosine schedule (Nichol & Dhariwal 2021, eq. 17): alpha_bar(t) = f(t) / f(0),
+    f(t) = cos^2(((t / n) + s) / (1 + s) * pi / 2). Betas are clipped at 0.999 (their eq. after 17).
+    Returns alpha_bar for t = 0..n-1 (the noise level *after* step t), float64."""
+    t = np.arange(n_steps + 1, dtype=np.float64) / n_steps
+    f = np.cos((t + s) / (1 + s) * math.pi / 2) ** 2
+    betas = np.clip(1 - f[1:] / f[:-1], 0, 0.999)
+    return np.cumprod(1 - betas)
+
+
+class Diffusion(nn.Module):
+    """Gaussian diffusion on latents, predicting x0 (REFERENCE 1.2: InterGen and InterMoE predict x0).
+
+    The schedule is computed once in float64 and stored as float32 buffers, so `.to(device)` moves it."""
+
+    def __init__(self, n_steps: int = 1000):
+        super().__init__()
+        self.n_steps = n_steps
+        ab = cosine_alpha_bar(n_steps)
+        self.register_buffer("sqrt_ab", torch.tensor(np.sqrt(ab), dtype=torch.float32))
+        self.register_buffer("sqrt_1m_ab", torch.tensor(np.sqrt(1 - ab), dtype=torch.float32))
+
+    @staticmethod
+    def _bcast(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return v.reshape(-1, *([1] * (x.dim() - 1)))  # (B,) -> (B, 1, ..., 1)
+
+    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Forward process q(x_t | x_0) = N(sqrt(ab_t) x0, (1 - ab_t) I) (DDPM eq. 4)."""
+        return self._bcast(self.sqrt_ab[t], x0) * x0 + self._bcast(self.sqrt_1m_ab[t], x0) * noise
+
+    def loss(self, x0_pred: torch.Tensor, x0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """MSE between predicted and true x0, over valid frames only.
+        x0, x0_pred: (B, P, T', C); mask (B, T') bool."""
+        m = mask[:, None, :, None].to(x0.dtype)  # (B, 1, T', 1)
+        err = ((x0_pred.float() - x0.float()) ** 2) * m
+        return err.sum() / (m.sum() * x0.shape[1] * x0.shape[-1]).clamp(min=1)
+
+    def ddim_timesteps(self, steps: int) -> list[int]:
+        """`steps` evenly spaced timesteps from n-1 down to 0."""
+        if not 1 <= steps <= self.n_steps:
+            raise ValueError(f"sampling steps must be in 1..{self.n_steps}, got {steps}")
+        return sorted({int(round(v)) for v in np.linspace(0, self.n_steps - 1, steps)}, reverse=True)
+
+    def ddim_step(self, x_t: torch.Tensor, x0_pred: torch.Tensor, t: int, t_prev: int) -> torch.Tensor:
+        """One deterministic DDIM step (Song et al. 2021, eq. 12 with sigma = 0): recover the noise implied by
+        the x0 prediction and re-noise x0 to the earlier level t_prev (t_prev < 0: return x0)."""
+        if t_prev < 0:
+            return x0_pred
+        eps = (x_t - self.sqrt_ab[t] * x0_pred) / self.sqrt_1m_ab[t]
+        return self.sqrt_ab[t_prev] * x0_pred + self.sqrt_1m_ab[t_prev] * eps
+
+    @torch.no_grad()
+    def sample(self, denoise_fn, shape, steps: int = 50, generator: torch.Generator | None = None,
+               device=None, progress: bool = False) -> torch.Tensor:
+        """DDIM sampling from pure noise. denoise_fn(x_t, t (B,) long) -> x0 prediction, same shape as x_t.
+        A generator makes the result reproducible (the only randomness is the starting noise)."""
+        x = torch.randn(shape, generator=generator, device=generator.device if generator is not None else device)
+        x = x.to(device) if device is not None else x
+        ts = self.ddim_timesteps(steps)
+        it = ts
+        if progress:
+            from tqdm.auto import tqdm
+            it = tqdm(ts, desc="DDIM", leave=False)
+        for i, t in enumerate(it):
+            t_prev = ts[i + 1] if i + 1 < len(ts) else -1
+            x0 = denoise_fn(x, torch.full((shape[0],), t, device=x.device, dtype=torch.long))
+            x = self.ddim_step(x, x0, t, t_prev)
+        return x
+
+
+# =====================================================================================================
+# 6. The cooperative denoiser, a: building blocks (timestep embedding, AdaLN, attention, SwiGLU)
 # =====================================================================================================
 
 
@@ -1280,7 +1356,7 @@ class SwiGLU(nn.Module):
 
 
 # =====================================================================================================
-# 5b. The Synergistic Router
+# 6b. The Synergistic Router
 # =====================================================================================================
 
 ROUTER_MODES = ("synergistic", "motion", "text")
@@ -1350,7 +1426,7 @@ class SynergisticRouter(nn.Module):
 
 
 # =====================================================================================================
-# 5c. The InterMoE block: Dynamic Temporal Selection
+# 6c. The InterMoE block: Dynamic Temporal Selection
 # =====================================================================================================
 
 BIAS_EPS = 1e-4  # the biases are clamped to [-1 + BIAS_EPS, -BIAS_EPS], strictly inside (-1, 0)
@@ -1576,7 +1652,7 @@ class AdaLNFFN(nn.Module):
 
 
 # =====================================================================================================
-# 5d. The Cooperative Denoiser
+# 6d. The Cooperative Denoiser
 # =====================================================================================================
 
 
@@ -1698,82 +1774,6 @@ class CooperativeDenoiser(nn.Module):
     def moe_stats(self) -> list[dict]:
         """Per layer, the last forward's routing: counts, tokens, target k, experts per token, biases."""
         return [m.stats() for m in self.moe_blocks()]
-
-
-# =====================================================================================================
-# 6. Latent diffusion: cosine schedule, x0 prediction, DDIM with classifier-free guidance
-# =====================================================================================================
-
-
-
-def cosine_alpha_bar(n_steps: int, s: float = 0.008) -> np.ndarray:
-    """The cosine schedule (Nichol & Dhariwal 2021, eq. 17): alpha_bar(t) = f(t) / f(0),
-    f(t) = cos^2(((t / n) + s) / (1 + s) * pi / 2). Betas are clipped at 0.999 (their eq. after 17).
-    Returns alpha_bar for t = 0..n-1 (the noise level *after* step t), float64."""
-    t = np.arange(n_steps + 1, dtype=np.float64) / n_steps
-    f = np.cos((t + s) / (1 + s) * math.pi / 2) ** 2
-    betas = np.clip(1 - f[1:] / f[:-1], 0, 0.999)
-    return np.cumprod(1 - betas)
-
-
-class Diffusion(nn.Module):
-    """Gaussian diffusion on latents, predicting x0 (REFERENCE 1.2: InterGen and InterMoE predict x0).
-
-    The schedule is computed once in float64 and stored as float32 buffers, so `.to(device)` moves it."""
-
-    def __init__(self, n_steps: int = 1000):
-        super().__init__()
-        self.n_steps = n_steps
-        ab = cosine_alpha_bar(n_steps)
-        self.register_buffer("sqrt_ab", torch.tensor(np.sqrt(ab), dtype=torch.float32))
-        self.register_buffer("sqrt_1m_ab", torch.tensor(np.sqrt(1 - ab), dtype=torch.float32))
-
-    @staticmethod
-    def _bcast(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return v.reshape(-1, *([1] * (x.dim() - 1)))  # (B,) -> (B, 1, ..., 1)
-
-    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """Forward process q(x_t | x_0) = N(sqrt(ab_t) x0, (1 - ab_t) I) (DDPM eq. 4)."""
-        return self._bcast(self.sqrt_ab[t], x0) * x0 + self._bcast(self.sqrt_1m_ab[t], x0) * noise
-
-    def loss(self, x0_pred: torch.Tensor, x0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """MSE between predicted and true x0, over valid frames only.
-        x0, x0_pred: (B, P, T', C); mask (B, T') bool."""
-        m = mask[:, None, :, None].to(x0.dtype)  # (B, 1, T', 1)
-        err = ((x0_pred.float() - x0.float()) ** 2) * m
-        return err.sum() / (m.sum() * x0.shape[1] * x0.shape[-1]).clamp(min=1)
-
-    def ddim_timesteps(self, steps: int) -> list[int]:
-        """`steps` evenly spaced timesteps from n-1 down to 0."""
-        if not 1 <= steps <= self.n_steps:
-            raise ValueError(f"sampling steps must be in 1..{self.n_steps}, got {steps}")
-        return sorted({int(round(v)) for v in np.linspace(0, self.n_steps - 1, steps)}, reverse=True)
-
-    def ddim_step(self, x_t: torch.Tensor, x0_pred: torch.Tensor, t: int, t_prev: int) -> torch.Tensor:
-        """One deterministic DDIM step (Song et al. 2021, eq. 12 with sigma = 0): recover the noise implied by
-        the x0 prediction and re-noise x0 to the earlier level t_prev (t_prev < 0: return x0)."""
-        if t_prev < 0:
-            return x0_pred
-        eps = (x_t - self.sqrt_ab[t] * x0_pred) / self.sqrt_1m_ab[t]
-        return self.sqrt_ab[t_prev] * x0_pred + self.sqrt_1m_ab[t_prev] * eps
-
-    @torch.no_grad()
-    def sample(self, denoise_fn, shape, steps: int = 50, generator: torch.Generator | None = None,
-               device=None, progress: bool = False) -> torch.Tensor:
-        """DDIM sampling from pure noise. denoise_fn(x_t, t (B,) long) -> x0 prediction, same shape as x_t.
-        A generator makes the result reproducible (the only randomness is the starting noise)."""
-        x = torch.randn(shape, generator=generator, device=generator.device if generator is not None else device)
-        x = x.to(device) if device is not None else x
-        ts = self.ddim_timesteps(steps)
-        it = ts
-        if progress:
-            from tqdm.auto import tqdm
-            it = tqdm(ts, desc="DDIM", leave=False)
-        for i, t in enumerate(it):
-            t_prev = ts[i + 1] if i + 1 < len(ts) else -1
-            x0 = denoise_fn(x, torch.full((shape[0],), t, device=x.device, dtype=torch.long))
-            x = self.ddim_step(x, x0, t, t_prev)
-        return x
 
 
 # =====================================================================================================
