@@ -400,11 +400,6 @@ def _zup_to_yup(p: np.ndarray) -> np.ndarray:
     return np.stack([p[..., 0], p[..., 2], -p[..., 1]], axis=-1)
 
 
-def _yup_to_zup(p: np.ndarray) -> np.ndarray:
-    """Inverse of `_zup_to_yup`, for writing files in InterHuman's raw layout."""
-    return np.stack([p[..., 0], -p[..., 2], p[..., 1]], axis=-1)
-
-
 INTERHUMAN_RAW_DIM = 492  # 62 joint positions x 3, then 51 local 6D rotations
 _RAW_POS, _RAW_ROT = slice(0, 66), slice(186, 312)  # the 22 body joints and their 21 rotations
 
@@ -480,22 +475,6 @@ def _read_interhuman_clip(root: str, clip_id: str) -> dict:
     check_record(rec, where=os.path.join(root, "motions_processed", "person*", f"{clip_id}.npy")
                  if captions else annot)
     return rec
-
-
-def write_interhuman_clip(root: str, clip_id: str, joints: np.ndarray, rot6d: np.ndarray | None,
-                          captions: list[str]) -> None:
-    """Write one interaction in InterHuman's raw layout (for tests, and to export InterSynth clips)."""
-    T = joints.shape[1]
-    for k, p in enumerate(("person1", "person2")):
-        os.makedirs(os.path.join(root, "motions_processed", p), exist_ok=True)
-        raw = np.zeros((T, INTERHUMAN_RAW_DIM), dtype=np.float32)
-        raw[:, _RAW_POS] = _yup_to_zup(joints[k]).reshape(T, -1)
-        if rot6d is not None:
-            raw[:, _RAW_ROT] = rot6d[k].reshape(T, -1)
-        np.save(os.path.join(root, "motions_processed", p, f"{clip_id}.npy"), raw)
-    os.makedirs(os.path.join(root, "annots"), exist_ok=True)
-    with open(os.path.join(root, "annots", f"{clip_id}.txt"), "w", encoding="utf-8") as f:
-        f.write("\n".join(captions) + "\n")
 
 
 class InteractionDataset(torch.utils.data.Dataset):

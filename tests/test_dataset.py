@@ -87,7 +87,7 @@ def test_unreadable_interhuman_files_name_the_file_and_what_was_expected(tmp_pat
                "garbage": bytes(range(256)) * 4, "empty": b"", "archive": archive.getvalue()}
     ids = list(not_npy) + ["latin1caption", "good"]
     for clip_id in ids:
-        im.write_interhuman_clip(root, clip_id, rec["joints"], rec["rot6d"], rec["captions"])
+        write_raw_clip(root, clip_id, rec)
     for clip_id, data in not_npy.items():
         with open(os.path.join(root, "motions_processed", "person2", f"{clip_id}.npy"), "wb") as f:
             f.write(data)
