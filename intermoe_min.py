@@ -557,19 +557,19 @@ class InteractionDataset(torch.utils.data.Dataset):
                 "swapped": swap, "mirrored": mirror}
 
 
-def collate(batch: list[dict], multiple: int = 4) -> dict:
-    """Pad a list of dataset items into a batch.
-
-    returns motion (B, 2, T, 262) zero-padded, mask (B, T) bool (True = real frame), lengths (B,),
-    captions, ids. T is the longest length rounded up to `multiple` (the VAE downsamples time by 4).
-    """
+def collate(batch: list[dict]) -> dict:
+    """Pad dataset items into a batch: their "motion" (2, T_i, 262) or, from stage 2's LatentDataset, "latent"
+    (2, T_i', C), zero-padded to (B, 2, T, ...), with mask (B, T) bool (True = real frame), lengths (B,),
+    captions, ids. Motion's T is rounded up to a multiple of 4, the VAE's downsampling of time."""
+    key = "motion" if "motion" in batch[0] else "latent"
     lengths = torch.tensor([b["length"] for b in batch])
+    multiple = 4 if key == "motion" else 1
     T = int(math.ceil(int(lengths.max()) / multiple) * multiple)
-    motion = torch.zeros(len(batch), 2, T, FEAT_DIM)
+    x = torch.zeros(len(batch), 2, T, batch[0][key].shape[-1])
     for k, b in enumerate(batch):
-        motion[k, :, :b["length"]] = b["motion"]
+        x[k, :, :b["length"]] = b[key]
     mask = torch.arange(T)[None, :] < lengths[:, None]  # (B, T)
-    return {"motion": motion, "mask": mask, "lengths": lengths,
+    return {key: x, "mask": mask, "lengths": lengths,
             "captions": [b["caption"] for b in batch], "ids": [b["id"] for b in batch]}
 
 
@@ -2503,17 +2503,6 @@ class LatentDataset(torch.utils.data.Dataset):
         return {"latent": z.float(), "length": z.shape[1], "caption": caption, "id": self.records[i]["id"]}
 
 
-def collate_latents(batch: list[dict]) -> dict:
-    """Pad LatentDataset items: latent (B, 2, T', C) unscaled, zero-padded, mask (B, T') bool, captions, ids."""
-    lengths = torch.tensor([b["length"] for b in batch])
-    T, C = int(lengths.max()), batch[0]["latent"].shape[-1]
-    z = torch.zeros(len(batch), 2, T, C)
-    for k, b in enumerate(batch):
-        z[k, :, :b["length"]] = b["latent"]
-    return {"latent": z, "mask": torch.arange(T)[None, :] < lengths[:, None], "lengths": lengths,
-            "captions": [b["caption"] for b in batch], "ids": [b["id"] for b in batch]}
-
-
 def train_denoiser(model: InterMoE, records: list[dict], steps: int | None = None, ckpt_path: str | None = None,
                    seed: int = 0, device=None, progress: bool = True, ckpt_every: int | None = None,
                    latents: "LatentDataset | None" = None) -> list[dict]:
@@ -2541,7 +2530,7 @@ def train_denoiser(model: InterMoE, records: list[dict], steps: int | None = Non
 
     params = model.stage2_parameters()
     steps = cfg.steps if steps is None else steps  # steps=0 means no training, not the default
-    return train_loop(model, loss_fn, data, collate_latents, steps=steps, batch_size=cfg.batch, lr=cfg.lr,
+    return train_loop(model, loss_fn, data, collate, steps=steps, batch_size=cfg.batch, lr=cfg.lr,
                       weight_decay=cfg.weight_decay, warmup=cfg.warmup, grad_clip=cfg.grad_clip,
                       ckpt_path=ckpt_path, ckpt_every=ckpt_every or cfg.ckpt_every, seed=seed, kind="denoiser",
                       extra_state=model.checkpoint_state, after_step=lambda s: model.denoiser.update_biases(),

@@ -132,7 +132,7 @@ def child(kind: str, preset_name: str, tmp: str) -> list:
             model.latent_scale.fill_(im.measure_latent_scale(model, records))
             return bt.latent_data(model, records, cfg)
         data = meter.phase(f"stage-2 latent cache ({len(records)} clips x 4)", cache)
-        batches, _ = bt.make_batches(data, im.collate_latents, cfg.batch, 2)
+        batches, _ = bt.make_batches(data, im.collate, cfg.batch, 2)
         step = bt.DenoiserStep(model, cfg)
         meter.phase(f"stage-2 step (batch {cfg.batch})", lambda: [step(b) for b in batches])
     return meter.rows

@@ -32,7 +32,7 @@ def main(argv=None) -> dict:
     vae_batches, _ = bt.make_batches(bt.vae_data(records, model.normalizer, cfg), bt.im.collate, cfg.vae_batch, steps)
     model.latent_scale.fill_(bt.im.measure_latent_scale(model, records))
     den_step = bt.DenoiserStep(model, cfg)
-    den_batches, _ = bt.make_batches(bt.latent_data(model, records, cfg), bt.im.collate_latents, cfg.batch, steps)
+    den_batches, _ = bt.make_batches(bt.latent_data(model, records, cfg), bt.im.collate, cfg.batch, steps)
     prompts = [r["captions"][0] for r in records[:8]]
 
     def sample():

@@ -20,7 +20,7 @@ router picks). In one run it measures:
    schedule and (stage 2) the MoE bias update; pre-collated batches of the preset's size, made as
    train_loop makes them (seeded dataset, im.batches order, the stage's collate function). Stage 1:
    vae_batch clips of vae_window frames (InteractionDataset, im.collate). Stage 2: batch clips' cached
-   latents, windows of up to max_frames / 4 latent frames (LatentDataset, im.collate_latents), divided by
+   latents, windows of up to max_frames / 4 latent frames (LatentDataset, im.collate), divided by
    latent_scale inside the step as train_denoiser's loss_fn does: no VAE encoder runs in a stage-2 step.
    Time per step (best of repeats), the step's model FLOPs counted analytically (`*_terms` below) and
    FLOP/s as a share of the fp32 matmul throughput measured in the same run (the faster of a 2048^3 and a
@@ -314,7 +314,7 @@ class VAEStep:
 
 
 class DenoiserStep:
-    """Stage 2 (train_denoiser) on a collate_latents batch: the cached unscaled latents divided by
+    """Stage 2 (train_denoiser) on a collate batch of latents: the cached unscaled latents divided by
     latent_scale (train_denoiser's loss_fn), diffusion loss through text encoder and denoiser, backward, value
     clip, AdamW, schedule, MoE bias update. No VAE runs here: its latents were cached before the first step.
     Remembers each step's expert selections."""
@@ -477,7 +477,7 @@ def child(kind: str, state_path: str, n_clips: int) -> dict:
         out = {}
         cache = measure_peak(lambda: out.setdefault("data", latent_data(model, records, cfg)))
         _trim_heap()  # the encoder's freed activations would otherwise hide the step's own need
-        batches, _ = make_batches(out.pop("data"), im.collate_latents, cfg.batch, 3)
+        batches, _ = make_batches(out.pop("data"), im.collate, cfg.batch, 3)
         step = DenoiserStep(model, cfg)
     first = measure_peak(lambda: step(batches[0]))  # AdamW's state and the gradients are allocated here
     later = [measure_peak(lambda: step(b)) for b in (batches[1], batches[2], batches[0])]
@@ -576,7 +576,7 @@ def main():
     n_fetch = 4 if args.quick else 8  # batches fetched (for the data-loading time); the steps cycle through 3
     vae_batches, vae_data_s = make_batches(vae_data(records, model.normalizer, cfg), im.collate,
                                            cfg.vae_batch, n_fetch)
-    den_batches, den_data_s = make_batches(cost.pop("data"), im.collate_latents, cfg.batch, n_fetch)
+    den_batches, den_data_s = make_batches(cost.pop("data"), im.collate, cfg.batch, n_fetch)
     vae_batches, den_batches = vae_batches[:3], den_batches[:3]
     vae_model = copy.deepcopy(model.vae)  # stage 1 trains its own copy; stage 2's stays frozen
     sampler_state = copy.deepcopy(model.state_dict())  # untouched weights for the sampling measurement
