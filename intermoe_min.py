@@ -1656,19 +1656,6 @@ class DenoiserConfig:
             raise ValueError("width must be a multiple of n_heads")
 
 
-def denoiser_preset(name: str, **overrides) -> DenoiserConfig:
-    """Named sizes: 'paper' (229 M, 8 x 768), 'lab' (one lab GPU, 384 wide), 'tiny' (laptop CPU).
-
-    overrides replace DenoiserConfig fields, e.g. denoiser_preset('tiny', ffn_type='ffn').
-    """
-    presets = {
-        "paper": DenoiserConfig(),
-        "lab": DenoiserConfig(width=384, n_layers=6, n_heads=6, d_ffn=512, moe=MoEConfig(d_expert=512)),
-        "tiny": DenoiserConfig(width=128, n_layers=4, n_heads=4, d_ffn=176, moe=MoEConfig(d_expert=176)),
-    }
-    return replace(presets[name], **overrides)
-
-
 class CooperativeBlock(nn.Module):
     """One layer of the Cooperative Denoiser, applied to one person with the partner as context:
     h += SelfAttn(AdaLN(h)); h += CrossAttn(AdaLN(h), AdaLN(other)); h += InterMoEBlock(h) (or the FFN)."""

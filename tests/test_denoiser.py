@@ -9,7 +9,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for intermoe_min
 
 from intermoe_min import (  # noqa: E402
-    CooperativeDenoiser, DenoiserConfig, MoEConfig, TimestepEmbedding, denoiser_preset,
+    CooperativeDenoiser, DenoiserConfig, MoEConfig, TimestepEmbedding, preset,
 )
 
 
@@ -58,7 +58,7 @@ VARIANTS = {
 def test_paper_parameter_count():
     """229.15 M for the denoiser alone, 150.99 M of it in experts (built on the meta device: no memory)."""
     with torch.device("meta"):
-        net = CooperativeDenoiser(denoiser_preset("paper"))
+        net = CooperativeDenoiser(preset("paper").denoiser)
     total = sum(p.numel() for p in net.parameters())
     experts = sum(p.numel() for n, p in net.named_parameters() if ".experts." in n)
     assert experts == 8 * 8 * 3 * 768 * 1024
@@ -67,7 +67,7 @@ def test_paper_parameter_count():
 
 
 def test_untrained_denoiser_predicts_zeros_and_shapes():
-    cfg = denoiser_preset("tiny")
+    cfg = DenoiserConfig(width=128, n_layers=4, n_heads=4, d_ffn=176, moe=MoEConfig(d_expert=176))
     net = CooperativeDenoiser(cfg)
     x_a, x_b, t, text, mask = batch(cfg, dtype=torch.float32)
     out_a, out_b = net(x_a, x_b, t, text, mask)
