@@ -2075,41 +2075,35 @@ class InterMoEConfig:
             raise ValueError(f"text d_cond ({self.text.d_cond}) must match denoiser d_text ({self.denoiser.d_text})")
 
 
-def _sizes(vae_width, text_d, width, layers, heads, d_expert, n_experts=8, vae_blocks=2, dropout=0.1):
-    """A preset's three configurations from its sizes; `dropout` is the text encoder's and the denoiser's."""
-    vae = VAEConfig(width=vae_width, hidden=max(vae_width, 16), n_blocks=vae_blocks)
-    return dict(vae=vae, text=TextConfig(d_model=text_d, n_heads=max(1, text_d // 64) if text_d >= 64 else 2,
-                                         d_cond=width, dropout=dropout),
-                denoiser=DenoiserConfig(d_latent=vae.latent_dim, d_text=width, width=width, n_layers=layers,
-                                        n_heads=heads, d_ffn=d_expert, dropout=dropout,
-                                        moe=MoEConfig(n_experts=n_experts, d_expert=d_expert)))
+# The presets, as keyword literals (minGPT's model_type table): each network's sizes, then training fields.
+#   nano:  the tests' size, seconds on a CPU.
+#   lab:   a CPU course lab, both stages in 20-25 minutes on 2 cores. No dropout in the text encoder and the
+#          denoiser (the paper's is 0.1): on a CPU the masks cost a tenth of a step, and 2500 steps do not
+#          overfit (README, Speed).
+#   paper: the paper's sizes (the denoiser alone 229 M parameters) and schedule, for a GPU.
+PRESETS = {
+    "nano": dict(vae=dict(width=8, hidden=16), text=dict(d_model=32, n_heads=2, d_cond=32),
+                 denoiser=dict(width=32, n_layers=2, n_heads=2, d_ffn=32, moe=dict(n_experts=4, d_expert=32)),
+                 vae_steps=30, vae_batch=8, vae_lr=2e-3, steps=30, batch=8, lr=1e-3, warmup=5, n_clips=48,
+                 max_frames=64, ckpt_every=10),
+    "lab": dict(vae=dict(width=32, hidden=32, n_blocks=1), text=dict(d_model=128, n_heads=2, d_cond=192, dropout=0.0),
+                denoiser=dict(width=192, n_layers=4, n_heads=4, d_ffn=256, dropout=0.0, moe=dict(d_expert=256)),
+                vae_steps=1000, vae_batch=32, vae_lr=1e-3, steps=2500, batch=32, lr=4e-4, warmup=100,
+                max_frames=160, ckpt_every=200),
+    "paper": dict(text=dict(d_model=768, n_heads=8, d_cond=768)),
+}
 
 
 def preset(name: str, **overrides) -> InterMoEConfig:
-    """Named configurations.
-
-    nano:  the tests' size, seconds on a CPU.
-    lab:   a CPU course lab: both stages in about 30 minutes on 2 cores.
-    paper: the paper's sizes (the denoiser alone 229 M parameters), for a GPU.
-    overrides replace top-level fields, e.g. preset('lab', steps=500).
-    """
-    if name == "nano":
-        cfg = InterMoEConfig(**_sizes(8, 32, 32, 2, 2, 32, n_experts=4), vae_steps=30, vae_batch=8, steps=30,
-                             batch=8, warmup=5, n_clips=48, max_frames=64, vae_lr=2e-3, lr=1e-3, ckpt_every=10)
-    elif name == "lab":
-        # Measured on 2 idle CPU cores: a VAE step ~0.35 s; a denoiser step ~0.3 s on cached latents
-        # (batch 32, 160 frames). No dropout in the denoiser and text encoder (the paper's is 0.1; the VAE
-        # keeps its own): on a CPU the random masks cost about a tenth of the denoiser step, and 2500 steps do
-        # not overfit (the dropout-trained lab model's diffusion loss: 0.077 +- 0.008 on training clips,
-        # 0.082 +- 0.010 on validation clips).
-        cfg = InterMoEConfig(**_sizes(32, 128, 192, 4, 4, 256, vae_blocks=1, dropout=0.0), vae_steps=1000,
-                             vae_batch=32, steps=2500, batch=32, warmup=100, n_clips=None, max_frames=160,
-                             vae_lr=1e-3, lr=4e-4, ckpt_every=200)
-    elif name == "paper":
-        cfg = InterMoEConfig(text=TextConfig(d_model=768, n_heads=8, d_cond=768))
-    else:
-        raise ValueError(f"unknown preset {name!r}: choose 'nano', 'lab' or 'paper'")
-    return replace(cfg, **overrides)
+    """The configuration PRESETS names ('nano', 'lab', 'paper'); overrides replace top-level fields, e.g.
+    preset('lab', steps=500)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}: choose one of {list(PRESETS)}")
+    p = dict(PRESETS[name])
+    vae, text, den = VAEConfig(**p.pop("vae", {})), TextConfig(**p.pop("text", {})), dict(p.pop("denoiser", {}))
+    moe = MoEConfig(**den.pop("moe", {}))
+    den = DenoiserConfig(d_latent=vae.latent_dim, d_text=text.d_cond, moe=moe, **den)
+    return replace(InterMoEConfig(vae=vae, text=text, denoiser=den, **p), **overrides)
 
 
 def choose_preset(device) -> tuple[str, dict, str]:
