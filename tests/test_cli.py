@@ -161,3 +161,13 @@ def test_threads_sets_torchs_thread_count(tmp_path, monkeypatch):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_model_file_imports_nothing_of_the_evaluation_file():
+    """intermoe_min is the model; intermoe_eval (pictures, metrics, the command line) imports it, not the reverse."""
+    import subprocess
+    import sys
+    code = "import sys, intermoe_min; assert 'intermoe_eval' not in sys.modules and 'matplotlib' not in sys.modules"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert out.returncode == 0, out.stderr
