@@ -757,19 +757,18 @@ class CausalSTConv(nn.Module):
     out = W1 x + (A W2 x) / deg                       skeletal graph conv (A with self loops)
         + causal temporal conv, kernel 3 in time       frame t sees frames t-2, t-1, t only
 
-    The temporal conv is a Conv2d over (time, node index) with `joint_kernel` taps along the node axis,
-    as in the authors' code (its 3x3 conv is where most of the ~1.0 M parameters sit). The node axis is
-    the index order, not the skeleton: true neighbours are the graph conv's job. joint_kernel=1 makes
-    it a purely temporal conv shared by all nodes.
+    The temporal conv is a Conv2d over (time, node index) with 3 taps along the node axis, as in the
+    authors' code (its 3x3 conv is where most of the ~1.0 M parameters sit). The node axis is the index
+    order, not the skeleton: true neighbours are the graph conv's job.
     """
 
-    def __init__(self, adjacency: torch.Tensor, dim: int, kernel_size: int = 3, joint_kernel: int = 3):
+    def __init__(self, adjacency: torch.Tensor, dim: int, kernel_size: int = 3):
         super().__init__()
         self.register_buffer("adj_norm", adjacency / adjacency.sum(1, keepdim=True))  # A / deg, (N, N)
         self.w1 = nn.Linear(dim, dim)
         self.w2 = nn.Linear(dim, dim)
         self.time_pad = kernel_size - 1  # all the padding goes in front: causal
-        self.temporal = nn.Conv2d(dim, dim, (kernel_size, joint_kernel), padding=(0, joint_kernel // 2))
+        self.temporal = nn.Conv2d(dim, dim, (kernel_size, 3), padding=(0, 1))  # (time, node index)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # W1 x is the same product as the temporal conv's tap on the current frame and the same node, so it
@@ -788,10 +787,10 @@ class CausalSTConv(nn.Module):
 class ResSTBlock(nn.Module):
     """x + Dropout(STConv(SiLU(STConv(SiLU(x))))): the residual unit of both encoder and decoder."""
 
-    def __init__(self, adjacency: torch.Tensor, dim: int, joint_kernel: int, dropout: float):
+    def __init__(self, adjacency: torch.Tensor, dim: int, dropout: float):
         super().__init__()
-        self.conv1 = CausalSTConv(adjacency, dim, joint_kernel=joint_kernel)
-        self.conv2 = CausalSTConv(adjacency, dim, joint_kernel=joint_kernel)
+        self.conv1 = CausalSTConv(adjacency, dim)
+        self.conv2 = CausalSTConv(adjacency, dim)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, N, C) -> (B, T, N, C)
@@ -836,7 +835,6 @@ class STUnpool(nn.Module):
 class VAEConfig:
     width: int = 64            # channels of every joint/part token; the latent is 7 parts x width (448)
     n_blocks: int = 2          # residual ST blocks per level (the authors' config: 1 + 1)
-    joint_kernel: int = 3      # taps of the temporal conv along the node axis (authors: 3; 1 = time only)
     dropout: float = 0.1       # inside each residual block (authors' value); off in eval mode
     hidden: int = 64           # hidden width of the per-joint input/output MLPs (paper: 13 -> 64 -> 64)
 
@@ -860,7 +858,7 @@ class CausalSkeletalVAE(nn.Module):
         C = cfg.width
 
         def blocks(A):  # one level: n_blocks residual ST blocks on the graph A
-            return nn.Sequential(*[ResSTBlock(A, C, cfg.joint_kernel, cfg.dropout) for _ in range(cfg.n_blocks)])
+            return nn.Sequential(*[ResSTBlock(A, C, cfg.dropout) for _ in range(cfg.n_blocks)])
 
         # encoder: joints -> 12 parts -> 7 parts
         self.joint_in = PerNodeMLP(N_JOINTS, JOINT_TOKEN_DIM, cfg.hidden, C)
@@ -1239,28 +1237,27 @@ class AdaLN(nn.Module):
         return self.norm(h) * (1 + scale[:, None]) + shift[:, None]
 
 
-def attend(q, k, v, key_mask, dropout_p: float = 0.0, zero_attn: bool = True) -> torch.Tensor:
+def attend(q, k, v, key_mask, dropout_p: float = 0.0) -> torch.Tensor:
     """Multi-head attention: q (B, H, Tq, c), k and v (B, H, Tk, c), key_mask (B, Tk) True on real frames
-    -> (B, Tq, H * c). zero_attn appends one all-zero key and value, so a query may attend to "nothing" and
-    no softmax row is empty (the authors' add_zero_attn=True). torch's fused kernel on CUDA; elsewhere the
+    -> (B, Tq, H * c). One all-zero key and value are appended, so a query may attend to "nothing" and no
+    softmax row is empty (the authors' add_zero_attn=True). torch's fused kernel on CUDA; elsewhere the
     same softmax written out (`_attend_math`), faster for our short sequences on a CPU (README, Speed).
     """
     if q.device.type != "cuda":
-        out = _attend_math(q, k, v, key_mask, dropout_p, zero_attn)  # (B, H, Tq, c)
+        out = _attend_math(q, k, v, key_mask, dropout_p)  # (B, H, Tq, c)
     else:
-        if zero_attn:
-            k = F.pad(k, (0, 0, 0, 1))  # (B, H, Tk + 1, c)
-            v = F.pad(v, (0, 0, 0, 1))  # (B, H, Tk + 1, c)
-            key_mask = F.pad(key_mask, (0, 1), value=True)  # (B, Tk + 1)
+        k = F.pad(k, (0, 0, 0, 1))  # (B, H, Tk + 1, c): the zero key
+        v = F.pad(v, (0, 0, 0, 1))  # (B, H, Tk + 1, c)
+        key_mask = F.pad(key_mask, (0, 1), value=True)  # (B, Tk + 1)
         attn_mask = key_mask[:, None, None, :]  # (B, 1, 1, Tk): broadcast over heads and queries
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)  # (B, H, Tq, c)
     return rearrange(out, "b h t c -> b t (h c)")  # (B, Tq, d)
 
 
-def _attend_math(q, k, v, key_mask, dropout_p: float, zero_attn: bool) -> torch.Tensor:
+def _attend_math(q, k, v, key_mask, dropout_p: float) -> torch.Tensor:
     """attend's softmax(q k^T / sqrt(c)) v written out, (B, H, Tq, c). The zero key is not materialised: its
     score 0 joins the row maximum m and adds exp(0 - m) to the softmax's denominator; its value adds nothing.
-    A row whose keys are all padding gives 0 with the zero key (and NaN without, like the fused kernel)."""
+    A row whose keys are all padding gives 0."""
     B, H, Tq, c = q.shape
     Tk = k.shape[2]
     bias = torch.zeros(key_mask.shape, dtype=q.dtype, device=q.device).masked_fill_(~key_mask, float("-inf"))
@@ -1268,13 +1265,10 @@ def _attend_math(q, k, v, key_mask, dropout_p: float, zero_attn: bool) -> torch.
     # one product for the scale, the scores and the mask: bias + q k^T / sqrt(c)
     s = torch.baddbmm(bias, q.reshape(B * H, Tq, c), k.reshape(B * H, Tk, c).transpose(1, 2), alpha=c ** -0.5)
     s = s.view(B, H, Tq, Tk)  # (B, H, Tq, Tk)
-    m = s.amax(-1, keepdim=True).detach()  # (B, H, Tq, 1); the result does not depend on m: no gradient
-    if zero_attn:
-        m = m.clamp(min=0.0)
+    m = s.amax(-1, keepdim=True).detach().clamp(min=0.0)  # (B, H, Tq, 1), the zero key's score 0 included;
+    # the result does not depend on m: no gradient
     e = torch.exp(s - m)  # (B, H, Tq, Tk)
-    den = e.sum(-1, keepdim=True)  # (B, H, Tq, 1)
-    if zero_attn:
-        den = den + torch.exp(-m)
+    den = e.sum(-1, keepdim=True) + torch.exp(-m)  # (B, H, Tq, 1): the zero key's exp(0 - m) too
     if dropout_p > 0:  # dropout on the attention weights, as the fused kernel's dropout_p
         return F.dropout(e / den, dropout_p) @ v
     return (e @ v) / den
@@ -1283,9 +1277,9 @@ def _attend_math(q, k, v, key_mask, dropout_p: float, zero_attn: bool) -> torch.
 class SelfAttention(nn.Module):
     """AdaLN, then multi-head self-attention over one person's own frames."""
 
-    def __init__(self, d: int, n_heads: int, d_cond: int, dropout: float, zero_attn: bool):
+    def __init__(self, d: int, n_heads: int, d_cond: int, dropout: float):
         super().__init__()
-        self.n_heads, self.dropout, self.zero_attn = n_heads, dropout, zero_attn
+        self.n_heads, self.dropout = n_heads, dropout
         self.norm = AdaLN(d, d_cond)
         self.qkv = nn.Linear(d, 3 * d)
         self.proj = nn.Linear(d, d)
@@ -1295,15 +1289,15 @@ class SelfAttention(nn.Module):
         x = self.norm(h, emb)
         q, k, v = rearrange(self.qkv(x), "b t (three h c) -> three b h t c", three=3, h=self.n_heads)  # (B, H, T, c)
         p = self.dropout if self.training else 0.0
-        return self.proj(attend(q, k, v, mask, p, self.zero_attn))
+        return self.proj(attend(q, k, v, mask, p))
 
 
 class CrossAttention(nn.Module):
     """AdaLN on both streams, then queries from one person, keys and values from the other person."""
 
-    def __init__(self, d: int, n_heads: int, d_cond: int, dropout: float, zero_attn: bool):
+    def __init__(self, d: int, n_heads: int, d_cond: int, dropout: float):
         super().__init__()
-        self.n_heads, self.dropout, self.zero_attn = n_heads, dropout, zero_attn
+        self.n_heads, self.dropout = n_heads, dropout
         self.norm_q = AdaLN(d, d_cond)   # own person
         self.norm_kv = AdaLN(d, d_cond)  # the partner
         self.q = nn.Linear(d, d)
@@ -1316,7 +1310,7 @@ class CrossAttention(nn.Module):
         k, v = rearrange(self.kv(self.norm_kv(other, emb)), "b t (two h c) -> two b h t c",
                          two=2, h=self.n_heads)  # (B, H, T, c) each
         p = self.dropout if self.training else 0.0
-        return self.proj(attend(q, k, v, mask, p, self.zero_attn))
+        return self.proj(attend(q, k, v, mask, p))
 
 
 class SwiGLU(nn.Module):
@@ -1644,7 +1638,6 @@ class DenoiserConfig:
     n_layers: int = 8              # the paper's 8 cooperative layers
     n_heads: int = 8               # attention heads (96 channels each at width 768)
     dropout: float = 0.1           # on the attention weights, as the authors' code
-    zero_attn: bool = True         # an extra all-zero key/value in attention (authors' add_zero_attn)
     ffn_type: str = "moe"          # 'moe': InterMoE block | 'ffn': one dense AdaLN SwiGLU (ablation baseline)
     d_ffn: int = 1024              # hidden size of the 'ffn' baseline: one expert's size, same compute per token
     moe: MoEConfig = field(default_factory=MoEConfig)  # the InterMoE block's switches (router, routing, ...)
@@ -1663,8 +1656,8 @@ class CooperativeBlock(nn.Module):
     def __init__(self, cfg: DenoiserConfig):
         super().__init__()
         d = cfg.width
-        self.self_attn = SelfAttention(d, cfg.n_heads, d, cfg.dropout, cfg.zero_attn)
-        self.cross_attn = CrossAttention(d, cfg.n_heads, d, cfg.dropout, cfg.zero_attn)
+        self.self_attn = SelfAttention(d, cfg.n_heads, d, cfg.dropout)
+        self.cross_attn = CrossAttention(d, cfg.n_heads, d, cfg.dropout)
         self.ffn = InterMoEBlock(d, d, cfg.moe) if cfg.ffn_type == "moe" else AdaLNFFN(d, d, cfg.d_ffn)
 
     def forward(self, h, other, emb, mask, n_persons: int = 1):

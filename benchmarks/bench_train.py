@@ -43,7 +43,7 @@ Model FLOPs: 2*M*N*K per matrix product, counted from the config and the actual 
 in the dense layers (the hardware computes them), the experts only on the (token, expert) pairs the router
 selected in that very step (padding never selects). Counted: Linear layers, per-node MLPs, the VAE's graph
 convolutions (W2 and the fixed adjacency / pooling matrices; W1 is folded into the temporal conv's
-current-frame tap, so it is no product of its own) and temporal Conv2d (full 3 x joint_kernel window per
+current-frame tap, so it is no product of its own) and temporal Conv2d (full 3 x 3 window per
 output), attention QK^T and AV (with the extra zero key), AdaLN and router projections. Backward =
 2 x forward per product (input and weight gradients), 1 x where one operand needs no gradient (the layer
 that reads the data; the fixed graph matrices); no recomputation. Not counted: element-wise work (norms,
@@ -99,14 +99,14 @@ def mm(m, n, k) -> int:
 def vae_terms(v: im.VAEConfig, n: int, T: int, encoder: bool = True, decoder: bool = True) -> list:
     """The Causal-Skeletal VAE on n sequences of T frames (T a multiple of 4, as encode pads it)."""
     C, H, J, P12, P7 = v.width, v.hidden, im.N_JOINTS, len(im.PARTS_12), len(im.PARTS_7)
-    kt, kj = 3, v.joint_kernel  # CausalSTConv's temporal kernel (kernel_size=3) x taps along the node axis
+    kt, kj = 3, 3  # CausalSTConv's temporal kernel: 3 frames x 3 taps along the node axis
     D = im.JOINT_TOKEN_DIM
 
     def blocks(N, Tl):  # n_blocks ResSTBlocks = 2 CausalSTConvs each, on N nodes x Tl frames
         rows = n * Tl * N
         conv = [(mm(rows, C, C), 2),                     # w2 x (w1 is folded into the conv's current-frame tap)
                 (2 * n * Tl * N * N * C, 1),             # A_norm @ (w2 x): a fixed (N, N) matrix
-                (2 * rows * C * C * kt * kj, 2)]         # temporal Conv2d (+ w1), (3, joint_kernel) window
+                (2 * rows * C * C * kt * kj, 2)]         # temporal Conv2d (+ w1), (3, 3) window
         return conv * (2 * v.n_blocks)
 
     t = []
@@ -135,7 +135,7 @@ def denoiser_terms(c: im.DenoiserConfig, B: int, T: int, selections: list) -> li
     the measured number of (token, expert) pairs per layer."""
     d, N, E = c.width, 2 * B, c.moe.n_experts
     S = N * T
-    Tk = T + (1 if c.zero_attn else 0)
+    Tk = T + 1  # attention's extra all-zero key
     t = [(mm(S, d, c.d_latent), 1),                            # inp (reads the noisy latent: no grad)
          (mm(B, d, d), 1), (mm(B, d, d), 2), (mm(B, d, c.d_text), 2)]  # timestep MLP, text projection
     for k in selections:

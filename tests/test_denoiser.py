@@ -171,10 +171,9 @@ def test_ablation_switches_forward_backward(variant):
                 assert not torch.all(s["bias"] == -0.5)
 
 
-@pytest.mark.parametrize("zero_attn", [True, False])
-def test_the_written_out_attention_equals_torchs_fused_kernel(zero_attn):
+def test_the_written_out_attention_equals_torchs_fused_kernel():
     """attend() runs its own softmax off CUDA; it must equal scaled_dot_product_attention with the zero key
-    appended, values and gradients, including a padded tail and (with the zero key) a row of padding only."""
+    appended, values and gradients, including a padded tail and a row of padding only."""
     import torch.nn.functional as F
     from intermoe_min import _attend_math
     g = torch.Generator().manual_seed(0)
@@ -182,19 +181,16 @@ def test_the_written_out_attention_equals_torchs_fused_kernel(zero_attn):
     q, k, v = (torch.randn(B, H, T, c, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(3))
     mask = torch.ones(B, T, dtype=torch.bool)
     mask[1, 4:] = False
-    if zero_attn:
-        mask[2] = False  # nothing to attend to but the zero key: the answer is 0
-    ours = _attend_math(q, k, v, mask, 0.0, zero_attn)
-    kk, vv, mm = (F.pad(k, (0, 0, 0, 1)), F.pad(v, (0, 0, 0, 1)), F.pad(mask, (0, 1), value=True)) if zero_attn \
-        else (k, v, mask)
+    mask[2] = False  # nothing to attend to but the zero key: the answer is 0
+    ours = _attend_math(q, k, v, mask, 0.0)
+    kk, vv, mm = F.pad(k, (0, 0, 0, 1)), F.pad(v, (0, 0, 0, 1)), F.pad(mask, (0, 1), value=True)
     ref = F.scaled_dot_product_attention(q, kk, vv, attn_mask=mm[:, None, None, :])
     torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-12)
-    if zero_attn:
-        assert torch.equal(ours[2], torch.zeros_like(ours[2]))
+    assert torch.equal(ours[2], torch.zeros_like(ours[2]))
     w = torch.randn(ref.shape, generator=g, dtype=torch.float64)
     g_ours = torch.autograd.grad((ours * w).sum(), (q, k, v))
     g_ref = torch.autograd.grad((ref * w).sum(), (q, k, v))
     for a, b in zip(g_ours, g_ref):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
-    dropped = _attend_math(q, k, v, mask, 0.5, zero_attn)  # training-time dropout on the weights
+    dropped = _attend_math(q, k, v, mask, 0.5)  # training-time dropout on the weights
     assert not torch.allclose(dropped, ours)
