@@ -1596,20 +1596,6 @@ def update_biases(blocks: list) -> None:
         b.apply_tally(row)
 
 
-@torch.no_grad()
-def dense_reference(moe: InterMoEBlock, h, emb, mask=None, n_persons: int = 1) -> torch.Tensor:
-    """For tests: the same output as moe(h, emb, mask) computed densely, every expert on every token,
-    then masked by the selection. Costs E times a dense FFN; records nothing."""
-    N, T, D = h.shape
-    if mask is None:
-        mask = torch.ones(N, T, dtype=torch.bool, device=h.device)
-    _, sel, weights = moe.route(h, emb, mask, n_persons)
-    x = moe.norm(h, emb)  # (N, T, D)
-    all_out = torch.stack([expert(x) for expert in moe.experts], dim=-2)  # (N, T, E, D)
-    w = (weights * sel).to(all_out.dtype)  # (N, T, E): zero where not selected
-    return (w[..., None] * all_out).sum(dim=-2)  # (N, T, D)
-
-
 class AdaLNFFN(nn.Module):
     """The baseline (InterGen + CS-VAE row of the ablation table): AdaLN and one dense SwiGLU FFN where the
     InterMoE block would be. Same call signature as InterMoEBlock so the denoiser can swap them."""

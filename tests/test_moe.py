@@ -10,7 +10,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for intermoe_min
 
-from intermoe_min import (BIAS_EPS, InterMoEBlock, MoEConfig, SynergisticRouter, dense_reference,  # noqa: E402
+from helpers import dense_reference  # noqa: E402
+from intermoe_min import (BIAS_EPS, InterMoEBlock, MoEConfig, SynergisticRouter,  # noqa: E402
                           expert_major)
 
 
