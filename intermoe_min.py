@@ -2014,20 +2014,11 @@ class InterMoEConfig:
     sample_steps: int = 50          # DDIM steps at sampling time (paper: 50)
     guidance: float = 3.5           # classifier-free guidance weight s: s * cond + (1 - s) * uncond
     cond_drop: float = 0.1          # share of training captions replaced by "" (to learn the unconditional)
-    # Each person reads the caption from its own side: person a the caption, person b `swap_caption` of it
-    # ('the first person' <-> 'the second person'), so 'the first person' always means "me". The paper gives
-    # both the same condition; then the exactly symmetric denoiser cannot tie a caption's roles to the two
-    # output slots (role accuracy is a coin toss, measured by intermoe_eval). Weight sharing and the exact swap
-    # symmetry stay. False: the paper's shared condition (an ablation variant).
+    # Beyond the paper (README, "Where we go beyond the paper": with both, roles stop being a coin toss):
+    # person b reads swap_caption(caption), so 'the first person' always means "me" (False: the paper's
+    # shared condition); and each person's input frames get a learnt vector for where its own view of the
+    # caption names it (first, partner first, or no one by index), as BERT's segment vectors.
     egocentric_text: bool = True
-    # Each person's input frames also get a learned vector for where its own view of the caption names it:
-    # named first, the partner named first, or no one named by index ('one person ... the other'), as BERT
-    # adds a segment vector to each token. Not in the paper. Why: the two egocentric views of 'the first
-    # person kicks the second person' differ in word order only, and our from-scratch text encoder did not
-    # learn word order (after 2500 lab steps the two views' sentence embeddings had cosine similarity 0.9999),
-    # so the role never reached the denoiser. The mention order is read off the caption (`caption_initiator`);
-    # what it means is learned from the data. (Added to the condition instead, the learnt vectors stayed
-    # small beside the sentence embedding and the lab model's roles stayed at chance.)
     role_embedding: bool = True
     # stage 1: the VAE (paper: 64-frame windows, AdamW 2e-4, wd 2e-5, batch 256, ~30k steps)
     vae_steps: int = 30_000
