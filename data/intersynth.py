@@ -1562,11 +1562,7 @@ def _available_memory():
 def check_n_clips(n_clips, name: str = "n_clips", generating: bool = True) -> int:
     """`n_clips` as an int, or a TypeError / ValueError naming `name` that says what was expected: a whole
     number of clips, at least 1, and (when `generating`) few enough that generating them fits in memory."""
-    if isinstance(n_clips, (bool, np.bool_)) or not isinstance(n_clips, (int, np.integer)):
-        raise TypeError(f"{name} must be a whole number of clips, not {n_clips!r} ({type(n_clips).__name__})")
-    n = int(n_clips)
-    if n < 1:
-        raise ValueError(f"{name} must be at least 1, not {n}")
+    n = im._check_int(n_clips, name, low=1)  # the library's check: integer types only, at least 1
     free, per_clip = _available_memory(), CLIP_BYTES * PEAK_FACTOR
     if generating and free is not None and n * per_clip > free:
         raise ValueError(f"{name}={n} is too many: generating them needs about {n * per_clip / 2 ** 30:.1f} GiB "
