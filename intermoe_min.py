@@ -1,27 +1,24 @@
-"""intermoe_min: a compact, teachable implementation of InterMoE (AAAI 2026).
+"""intermoe_min: a compact, teachable implementation of InterMoE (AAAI 2026), text -> two-person 3D motion.
 
-InterMoE generates two-person 3D interactions from text. This file holds the model and how it trains, in the
-order data flows through it:
+This file holds the model and how it trains, in the order data flows through it (each section's notebook):
 
-   1. The motion representation: the SMPL 22-joint skeleton, InterHuman's 262-value per-frame features,
-      InterGen's canonicalisation, mirroring and person swapping.
-   2. The dataset: InterHuman's on-disk layout and the generated InterSynth data, one loader for both.
-   3. The Causal-Skeletal VAE: one person's motion <-> a short latent sequence (T/4 frames), causal.
-   4. The text encoder: captions -> a sentence embedding (a small transformer; a pretrained one plugs in).
-   5. Latent diffusion: cosine schedule, x0 prediction, DDIM sampling with classifier-free guidance.
-   6. The Cooperative MoE Denoiser: shared weights for both people, self- and cross-attention, and the
-      InterMoE block (6b the Synergistic Router, 6c Dynamic Temporal Selection) in place of the FFN.
-   7. Training machinery: device choice, bf16 autocast on CUDA, atomic resumable checkpoints, torchrun.
-   8. InterMoE, the whole text-to-motion model, and `preset(name)`.
-   9. The two training stages: `train_vae`, `train_denoiser`.
+   1. Motion representation: SMPL's 22 joints, InterHuman's 262-value features, canonical frame,
+      mirroring and person swap (notebook 01).
+   2. Records and the dataset: InterSynth (data/intersynth.py) and InterHuman (data/interhuman.py) (01).
+   3. Causal-Skeletal VAE: one person's (T, 262) motion <-> (T/4, 448) latents, causal in time (02).
+   4. Text encoder: a caption -> a sentence embedding (03).
+   5. Latent diffusion: cosine schedule, x0 prediction, DDIM with classifier-free guidance (03).
+   6. Cooperative denoiser: 6a building blocks (AdaLN, attention, SwiGLU) (04), 6b the Synergistic
+      Router (05), 6c the InterMoE block: Dynamic Temporal Selection and its bias rule (05, 06),
+      6d the Cooperative Denoiser: two weight-sharing people talking by cross-attention (04).
+   7. Training machinery: device, bf16 autocast, atomic resumable checkpoints, torchrun, one loop (07).
+   8. InterMoE, the whole model (sampling, save/load), and its presets (07).
+   9. The two training stages: `train_vae`, the latent cache, `train_denoiser` (07).
 
-Looking at motion (animations, filmstrips), judging it (the evaluator, every metric, the ablation study) and
-the command line (`python intermoe_min.py demo` and friends) live beside it in intermoe_eval.py, which
-imports this file; this file imports it only when run as a script.
-
-Sources: the InterMoE paper (arXiv 2511.13488), the InterHuman data format as InterGen (Liang et al.,
-IJCV 2024) loads it. Facts follow the paper; where the authors' code differs, a comment says so.
-Everything here is written from those descriptions, not copied.
+Looking at motion and judging it (pictures, metrics, evaluation, ablation) and the command line live in
+intermoe_eval.py, which imports this file; this file imports it only when run as a script.
+Sources: the InterMoE paper (arXiv 2511.13488) and InterHuman's format as InterGen (IJCV 2024) reads it.
+Facts follow the paper; where the authors' code differs, a comment says so. Nothing here is copied.
 """
 from __future__ import annotations
 
@@ -51,9 +48,7 @@ from einops import rearrange
 # =====================================================================================================
 # 1. The motion representation
 # =====================================================================================================
-
-# SMPL's first 22 joints, in SMPL's order (InterHuman keeps this order).
-JOINT_NAMES = [
+JOINT_NAMES = [  # SMPL's first 22 joints, in SMPL's (and InterHuman's) order
     "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
     "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck",
     "left_collar", "right_collar", "head", "left_shoulder", "right_shoulder",
@@ -64,21 +59,18 @@ N_JOINTS = 22
 FPS = 30
 MIN_FRAMES, MAX_FRAMES = 15, 300  # InterHuman's clip-length bounds at 30 fps
 
-# Left/right pairs: mirroring swaps these.
-LEFT_JOINTS = [1, 4, 7, 10, 13, 16, 18, 20]
+LEFT_JOINTS = [1, 4, 7, 10, 13, 16, 18, 20]  # mirroring swaps each with its right twin
 RIGHT_JOINTS = [2, 5, 8, 11, 14, 17, 19, 21]
 MIRROR_JOINT_PERM = list(range(N_JOINTS))
 for _l, _r in zip(LEFT_JOINTS, RIGHT_JOINTS):
     MIRROR_JOINT_PERM[_l], MIRROR_JOINT_PERM[_r] = _r, _l
 
-# Joints used for facing (hips and shoulders) and foot contact (ankle, toe per side).
-L_HIP, R_HIP, L_SHOULDER, R_SHOULDER = 1, 2, 16, 17
+L_HIP, R_HIP, L_SHOULDER, R_SHOULDER = 1, 2, 16, 17  # the joints that say where a person faces
 FOOT_JOINTS = [7, 10, 8, 11]  # contact order in the feature: left ankle, left foot, right ankle, right foot
 CONTACT_VEL_THRESHOLD = 0.001  # squared displacement per frame (m^2), InterGen's value
-CONTACT_HEIGHT_THRESHOLD = [0.12, 0.05, 0.12, 0.05]  # ankle higher off the floor than the toe
+CONTACT_HEIGHT_THRESHOLD = [0.12, 0.05, 0.12, 0.05]  # metres above the floor, per FOOT_JOINTS entry
 
-# The 262-value InterHuman feature of one person at one frame, a named slice per part.
-FEAT_DIM = 262
+FEAT_DIM = 262  # InterHuman's feature of one person at one frame
 FEATURE_SLICES = {
     "positions": slice(0, 66),     # 22 joints x 3, global (canonical frame), metres
     "velocities": slice(66, 132),  # 22 joints x 3, pos[t+1] - pos[t]
@@ -88,10 +80,7 @@ FEATURE_SLICES = {
 
 
 # ---- rotations: the 6D representation (Zhou et al. 2019) -------------------------------------------
-# Our 6D vector is the first two columns of the rotation matrix, read row by row:
-# [R00, R01, R10, R11, R20, R21]. Mirroring is done through matrices (M R M), so it is right whatever
-# the layout; InterGen's hard-coded sign flips match this layout.
-
+# Our 6D vector is the rotation matrix's first two columns read row by row, [R00, R01, R10, R11, R20, R21].
 def rot6d_from_matrix(R: np.ndarray) -> np.ndarray:
     """(..., 3, 3) rotation matrices -> (..., 6)."""
     return R[..., :, :2].reshape(*R.shape[:-2], 6)
@@ -104,16 +93,14 @@ def matrix_from_rot6d(d6: np.ndarray) -> np.ndarray:
     x = a / np.linalg.norm(a, axis=-1, keepdims=True)
     b = b - (x * b).sum(-1, keepdims=True) * x
     y = b / np.linalg.norm(b, axis=-1, keepdims=True)
-    z = np.cross(x, y)
-    return np.stack([x, y, z], axis=-1)
+    return np.stack([x, y, np.cross(x, y)], axis=-1)
 
 
 def axis_angle_matrix(axis, angle) -> np.ndarray:
     """Rodrigues: rotation matrices (..., 3, 3) about unit `axis` (..., 3) by `angle` (...) radians."""
     axis = np.asarray(axis, dtype=np.float64)
-    angle = np.asarray(angle, dtype=np.float64)
     axis = axis / np.linalg.norm(axis, axis=-1, keepdims=True)
-    axis, angle = np.broadcast_arrays(axis, angle[..., None])
+    axis, angle = np.broadcast_arrays(axis, np.asarray(angle, dtype=np.float64)[..., None])
     angle = angle[..., 0]
     x, y, z = axis[..., 0], axis[..., 1], axis[..., 2]
     c, s, C = np.cos(angle), np.sin(angle), 1 - np.cos(angle)
@@ -131,13 +118,8 @@ def yaw_matrix(angle) -> np.ndarray:
 
 
 def forward_kinematics(local_rot: np.ndarray, root_pos: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Joint positions from local rotations.
-
-    local_rot: (T, 22, 3, 3) rotation of each joint relative to its parent (joint 0: global root rotation)
-    root_pos:  (T, 3) pelvis position
-    offsets:   (22, 3) rest-pose offset of each joint from its parent (offsets[0] unused)
-    returns    (T, 22, 3) global joint positions. Bone lengths are |offsets[j]|, constant by construction.
-    """
+    """local_rot (T, 22, 3, 3) relative to each parent (joint 0: global), root_pos (T, 3), offsets (22, 3)
+    rest-pose offset from the parent -> (T, 22, 3) joint positions; bone lengths are |offsets[j]|."""
     T = local_rot.shape[0]
     glob_rot = np.empty_like(local_rot)
     pos = np.empty((T, N_JOINTS, 3), dtype=local_rot.dtype)
@@ -150,43 +132,29 @@ def forward_kinematics(local_rot: np.ndarray, root_pos: np.ndarray, offsets: np.
 
 
 # ---- canonicalisation (InterGen's, REFERENCE section 2) --------------------------------------------
-
 def facing_yaw(joints_frame: np.ndarray) -> float:
-    """Yaw angle (radians about +Y) a person faces at one frame, from (22, 3) joint positions.
-
-    'Across' runs from the left hip/shoulder to the right ones; forward = up x across. InterGen's code
-    uses the hips only; we average hips and shoulders (REFERENCE names both), which is steadier when the
-    pelvis twists. The facing of a person standing in the rest pose (left side at +X) is +Z, yaw 0.
-    """
+    """Yaw (radians about +Y) a person faces, from one frame's (22, 3) joints: forward = up x (left -> right).
+    InterGen uses the hips only; we average hips and shoulders (REFERENCE names both): steadier."""
     across = (joints_frame[R_HIP] - joints_frame[L_HIP]) + (joints_frame[R_SHOULDER] - joints_frame[L_SHOULDER])
     forward = np.cross(np.array([0.0, 1.0, 0.0]), across)
     return float(np.arctan2(forward[0], forward[2]))
 
 
 def canonicalise(joints: np.ndarray) -> np.ndarray:
-    """Put one or two people in the canonical frame of the first one (InterGen's processing).
-
-    joints: (T, 22, 3) one person, or (2, T, 22, 3) two people; metres, Y up.
-    Each person is put on the floor (its own lowest point over the clip at y = 0, as InterGen does), then
-    both are moved so that person 1's root starts at the origin (x, z) and rotated about Y so that person 1
-    faces +Z at frame 0. Person 2 keeps its place relative to person 1. InterGen gets the same result by
-    canonicalising each person alone and re-expressing person 2 through a relative yaw and offset; one rigid
-    transform for both is the same motion and is easier to read.
-    """
+    """(T, 22, 3) or (2, T, 22, 3) -> the same in person 1's canonical frame: each person on its own floor
+    (lowest point y = 0), person 1's root at x = z = 0 facing +Z at frame 0, person 2 moved with it.
+    InterGen canonicalises each person alone and re-expresses person 2; one rigid move is the same motion."""
     single = joints.ndim == 3
     j = np.array(joints[None] if single else joints, dtype=np.float64)  # (P, T, 22, 3)
     j[..., 1] -= j[..., 1].min(axis=(1, 2))[:, None, None]  # each person on its own floor
     j -= j[0, 0, 0] * np.array([1.0, 0.0, 1.0])  # person 1's root at x = z = 0 at frame 0
-    R = yaw_matrix(-facing_yaw(j[0, 0]))  # rotate person 1's frame-0 facing onto +Z
-    j = j @ R.T
+    j = j @ yaw_matrix(-facing_yaw(j[0, 0])).T  # person 1's frame-0 facing onto +Z
     return (j[0] if single else j).astype(np.float32)
 
 
 # ---- the 262-value feature ---------------------------------------------------------------------------
-
 def foot_contacts(joints: np.ndarray) -> np.ndarray:
-    """(T, 22, 3) -> (T-1, 4) contact bits for FOOT_JOINTS: slow (squared displacement per frame below
-    CONTACT_VEL_THRESHOLD) and low (below CONTACT_HEIGHT_THRESHOLD), InterGen's rule."""
+    """(T, 22, 3) -> (T-1, 4) contact bits of FOOT_JOINTS, InterGen's rule: slow and low (the thresholds)."""
     feet = joints[:, FOOT_JOINTS]  # (T, 4, 3)
     slow = ((feet[1:] - feet[:-1]) ** 2).sum(-1) < CONTACT_VEL_THRESHOLD  # (T-1, 4)
     low = feet[:-1, :, 1] < np.array(CONTACT_HEIGHT_THRESHOLD)
@@ -195,14 +163,9 @@ def foot_contacts(joints: np.ndarray) -> np.ndarray:
 
 def features_from_joints(joints: np.ndarray, rot6d: np.ndarray | None = None,
                          canonical: bool = True) -> np.ndarray:
-    """Joint positions (+ local rotations) -> InterHuman's 262-value features.
-
-    joints: (T, 22, 3) or (2, T, 22, 3), metres, Y up, 30 fps.
-    rot6d:  (T, 21, 6) or (2, T, 21, 6) local rotations of joints 1..21 (our 6D layout), or None for
-            position-only data: the rotation slots then hold the identity rotation (say so in your results).
-    canonical: canonicalise first (see `canonicalise`); pass False if `joints` already is.
-    returns (T-1, 262) or (2, T-1, 262) float32: the last frame is dropped, as its velocity is unknown.
-    """
+    """Joints (T, 22, 3) or (2, T, 22, 3) (metres, Y up, 30 fps) and local rotations (T, 21, 6) or
+    (2, T, 21, 6) -> (T-1, 262) or (2, T-1, 262) features; the last frame is dropped (no velocity).
+    rot6d=None (position-only data) fills the rotations with the identity; canonical=False: already is."""
     joints = np.asarray(joints)
     if joints.ndim not in (3, 4) or joints.shape[-2:] != (N_JOINTS, 3) or joints.shape[-3] < 2:
         raise ValueError(f"features_from_joints: expected joints of shape (T, 22, 3) or (2, T, 22, 3) "
@@ -230,8 +193,8 @@ def joints_from_features(features):
 
 
 # ---- mirroring and person swap (data augmentation, REFERENCE section 2) ----------------------------
-# Mirroring reflects x -> -x and swaps every left joint with its right twin; the caption's left/right
-# and clockwise/counterclockwise must swap too, or the augmented data teaches the model the wrong hand.
+# Mirroring reflects x -> -x and swaps left and right joints; the caption's left/right and clockwise must
+# swap too, or the augmented data teaches the model the wrong hand.
 _MIRROR = np.diag([-1.0, 1.0, 1.0])
 
 
@@ -241,8 +204,8 @@ def mirror_joints(joints: np.ndarray) -> np.ndarray:
 
 
 def mirror_rot6d(rot6d: np.ndarray) -> np.ndarray:
-    """(..., 21, 6) local rotations of joints 1..21 -> mirrored: R -> M R M with M = diag(-1, 1, 1), then
-    left and right joints swap places (the same as InterGen's sign flips for our 6D layout)."""
+    """(..., 21, 6) local rotations -> mirrored: R -> M R M, M = diag(-1, 1, 1), then left and right swap
+    (the same as InterGen's hard-coded sign flips, whatever the 6D layout)."""
     R = _MIRROR @ matrix_from_rot6d(np.asarray(rot6d, dtype=np.float64)) @ _MIRROR  # (..., 21, 3, 3)
     perm = [p - 1 for p in MIRROR_JOINT_PERM[1:]]  # non-root joints, indices shifted by one
     return rot6d_from_matrix(R)[..., perm, :].astype(np.asarray(rot6d).dtype)
@@ -257,8 +220,7 @@ def _swap_words(text: str, pairs: list[tuple[str, str]]) -> str:
                          re.IGNORECASE)
 
     def repl(m):
-        word = m.group(0)
-        new = table[word.lower()]
+        word, new = m.group(0), table[m.group(0).lower()]
         if word.isupper() and len(word) > 1:
             return new.upper()
         return new[0].upper() + new[1:] if word[0].isupper() else new
@@ -271,14 +233,9 @@ _MIRROR_WORDS = [("left", "right"), ("leftward", "rightward"), ("leftwards", "ri
 
 
 def mirror_caption(text: str) -> str:
-    """Swap left/right and clockwise/counterclockwise in a caption.
-
-    'clockwise' <-> 'counterclockwise' is an exact swap, so mirroring twice gives the caption back. The
-    rarer spellings 'anticlockwise', 'counter-clockwise', 'anti-clockwise' all mean counterclockwise: they
-    become 'clockwise' ('anticlockwise') or each other (the hyphenated pair), always with the right meaning.
-    """
-    text = _swap_words(text, _MIRROR_WORDS)
-    return re.sub(r"\banticlockwise\b", "clockwise", text, flags=re.IGNORECASE)
+    """Swap left/right and clockwise/counterclockwise in a caption; twice gives it back. 'anticlockwise'
+    becomes 'clockwise', the hyphenated spellings each other: the meaning always flips."""
+    return re.sub(r"\banticlockwise\b", "clockwise", _swap_words(text, _MIRROR_WORDS), flags=re.IGNORECASE)
 
 
 def swap_caption(text: str) -> str:
@@ -291,10 +248,8 @@ _ROLE_RE = re.compile(r"\b(?:(first|second) person|person (1|2|one|two))\b", re.
 
 
 def caption_initiator(caption: str) -> int | None:
-    """The person a caption names first when it names them by index: 0 for 'the first person' ('person 1',
-    'person one'), 1 for 'the second person' ('person 2', 'person two'); None if it names neither.
-    In InterSynth's captions the person named first is the initiator (intermoe_eval scores roles with this);
-    the model reads it as a role feature (InterMoEConfig.role_embedding)."""
+    """0 if a caption names 'the first person' ('person 1', 'person one') before the second, 1 if the
+    second first, None if it names neither: in InterSynth the person named first initiates."""
     m = _ROLE_RE.search(caption)
     if m is None:
         return None
@@ -302,11 +257,9 @@ def caption_initiator(caption: str) -> int | None:
 
 
 # ---- normalisation -----------------------------------------------------------------------------------
-
 class Normalizer:
-    """One mean/std vector (262,) shared by both people (InterGen's choice), applied as (x - mean) / std.
-
-    Works on numpy arrays and torch tensors of shape (..., 262)."""
+    """(x - mean) / std with one (262,) mean and std shared by both people (InterGen's choice), on numpy
+    arrays or torch tensors (..., 262)."""
 
     STD_FLOOR = 1e-2  # features that barely move (e.g. a joint that never bends) would otherwise blow up
 
@@ -319,11 +272,9 @@ class Normalizer:
 
     @classmethod
     def fit(cls, features) -> "Normalizer":
-        """Statistics over (..., 262) feature arrays, a list or a generator (every frame of every person
-        counts once), in one pass holding one array at a time. Each array's count, mean and centred sum of
-        squares M2 are merged into the running ones by Chan et al.'s (1979) pairwise update,
-            mean = mean_a + d n_b / n,   M2 = M2_a + M2_b + d^2 n_a n_b / n,   d = mean_b - mean_a,
-        as stable as numpy on the concatenation (a plain sum of squares loses the std under a large mean)."""
+        """Statistics of (..., 262) arrays from any iterable, one array in memory at a time, merged by
+        Chan et al.'s (1979) update (as exact as numpy on the concatenation):
+            mean = mean_a + d n_b / n,   M2 = M2_a + M2_b + d^2 n_a n_b / n,   d = mean_b - mean_a."""
         n, mean, m2 = 0, np.zeros(FEAT_DIM), np.zeros(FEAT_DIM)
         for f in features:
             x = np.asarray(f, dtype=np.float64).reshape(-1, FEAT_DIM)  # (frames, 262)
@@ -352,23 +303,20 @@ class Normalizer:
         mean, std = self._stats(x)
         return x * std + mean
 
-    def state_dict(self) -> dict:
-        """Plain lists of floats (exact for float32), so checkpoints load with weights_only=True."""
+    def state_dict(self) -> dict:  # plain lists of floats: checkpoints load with weights_only=True
         return {"mean": self.mean.tolist(), "std": self.std.tolist()}
 
     @classmethod
     def from_state_dict(cls, d) -> "Normalizer":
         return cls(np.asarray(d["mean"]), np.asarray(d["std"]))
 
-
 # =====================================================================================================
-# 2. The dataset: InterHuman's on-disk layout and InterSynth, one loader for both
+# 2. Records and the dataset
 # =====================================================================================================
 # A *record* is one interaction before any processing, whatever its source:
 #   {"id": str, "joints": (2, T, 22, 3) float32 metres Y up, "rot6d": (2, T, 21, 6) float32 or None,
 #    "captions": [str, ...], "meta": dict (InterSynth's ground truth; empty for InterHuman)}
-# `load_interhuman` reads InterHuman's files into records; `data/intersynth.py` generates them.
-
+# data/intersynth.py generates them, data/interhuman.py reads InterHuman's files into them.
 class DataError(ValueError):
     """A clip that cannot be used, with the file or clip it came from in the message."""
 
@@ -390,102 +338,46 @@ def check_record(rec: dict, where: str | None = None) -> None:
             raise DataError(f"{where}: rot6d must have shape {j.shape[:2] + (N_JOINTS - 1, 6)}, got {r.shape}")
         if not np.isfinite(r).all():
             raise DataError(f"{where}: rot6d contains NaN or inf")
-    caps = [c for c in rec.get("captions") or [] if isinstance(c, str) and c.strip()]
-    if not caps:
+    if not [c for c in rec.get("captions") or [] if isinstance(c, str) and c.strip()]:
         raise DataError(f"{where}: no caption")
 
 
-def _zup_to_yup(p: np.ndarray) -> np.ndarray:
-    """InterHuman stores Z up; (x, y, z) -> (x, z, -y) makes Y up (InterGen's fixed rotation)."""
-    return np.stack([p[..., 0], p[..., 2], -p[..., 1]], axis=-1)
+def data_module(name: str):
+    """data/<name>.py ('intersynth': the generator, 'interhuman': the reader), loaded once from its file.
+    The library never imports them at import time: they import intermoe_min, not the reverse."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", f"{name}.py")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} not found: it ships in the repository's data/ folder")
+    if name not in sys.modules:  # once: the InterSynth generator keeps its cache of loaded clips in the module
+        spec = importlib.util.spec_from_file_location(name, path)
+        sys.modules[name] = module = importlib.util.module_from_spec(spec)  # registered first, as import does
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 
 
-INTERHUMAN_RAW_DIM = 492  # 62 joint positions x 3, then 51 local 6D rotations
-_RAW_POS, _RAW_ROT = slice(0, 66), slice(186, 312)  # the 22 body joints and their 21 rotations
+def load_intersynth(split: str, n_clips: int | None = None, seed: int = 0) -> list[dict]:
+    """InterSynth records of one split (generated once, then read from data/cache/)."""
+    return data_module("intersynth").load_split(split, seed=seed, **({} if n_clips is None else {"n_clips": n_clips}))
 
 
 def load_interhuman(root: str, split: str = "train", strict: bool = False):
-    """Read InterHuman's layout into records.
-
-    root/motions_processed/person{1,2}/<id>.npy  raw (T, 492) per person
-    root/annots/<id>.txt                          captions, one a line
-    root/{train,val,test}.txt                     ids of each split; root/ignore_list.txt (optional) ids to skip
-    Returns (records, errors): clips that cannot be used are left out and described in `errors`, one line
-    naming the file each; a warning summarises them. With strict=True the first bad clip raises instead.
-    """
-    split_file = os.path.join(root, f"{split}.txt")
-    if not os.path.isfile(split_file):
-        raise FileNotFoundError(f"load_interhuman: no split list {split_file}")
-    ignore = set()
-    if os.path.isfile(os.path.join(root, "ignore_list.txt")):
-        ignore = set(open(os.path.join(root, "ignore_list.txt")).read().split())
-    ids = [i for i in open(split_file).read().split() if i not in ignore]
-    records, errors = [], []
-    for clip_id in ids:
-        try:
-            records.append(_read_interhuman_clip(root, clip_id))
-        except (DataError, OSError, ValueError) as e:
-            if strict:
-                raise
-            errors.append(str(e))
-    if errors:
-        import warnings
-        warnings.warn(f"load_interhuman: skipped {len(errors)} of {len(ids)} clips:\n  " + "\n  ".join(errors[:20]))
-    if not records:
-        raise DataError(f"load_interhuman: no usable clip in {split_file}" + (f"; first error: {errors[0]}" if errors else ""))
-    return records, errors
+    """InterHuman's files under `root` -> (records, errors): unusable clips are left out, each error naming
+    its file (strict=True: the first one raises). The layout: data/interhuman.py."""
+    return data_module("interhuman").load(root, split, strict)
 
 
-def _read_npy(path: str, expected: str) -> np.ndarray:
-    """A float32 array from a .npy file, or a DataError naming the file and `expected` (what it should hold).
-    A missing file raises FileNotFoundError, as open() does."""
-    with open(path, "rb") as f:
-        is_npy = f.read(len(np.lib.format.MAGIC_PREFIX)) == np.lib.format.MAGIC_PREFIX
-    if not is_npy:  # text, a pickle, an .npz archive, empty, garbage: np.load would blame pickling
-        raise DataError(f"{path}: not a .npy file (no .npy header); expected {expected}")
-    try:
-        return np.load(path, allow_pickle=False).astype(np.float32)
-    except (ValueError, EOFError) as err:  # cut short, or an array of objects or strings
-        raise DataError(f"{path}: cannot be read ({err}); expected {expected}") from err
-
-
-def _read_interhuman_clip(root: str, clip_id: str) -> dict:
-    people, rots = [], []
-    for p in ("person1", "person2"):
-        path = os.path.join(root, "motions_processed", p, f"{clip_id}.npy")
-        raw = _read_npy(path, expected=f"a (T, {INTERHUMAN_RAW_DIM}) float array saved with np.save")
-        if raw.ndim != 2 or raw.shape[1] != INTERHUMAN_RAW_DIM:
-            raise DataError(f"{path}: expected shape (T, {INTERHUMAN_RAW_DIM}), got {raw.shape}")
-        if not np.isfinite(raw).all():
-            raise DataError(f"{path}: contains NaN or inf")
-        people.append(_zup_to_yup(raw[:, _RAW_POS].reshape(-1, N_JOINTS, 3)))
-        # Local rotations are relative to the parent joint; InterGen leaves them as stored.
-        rots.append(raw[:, _RAW_ROT].reshape(-1, N_JOINTS - 1, 6))
-    if people[0].shape[0] != people[1].shape[0]:
-        raise DataError(f"{clip_id}: person1 has {people[0].shape[0]} frames, person2 {people[1].shape[0]}")
-    annot = os.path.join(root, "annots", f"{clip_id}.txt")
-    if not os.path.isfile(annot):
-        raise DataError(f"{annot}: caption file missing")
-    try:
-        with open(annot, encoding="utf-8") as f:
-            captions = [line.strip() for line in f if line.strip()]
-    except UnicodeDecodeError as err:
-        raise DataError(f"{annot}: not UTF-8 text ({err}); expected captions in UTF-8, one a line") from err
-    rec = {"id": clip_id, "joints": np.stack(people), "rot6d": np.stack(rots), "captions": captions, "meta": {}}
-    check_record(rec, where=os.path.join(root, "motions_processed", "person*", f"{clip_id}.npy")
-                 if captions else annot)
-    return rec
+def _pick_caption(captions: list[str], rng, train: bool, swap: bool, mirror: bool) -> str:
+    """One of a clip's captions (a random one when training), rewritten to follow a swap and a mirror."""
+    caps = [c for c in captions if c.strip()]
+    caption = caps[int(rng.integers(len(caps)))] if train else caps[0]
+    caption = swap_caption(caption) if swap else caption
+    return mirror_caption(caption) if mirror else caption
 
 
 class InteractionDataset(torch.utils.data.Dataset):
-    """Two-person interactions as the model sees them.
-
-    Each fetch takes one record, optionally swaps who is person 1 (p = swap_prob) and mirrors left/right
-    (p = mirror_prob, caption included), canonicalises to person 1's frame, computes the (2, T-1, 262)
-    features, normalises them, crops to `max_frames` (a random window when training) and picks one of the
-    captions at random. Bad records are left out with a warning that names them (see `check_record`).
-    Use `collate` (below) in the DataLoader to pad a batch and build its mask.
-    """
+    """Records as the model sees them: a fetch swaps the people (p = swap_prob) and mirrors (p = mirror_prob,
+    caption included), canonicalises, computes the (2, T-1, 262) features, normalises, crops to max_frames
+    (a random window when training) and picks a caption. Bad records are left out with a warning."""
 
     def __init__(self, records: list[dict], normalizer: Normalizer | None = None, train: bool = True,
                  swap_prob: float = 0.5, mirror_prob: float = 0.5, max_frames: int = MAX_FRAMES - 1,
@@ -498,20 +390,15 @@ class InteractionDataset(torch.utils.data.Dataset):
             except DataError as e:
                 self.errors.append(str(e))
         if self.errors:
-            import warnings
             warnings.warn(f"InteractionDataset: left out {len(self.errors)} bad clips:\n  " + "\n  ".join(self.errors[:20]))
         if not good:
             raise DataError("InteractionDataset: no usable clip" + (f"; first error: {self.errors[0]}" if self.errors else ""))
-        self.records = good
-        self.normalizer = normalizer
-        self.train = train
+        self.records, self.normalizer, self.train, self.max_frames = good, normalizer, train, max_frames
         self.swap_prob = swap_prob if train else 0.0
         self.mirror_prob = mirror_prob if train else 0.0
-        self.max_frames = max_frames
-        # With a seed, every fetch draws from its own generator keyed by (seed, epoch, index): the same
-        # item in the same epoch is augmented the same way whatever order, worker or resumed run fetches it.
-        self.seed, self.epoch = seed, 0
-        self._rng = np.random.default_rng()
+        # With a seed, a fetch draws from its own generator keyed by (seed, epoch, index): the same item in
+        # the same epoch is augmented alike whatever order, worker or resumed run fetches it.
+        self.seed, self.epoch, self._rng = seed, 0, np.random.default_rng()
 
     def __len__(self):
         return len(self.records)
@@ -521,46 +408,34 @@ class InteractionDataset(torch.utils.data.Dataset):
         rec = self.records[i]
         joints, rot = rec["joints"], rec.get("rot6d")
         if swap:
-            joints = joints[::-1]
-            rot = None if rot is None else rot[::-1]
+            joints, rot = joints[::-1], None if rot is None else rot[::-1]
         if mirror:
-            joints = mirror_joints(joints)
-            rot = None if rot is None else mirror_rot6d(rot)
+            joints, rot = mirror_joints(joints), None if rot is None else mirror_rot6d(rot)
         return features_from_joints(joints, rot)
 
     def fit_normalizer(self) -> Normalizer:
-        """Statistics of every record's features, as recorded and mirrored (train split). Mirroring flips
-        the sign of some rotation components: statistics of the recorded clips alone would call a value
-        that is constant there but negated in its mirror 'impossible' and blow it up when normalised.
-        One pass over a generator: one clip's features in memory at a time, whatever the split's size."""
+        """Statistics of every record as recorded and mirrored (mirroring negates some rotation components;
+        without the mirrors a value constant in the data would blow up when normalised), one clip at a time."""
         return Normalizer.fit(f for i in range(len(self)) for f in (self.features(i), self.features(i, mirror=True)))
 
     def __getitem__(self, i: int) -> dict:
-        rec = self.records[i]
         rng = self._rng if self.seed is None else np.random.default_rng([self.seed, self.epoch, i])
-        swap = bool(rng.random() < self.swap_prob)
-        mirror = bool(rng.random() < self.mirror_prob)
+        swap, mirror = bool(rng.random() < self.swap_prob), bool(rng.random() < self.mirror_prob)
         feats = self.features(i, swap, mirror)  # (2, T-1, 262)
         if feats.shape[1] > self.max_frames:
             start = int(rng.integers(0, feats.shape[1] - self.max_frames + 1)) if self.train else 0
             feats = feats[:, start:start + self.max_frames]
         if self.normalizer is not None:
             feats = self.normalizer.normalise(feats)
-        caps = [c for c in rec["captions"] if c.strip()]
-        caption = caps[int(rng.integers(len(caps)))] if self.train else caps[0]
-        if swap:
-            caption = swap_caption(caption)
-        if mirror:
-            caption = mirror_caption(caption)
         return {"motion": torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32)),
-                "length": feats.shape[1], "caption": caption, "id": rec["id"],
-                "swapped": swap, "mirrored": mirror}
+                "length": feats.shape[1], "caption": _pick_caption(self.records[i]["captions"], rng, self.train,
+                                                                   swap, mirror),
+                "id": self.records[i]["id"], "swapped": swap, "mirrored": mirror}
 
 
 def collate(batch: list[dict]) -> dict:
-    """Pad dataset items into a batch: their "motion" (2, T_i, 262) or, from stage 2's LatentDataset, "latent"
-    (2, T_i', C), zero-padded to (B, 2, T, ...), with mask (B, T) bool (True = real frame), lengths (B,),
-    captions, ids. Motion's T is rounded up to a multiple of 4, the VAE's downsampling of time."""
+    """Dataset items' "motion" (2, T_i, 262) or stage 2's "latent" (2, T_i', C) -> zero-padded (B, 2, T, ...),
+    mask (B, T) bool (True = real frame), lengths (B,), captions, ids. Motion's T is a multiple of 4 (the VAE)."""
     key = "motion" if "motion" in batch[0] else "latent"
     lengths = torch.tensor([b["length"] for b in batch])
     multiple = 4 if key == "motion" else 1
@@ -572,35 +447,11 @@ def collate(batch: list[dict]) -> dict:
     return {key: x, "mask": mask, "lengths": lengths,
             "captions": [b["caption"] for b in batch], "ids": [b["id"] for b in batch]}
 
-
-def intersynth_module():
-    """data/intersynth.py, the InterSynth generator, loaded from its file. Only notebooks and the command
-    line use this: the library never depends on the generator (data/ imports intermoe_min, not the reverse)."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "intersynth.py")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} not found: the InterSynth generator ships in the repository's data/ folder")
-    if "intersynth" in sys.modules:  # load once: its cache of loaded clips lives in the module
-        return sys.modules["intersynth"]
-    spec = importlib.util.spec_from_file_location("intersynth", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["intersynth"] = module  # registered before running, as a normal import does
-    spec.loader.exec_module(module)
-    return module
-
-
-def load_intersynth(split: str, n_clips: int | None = None, seed: int = 0) -> list[dict]:
-    """InterSynth records of one split (generated once, then read from data/cache/)."""
-    kw = {} if n_clips is None else {"n_clips": n_clips}
-    return intersynth_module().load_split(split, seed=seed, **kw)
-
-
 # =====================================================================================================
-# 3. The Causal-Skeletal VAE
+# 3. The Causal-Skeletal VAE (paper, Method; REFERENCE 1.1)
 # =====================================================================================================
-# The VAE turns one person's motion, a (T, 262) feature per frame, into a short sequence of latent
-# frames (T/4, 448); the diffusion model works in that latent space. Paper, Method, "Causal-Skeletal
-# VAE": skeletal graph convolution mixes neighbouring joints, causal convolution mixes frames, and
-# neither ever looks into the future. Data flow (REFERENCE 1.1):
+# One person's motion (T, 262) <-> latents (T/4, 448): a skeletal graph convolution mixes neighbouring joints,
+# a causal convolution mixes frames, and neither ever looks into the future.
 #
 #   (B, T, 262) --split per joint--> (B, T, 22, 13) --per-joint MLP--> (B, T, 22, C)
 #     --[res ST blocks on the 22-joint graph]--> pool 22 joints -> 12 parts, T -> T/2
@@ -608,17 +459,12 @@ def load_intersynth(split: str, n_clips: int | None = None, seed: int = 0) -> li
 #     --per-part mu/logvar head--> z: (B, T/4, 7, C) = (B, T/4, 448) at C = 64
 #   and the decoder walks back up the same ladder (unpool, upsample time by repetition, blocks).
 #
-# Causal means: latent frame k sees only input frames < 4(k+1), and decoded frame t sees only latent
-# frames <= t // 4. That lets the motion be encoded and decoded as a stream, 4 frames at a time.
-
-
+# Causal: latent frame k sees only input frames < 4(k+1); decoded frame t only latent frames <= t // 4.
 
 # ---- 3.1 The skeleton at three resolutions: 22 joints -> 12 parts -> 7 parts -------------------------
-# Each coarse node is a group of finer nodes: a short chain along the SMPL tree. Both levels are
-# partitions (every node in exactly one group), so pooling is a plain average over a group, unpooling
-# copies a group's token back to each member, and the coarse graph is the quotient of the fine one.
-# Our own grouping, in the spirit of the authors' (their code also pools 22 -> 12 -> 7 by averaging).
-# The pelvis keeps a token of its own at every level: it carries the global trajectory.
+# Each coarse node is a short chain of finer nodes along the SMPL tree, every node in exactly one group: pooling
+# averages a group, unpooling copies its token back to each member. Our grouping; the authors' code also pools
+# 22 -> 12 -> 7 by averaging. The pelvis keeps its own token at every level: it carries the trajectory.
 PARTS_12 = {  # part name: SMPL joint indices (JOINT_NAMES order)
     "pelvis": [0],
     "left_thigh": [1, 4],             # left hip, left knee
@@ -644,15 +490,6 @@ PARTS_7 = {  # part name: indices into PARTS_12
 }
 
 
-def skeleton_adjacency() -> torch.Tensor:
-    """(22, 22) adjacency of the SMPL tree, with self loops (every joint is its own neighbour)."""
-    A = torch.eye(N_JOINTS)
-    for j, p in enumerate(SMPL_PARENTS):
-        if p >= 0:
-            A[j, p] = A[p, j] = 1.0
-    return A
-
-
 def group_membership(groups: dict, n_in: int) -> torch.Tensor:
     """(n_out, n_in) 0/1 matrix: M[g, j] = 1 iff node j belongs to group g."""
     M = torch.zeros(len(groups), n_in)
@@ -663,29 +500,17 @@ def group_membership(groups: dict, n_in: int) -> torch.Tensor:
 
 
 def coarsen_adjacency(A: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
-    """Quotient graph: groups g, h are neighbours iff some edge joins a member of g to one of h.
-
-    A: (n_in, n_in) fine adjacency with self loops, M: (n_out, n_in) membership -> (n_out, n_out),
-    self loops included. (M A M^T)[g, h] counts the fine edges between the members of g and h.
-    """
+    """The quotient graph (n_out, n_out): groups are neighbours iff an edge joins their members, (M A M^T) > 0."""
     return ((M @ A @ M.T) > 0).float()
 
 
-def pool_matrix(M: torch.Tensor) -> torch.Tensor:
-    """Averaging matrix (n_out, n_in): a group's token is the mean of its members' tokens."""
-    return M / M.sum(1, keepdim=True)
-
-
-def unpool_matrix(M: torch.Tensor) -> torch.Tensor:
-    """The transposed map (n_in, n_out): each node gets a copy of its group's token."""
-    return M.T.clone()
-
-
-# Built once from the tree and the groups. Both coarse graphs come out as trees:
+# Both coarse graphs are trees:
 #   12 parts: pelvis - {left_thigh - left_foot, right_thigh - right_foot, spine - chest},
 #             chest - {head, left_shoulder - left_forearm, right_shoulder - right_forearm}
 #    7 parts: pelvis - {left_leg, right_leg, torso}, torso - {head, left_arm, right_arm}
-A_JOINTS = skeleton_adjacency()                       # (22, 22)
+A_JOINTS = torch.eye(N_JOINTS)                        # (22, 22) the SMPL tree, self loops included
+for _j, _p in enumerate(SMPL_PARENTS[1:], start=1):
+    A_JOINTS[_j, _p] = A_JOINTS[_p, _j] = 1.0
 M_12 = group_membership(PARTS_12, N_JOINTS)           # (12, 22)
 M_7 = group_membership(PARTS_7, len(PARTS_12))        # (7, 12)
 A_12 = coarsen_adjacency(A_JOINTS, M_12)              # (12, 12)
@@ -697,11 +522,8 @@ JOINT_TOKEN_DIM = 13  # position 3 + 6D local rotation 6 + velocity 3 + contact 
 
 
 def features_to_joint_tokens(x: torch.Tensor) -> torch.Tensor:
-    """(B, T, 262) features -> (B, T, 22, 13) joint tokens [pos 3, rot6d 6, vel 3, contact 1].
-
-    The root (pelvis) has no local rotation in the feature: its rotation slot is zeros. Only the four
-    foot joints (FOOT_JOINTS) carry a contact bit; the other joints' contact slot is zero.
-    """
+    """(B, T, 262) -> (B, T, 22, 13) joint tokens [pos 3, rot6d 6, vel 3, contact 1]; the root's rotation
+    and the non-foot joints' contact slots are zeros."""
     B, T, D = x.shape
     assert D == FEAT_DIM, f"expected (B, T, {FEAT_DIM}) features, got {tuple(x.shape)}"
     pos = x[..., FEATURE_SLICES["positions"]].reshape(B, T, N_JOINTS, 3)        # (B, T, 22, 3)
@@ -714,10 +536,7 @@ def features_to_joint_tokens(x: torch.Tensor) -> torch.Tensor:
 
 
 def joint_tokens_to_features(tok: torch.Tensor) -> torch.Tensor:
-    """(B, T, 22, 13) joint tokens -> (B, T, 262) features; the inverse of features_to_joint_tokens.
-
-    The root's rotation slot and the non-foot contact slots are dropped (the feature has no place for them).
-    """
+    """(B, T, 22, 13) -> (B, T, 262), the inverse (the slots the feature has no place for are dropped)."""
     B, T = tok.shape[:2]
     pos = tok[..., 0:3].reshape(B, T, N_JOINTS * 3)                  # (B, T, 66)
     rot = tok[:, :, 1:, 3:9].reshape(B, T, (N_JOINTS - 1) * 6)      # (B, T, 126), root dropped
@@ -727,10 +546,7 @@ def joint_tokens_to_features(tok: torch.Tensor) -> torch.Tensor:
 
 
 class PerNodeLinear(nn.Module):
-    """A Linear layer with its own weights for each of N nodes (joints or parts).
-
-    (..., N, d_in) -> (..., N, d_out) with weight (N, d_in, d_out): one einsum instead of N Linears.
-    """
+    """A Linear with its own weights per node: (..., N, d_in) -> (..., N, d_out), one einsum for all N."""
 
     def __init__(self, n_nodes: int, d_in: int, d_out: int):
         super().__init__()
@@ -746,21 +562,15 @@ class PerNodeMLP(nn.Sequential):
     """Linear -> SiLU -> Linear, separate weights per node: (..., N, d_in) -> (..., N, d_out)."""
 
     def __init__(self, n_nodes: int, d_in: int, d_hidden: int, d_out: int):
-        super().__init__(PerNodeLinear(n_nodes, d_in, d_hidden), nn.SiLU(),
-                         PerNodeLinear(n_nodes, d_hidden, d_out))
+        super().__init__(PerNodeLinear(n_nodes, d_in, d_hidden), nn.SiLU(), PerNodeLinear(n_nodes, d_hidden, d_out))
 
 
 # ---- 3.3 Spatio-temporal convolution: graph conv over joints + causal conv over time ----------------
 class CausalSTConv(nn.Module):
-    """One spatio-temporal convolution on tokens (B, T, N, C) over an N-node graph.
-
-    out = W1 x + (A W2 x) / deg                       skeletal graph conv (A with self loops)
-        + causal temporal conv, kernel 3 in time       frame t sees frames t-2, t-1, t only
-
-    The temporal conv is a Conv2d over (time, node index) with 3 taps along the node axis, as in the
-    authors' code (its 3x3 conv is where most of the ~1.0 M parameters sit). The node axis is the index
-    order, not the skeleton: true neighbours are the graph conv's job.
-    """
+    """One spatio-temporal convolution on tokens (B, T, N, C) over an N-node graph with adjacency A:
+        out = W1 x + (A W2 x) / deg  +  causal temporal conv (frame t sees frames t-2, t-1, t only)
+    The temporal conv is a Conv2d over (time, node index) with 3 taps along the node axis, as in the authors'
+    code: the node axis is the index order, not the skeleton (neighbours are the graph conv's job)."""
 
     def __init__(self, adjacency: torch.Tensor, dim: int, kernel_size: int = 3):
         super().__init__()
@@ -771,9 +581,9 @@ class CausalSTConv(nn.Module):
         self.temporal = nn.Conv2d(dim, dim, (kernel_size, 3), padding=(0, 1))  # (time, node index)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # W1 x is the same product as the temporal conv's tap on the current frame and the same node, so it
-        # is added to that tap (exact; one product fewer), and W2's bias passes through A / deg unchanged
-        # because its rows sum to 1. Same parameters and output as the formula in the docstring.
+        # The docstring's formula with W1 folded into the conv's tap on the current frame and node (the same
+        # product; on a CPU the stage-1 step is 10-15 % faster, README Speed) and W2's bias taken out of
+        # A / deg (its rows sum to 1). tests/test_vae.py checks it against the formula.
         kj = self.temporal.weight.shape[-1]
         weight = self.temporal.weight.clone()                 # (C_out, C_in, 3 frames, kj nodes)
         weight[:, :, -1, kj // 2] += self.w1.weight           # kernel row -1 = the current frame (causal pad)
@@ -789,25 +599,20 @@ class ResSTBlock(nn.Module):
 
     def __init__(self, adjacency: torch.Tensor, dim: int, dropout: float):
         super().__init__()
-        self.conv1 = CausalSTConv(adjacency, dim)
-        self.conv2 = CausalSTConv(adjacency, dim)
+        self.conv1, self.conv2 = CausalSTConv(adjacency, dim), CausalSTConv(adjacency, dim)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, N, C) -> (B, T, N, C)
-        h = self.conv1(F.silu(x))
-        h = self.conv2(F.silu(h))
-        return x + self.dropout(h)
+        return x + self.dropout(self.conv2(F.silu(self.conv1(F.silu(x)))))
 
 
 class STPool(nn.Module):
-    """Pool nodes with a fixed averaging matrix and halve time: (B, T, N_in, C) -> (B, T/2, N_out, C).
-
-    Time pooling averages frames 2k and 2k+1, so output frame k sees nothing after input frame 2k+1.
-    """
+    """(B, T, N_in, C) -> (B, T/2, N_out, C): each group's mean, then frames 2k and 2k+1 averaged (causal:
+    output frame k sees nothing after input frame 2k+1)."""
 
     def __init__(self, membership: torch.Tensor):
         super().__init__()
-        self.register_buffer("pool", pool_matrix(membership))  # (N_out, N_in)
+        self.register_buffer("pool", membership / membership.sum(1, keepdim=True))  # (N_out, N_in)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.einsum("on,btnc->btoc", self.pool, x)  # (B, T, N_out, C)
@@ -816,14 +621,11 @@ class STPool(nn.Module):
 
 
 class STUnpool(nn.Module):
-    """Unpool with the transposed map and double time by repetition: (B, T, N_out, C) -> (B, 2T, N_in, C).
-
-    Repetition keeps it causal: output frames 2k and 2k+1 are both copies of input frame k.
-    """
+    """(B, T, N_out, C) -> (B, 2T, N_in, C): each member gets its group's token, every frame twice (causal)."""
 
     def __init__(self, membership: torch.Tensor):
         super().__init__()
-        self.register_buffer("unpool", unpool_matrix(membership))  # (N_in, N_out)
+        self.register_buffer("unpool", membership.T.clone())  # (N_in, N_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.einsum("no,btoc->btnc", self.unpool, x)  # (B, T, N_in, C)
@@ -844,11 +646,8 @@ class VAEConfig:
 
 
 class CausalSkeletalVAE(nn.Module):
-    """Causal-Skeletal VAE (paper, Method; REFERENCE 1.1): one person, (B, T, 262) <-> (B, ceil(T/4), 448).
-
-    Weights are shared by both persons: encode them one at a time (or stacked along the batch).
-    Inputs and outputs are normalised features (feature - mean) / std.
-    """
+    """Causal-Skeletal VAE: one person's normalised features (B, T, 262) <-> latents (B, ceil(T/4), 448).
+    Both people share it: encode them stacked along the batch."""
 
     downsample = 4  # 2 levels, time / 2 each
 
@@ -871,11 +670,8 @@ class CausalSkeletalVAE(nn.Module):
         self.joint_out = PerNodeMLP(N_JOINTS, C, cfg.hidden, JOINT_TOKEN_DIM)
 
     def encode_dist(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x (B, T, 262) -> mu, logvar, each (B, ceil(T/4), 448).
-
-        T not divisible by 4: the last frame is repeated at the end (padding after the clip keeps
-        causality), so the last latent frame summarises a partial block.
-        """
+        """x (B, T, 262) -> mu, logvar, each (B, ceil(T/4), 448). A T not divisible by 4 is padded by
+        repeating the last frame (after the clip: causality keeps the earlier latents unchanged)."""
         B, T, _ = x.shape
         pad = -T % self.downsample
         if pad:
@@ -884,8 +680,7 @@ class CausalSkeletalVAE(nn.Module):
         h = self.pool1(self.enc_joints(h))               # (B, T'/2, 12, C)
         h = self.pool2(self.enc_parts(h))                # (B, T'/4, 7, C)
         mu, logvar = self.to_dist(h).chunk(2, dim=-1)    # 2 x (B, T'/4, 7, C)
-        # A bounded log-variance: exp(logvar) in the KL term cannot overflow after a bad step.
-        logvar = logvar.clamp(-20.0, 10.0)
+        logvar = logvar.clamp(-20.0, 10.0)               # exp(logvar) in the KL cannot overflow after a bad step
         return mu.flatten(2), logvar.flatten(2)          # 2 x (B, T'/4, 7 * C)
 
     def encode(self, x: torch.Tensor, sample: bool = False) -> torch.Tensor:
@@ -904,18 +699,14 @@ class CausalSkeletalVAE(nn.Module):
         return out if T is None else out[:, :T]
 
     def forward(self, x: torch.Tensor, sample: bool | None = None):
-        """x (B, T, 262) -> (recon (B, T, 262), mu, logvar (B, ceil(T/4), 448)).
-
-        Samples z in training mode and uses the mean in eval mode unless `sample` says otherwise.
-        """
+        """x (B, T, 262) -> (recon (B, T, 262), mu, logvar); z is sampled in training mode unless `sample`."""
         mu, logvar = self.encode_dist(x)
-        sample = self.training if sample is None else sample
-        z = reparameterize(mu, logvar) if sample else mu
+        z = reparameterize(mu, logvar) if (self.training if sample is None else sample) else mu
         return self.decode(z, x.shape[1]), mu, logvar
 
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """z = mu + sigma * eps, eps ~ N(0, I): the VAE's reparameterisation trick (Kingma & Welling 2014)."""
+    """z = mu + sigma * eps, eps ~ N(0, I) (Kingma & Welling 2014)."""
     return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
 
 
@@ -924,7 +715,7 @@ VAE_LOSS_WEIGHTS = {"recon": 1.0, "pos": 0.5, "vel": 0.5, "rot": 0.5, "kl": 0.02
 
 
 def _masked_mean(err: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Mean of err (B, T, F) over all elements of the valid frames; mask (B, T) bool or None."""
+    """Mean of err (B, T, F) over the valid frames' elements; mask (B, T) bool or None."""
     if mask is None:
         return err.mean()
     m = mask[..., None].to(err.dtype)                 # (B, T, 1)
@@ -932,16 +723,9 @@ def _masked_mean(err: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
 
 
 def vae_loss(recon, x, mu, logvar, mean, std, mask=None, weights=None):
-    """Weighted VAE loss -> (total, {term: float}).
-
-    recon, x:    (B, T, 262) normalised features (decoded and target)
-    mu, logvar:  (B, ceil(T/4), 448) the posterior
-    mean, std:   (262,) normalisation statistics, to measure position/velocity/rotation in real units
-    mask:        (B, T) bool, True on valid frames; padded frames then count for nothing.
-                 A latent frame counts for the KL term if any of its 4 frames is valid.
-    weights:     overrides for VAE_LOSS_WEIGHTS, e.g. {"kl": 0.0}
-    Each term is a mean over elements (MSE), as in the authors' setup.
-    """
+    """-> (total, {term: float}). recon, x (B, T, 262) normalised; mu, logvar (B, ceil(T/4), 448); mean,
+    std (262,) to measure positions, velocities, rotations in real units; mask (B, T) bool (a latent frame
+    counts for the KL if any of its 4 frames is valid); weights overrides VAE_LOSS_WEIGHTS. Each term is MSE."""
     w = {**VAE_LOSS_WEIGHTS, **(weights or {})}
     recon_real, x_real = recon * std + mean, x * std + mean  # (B, T, 262) de-normalised
     terms = {"recon": _masked_mean((recon - x) ** 2, mask)}
@@ -952,32 +736,23 @@ def vae_loss(recon, x, mu, logvar, mean, std, mask=None, weights=None):
     latent_mask = None
     if mask is not None:
         B, T = mask.shape
-        Tz = mu.shape[1]
-        padded = F.pad(mask, (0, 4 * Tz - T), value=False)     # (B, 4 Tz)
-        latent_mask = padded.reshape(B, Tz, 4).any(-1)          # (B, Tz)
+        padded = F.pad(mask, (0, 4 * mu.shape[1] - T), value=False)  # (B, 4 Tz)
+        latent_mask = padded.reshape(B, mu.shape[1], 4).any(-1)       # (B, Tz)
     terms["kl"] = _masked_mean(kl, latent_mask)
     total = sum(w[k] * v for k, v in terms.items())
     return total, {"total": total.item(), **{k: v.item() for k, v in terms.items()}}
 
-
 # =====================================================================================================
 # 4. The text encoder
 # =====================================================================================================
-# InterGen and InterMoE read the caption with a frozen CLIP ViT-L/14 text tower, then a trainable
-# 2-layer transformer; the end-of-text token's feature goes through a Linear and is added to the
-# diffusion timestep embedding (REFERENCE 1.2). CLIP's weights cannot be downloaded here, so by default
-# we learn a small text encoder from scratch on the training captions, built the same way: words ->
-# embeddings + positions -> transformer -> end-of-text token -> Linear. A lab that has a pretrained
-# sentence encoder can plug it in instead (TextEncoder(..., pretrained=fn)), frozen, with a trainable
-# Linear on top.
+# The paper reads captions with frozen CLIP ViT-L/14, then a trainable 2-layer transformer whose end-of-text
+# feature, through a Linear, joins the timestep embedding (REFERENCE 1.2). CLIP cannot be downloaded here: we
+# learn the same shape from scratch (words -> embeddings + positions -> transformer -> <eos> -> Linear), and a
+# pretrained sentence encoder plugs in with TextEncoder(..., pretrained=fn).
 class Vocab:
-    """Word-level vocabulary built from training captions.
-
-    Tokens are lower-cased words and single punctuation marks ("A man's hand." -> a man ' s hand .).
-    Three special tokens: <pad> = 0 (padding), <unk> = 1 (any word not seen in training),
-    <eos> = 2 (end of text: closes every caption, and its feature becomes the sentence embedding).
-    The empty caption "" (classifier-free guidance's "no text") is just [<eos>].
-    """
+    """Word-level vocabulary of the training captions: lower-cased words and single punctuation marks
+    ("A man's hand." -> a man ' s hand .), after <pad> = 0, <unk> = 1 (unseen words) and <eos> = 2 (closes
+    every caption; its feature is the sentence embedding). The empty caption "" is just [<eos>]."""
 
     PAD, UNK, EOS = "<pad>", "<unk>", "<eos>"
     _token_re = re.compile(r"\w+|[^\w\s]")  # a run of word characters, or one punctuation mark
@@ -986,7 +761,7 @@ class Vocab:
         assert itos[:3] == [self.PAD, self.UNK, self.EOS], "special tokens must come first"
         self.itos = list(itos)                            # id -> token
         self.stoi = {t: i for i, t in enumerate(itos)}    # token -> id
-        self._warned: set[str] = set()                   # unknown words already reported
+        self._warned: set[str] = set()                   # unknown words and cut lengths already reported
 
     @classmethod
     def tokenize(cls, text: str) -> list[str]:
@@ -994,7 +769,7 @@ class Vocab:
 
     @classmethod
     def build(cls, captions, min_count: int = 1) -> "Vocab":
-        """Vocabulary of every token seen at least min_count times; most frequent first, ties A-Z."""
+        """Every token seen at least min_count times; most frequent first, ties A-Z."""
         counts = Counter(t for c in captions for t in cls.tokenize(c))
         words = sorted((w for w, n in counts.items() if n >= min_count), key=lambda w: (-counts[w], w))
         return cls([cls.PAD, cls.UNK, cls.EOS] + words)
@@ -1003,47 +778,40 @@ class Vocab:
         return len(self.itos)
 
     def unknown_words(self, texts) -> list[str]:
-        """Sorted words of `texts` that are not in the vocabulary (they would become <unk>)."""
+        """Sorted words of `texts` the vocabulary does not have (they would become <unk>)."""
         return sorted({t for text in texts for t in self.tokenize(text) if t not in self.stoi})
 
-    def encode(self, texts, max_len: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
-        """Captions -> (ids (B, L) long, mask (B, L) bool, True on real tokens incl. <eos>).
+    def _warn_once(self, message: str) -> None:
+        if message not in self._warned:
+            self._warned.add(message)
+            warnings.warn(message, stacklevel=3)
 
-        L = the longest caption + 1, at most max_len; longer captions are cut so that <eos> always fits.
-        Unknown words map to <unk>; the first time a word is met, or a caption is cut, a warning says so.
-        """
+    def encode(self, texts, max_len: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+        """Captions -> ids (B, L) long, mask (B, L) bool (True on real tokens, <eos> included), L the longest
+        caption + 1, at most max_len (longer ones are cut so <eos> fits). Unknown words and cuts warn once."""
         texts = list(texts)
         new = [w for w in self.unknown_words(texts) if w not in self._warned]
         if new:
             self._warned.update(new)
-            warnings.warn(f"{len(new)} word(s) not in the vocabulary, read as {self.UNK}: {new}",
-                          stacklevel=2)
+            warnings.warn(f"{len(new)} word(s) not in the vocabulary, read as {self.UNK}: {new}", stacklevel=2)
         tokens = [self.tokenize(text) for text in texts]
         for n in sorted({len(toks) for toks in tokens if len(toks) > max_len - 1}):
-            message = (f"a caption of {n} tokens (words and punctuation) is cut to its first {max_len - 1}, "
-                       f"all the text encoder reads: its last {n - max_len + 1} are ignored")
-            if message not in self._warned:  # once per length: a caption's two views have the same length
-                self._warned.add(message)
-                warnings.warn(message, stacklevel=2)
+            self._warn_once(f"a caption of {n} tokens (words and punctuation) is cut to its first {max_len - 1}, "
+                            f"all the text encoder reads: its last {n - max_len + 1} are ignored")
         unk = self.stoi[self.UNK]
         rows = [[self.stoi.get(t, unk) for t in toks][: max_len - 1] + [self.stoi[self.EOS]] for toks in tokens]
-        L = max(len(r) for r in rows)
-        ids = torch.zeros(len(rows), L, dtype=torch.long)  # (B, L), <pad> = 0
+        ids = torch.zeros(len(rows), max(len(r) for r in rows), dtype=torch.long)  # (B, L), <pad> = 0
         for i, r in enumerate(rows):
             ids[i, : len(r)] = torch.tensor(r)
         return ids, ids != 0
 
     def decode(self, ids) -> str:
-        """ids (L,) -> the tokens joined by spaces, up to <eos> (for checking, not for printing prose)."""
-        out = []
-        for i in ids.tolist():
-            if self.itos[i] in (self.EOS, self.PAD):
-                break
-            out.append(self.itos[i])
-        return " ".join(out)
+        """ids (L,) -> the tokens up to <eos>, joined by spaces (for checking, not for prose)."""
+        words = [self.itos[i] for i in ids.tolist()]
+        ends = [k for k, w in enumerate(words) if w in (self.EOS, self.PAD)]
+        return " ".join(words[: ends[0] if ends else len(words)])
 
     def state_dict(self) -> dict:
-        """Everything needed to rebuild the vocabulary: store it in the model checkpoint."""
         return {"itos": list(self.itos)}
 
     @classmethod
@@ -1052,10 +820,8 @@ class Vocab:
 
 
 def sinusoidal_embedding(pos: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
-    """Transformer sinusoids: (...) positions or diffusion timesteps -> (..., dim), [sin | cos] halves.
-
-    Frequencies fall geometrically from 1 to 1/max_period (Vaswani et al. 2017, section 3.5).
-    """
+    """(...) positions or diffusion steps -> (..., dim) [sin | cos], frequencies 1 .. 1/max_period
+    (Vaswani et al. 2017, section 3.5)."""
     assert dim % 2 == 0, "sinusoidal_embedding needs an even dim"
     half = dim // 2
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=pos.device, dtype=torch.float32) / half)
@@ -1074,18 +840,15 @@ class TextConfig:
 
 
 class TextEncoder(nn.Module):
-    """Captions -> (sentence embedding (B, d_cond), token features (B, L, d_model), mask (B, L)):
-    ids -> token embedding + positions -> transformer (padding masked) -> LayerNorm -> <eos> feature -> Linear.
-    `pretrained`: any frozen callable list[str] -> (B, d_in) (a sentence encoder, CLIP's pooled text) replaces
-    the transformer: a trainable Linear d_in -> d_model makes its "<eos> feature"; it is neither trained nor
-    saved here, and `vocab` may be None. The paper uses frozen CLIP ViT-L/14, which cannot be downloaded here.
-    """
+    """B captions -> sentence embedding (B, d_cond), token features (B, L, d_model), mask (B, L):
+    ids -> embedding + positions -> transformer -> LayerNorm -> <eos> feature -> Linear. `pretrained`: a frozen
+    callable list[str] -> (B, d_in) replaces the transformer (a trainable Linear makes its <eos> feature; it is
+    neither trained nor saved here, and `vocab` may be None)."""
 
     def __init__(self, vocab: Vocab | None, cfg: TextConfig = TextConfig(), pretrained=None):
         super().__init__()
         self.vocab, self.cfg = vocab, cfg
-        # plain attribute lookup, not nn.Module registration: frozen, not ours to save
-        object.__setattr__(self, "pretrained", pretrained)
+        object.__setattr__(self, "pretrained", pretrained)  # a plain attribute, not a submodule: not ours to save
         if pretrained is None:
             assert vocab is not None, "without a pretrained encoder the vocabulary is needed"
             self.embed = nn.Embedding(len(vocab), cfg.d_model, padding_idx=0)
@@ -1106,32 +869,23 @@ class TextEncoder(nn.Module):
         device = self.to_cond.weight.device
         if self.pretrained is not None:
             with torch.no_grad():  # frozen: no gradient ever reaches the pretrained weights
-                emb = self.pretrained(list(texts))                           # (B, d_in)
-            emb = emb.to(device=device, dtype=self.to_cond.weight.dtype)
-            eos = self.norm(self.from_pretrained(emb))               # (B, d_model)
-            tokens = eos[:, None]                                    # (B, 1, d_model)
-            mask = torch.ones(len(texts), 1, dtype=torch.bool, device=device)
-            return self.to_cond(eos), tokens, mask
+                emb = self.pretrained(list(texts))                   # (B, d_in)
+            eos = self.norm(self.from_pretrained(emb.to(device=device, dtype=self.to_cond.weight.dtype)))  # (B, d_model)
+            return self.to_cond(eos), eos[:, None], torch.ones(len(texts), 1, dtype=torch.bool, device=device)
         ids, mask = self.vocab.encode(texts, self.cfg.max_len)      # (B, L), (B, L)
         ids, mask = ids.to(device), mask.to(device)
-        L = ids.shape[1]
-        h = self.embed(ids) + self.positions[:L]                     # (B, L, d_model)
+        h = self.embed(ids) + self.positions[:ids.shape[1]]          # (B, L, d_model)
         h = self.norm(self.transformer(h, src_key_padding_mask=~mask))  # (B, L, d_model)
-        last = mask.sum(1) - 1                                       # (B,) index of <eos> in each row
-        eos = h[torch.arange(len(ids), device=device), last]         # (B, d_model)
+        eos = h[torch.arange(len(ids), device=device), mask.sum(1) - 1]  # (B, d_model): each row's <eos>
         return self.to_cond(eos), h, mask
 
 
 # =====================================================================================================
 # 5. Latent diffusion: cosine schedule, x0 prediction, DDIM with classifier-free guidance
 # =====================================================================================================
-
-
-
 def cosine_alpha_bar(n_steps: int, s: float = 0.008) -> np.ndarray:
-    """The cosine schedule (Nichol & Dhariwal 2021, eq. 17): alpha_bar(t) = f(t) / f(0),
-    f(t) = cos^2(((t / n) + s) / (1 + s) * pi / 2). Betas are clipped at 0.999 (their eq. after 17).
-    Returns alpha_bar for t = 0..n-1 (the noise level *after* step t), float64."""
+    """alpha_bar for t = 0..n-1 (the noise level after step t), float64: the cosine schedule (Nichol &
+    Dhariwal 2021, eq. 17) f(t) = cos^2((t/n + s) / (1 + s) * pi/2), alpha_bar = f(t)/f(0), betas <= 0.999."""
     t = np.arange(n_steps + 1, dtype=np.float64) / n_steps
     f = np.cos((t + s) / (1 + s) * math.pi / 2) ** 2
     betas = np.clip(1 - f[1:] / f[:-1], 0, 0.999)
@@ -1139,9 +893,8 @@ def cosine_alpha_bar(n_steps: int, s: float = 0.008) -> np.ndarray:
 
 
 class Diffusion(nn.Module):
-    """Gaussian diffusion on latents, predicting x0 (REFERENCE 1.2: InterGen and InterMoE predict x0).
-
-    The schedule is computed once in float64 and stored as float32 buffers, so `.to(device)` moves it."""
+    """Gaussian diffusion on latents predicting x0, as InterGen and InterMoE do (REFERENCE 1.2); the schedule
+    is float32 buffers (computed in float64), so `.to(device)` moves it."""
 
     def __init__(self, n_steps: int = 1000):
         super().__init__()
@@ -1159,8 +912,7 @@ class Diffusion(nn.Module):
         return self._bcast(self.sqrt_ab[t], x0) * x0 + self._bcast(self.sqrt_1m_ab[t], x0) * noise
 
     def loss(self, x0_pred: torch.Tensor, x0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """MSE between predicted and true x0, over valid frames only.
-        x0, x0_pred: (B, P, T', C); mask (B, T') bool."""
+        """MSE of x0 (B, P, T', C) over valid frames, mask (B, T') bool."""
         m = mask[:, None, :, None].to(x0.dtype)  # (B, 1, T', 1)
         err = ((x0_pred.float() - x0.float()) ** 2) * m
         return err.sum() / (m.sum() * x0.shape[1] * x0.shape[-1]).clamp(min=1)
@@ -1172,8 +924,8 @@ class Diffusion(nn.Module):
         return sorted({int(round(v)) for v in np.linspace(0, self.n_steps - 1, steps)}, reverse=True)
 
     def ddim_step(self, x_t: torch.Tensor, x0_pred: torch.Tensor, t: int, t_prev: int) -> torch.Tensor:
-        """One deterministic DDIM step (Song et al. 2021, eq. 12 with sigma = 0): recover the noise implied by
-        the x0 prediction and re-noise x0 to the earlier level t_prev (t_prev < 0: return x0)."""
+        """Deterministic DDIM (Song et al. 2021, eq. 12, sigma = 0): the noise the x0 prediction implies,
+        re-applied to x0 at level t_prev (t_prev < 0: x0 itself)."""
         if t_prev < 0:
             return x0_pred
         eps = (x_t - self.sqrt_ab[t] * x0_pred) / self.sqrt_1m_ab[t]
@@ -1182,29 +934,23 @@ class Diffusion(nn.Module):
     @torch.no_grad()
     def sample(self, denoise_fn, shape, steps: int = 50, generator: torch.Generator | None = None,
                device=None, progress: bool = False) -> torch.Tensor:
-        """DDIM sampling from pure noise. denoise_fn(x_t, t (B,) long) -> x0 prediction, same shape as x_t.
-        A generator makes the result reproducible (the only randomness is the starting noise)."""
+        """DDIM from pure noise; denoise_fn(x_t, t (B,) long) -> x0. The starting noise, drawn from
+        `generator`, is the only randomness."""
         x = torch.randn(shape, generator=generator, device=generator.device if generator is not None else device)
         x = x.to(device) if device is not None else x
         ts = self.ddim_timesteps(steps)
-        it = ts
         if progress:
             from tqdm.auto import tqdm
-            it = tqdm(ts, desc="DDIM", leave=False)
-        for i, t in enumerate(it):
-            t_prev = ts[i + 1] if i + 1 < len(ts) else -1
+        for i, t in enumerate(tqdm(ts, desc="DDIM", leave=False) if progress else ts):
             x0 = denoise_fn(x, torch.full((shape[0],), t, device=x.device, dtype=torch.long))
-            x = self.ddim_step(x, x0, t, t_prev)
+            x = self.ddim_step(x, x0, t, ts[i + 1] if i + 1 < len(ts) else -1)
         return x
 
-
 # =====================================================================================================
-# 6. The cooperative denoiser, a: building blocks (timestep embedding, AdaLN, attention, SwiGLU)
+# 6a. The cooperative denoiser's building blocks: timestep embedding, AdaLN, attention, SwiGLU
 # =====================================================================================================
-
-
 class TimestepEmbedding(nn.Module):
-    """Diffusion step t -> (B, d): sinusoids, then a 2-layer MLP (Linear, SiLU, Linear), as in InterGen/MDM."""
+    """Diffusion step t (B,) -> (B, d): sinusoids, then Linear, SiLU, Linear (as InterGen and MDM)."""
 
     def __init__(self, d: int):
         super().__init__()
@@ -1212,17 +958,12 @@ class TimestepEmbedding(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        """t: (B,) integer or float steps -> (B, d)."""
-        w = self.mlp[0].weight
-        return self.mlp(sinusoidal_embedding(t, self.d).to(w.dtype))
+        return self.mlp(sinusoidal_embedding(t, self.d).to(self.mlp[0].weight.dtype))
 
 
 class AdaLN(nn.Module):
-    """Adaptive LayerNorm: LayerNorm without affine, then a per-sample scale and shift from the condition.
-
-    AdaLN(h, emb) = LN(h) * (1 + scale) + shift, with (scale, shift) = Linear(SiLU(emb)). The Linear is
-    zero-initialised, so at the start every AdaLN is a plain LayerNorm (the DiT "adaLN-zero" trick).
-    """
+    """AdaLN(h, emb) = LN(h) * (1 + scale) + shift, (scale, shift) = Linear(SiLU(emb)): h (B, T, d), emb
+    (B, d_cond). The Linear starts at zero, so every AdaLN starts as a plain LayerNorm (DiT's adaLN-zero)."""
 
     def __init__(self, d: int, d_cond: int):
         super().__init__()
@@ -1232,50 +973,22 @@ class AdaLN(nn.Module):
         nn.init.zeros_(self.to_scale_shift.bias)
 
     def forward(self, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        """h: (B, T, d), emb: (B, d_cond) -> (B, T, d)."""
         scale, shift = self.to_scale_shift(F.silu(emb)).chunk(2, dim=-1)  # (B, d) each
         return self.norm(h) * (1 + scale[:, None]) + shift[:, None]
 
 
 def attend(q, k, v, key_mask, dropout_p: float = 0.0) -> torch.Tensor:
-    """Multi-head attention: q (B, H, Tq, c), k and v (B, H, Tk, c), key_mask (B, Tk) True on real frames
-    -> (B, Tq, H * c). One all-zero key and value are appended, so a query may attend to "nothing" and no
-    softmax row is empty (the authors' add_zero_attn=True). torch's fused kernel on CUDA; elsewhere the
-    same softmax written out (`_attend_math`), faster for our short sequences on a CPU (README, Speed).
-    """
-    if q.device.type != "cuda":
-        out = _attend_math(q, k, v, key_mask, dropout_p)  # (B, H, Tq, c)
-    else:
-        k = F.pad(k, (0, 0, 0, 1))  # (B, H, Tk + 1, c): the zero key
-        v = F.pad(v, (0, 0, 0, 1))  # (B, H, Tk + 1, c)
-        key_mask = F.pad(key_mask, (0, 1), value=True)  # (B, Tk + 1)
-        attn_mask = key_mask[:, None, None, :]  # (B, 1, 1, Tk): broadcast over heads and queries
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)  # (B, H, Tq, c)
+    """Multi-head attention: q (B, H, Tq, c), k, v (B, H, Tk, c), key_mask (B, Tk) True on real frames ->
+    (B, Tq, H * c). An all-zero key and value are appended (the authors' add_zero_attn=True): a query may
+    attend to "nothing", and a row whose keys are all padding gives 0."""
+    k, v = F.pad(k, (0, 0, 0, 1)), F.pad(v, (0, 0, 0, 1))  # (B, H, Tk + 1, c): the zero key and value
+    attn_mask = F.pad(key_mask, (0, 1), value=True)[:, None, None, :]  # (B, 1, 1, Tk + 1), over heads, queries
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)  # (B, H, Tq, c)
     return rearrange(out, "b h t c -> b t (h c)")  # (B, Tq, d)
 
 
-def _attend_math(q, k, v, key_mask, dropout_p: float) -> torch.Tensor:
-    """attend's softmax(q k^T / sqrt(c)) v written out, (B, H, Tq, c). The zero key is not materialised: its
-    score 0 joins the row maximum m and adds exp(0 - m) to the softmax's denominator; its value adds nothing.
-    A row whose keys are all padding gives 0."""
-    B, H, Tq, c = q.shape
-    Tk = k.shape[2]
-    bias = torch.zeros(key_mask.shape, dtype=q.dtype, device=q.device).masked_fill_(~key_mask, float("-inf"))
-    bias = bias[:, None, None, :].expand(B, H, 1, Tk).reshape(B * H, 1, Tk)  # (B*H, 1, Tk): -inf on padding
-    # one product for the scale, the scores and the mask: bias + q k^T / sqrt(c)
-    s = torch.baddbmm(bias, q.reshape(B * H, Tq, c), k.reshape(B * H, Tk, c).transpose(1, 2), alpha=c ** -0.5)
-    s = s.view(B, H, Tq, Tk)  # (B, H, Tq, Tk)
-    m = s.amax(-1, keepdim=True).detach().clamp(min=0.0)  # (B, H, Tq, 1), the zero key's score 0 included;
-    # the result does not depend on m: no gradient
-    e = torch.exp(s - m)  # (B, H, Tq, Tk)
-    den = e.sum(-1, keepdim=True) + torch.exp(-m)  # (B, H, Tq, 1): the zero key's exp(0 - m) too
-    if dropout_p > 0:  # dropout on the attention weights, as the fused kernel's dropout_p
-        return F.dropout(e / den, dropout_p) @ v
-    return (e @ v) / den
-
-
 class SelfAttention(nn.Module):
-    """AdaLN, then multi-head self-attention over one person's own frames."""
+    """h (B, T, d), emb, mask (B, T) -> the update to add to h: AdaLN, then attention over one's own frames."""
 
     def __init__(self, d: int, n_heads: int, d_cond: int, dropout: float):
         super().__init__()
@@ -1285,37 +998,32 @@ class SelfAttention(nn.Module):
         self.proj = nn.Linear(d, d)
 
     def forward(self, h, emb, mask):
-        """h: (B, T, d), emb: (B, d_cond), mask: (B, T) bool -> (B, T, d), the update to add to h."""
-        x = self.norm(h, emb)
-        q, k, v = rearrange(self.qkv(x), "b t (three h c) -> three b h t c", three=3, h=self.n_heads)  # (B, H, T, c)
-        p = self.dropout if self.training else 0.0
-        return self.proj(attend(q, k, v, mask, p))
+        q, k, v = rearrange(self.qkv(self.norm(h, emb)), "b t (three h c) -> three b h t c",
+                            three=3, h=self.n_heads)  # (B, H, T, c) each
+        return self.proj(attend(q, k, v, mask, self.dropout if self.training else 0.0))
 
 
 class CrossAttention(nn.Module):
-    """AdaLN on both streams, then queries from one person, keys and values from the other person."""
+    """h, other (B, T, d), emb, mask (B, T) of the partner's frames -> the update to h: queries from one
+    person, keys and values from the other, each through its own AdaLN."""
 
     def __init__(self, d: int, n_heads: int, d_cond: int, dropout: float):
         super().__init__()
         self.n_heads, self.dropout = n_heads, dropout
-        self.norm_q = AdaLN(d, d_cond)   # own person
-        self.norm_kv = AdaLN(d, d_cond)  # the partner
+        self.norm_q, self.norm_kv = AdaLN(d, d_cond), AdaLN(d, d_cond)  # own person, the partner
         self.q = nn.Linear(d, d)
         self.kv = nn.Linear(d, 2 * d)
         self.proj = nn.Linear(d, d)
 
     def forward(self, h, other, emb, mask):
-        """h, other: (B, T, d), emb: (B, d_cond), mask: (B, T) bool (the partner's frames) -> (B, T, d)."""
         q = rearrange(self.q(self.norm_q(h, emb)), "b t (h c) -> b h t c", h=self.n_heads)  # (B, H, T, c)
         k, v = rearrange(self.kv(self.norm_kv(other, emb)), "b t (two h c) -> two b h t c",
                          two=2, h=self.n_heads)  # (B, H, T, c) each
-        p = self.dropout if self.training else 0.0
-        return self.proj(attend(q, k, v, mask, p))
+        return self.proj(attend(q, k, v, mask, self.dropout if self.training else 0.0))
 
 
 class SwiGLU(nn.Module):
-    """One expert: SwiGLU feed-forward d -> d_hidden -> d without biases (Shazeer 2020):
-    Expert(x) = W_down (SiLU(W_gate x) * W_up x)."""
+    """One expert, (..., d) -> (..., d): W_down (SiLU(W_gate x) * W_up x), no biases (Shazeer 2020)."""
 
     def __init__(self, d: int, d_hidden: int):
         super().__init__()
@@ -1324,37 +1032,21 @@ class SwiGLU(nn.Module):
         self.down = nn.Linear(d_hidden, d, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (..., d) -> (..., d)."""
         return self.down(F.silu(self.gate(x)) * self.up(x))
 
 
 # =====================================================================================================
 # 6b. The Synergistic Router
 # =====================================================================================================
-
 ROUTER_MODES = ("synergistic", "motion", "text")
 
 
-def expert_major(r: torch.Tensor) -> torch.Tensor:
-    """The same (N, T, E) values, stored expert by expert: an (N, T, E) view of (E, N, T) memory.
-
-    Elementwise ops keep the layout, so everything downstream of the router (sigmoid, the gate, the
-    selection) is expert-major too, and the block's per-expert passes (softmax over experts, the pairs of
-    each expert) read contiguous rows. On CPU that halves the routing time: torch's softmax over a last
-    axis of 8 is ~4x slower than across rows. (Computing the logits as W @ h^T directly is slower still:
-    a matrix product with 8 output rows and 4800 columns runs at half the speed of the transposed one.)
-    """
-    return rearrange(rearrange(r, "n t e -> e n t").contiguous(), "e n t -> n t e")
-
-
 class SynergisticRouter(nn.Module):
-    """The Synergistic Router (paper): routing logits R_comb (N, T, E), one per token and expert,
-        R_comb = alpha * R_motion + (1 - alpha) * R_text,  R_motion = h W_m (per frame),  R_text = emb W_t (per sample)
-    with h the residual stream before AdaLN and emb the whole condition (timestep + text, as in the authors'
-    code, so the "text" router can also route by noise level). alpha = 0.5, fixed as in the paper;
-    learn_alpha=True makes it sigmoid(a), a learnt (from 0). Ablation modes: 'motion' and 'text' alone.
-    The authors' code adds the two logits without alpha: the same ranking, a sharper softmax.
-    """
+    """The Synergistic Router (paper, eq. for R_comb): routing logits (N, T, E) per token and expert,
+        R_comb = alpha * R_motion + (1 - alpha) * R_text,  R_motion = h W_m (per frame),  R_text = emb W_t
+    h (N, T, d) the residual stream before AdaLN, emb (N, d_cond) the whole condition (timestep + text, as the
+    authors' code). alpha = 0.5 fixed (paper); learn_alpha: sigmoid(a), a learnt. Modes 'motion', 'text' alone
+    are ablations. The authors' code adds the two logits without alpha: same ranking, a sharper softmax."""
 
     def __init__(self, d: int, d_cond: int, n_experts: int, mode: str = "synergistic",
                  alpha: float = 0.5, learn_alpha: bool = False):
@@ -1362,7 +1054,7 @@ class SynergisticRouter(nn.Module):
         if mode not in ROUTER_MODES:
             raise ValueError(f"router mode {mode!r} not in {ROUTER_MODES}")
         self.mode = mode
-        # Only the weights a mode uses exist: no unused parameters (DDP would complain about them).
+        # only the weights a mode uses exist (DDP refuses parameters that get no gradient)
         self.w_motion = nn.Linear(d, n_experts, bias=False) if mode != "text" else None
         self.w_text = nn.Linear(d_cond, n_experts, bias=False) if mode != "motion" else None
         for lin in (self.w_motion, self.w_text):
@@ -1376,32 +1068,25 @@ class SynergisticRouter(nn.Module):
 
     @property
     def alpha(self) -> torch.Tensor:
-        """The fusion weight alpha (a 0-d tensor)."""
         return torch.sigmoid(self.alpha_logit) if self.learn_alpha else self.alpha_value
 
     def forward(self, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        """h: (N, T, d) residual stream, emb: (N, d_cond) -> R_comb: (N, T, E).
-
-        Computed in float32 (float64 if the input is) with autocast off: the gate compares sigmoid(R) with
-        a bias moved by steps of 1e-3, finer than bfloat16 resolves near 0.5.
-        """
+        """h (N, T, d), emb (N, d_cond) -> R_comb (N, T, E), in float32 (or float64) with autocast off: the
+        gate compares sigmoid(R) with a bias moved by steps of 1e-3, finer than bfloat16 resolves near 0.5."""
         dtype = torch.promote_types(h.dtype, torch.float32)
         with torch.autocast(h.device.type, enabled=False):
-            if self.mode == "text":
-                r_text = F.linear(emb.to(dtype), self.w_text.weight.to(dtype))  # (N, E)
-                return r_text[:, None, :].expand(-1, h.shape[1], -1)  # (N, T, E)
-            r_motion = F.linear(h.to(dtype), self.w_motion.weight.to(dtype))  # (N, T, E)
+            r_motion = F.linear(h.to(dtype), self.w_motion.weight.to(dtype)) if self.w_motion is not None else None
+            r_text = F.linear(emb.to(dtype), self.w_text.weight.to(dtype))[:, None] if self.w_text is not None else None
             if self.mode == "motion":
-                return expert_major(r_motion)
-            r_text = F.linear(emb.to(dtype), self.w_text.weight.to(dtype))  # (N, E)
+                return r_motion
+            if self.mode == "text":
+                return r_text.expand(-1, h.shape[1], -1)  # (N, T, E)
             alpha = self.alpha.to(dtype)
-            return expert_major(alpha * r_motion + (1 - alpha) * r_text[:, None, :])  # (N, T, E)
-
+            return alpha * r_motion + (1 - alpha) * r_text  # (N, T, E)
 
 # =====================================================================================================
-# 6c. The InterMoE block: Dynamic Temporal Selection
+# 6c. The InterMoE block: Dynamic Temporal Selection and the bias rule
 # =====================================================================================================
-
 BIAS_EPS = 1e-4  # the biases are clamped to [-1 + BIAS_EPS, -BIAS_EPS], strictly inside (-1, 0)
 
 
@@ -1434,162 +1119,114 @@ class MoEConfig:
 
 class InterMoEBlock(nn.Module):
     """The InterMoE block (paper, Method): Synergistic Router + Dynamic Temporal Selection + E SwiGLU experts.
-
         M[s, e] = sigmoid(R_comb[s, e]) + b_e;  expert e takes real token s iff M[s, e] > 0
-        y_s = sum over the experts token s selected of softmax_e(R_comb[s])_e * Expert_e(AdaLN(h_s, emb))
-    (the softmax runs over all E experts and is not renormalised over the selected ones).
+        y_s = sum over the experts s selected of softmax_e(R_comb[s])_e * Expert_e(AdaLN(h_s, emb))
     forward: h (N, T, d), emb (N, d_cond), mask (N, T) -> y (N, T, d), zero where no expert takes a token.
-    The pool is every real frame of both people of the batch (routing='batch'); the authors' code pools each
-    person apart. Ablations: routing='sample' (each sample its own pool, expert choice, no bias) and
-    selection='topk' (fixed top-k, the bias only balancing): notebooks 05, 06 and 09.
-    The bias rule, after each optimiser step (`update_bias`; the authors apply it at the next forward):
-        b_e -= bias_step * sign(count_e - k),  k = capacity * S / E,  then clamped inside (-1, 0)
-    as the paper says (the authors' code does not clamp); under torch.distributed the counts are all-reduced
-    first, so every rank's biases stay equal.
-    Sparse dispatch: each expert runs on its own tokens only, and on an empty slab too, so every parameter stays
-    in the graph. Stats of the last forward, for notebooks: `stats()`.
-    """
+    The pool is every real frame of both people of the batch (the authors' code pools each person apart).
+    Bias rule after each optimiser step: b_e -= bias_step * sign(count_e - k), k = capacity * S / E, then
+    clamped inside (-1, 0) as the paper says (the authors' code does not clamp; it updates at the next forward).
+    Ablations: routing='sample' (expert choice per sample, no bias), selection='topk' (notebooks 05, 06, 09)."""
 
     def __init__(self, d: int, d_cond: int, cfg: MoEConfig):
         super().__init__()
-        self.cfg = cfg
-        self.n_experts = cfg.n_experts
+        self.cfg, self.n_experts = cfg, cfg.n_experts
         self.norm = AdaLN(d, d_cond)
         self.router = SynergisticRouter(d, d_cond, cfg.n_experts, cfg.router_mode, cfg.alpha, cfg.learn_alpha)
         self.experts = nn.ModuleList(SwiGLU(d, cfg.d_expert) for _ in range(cfg.n_experts))
         self.register_buffer("expert_bias", torch.full((cfg.n_experts,), float(cfg.bias_init)))
-        # Running tally since the last update_bias(): counts per expert, then S. Not saved with the model.
-        self._tally: torch.Tensor | None = None
-        self.last_selection = self.last_counts = self._last_S = None
+        self._tally: torch.Tensor | None = None  # counts per expert, then S, since the last bias update
+        self.last_selection = self.last_counts = self.last_tokens = None  # the last forward's (tensors), for notebooks
 
     @property
     def uses_bias(self) -> bool:
-        """Whether b_e takes part in selection (and is updated): not for the per-sample ablation."""
+        """Whether b_e takes part in selection (and is updated): not in the per-sample ablation."""
         return self.cfg.routing == "batch"
 
-    # ---- routing ---------------------------------------------------------------------------------
     def route(self, h, emb, mask, n_persons: int = 1):
-        """Who goes where. h: (N, T, d), emb: (N, d_cond), mask: (N, T) bool, N = n_persons * B with the
-        rows person-major ([person a of samples 0..B-1; person b of samples 0..B-1]).
-
-        Returns (logits, selection, weights): R_comb (N, T, E), selection (N, T, E) bool,
-        weights = softmax over experts of R_comb (N, T, E). Pure: records nothing. (In the paper's routing
-        all three are (N, T, E) views of expert-major memory: see expert_major.)
-        """
-        E, cfg = self.n_experts, self.cfg
+        """h (N, T, d), emb (N, d_cond), mask (N, T) bool, rows person-major ([person a of samples 0..B-1;
+        person b ...]) -> R_comb, selection (bool), weights = softmax over experts, each (N, T, E). Pure."""
+        cfg = self.cfg
         logits = self.router(h, emb)  # (N, T, E)
         prob = torch.sigmoid(logits)  # (N, T, E)
-        valid = mask[..., None]  # (N, T, 1)
-        if cfg.selection == "topk":
-            gate = prob + self.expert_bias.to(prob.dtype)  # (N, T, E): M, the bias only for balance
-            top = gate.topk(int(cfg.capacity), dim=-1).indices  # (N, T, c)
-            sel = torch.zeros_like(gate, dtype=torch.bool).scatter_(-1, top, True)  # (N, T, E)
+        if cfg.selection == "topk":  # the bias only balances
+            top = (prob + self.expert_bias.to(prob.dtype)).topk(int(cfg.capacity), dim=-1).indices  # (N, T, c)
+            sel = torch.zeros_like(prob, dtype=torch.bool).scatter_(-1, top, True)  # (N, T, E)
         elif cfg.routing == "batch":
-            gate = prob + self.expert_bias.to(prob.dtype)  # (N, T, E): M[s, e] = sigmoid(R_comb) + b_e
-            sel = gate > 0  # (N, T, E)
+            sel = prob + self.expert_bias.to(prob.dtype) > 0  # (N, T, E): M[s, e] > 0
         else:  # per-sample expert choice: expert e takes the k_i best real tokens of sample i
-            pooled = rearrange(prob.masked_fill(~valid, -1.0), "(p b) t e -> b (p t) e", p=n_persons)  # (B, P*T, E)
+            pooled = rearrange(prob.masked_fill(~mask[..., None], -1.0), "(p b) t e -> b (p t) e", p=n_persons)
             order = pooled.argsort(dim=1, descending=True, stable=True)  # (B, P*T, E)
             positions = torch.arange(order.shape[1], device=order.device)[None, :, None].expand_as(order)
             ranks = torch.empty_like(order).scatter_(1, order, positions)  # (B, P*T, E): 0 = best in sample
             n_valid = rearrange(mask, "(p b) t -> b (p t)", p=n_persons).sum(1)  # (B,) S_i
-            k_i = torch.round(cfg.capacity * n_valid / E).clamp(max=n_valid)  # (B,)
+            k_i = torch.round(cfg.capacity * n_valid / self.n_experts).clamp(max=n_valid)  # (B,)
             sel = rearrange(ranks < k_i[:, None, None], "b (p t) e -> (p b) t e", p=n_persons)  # (N, T, E)
-        sel = sel & valid  # padding frames select nothing
-        # softmax over experts, across the rows of the expert-major layout (see expert_major). The token axis
-        # is padded to a multiple of 64: the kernel ends a row's last (S mod 16) tokens in scalar code, which
-        # rounds exp differently, so a token's weights would depend on where it sits and swapping the people
-        # would no longer swap the outputs exactly.
-        S = logits.shape[0] * logits.shape[1]
-        padded = F.pad(rearrange(logits, "n t e -> e (n t)"), (0, -S % 64))  # (E, S + pad)
-        weights = torch.softmax(padded, dim=0)[:, :S]  # (E, S)
-        return logits, sel, rearrange(weights, "e (n t) -> n t e", n=logits.shape[0])  # (N, T, E) each
+        return logits, sel & mask[..., None], torch.softmax(logits, dim=-1)  # padding frames select nothing
 
-    # ---- forward: route, dispatch sparsely, combine -----------------------------------------------
     def forward(self, h, emb, mask=None, n_persons: int = 1):
-        """h: (N, T, d), emb: (N, d_cond), mask: (N, T) bool or None -> y: (N, T, d), zero where no expert."""
+        """h (N, T, d), emb (N, d_cond), mask (N, T) bool or None -> y (N, T, d): route, dispatch, combine."""
         N, T, D = h.shape
         if mask is None:
             mask = torch.ones(N, T, dtype=torch.bool, device=h.device)
         _, sel, weights = self.route(h, emb, mask, n_persons)
         x = rearrange(self.norm(h, emb), "n t d -> (n t) d")  # (S_all, D): all N*T token slots
-        sel_es = rearrange(sel, "n t e -> e (n t)")  # (E, S_all): a view, route() keeps it expert-major
-        # Every selected (expert, token) pair, sorted by expert, then cut into one run per expert.
-        token_idx = sel_es.nonzero()[:, 1]  # (K,): row-major order, so expert by expert
-        gate = rearrange(weights, "n t e -> e (n t)")[sel_es]  # (K,): softmax weight of each pair, same order
+        sel_es = rearrange(sel, "n t e -> e (n t)")  # (E, S_all)
+        # Every selected (expert, token) pair, expert by expert (nonzero's row-major order), cut into one run each.
+        token_idx = sel_es.nonzero()[:, 1]  # (K,)
+        gate = rearrange(weights, "n t e -> e (n t)")[sel_es]  # (K,): each pair's softmax weight, same order
         counts = sel_es.sum(1)  # (E,)
         sizes = counts.tolist()  # one device sync per layer, for the slab sizes
-        # One gather for all experts (index_select: x[idx] is ~4x slower on CPU), then a slab per expert.
-        # One gather also means one scatter in the backward, not a zero-filled (S_all, D) per expert.
-        slabs = x.index_select(0, token_idx).split(sizes)  # E views of (n_e, D)
+        slabs = x.index_select(0, token_idx).split(sizes)  # E slabs (n_e, D), gathered in one call
         y = torch.zeros_like(x)  # (S_all, D)
         for expert, slab, idx, g in zip(self.experts, slabs, token_idx.split(sizes), gate.split(sizes)):
-            out = expert(slab)  # (n_e, D): the expert runs on its own tokens only
-            y.index_add_(0, idx, (out * g[:, None]).to(y.dtype))  # scatter back, weighted (g is float32)
-        self._record(sel, counts, mask)
+            # each expert on its own tokens only; on an empty slab too, so every parameter stays in the graph
+            y.index_add_(0, idx, (expert(slab) * g[:, None]).to(y.dtype))  # scatter back, weighted
+        with torch.no_grad():  # the last routing (tensors: no device sync), and the training tally
+            S = mask.sum()
+            self.last_selection, self.last_counts, self.last_tokens = sel.detach(), counts.detach(), S
+            if self.training and self.uses_bias:
+                tally = torch.cat([counts, S[None]]).long()  # (E + 1,) int64: exact, and MPS has no float64
+                self._tally = tally if self._tally is None else self._tally + tally
         return rearrange(y, "(n t) d -> n t d", n=N)  # (N, T, D)
-
-    # ---- bookkeeping: stats and the bias rule ------------------------------------------------------
-    @torch.no_grad()
-    def _record(self, sel, counts, mask):
-        """Keep the last routing for stats (as tensors: no device sync) and add to the training tally."""
-        S = mask.sum()
-        self.last_selection, self.last_counts, self._last_S = sel.detach(), counts.detach(), S
-        if self.training and self.uses_bias:
-            tally = torch.cat([counts, S[None]]).long()  # (E + 1,) int64: exact, and MPS has no float64
-            self._tally = tally if self._tally is None else self._tally + tally
-
-    @property
-    def last_tokens(self) -> int | None:
-        """S, the number of real tokens in the last forward's pool."""
-        return None if self._last_S is None else int(self._last_S)
 
     @property
     def last_experts_per_token(self) -> float:
-        """Selections per real token in the last forward (1.0 on average is the capacity-1 target)."""
-        return float("nan") if self._last_S is None else float(self.last_counts.sum()) / max(self.last_tokens, 1)
-
-    def pending_tally(self) -> torch.Tensor:
-        """Counts per expert and S summed since the last update, (E + 1,) int64 (zeros if none)."""
-        if self._tally is None:
-            return torch.zeros(self.n_experts + 1, dtype=torch.long, device=self.expert_bias.device)
-        return self._tally
+        """Selections per real token in the last forward (the capacity-1 target is 1.0 on average)."""
+        return float("nan") if self.last_tokens is None else float(self.last_counts.sum()) / max(int(self.last_tokens), 1)
 
     @torch.no_grad()
     def apply_tally(self, tally: torch.Tensor) -> None:
-        """The bias rule on a (possibly all-reduced) tally: b_e -= step * sign(count_e - k), then clamp."""
+        """The bias rule on a tally (E + 1,) of counts and S: b_e -= step * sign(count_e - k), then clamp."""
         self._tally = None
         if not self.uses_bias:
             return
         counts, S = tally[:-1], tally[-1]
-        # sign(count_e - k) with k = capacity * S / E, as sign(E * count_e - capacity * S): exact in integers
-        # for an integer capacity, and no float64 (which MPS lacks)
-        over = self.n_experts * counts - (int(self.cfg.capacity) if self.cfg.capacity == int(self.cfg.capacity)
-                                          else self.cfg.capacity) * S  # (E,)
-        step = self.cfg.bias_step * torch.sign(over).float()  # (E,), 0 where exactly on target
+        # sign(count_e - k) as sign(E * count_e - capacity * S): exact in integers for an integer capacity
+        capacity = int(self.cfg.capacity) if self.cfg.capacity == int(self.cfg.capacity) else self.cfg.capacity
+        step = self.cfg.bias_step * torch.sign(self.n_experts * counts - capacity * S).float()  # (E,)
         self.expert_bias.sub_(step.to(self.expert_bias.dtype)).clamp_(-1 + BIAS_EPS, -BIAS_EPS)
 
     def update_bias(self) -> None:
-        """The bias rule on the tally of the training forwards since the last call (`update_biases`)."""
+        """The bias rule on the tally of the training forwards since the last update (`update_biases`)."""
         update_biases([self])
 
     def stats(self) -> dict:
-        """Last forward's routing, for notebooks: counts (E,), tokens S, target k, experts per token, biases."""
-        k = self.cfg.capacity * (self.last_tokens or 0) / self.n_experts
-        return dict(counts=self.last_counts, tokens=self.last_tokens, target=k,
-                    experts_per_token=self.last_experts_per_token, bias=self.expert_bias.detach().clone(),
-                    selection=self.last_selection)
+        """The last forward's routing: counts (E,), tokens S, target k, experts per token, biases, selection."""
+        S = None if self.last_tokens is None else int(self.last_tokens)
+        return dict(counts=self.last_counts, tokens=S, target=self.cfg.capacity * (S or 0) / self.n_experts,
+                    experts_per_token=self.last_experts_per_token,
+                    bias=self.expert_bias.detach().clone(), selection=self.last_selection)
 
 
 @torch.no_grad()
 def update_biases(blocks: list) -> None:
-    """The bias rule of these InterMoE blocks, once per optimiser step after backward: their tallies are
-    all-reduced in one call under torch.distributed (every rank must call this), then each block takes its
-    sign step and clamp (`apply_tally`). Only the sign of count_e - k matters, so a forward counted twice
-    (activation checkpointing re-runs it) does not change the decision."""
+    """The bias rule of these blocks, once per optimiser step: their tallies all-reduced in one call under
+    torch.distributed (every rank calls this, so their biases stay equal), then each block's `apply_tally`.
+    Only the sign of count_e - k matters, so a forward counted twice (checkpointing) changes nothing."""
     if not blocks:
         return
-    tally = torch.stack([b.pending_tally() for b in blocks])  # (L, E + 1)
+    tally = torch.stack([b._tally if b._tally is not None else b.expert_bias.new_zeros(b.n_experts + 1, dtype=torch.long)
+                         for b in blocks])  # (L, E + 1)
     if dist.is_available() and dist.is_initialized():
         dist.all_reduce(tally)
     for b, row in zip(blocks, tally):
@@ -1597,8 +1234,8 @@ def update_biases(blocks: list) -> None:
 
 
 class AdaLNFFN(nn.Module):
-    """The baseline (InterGen + CS-VAE row of the ablation table): AdaLN and one dense SwiGLU FFN where the
-    InterMoE block would be. Same call signature as InterMoEBlock so the denoiser can swap them."""
+    """The baseline (the ablation's InterGen + CS-VAE row): AdaLN and one dense SwiGLU where the InterMoE block
+    would be, with its call signature (mask and n_persons unused)."""
 
     def __init__(self, d: int, d_cond: int, d_hidden: int):
         super().__init__()
@@ -1606,9 +1243,7 @@ class AdaLNFFN(nn.Module):
         self.ffn = SwiGLU(d, d_hidden)
 
     def forward(self, h, emb, mask=None, n_persons: int = 1):
-        """h: (N, T, d), emb: (N, d_cond) -> (N, T, d); mask and n_persons are unused."""
         return self.ffn(self.norm(h, emb))
-
 
 # =====================================================================================================
 # 6d. The Cooperative Denoiser

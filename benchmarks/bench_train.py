@@ -260,7 +260,7 @@ class MoECounter:
 
     def _hook(self, m, args, out):
         self.pairs += int(m.last_counts.sum())
-        self.tokens += m.last_tokens
+        self.tokens += int(m.last_tokens)
         self.calls += 1
 
     def remove(self):
@@ -563,7 +563,7 @@ def main():
         print(f"   {what}: latent cache (LatentDataset, {c['encodes']} clip variants encoded, "
               f"{c['cache_mib']:.0f} MiB) {c['cache_s']:.1f} s = {c['cache_s'] / c['clips'] * 1e3:.0f} ms/clip; "
               f"latent_scale (measure_latent_scale, {c['scale_clips']} clips) {c['scale_s']:.1f} s")
-    n_lab = cfg.n_clips or im.intersynth_module().DEFAULT_N_CLIPS  # InterSynth clips the lab preset asks for
+    n_lab = cfg.n_clips or im.data_module("intersynth").DEFAULT_N_CLIPS  # InterSynth clips the lab preset asks for
     subset = args.clips < n_lab
     one_off(cost, f"benchmark's {cost['clips']} clips" + (" (a subset of the lab preset's training split)"
                                                           if subset else ""))

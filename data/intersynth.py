@@ -1734,7 +1734,7 @@ def _read_clips(path: str) -> list:
 
 
 # path -> clips, so train/val/test calls in one process read the file once (kept across re-executions of
-# this file, e.g. by intermoe_min.intersynth_module(), through the module registered at the bottom).
+# this file, e.g. by intermoe_min.data_module("intersynth"), through the module registered at the bottom).
 _LOADED = getattr(sys.modules.get(__name__), "_LOADED", {})
 
 
@@ -1921,7 +1921,7 @@ def main(argv=None):
             print(f"  {k:28s} {v:.4g}" if isinstance(v, float) else f"  {k:28s} {v}")
 
 
-# Loaded from its file with importlib (as intermoe_min.intersynth_module does), this module is not in
+# Loaded from its file with importlib (as intermoe_min.data_module does), this module is not in
 # sys.modules. Register it under its name, so worker processes can find `_make_range` by name and later
 # loads reuse the in-memory cache. (A copy of the namespace: the functions and objects are the same.)
 if __name__ != "__main__" and getattr(sys.modules.get(__name__), "_make_range", None) is not _make_range:

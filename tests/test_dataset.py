@@ -102,7 +102,7 @@ def test_unreadable_interhuman_files_name_the_file_and_what_was_expected(tmp_pat
     for clip_id, error in zip(ids, errors):
         if clip_id in not_npy:
             assert os.path.join(root, "motions_processed", "person2", f"{clip_id}.npy") in error, error
-            assert f"(T, {im.INTERHUMAN_RAW_DIM})" in error and "np.save" in error, error
+            assert f"(T, {im.data_module('interhuman').RAW_DIM})" in error and "np.save" in error, error
     assert annot in errors[-1] and "UTF-8" in errors[-1]
     with pytest.raises(im.DataError, match=r"person2.text\.npy.*expected"):
         im.load_interhuman(root, "train", strict=True)

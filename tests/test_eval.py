@@ -17,7 +17,7 @@ NANO = ie.EvaluatorConfig(d_model=32, n_layers=1, n_heads=2, d_embed=16, steps=2
 @pytest.fixture(scope="module")
 def synth():
     """56 InterSynth clips (4 of each type), generated in well under a second."""
-    return im.intersynth_module().generate(56, seed=0, workers=1)
+    return im.data_module("intersynth").generate(56, seed=0, workers=1)
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,7 @@ def test_mean_ci_is_interGens_interval():
 # ---- identity ---------------------------------------------------------------------------------------------
 
 def test_asymmetric_types_exist_and_captions_name_the_initiator_first(synth):
-    S = im.intersynth_module()
+    S = im.data_module("intersynth")
     assert set(ie.ASYMMETRIC_TYPES) < set(S.INTERACTION_TYPES)
     for r in synth:
         named = [im.caption_initiator(c) for c in r["captions"] if im.caption_initiator(c) is not None]

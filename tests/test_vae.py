@@ -55,6 +55,19 @@ def test_joint_tokens_round_trip():
     assert torch.equal(joint_tokens_to_features(tok), x)
 
 
+def test_st_conv_is_its_formula():
+    """CausalSTConv folds W1 into the temporal conv's current-frame tap: the output is still
+    W1 x + (A W2 x) / deg + the causal temporal conv, written out here the plain way."""
+    torch.manual_seed(0)
+    conv = im.CausalSTConv(A_12, 8).double()
+    x = torch.randn(2, 9, 12, 8, dtype=torch.float64)  # (B, T, N, C)
+    padded = torch.nn.functional.pad(x, (0, 0, 0, 0, 2, 0)).permute(0, 3, 1, 2)  # 2 frames in front only
+    temporal = conv.temporal(padded).permute(0, 2, 3, 1)  # (B, T, N, C)
+    A = A_12.double()
+    graph = torch.einsum("nm,btmc->btnc", A / A.sum(1, keepdim=True), conv.w2(x))
+    torch.testing.assert_close(conv(x), conv.w1(x) + graph + temporal, rtol=1e-6, atol=1e-6)  # A / deg: float32
+
+
 def test_part_graphs_are_trees_over_partitions():
     assert M_12.shape == (12, 22) and M_7.shape == (7, 12)
     assert (M_12.sum(0) == 1).all() and (M_7.sum(0) == 1).all()  # every node in exactly one group
