@@ -1450,7 +1450,7 @@ def ablation_markdown(results: dict) -> str:
         fid, r1, mmd = PAPER_ABLATION[row]
         lines.append(f"| {name} | {row} | {fid} | {r1} | {mmd} |")
     ev = results["evaluator"]
-    lines += ["", f"Evaluator's own retrieval on real val clips: " +
+    lines += ["", "Evaluator's own retrieval on real val clips: " +
               ", ".join(f"{k} {v:.3f}" for k, v in ev.items() if k.startswith("R-Precision")) + ".", ""]
     return "\n".join(lines)
 
@@ -1466,6 +1466,55 @@ DEMO_PROMPTS = [
     "the two people circle each other clockwise",
     "one person waves from afar and the other waves back",
 ]
+
+
+def _stage_paths(out: str) -> dict:
+    """The files of a run folder: one checkpoint per stage, the whole model and the log."""
+    return {"vae": os.path.join(out, "vae.pt"), "denoiser": os.path.join(out, "denoiser.pt"),
+            "model": os.path.join(out, "model.pt"), "log": os.path.join(out, "log.json")}
+
+
+def run_training(cfg, out: str, vae_steps=None, steps=None, seed: int = 0, stages=("vae", "denoiser")):
+    """The `train` command: the stages into the folder `out` -> (model, log of losses and timings). Run it
+    again after an interruption and it resumes; it refuses to train stage 1 further under a begun stage 2.
+    Under torchrun every rank trains; rank 0 generates the data first and writes the files."""
+    rank, world = im._world()
+    paths = _stage_paths(out)
+    if os.path.isfile(paths["denoiser"]):  # stage 2 has begun: stage 1 must not change the VAE under it
+        want = cfg.vae_steps if vae_steps is None else vae_steps
+        done = im.load_checkpoint(paths["vae"], "vae")["step"] if os.path.isfile(paths["vae"]) else 0
+        if not os.path.isfile(paths["vae"]):
+            raise im.CheckpointError(f"{paths['denoiser']} was trained on the VAE in {paths['vae']}, which is gone: "
+                                  f"a new one would not be the same. Delete {paths['denoiser']} too, or use "
+                                  f"another output folder.")
+        if done < want:
+            raise im.CheckpointError(
+                f"{paths['denoiser']} was trained on the VAE in {paths['vae']} ({done} steps); training stage 1 "
+                f"to {want} steps would change that VAE under it. Delete {paths['denoiser']} to train stage 2 "
+                f"afresh on a longer-trained VAE, keep the VAE as it is (--vae-steps {done}), or use another "
+                f"output folder.")
+    os.makedirs(out, exist_ok=True)
+    log = {}
+    t = time.time()
+    if rank == 0:  # one process writes the data cache; the others read it afterwards
+        train = im.load_intersynth("train", cfg.n_clips, seed)
+    if world > 1:
+        torch.distributed.barrier()
+    if rank != 0:
+        train = im.load_intersynth("train", cfg.n_clips, seed)
+    log["data_seconds"] = round(time.time() - t, 2)
+    log["train_clips"] = len(train)
+    model = im.build_model(cfg, train, seed)  # a resumed run rebuilds the same vocabulary, normaliser and weights
+    t = time.time()
+    log["vae_history"] = im.train_vae(model, train, steps=vae_steps, ckpt_path=paths["vae"], seed=seed)
+    log["vae_seconds"] = round(time.time() - t, 1)
+    if "denoiser" in stages:
+        t = time.time()
+        log["denoiser_history"] = im.train_denoiser(model, train, steps=steps, ckpt_path=paths["denoiser"], seed=seed)
+        log["denoiser_seconds"] = round(time.time() - t, 1)
+        if rank == 0:
+            model.save(paths["model"])
+    return model, log
 
 
 class _ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
@@ -1610,7 +1659,7 @@ def _run(args) -> None:
             vae_steps, steps = max(1, cfg.vae_steps // 10), max(1, cfg.steps // 10)
     t0 = time.time()
     stages = ("vae",) if args.cmd == "train-vae" else ("vae", "denoiser")
-    model, log = im.run_training(cfg, out, vae_steps, steps, args.seed, stages)
+    model, log = run_training(cfg, out, vae_steps, steps, args.seed, stages)
     if rank != 0:
         return
     if args.cmd == "demo":
@@ -1623,7 +1672,7 @@ def _run(args) -> None:
     log["preset"], log["device"], log["threads"] = args.preset, str(im.pick_device()), torch.get_num_threads()
     if args.cmd == "demo":
         log["prompts"] = DEMO_PROMPTS
-    with open(im._stage_paths(out)["log"], "w") as f:
+    with open(_stage_paths(out)["log"], "w") as f:
         json.dump(log, f, indent=1)
-    print(f"done in {log['total_seconds']} s; model {im._stage_paths(out)['model']}, log {im._stage_paths(out)['log']}"
+    print(f"done in {log['total_seconds']} s; model {_stage_paths(out)['model']}, log {_stage_paths(out)['log']}"
           + (f", GIFs {', '.join(log['gifs'])}" if args.cmd == "demo" else ""))

@@ -1248,8 +1248,6 @@ class AdaLNFFN(nn.Module):
 # =====================================================================================================
 # 6d. The Cooperative Denoiser
 # =====================================================================================================
-
-
 @dataclass
 class DenoiserConfig:
     """Sizes and switches of the Cooperative MoE Denoiser. Defaults are the paper's (229.15 M parameters)."""
@@ -1271,7 +1269,7 @@ class DenoiserConfig:
 
 
 class CooperativeBlock(nn.Module):
-    """One layer of the Cooperative Denoiser, applied to one person with the partner as context:
+    """One layer, for one person with the partner as context: h, other (N, T, d), emb (N, d), mask (N, T) ->
     h += SelfAttn(AdaLN(h)); h += CrossAttn(AdaLN(h), AdaLN(other)); h += InterMoEBlock(h) (or the FFN)."""
 
     def __init__(self, cfg: DenoiserConfig):
@@ -1282,7 +1280,6 @@ class CooperativeBlock(nn.Module):
         self.ffn = InterMoEBlock(d, d, cfg.moe) if cfg.ffn_type == "moe" else AdaLNFFN(d, d, cfg.d_ffn)
 
     def forward(self, h, other, emb, mask, n_persons: int = 1):
-        """h, other: (N, T, d), emb: (N, d), mask: (N, T) bool -> (N, T, d)."""
         h = h + self.self_attn(h, emb, mask)
         h = h + self.cross_attn(h, other, emb, mask)
         return h + self.ffn(h, emb, mask, n_persons)
@@ -1290,12 +1287,10 @@ class CooperativeBlock(nn.Module):
 
 class CooperativeDenoiser(nn.Module):
     """The Cooperative MoE Denoiser (paper): two weight-sharing denoisers, one per person, talking through
-    cross-attention; each predicts its person's clean latent (B, T', 448) from the noisy one.
+    cross-attention; each predicts its person's clean latent from the noisy one.
         layer i:  h_a <- block(h_a, h_b),  h_b <- block(h_b, h_a)   (both from the previous layer's states)
-    The two people run stacked along the batch ([a; b]), so one InterMoEBlock call pools every token of the
-    batch and swapping the people swaps the outputs exactly. The layout matches the authors' code (229.15 M
-    parameters at the paper's size); the output Linear is zero-initialised.
-    """
+    Both people run stacked along the batch [a; b], so one InterMoE call pools every token of the batch and
+    swapping the people swaps the outputs exactly. The authors' layout (229.15 M parameters at paper size)."""
 
     def __init__(self, cfg: DenoiserConfig | None = None):
         super().__init__()
@@ -1306,22 +1301,18 @@ class CooperativeDenoiser(nn.Module):
         self.text_proj = nn.Linear(cfg.d_text, d)
         self.blocks = nn.ModuleList(CooperativeBlock(cfg) for _ in range(cfg.n_layers))
         self.out = nn.Linear(d, cfg.d_latent)
-        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.weight)  # starts by predicting x0 = 0
         nn.init.zeros_(self.out.bias)
 
     def condition(self, t: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
-        """emb = timestep embedding + projected text embedding. t: (B,), text_emb: (B, d_text) -> (B, d)."""
+        """emb = timestep embedding + projected text: t (B,), text_emb (B, d_text) -> (B, d)."""
         return self.time_embed(t) + self.text_proj(text_emb)
 
     def forward(self, x_a, x_b, t, text_emb, mask=None, text_emb_b=None, role_a=None, role_b=None):
-        """x_a, x_b: (B, T', d_latent) noisy latents of the two people; t: (B,) diffusion steps;
-        text_emb: (B, d_text); mask: (B, T') bool, True = real frame (None: all real).
-        text_emb_b: (B, d_text), person b's own view of the caption (see InterMoEConfig.egocentric_text);
-        None: both people read text_emb, as in the paper.
-        role_a, role_b: (B, width) or None, vectors added to every input frame of person a / b (see
-        InterMoEConfig.role_embedding); not in the paper.
-        Returns (out_a, out_b), each (B, T', d_latent): the predicted clean latents (x0).
-        Swapping (x_a, text_emb, role_a) with (x_b, text_emb_b, role_b) swaps the outputs exactly."""
+        """Noisy latents x_a, x_b (B, T', d_latent), steps t (B,), text_emb (B, d_text), mask (B, T') bool (None:
+        all real) -> predicted clean latents (out_a, out_b), each (B, T', d_latent). Beyond the paper (see
+        InterMoEConfig): text_emb_b, person b's own view of the caption (None: both read text_emb); role_a,
+        role_b (B, width) vectors added to every input frame. Swapping a's inputs with b's swaps the outputs."""
         B, T, _ = x_a.shape
         if mask is None:
             mask = torch.ones(B, T, dtype=torch.bool, device=x_a.device)
@@ -1331,8 +1322,7 @@ class CooperativeDenoiser(nn.Module):
             emb = self.condition(t.repeat(2), torch.cat([text_emb, text_emb_b]))  # (2B, d): [a's view; b's view]
         mask2 = mask.repeat(2, 1)  # (2B, T)
         x = torch.cat([x_a, x_b], dim=0)  # (2B, T, d_latent): [person a; person b]
-        pos = sinusoidal_embedding(torch.arange(T, device=x.device), self.cfg.width)  # (T, d)
-        h = self.inp(x) + pos.to(x.dtype)  # (2B, T, d)
+        h = self.inp(x) + sinusoidal_embedding(torch.arange(T, device=x.device), self.cfg.width).to(x.dtype)  # (2B, T, d)
         if role_a is not None:
             h = h + torch.cat([role_a, role_b])[:, None].to(h.dtype)  # (2B, 1, d): one vector per person
         for block in self.blocks:
@@ -1341,30 +1331,23 @@ class CooperativeDenoiser(nn.Module):
         out = self.out(h)  # (2B, T, d_latent)
         return out[:B], out[B:]
 
-    # ---- the MoE bias rule and stats, for the training loop and notebooks --------------------------
     def moe_blocks(self) -> list[InterMoEBlock]:
         """The InterMoE block of every layer (empty for ffn_type='ffn')."""
         return [blk.ffn for blk in self.blocks if isinstance(blk.ffn, InterMoEBlock)]
 
-    @torch.no_grad()
     def update_biases(self) -> None:
         """Every layer's bias rule (`update_biases`); once per optimiser step, after backward."""
         update_biases(self.moe_blocks())
 
     def moe_stats(self) -> list[dict]:
-        """Per layer, the last forward's routing: counts, tokens, target k, experts per token, biases."""
+        """Per layer, the last forward's routing (InterMoEBlock.stats)."""
         return [m.stats() for m in self.moe_blocks()]
-
 
 # =====================================================================================================
 # 7. Training machinery: device, schedule, atomic resumable checkpoints, data parallel, one loop
 # =====================================================================================================
-
-
-
 def pick_device(prefer: str | None = None) -> torch.device:
-    """The device asked for (`prefer`, else the INTERMOE_DEVICE environment variable), else CUDA, then
-    Apple's MPS, then CPU. (The test suite sets INTERMOE_DEVICE=cpu so it compares like with like.)"""
+    """`prefer`, else $INTERMOE_DEVICE (the tests set cpu), else CUDA, then Apple's MPS, then the CPU."""
     prefer = prefer or os.environ.get("INTERMOE_DEVICE")
     if prefer:
         return torch.device(prefer)
@@ -1376,8 +1359,8 @@ def pick_device(prefer: str | None = None) -> torch.device:
 
 
 def autocast(device: torch.device):
-    """bf16 autocast on a CUDA GPU that has bf16 (the matmuls run in bf16, the weights and optimiser stay
-    fp32); float32 on older GPUs (T4, V100: no bf16 tensor cores) and everywhere else."""
+    """bf16 autocast on a CUDA GPU with bf16 (weights and optimiser stay fp32); float32 elsewhere (and on
+    T4 or V100, which have no bf16 tensor cores)."""
     if device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False):
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
@@ -1392,27 +1375,20 @@ def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float = 0.05) -
 
 
 def make_optimizer(params: list, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW (the paper's optimiser). Its fused kernel updates every parameter in one pass on CPU and CUDA:
-    on the lab model's 215 tensors 3x faster than the per-tensor loop (4.6 against 14.5 ms on 2 cores), the
-    same update up to float rounding. Other devices (MPS) take the loop."""
+    """AdamW (the paper's), fused (one pass over every parameter) on CPU and CUDA; the loop elsewhere (MPS)."""
     fused = bool(params) and all(p.device.type in ("cpu", "cuda") for p in params)
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused)
 
 
 # ---- distributed data parallel (torchrun) -------------------------------------------------------------
-
 def init_distributed() -> tuple[int, int]:
-    """Join the process group torchrun describes in the environment (gloo on CPU, NCCL on GPUs).
-    Returns (rank, world_size); (0, 1) when not launched by torchrun."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
-        return 0, 1
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    dist.init_process_group(backend)
-    if torch.cuda.is_available():
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-    return dist.get_rank(), dist.get_world_size()
+    """Join the process group torchrun describes (gloo on CPU, NCCL on GPUs) -> (rank, world size);
+    (0, 1) when not launched by torchrun."""
+    if not (dist.is_available() and dist.is_initialized()) and "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    return _world()
 
 
 def _world() -> tuple[int, int]:
@@ -1422,14 +1398,13 @@ def _world() -> tuple[int, int]:
 
 
 # ---- checkpoints ---------------------------------------------------------------------------------------
-
 class CheckpointError(RuntimeError):
     """A checkpoint that is missing, unreadable or of the wrong kind."""
 
 
 def save_checkpoint(path: str, state: dict) -> None:
-    """Write atomically: to a temporary file in the same folder, then rename over the old one. An interrupted
-    or failed save (a full disk) removes its temporary file and leaves the previous checkpoint whole."""
+    """Write to a temporary file in the same folder, then rename over the old one: an interrupted or failed
+    save (a full disk) removes its temporary file and leaves the previous checkpoint whole."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}"
@@ -1453,10 +1428,8 @@ def save_checkpoint(path: str, state: dict) -> None:
 
 
 def load_checkpoint(path: str, kind: str | None = None) -> dict:
-    """Read a checkpoint written by `save_checkpoint`, with a clear error if it can't be used.
-
-    Only tensors and plain values (numbers, strings, lists, dicts) are read (`weights_only=True`): a .pt
-    file from someone else cannot run code on this machine. Everything intermoe_min saves is of that kind."""
+    """A checkpoint `save_checkpoint` wrote, or a clear CheckpointError. Only tensors and plain values are
+    read (weights_only=True): a .pt file from elsewhere cannot run code here."""
     if not os.path.isfile(path):
         raise CheckpointError(f"no checkpoint at {path}")
     if not zipfile.is_zipfile(path):  # torch.save writes a zip archive
@@ -1465,9 +1438,8 @@ def load_checkpoint(path: str, kind: str | None = None) -> dict:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))  # a pickled Python object
-        what = found.group(1) if found else "not only tensors and plain values"
         raise CheckpointError(
-            f"{path} holds pickled Python objects ({what}), "
+            f"{path} holds pickled Python objects ({found.group(1) if found else 'not only tensors and plain values'}), "
             f"and intermoe_min does not load such files: unpickling them can run any code. It was not written "
             f"by this version of intermoe_min (earlier versions stored numpy arrays: delete such a file and train "
             f"it again; a cached evaluator in runs/evaluator is retrained by itself once deleted).") from e
@@ -1481,11 +1453,9 @@ def load_checkpoint(path: str, kind: str | None = None) -> dict:
 
 
 # ---- the training loop ----------------------------------------------------------------------------------
-
 def batches(dataset, batch_size: int, seed: int, epoch: int, rank: int = 0, world: int = 1) -> list:
-    """The index batches of one epoch: a permutation fixed by (seed, epoch), cut to whole batches for every
-    rank and split across ranks, so every rank takes the same number of steps and a resumed run can skip
-    exactly the batches it already did. Returns lists of dataset indices."""
+    """One epoch's batches of dataset indices: a permutation fixed by (seed, epoch), cut to whole batches for
+    every rank and split across ranks (equal steps everywhere; a resumed run skips exactly what it did)."""
     g = torch.Generator().manual_seed(seed * 100_003 + epoch)
     per_rank = len(dataset) // (batch_size * world) * batch_size
     order = torch.randperm(len(dataset), generator=g).tolist()[:per_rank * world][rank::world]
@@ -1493,7 +1463,7 @@ def batches(dataset, batch_size: int, seed: int, epoch: int, rank: int = 0, worl
 
 
 def _rng_state(device: torch.device) -> dict:
-    """This process's random state: the CPU generator's and the accelerator's (timesteps, noise, dropout)."""
+    """This process's random state (timesteps, noise, dropout): the CPU generator's and the accelerator's."""
     state = {"cpu": torch.get_rng_state()}
     if device.type == "cuda":
         state["cuda"] = torch.cuda.get_rng_state(device)
@@ -1503,7 +1473,6 @@ def _rng_state(device: torch.device) -> dict:
 
 
 def _set_rng_state(state: dict, device: torch.device) -> None:
-    """Inverse of `_rng_state`."""
     torch.set_rng_state(state["cpu"])
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"], device)
@@ -1512,9 +1481,8 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
 
 
 def default_workers(device: torch.device) -> int:
-    """Stage 1's DataLoader worker processes: none off CUDA (they would take the cores the model needs), on
-    CUDA a few per process (the cores shared among torchrun's processes on this machine), so features are
-    prepared while the GPU computes. Stage 2 reads a cache and needs none."""
+    """Stage 1's DataLoader processes: none off CUDA (they would take the model's cores); on CUDA a few per
+    process, so features are made while the GPU computes."""
     if device.type != "cuda":
         return 0
     per_process = (os.cpu_count() or 2) // int(os.environ.get("LOCAL_WORLD_SIZE", 1))
@@ -1526,17 +1494,11 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
                ckpt_every: int, seed: int, kind: str, extra_state=None, after_step=None,
                device=None, log_every: int = 10, progress: bool = True, params=None,
                workers: int = 0) -> list[dict]:
-    """One loop for both training stages.
-
-    loss_fn(module, batch, device) -> (loss, logs dict). after_step(step) runs after each optimiser step
-    (the MoE bias update). Resumes from `ckpt_path` if it holds a checkpoint of this `kind`: model,
-    optimiser, schedule, RNG states and position in the data are restored, so the run continues as if it had
-    never stopped. A NaN/inf loss stops with a clear message; the last checkpoint is left intact.
-    `dataset` may be a function that builds it, called only if there is training left to do.
-    `extra_state()` returns anything else to store (config, vocab, normaliser). `workers`: DataLoader
-    processes; batches are the same with or without them. A checkpoint of another seed is refused.
-    Returns the loss history.
-    """
+    """One loop for both stages -> the loss history. loss_fn(module, batch, device) -> (loss, logs);
+    after_step(step) runs after each optimiser step (the MoE bias rule); extra_state() adds to checkpoints.
+    Resumes from `ckpt_path` exactly (model, optimiser, schedule, RNG, place in the data); refuses another
+    seed's checkpoint; stops on a NaN loss with the last checkpoint intact. `dataset` may be a function that
+    builds it, called only if steps are left. `workers` DataLoader processes give the same batches."""
     rank, world = _world()
     device = torch.device(device) if device is not None else pick_device()
     module.to(device)
@@ -1544,9 +1506,7 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
     opt = make_optimizer(params, lr, weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, warmup, steps))
     model = module
-    if world > 1:
-        # Every parameter gets a gradient every step (an expert runs even on an empty slab, see InterMoEBlock),
-        # so DDP need not search the graph for unused ones.
+    if world > 1:  # every parameter gets a gradient every step (see InterMoEBlock): no search for unused ones
         model = torch.nn.parallel.DistributedDataParallel(
             module, device_ids=[device.index] if device.type == "cuda" else None)
     step, history = 0, []
@@ -1565,7 +1525,7 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
         sched.load_state_dict(state["scheduler"])
         step, history = state["step"], state["history"]
         _set_rng_state(state["rng"][rank] if rank < len(state["rng"]) else state["rng"][0], device)
-        if rank == 0:  # a finished run is just read
+        if rank == 0:
             print(f"loaded finished {kind} from {ckpt_path} ({step} steps)" if step >= steps
                   else f"resumed {kind} from {ckpt_path} at step {step}")
 
@@ -1573,16 +1533,15 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
         rngs = [_rng_state(device)]
         if world > 1:
             rngs = [None] * world
-            dist.all_gather_object(rngs, {k: v.cpu() for k, v in rngs[0].items()})
+            dist.all_gather_object(rngs, {k: v.cpu() for k, v in _rng_state(device).items()})
         if rank == 0 and ckpt_path:
             save_checkpoint(ckpt_path, {"kind": kind, "model": module.state_dict(), "optimizer": opt.state_dict(),
                                         "scheduler": sched.state_dict(), "step": step, "history": history,
-                                        "seed": seed,
-                                        "rng": rngs, **(extra_state() if extra_state else {})})
+                                        "seed": seed, "rng": rngs, **(extra_state() if extra_state else {})})
 
     if step >= steps:  # finished: nothing to train, so no data to prepare
         return history
-    dataset = dataset() if callable(dataset) else dataset  # built only now (stage 2's latent cache takes a minute)
+    dataset = dataset() if callable(dataset) else dataset
     per_epoch = len(dataset) // (batch_size * world)
     if per_epoch == 0:
         raise ValueError(f"{kind}: {len(dataset)} clips are too few for batches of {batch_size} x {world} ranks")
@@ -1596,8 +1555,8 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
         epoch, skip = divmod(step, per_epoch)
         dataset.epoch = epoch  # set before the workers start: they take a copy of the dataset
         todo = batches(dataset, batch_size, seed, epoch, rank, world)[skip:]
-        # its own generator: a DataLoader otherwise draws its workers' seed from the global random state,
-        # and a resumed run (which starts one more loader) would then draw different noise from then on
+        # its own generator: a DataLoader otherwise seeds its workers from the global random state, which a
+        # resumed run (one more loader) would leave elsewhere
         loader = torch.utils.data.DataLoader(dataset, batch_sampler=todo, collate_fn=collate_fn,
                                              num_workers=workers, pin_memory=device.type == "cuda",
                                              generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
@@ -1631,14 +1590,9 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
         bar.close()
     return history
 
-
 # =====================================================================================================
-# 8. InterMoE: text -> two-person motion, the whole model
+# 8. InterMoE: text -> two-person motion, the whole model, and its presets
 # =====================================================================================================
-
-
-
-
 @dataclass
 class InterMoEConfig:
     """Everything one run needs: the three networks' sizes, diffusion and both training stages."""
@@ -1649,12 +1603,9 @@ class InterMoEConfig:
     sample_steps: int = 50          # DDIM steps at sampling time (paper: 50)
     guidance: float = 3.5           # classifier-free guidance weight s: s * cond + (1 - s) * uncond
     cond_drop: float = 0.1          # share of training captions replaced by "" (to learn the unconditional)
-    # Beyond the paper (README, "Where we go beyond the paper": with both, roles stop being a coin toss):
-    # person b reads swap_caption(caption), so 'the first person' always means "me" (False: the paper's
-    # shared condition); and each person's input frames get a learnt vector for where its own view of the
-    # caption names it (first, partner first, or no one by index), as BERT's segment vectors.
-    egocentric_text: bool = True
-    role_embedding: bool = True
+    # Beyond the paper (README, "Where we go beyond the paper"; False, False is the paper's shared condition):
+    egocentric_text: bool = True    # person b reads swap_caption(caption): 'the first person' always means "me"
+    role_embedding: bool = True     # a learnt vector per person: its view names it first, the partner, no one
     # stage 1: the VAE (paper: 64-frame windows, AdamW 2e-4, wd 2e-5, batch 256, ~30k steps)
     vae_steps: int = 30_000
     vae_batch: int = 128            # clips per batch; each gives two people, so 256 sequences
@@ -1669,8 +1620,7 @@ class InterMoEConfig:
     grad_clip: float = 1.0          # gradient *value* clip, as the paper's setup
     max_frames: int = MAX_FRAMES - 1  # longest training clip in feature frames
     n_clips: int | None = None      # InterSynth clips to generate for this preset (None: the default set)
-    ckpt_every: int = 1000          # steps between checkpoints (one file per stage, overwritten); at the
-                                    # paper's size a checkpoint with AdamW's state is ~2.9 GB
+    ckpt_every: int = 1000          # steps between checkpoints (one file per stage, overwritten)
 
     def __post_init__(self):
         if self.vae.latent_dim != self.denoiser.d_latent:
@@ -1680,12 +1630,9 @@ class InterMoEConfig:
             raise ValueError(f"text d_cond ({self.text.d_cond}) must match denoiser d_text ({self.denoiser.d_text})")
 
 
-# The presets, as keyword literals (minGPT's model_type table): each network's sizes, then training fields.
-#   nano:  the tests' size, seconds on a CPU.
-#   lab:   a CPU course lab, both stages in 20-25 minutes on 2 cores. No dropout in the text encoder and the
-#          denoiser (the paper's is 0.1): on a CPU the masks cost a tenth of a step, and 2500 steps do not
-#          overfit (README, Speed).
-#   paper: the paper's sizes (the denoiser alone 229 M parameters) and schedule, for a GPU.
+# Keyword literals per preset (as minGPT's model_type table). nano: the tests', seconds on a CPU. lab: a CPU
+# course lab, both stages in 20-25 minutes on 2 cores (no dropout: on a CPU its masks cost a tenth of a step,
+# and 2500 steps do not overfit). paper: the paper's sizes (a 229 M-parameter denoiser) and schedule, for a GPU.
 PRESETS = {
     "nano": dict(vae=dict(width=8, hidden=16), text=dict(d_model=32, n_heads=2, d_cond=32),
                  denoiser=dict(width=32, n_layers=2, n_heads=2, d_ffn=32, moe=dict(n_experts=4, d_expert=32)),
@@ -1700,22 +1647,18 @@ PRESETS = {
 
 
 def preset(name: str, **overrides) -> InterMoEConfig:
-    """The configuration PRESETS names ('nano', 'lab', 'paper'); overrides replace top-level fields, e.g.
-    preset('lab', steps=500)."""
+    """The configuration PRESETS names; overrides replace top-level fields, e.g. preset('lab', steps=500)."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}: choose one of {list(PRESETS)}")
     p = dict(PRESETS[name])
     vae, text, den = VAEConfig(**p.pop("vae", {})), TextConfig(**p.pop("text", {})), dict(p.pop("denoiser", {}))
-    moe = MoEConfig(**den.pop("moe", {}))
-    den = DenoiserConfig(d_latent=vae.latent_dim, d_text=text.d_cond, moe=moe, **den)
+    den = DenoiserConfig(d_latent=vae.latent_dim, d_text=text.d_cond, moe=MoEConfig(**den.pop("moe", {})), **den)
     return replace(InterMoEConfig(vae=vae, text=text, denoiser=den, **p), **overrides)
 
 
 def choose_preset(device) -> tuple[str, dict, str]:
-    """What to train on `device`, for a notebook: (preset name, overrides, why).
-
-    `paper` sizes need a CUDA GPU with bf16 and at least 24 GiB (training them takes an estimated 14-17 GiB),
-    and get a lab's budget of steps (the full 30,000 + 100,000 is hours to days); `lab` everywhere else."""
+    """What a notebook trains on `device` -> (preset name, overrides, why): `paper` sizes on a CUDA GPU with
+    bf16 and 24 GiB (training takes 14-17 GiB), cut to a lab's steps; `lab` everywhere else."""
     device = torch.device(device)
     if device.type != "cuda":
         return "lab", {}, f"the lab preset on {device.type.upper()}"
@@ -1731,19 +1674,18 @@ def choose_preset(device) -> tuple[str, dict, str]:
 
 def _config_from_dict(d: dict) -> InterMoEConfig:
     """Inverse of dataclasses.asdict(cfg): the configuration a checkpoint stores as plain values."""
-    d = dict(d)
-    den = dict(d.pop("denoiser"))
+    d, den = dict(d), dict(d["denoiser"])
     den["moe"] = MoEConfig(**den["moe"])
-    return InterMoEConfig(vae=VAEConfig(**d.pop("vae")), text=TextConfig(**d.pop("text")),
-                          denoiser=DenoiserConfig(**den), **d)
+    return InterMoEConfig(**{**d, "vae": VAEConfig(**d["vae"]), "text": TextConfig(**d["text"]),
+                             "denoiser": DenoiserConfig(**den)})
 
 
 MAX_SEED = 2 ** 63 - 1  # seeds are non-negative (numpy's generators refuse negative ones) and fit in int64
 
 
 def _check_int(value, name: str, low: int | None = None, high: int | None = None) -> int:
-    """`value` as an int if it is a whole-number type (int, numpy integer, 0-d integer tensor) within
-    [low, high]; otherwise an error that names `name` and says what was expected."""
+    """`value` as an int if it is a whole number (int, numpy integer, 0-d integer tensor) in [low, high];
+    otherwise an error naming `name` and what was expected."""
     if isinstance(value, torch.Tensor) and value.ndim == 0 and not value.is_floating_point() \
             and value.dtype != torch.bool:
         value = value.item()
@@ -1757,15 +1699,9 @@ def _check_int(value, name: str, low: int | None = None, high: int | None = None
 
 
 class InterMoE(nn.Module):
-    """Text -> two-person motion (the paper's whole pipeline).
-
-    vae:       Causal-Skeletal VAE, one person at a time, (B, T, 262) <-> (B, T/4, d_latent); frozen in stage 2
-    text:      TextEncoder, captions -> (B, d_cond)
-    denoiser:  CooperativeDenoiser, predicts both people's clean latents from noisy ones
-    diffusion: schedule, loss and DDIM sampler
-    The latents are divided by `latent_scale` (their std over the training set, measured once before stage 2)
-    so the diffusion sees unit-variance data whatever the VAE learned.
-    """
+    """Text -> two-person motion, the paper's whole pipeline: the Causal-Skeletal VAE (one person at a time;
+    frozen in stage 2), the text encoder, the Cooperative Denoiser and the diffusion. Latents are divided by
+    `latent_scale`, their std over the training set (measured before stage 2), so diffusion sees unit variance."""
 
     def __init__(self, cfg: InterMoEConfig, vocab: Vocab, normalizer: Normalizer):
         super().__init__()
@@ -1776,8 +1712,7 @@ class InterMoE(nn.Module):
         self.diffusion = Diffusion(cfg.diffusion_steps)
         if cfg.role_embedding:  # 0: I am named first, 1: the partner is, 2: neither is named by index
             self.role_embed = nn.Embedding(3, cfg.denoiser.width)
-            # the scale of the sinusoidal frame positions it joins (root mean square 1/sqrt(2))
-            nn.init.normal_(self.role_embed.weight, std=2 ** -0.5)
+            nn.init.normal_(self.role_embed.weight, std=2 ** -0.5)  # the scale of the frame positions it joins
         self.register_buffer("latent_scale", torch.tensor(1.0))
 
     # ---- motion <-> latents ------------------------------------------------------------------------
@@ -1802,39 +1737,30 @@ class InterMoE(nn.Module):
         return mask[:, ::4]
 
     def stage2_parameters(self) -> list:
-        """What stage 2 trains: every parameter but the frozen VAE's (text encoder, role vectors, denoiser)."""
+        """What stage 2 trains: everything but the frozen VAE (text encoder, role vectors, denoiser)."""
         return [p for name, p in self.named_parameters() if not name.startswith("vae.")]
 
-    # ---- text ---------------------------------------------------------------------------------------------
+    # ---- text: each person's condition and role ----------------------------------------------------
     @property
     def reads_roles(self) -> bool:
         """Does each person get its own view of the caption (so a role-naming caption assigns the slots)?"""
         return self.cfg.egocentric_text or self.cfg.role_embedding
 
-    def _encode_unique(self, texts: list[str]) -> torch.Tensor:
-        """The text encoder's sentence embeddings of `texts` (N, d_cond), each distinct text encoded once:
-        a caption that names no one by index is its own swapped view, and every dropped caption is "", so
-        in training about a third of the rows are repeats. Same result, less text-encoder work."""
+    def encode_captions(self, captions: list[str]):
+        """B captions -> (person a's condition (B, d_cond), person b's or None when both read the same), one
+        text-encoder call over the distinct texts (a third of a training batch repeats: "" and unswapped)."""
+        captions = list(captions)
+        texts = captions + [swap_caption(c) for c in captions] if self.cfg.egocentric_text else captions
         first = {}
         for t in texts:
             first.setdefault(t, len(first))
         emb = self.text(list(first))[0]  # (U, d_cond), U distinct texts
-        return emb[torch.tensor([first[t] for t in texts], device=emb.device)]  # (N, d_cond)
-
-    def encode_captions(self, captions: list[str]):
-        """B captions -> (person a's condition (B, d_cond), person b's (B, d_cond) or None when both read the
-        same), in one call of the text encoder. Person b's view is the caption with the people swapped
-        (egocentric_text)."""
-        captions = list(captions)
-        if not self.cfg.egocentric_text:
-            return self._encode_unique(captions), None  # (B, d_cond)
-        both = self._encode_unique(captions + [swap_caption(c) for c in captions])  # (2B, d_cond)
-        return both[:len(captions)], both[len(captions):]
+        emb = emb[torch.tensor([first[t] for t in texts], device=emb.device)]  # (B or 2B, d_cond)
+        return (emb[:len(captions)], emb[len(captions):]) if self.cfg.egocentric_text else (emb, None)
 
     def roles(self, captions: list[str]):
-        """B captions -> (person a's role vectors (B, width), person b's), or (None, None) without
-        role_embedding. A person's role: 0 if its own view of the caption names it first, 1 if it names the
-        partner first, 2 if it names no one by index; person b's view is swap_caption(caption)."""
+        """B captions -> role vectors (B, width) of person a and of person b (whose view is swap_caption),
+        or (None, None) without role_embedding; a role is caption_initiator of one's own view, 2 for None."""
         if not self.cfg.role_embedding:
             return None, None
         ids = [2 if (i := caption_initiator(c)) is None else i
@@ -1844,32 +1770,27 @@ class InterMoE(nn.Module):
 
     # ---- training: the diffusion loss (stage 2) -------------------------------------------------------
     def forward(self, z0: torch.Tensor, zmask: torch.Tensor, captions: list[str]):
-        """The stage-2 loss on a batch of clean scaled latents z0 (B, 2, T', C) (`encode_motion`, or the
-        cache `LatentDataset` keeps), zmask (B, T') bool, B captions. Returns (loss, logs).
-        10% of captions become "" so the model also learns the unconditional (classifier-free guidance)."""
+        """Stage 2's loss on clean scaled latents z0 (B, 2, T', C), zmask (B, T') bool, B captions ->
+        (loss, logs). cond_drop of the captions become "" (to learn the unconditional, for guidance)."""
         B = z0.shape[0]
         if self.training and self.cfg.cond_drop > 0:
             drop = (torch.rand(B) < self.cfg.cond_drop).tolist()
             captions = ["" if d else c for c, d in zip(captions, drop)]
         t = torch.randint(0, self.diffusion.n_steps, (B,), device=z0.device)
         x_t = self.diffusion.q_sample(z0, t, torch.randn_like(z0))
-        text_a, text_b = self.encode_captions(captions)
-        role_a, role_b = self.roles(captions)
+        (text_a, text_b), (role_a, role_b) = self.encode_captions(captions), self.roles(captions)
         out_a, out_b = self.denoiser(x_t[:, 0], x_t[:, 1], t, text_a, zmask, text_b, role_a, role_b)
-        loss = self.diffusion.loss(torch.stack([out_a, out_b], 1), z0, zmask)
-        return loss, {}
+        return self.diffusion.loss(torch.stack([out_a, out_b], 1), z0, zmask), {}
 
     # ---- sampling ---------------------------------------------------------------------------------------
     def _check_sampling(self, prompts, lengths, seed, steps, guidance):
         """`sample`'s arguments checked and normalised: (prompts, lengths, seed, steps, guidance)."""
-        if isinstance(prompts, str):
-            prompts = [prompts]
+        prompts = [prompts] if isinstance(prompts, str) else prompts
         if not isinstance(prompts, (list, tuple)) or not prompts or not all(isinstance(p, str) for p in prompts):
             raise TypeError("prompts must be a non-empty list of strings")
         if isinstance(lengths, (torch.Tensor, np.ndarray, range)):
-            lengths = lengths.tolist() if not isinstance(lengths, range) else list(lengths)  # 0-d: one number
-        if not isinstance(lengths, (list, tuple)):
-            lengths = [lengths] * len(prompts)  # one length for every prompt
+            lengths = list(lengths) if isinstance(lengths, range) else lengths.tolist()  # 0-d: one number
+        lengths = list(lengths) if isinstance(lengths, (list, tuple)) else [lengths] * len(prompts)
         lengths = [_check_int(n, "lengths", MIN_FRAMES, MAX_FRAMES) for n in lengths]
         if len(lengths) != len(prompts):
             raise ValueError(f"got {len(prompts)} prompts but {len(lengths)} lengths")
@@ -1887,15 +1808,10 @@ class InterMoE(nn.Module):
     @torch.no_grad()
     def sample(self, prompts, lengths, seed: int | None = None, steps: int | None = None,
                guidance: float | None = None, return_features: bool = False, progress: bool = False):
-        """Generate interactions.
-
-        prompts: list of B captions; lengths: frames per clip (an int for all, or B ints, 15..300 at 30 fps).
-        seed: an int that makes the result reproducible (the only randomness is the starting noise).
-        steps: DDIM steps (default cfg.sample_steps); guidance: the weight s (default cfg.guidance).
-        Returns joints (B, 2, T, 22, 3) metres, Y up, T = max(lengths); frames past a clip's own length hold
-        its last pose. With return_features=True, returns (joints, features (B, 2, T, 262)).
-        Classifier-free guidance runs the conditional and unconditional halves in one batched forward.
-        """
+        """B prompts, lengths (one int or B, 15..300 frames at 30 fps) -> joints (B, 2, T, 22, 3), metres, Y up,
+        T = max(lengths), each clip holding its last pose past its length (return_features: also (B, 2, T, 262)).
+        `seed` makes it reproducible; steps and guidance s default to the config's. DDIM with classifier-free
+        guidance, s * cond + (1 - s) * uncond, both halves in one batched forward."""
         prompts, lengths, seed, steps, s = self._check_sampling(prompts, lengths, seed, steps, guidance)
         was_training = self.training
         self.eval()
@@ -1903,12 +1819,9 @@ class InterMoE(nn.Module):
         B, T = len(prompts), max(lengths)
         Tz = math.ceil(T / 4)
         frame_mask = torch.arange(4 * Tz, device=device)[None] < torch.tensor(lengths, device=device)[:, None]
-        zmask = self.latent_mask(frame_mask)  # (B, Tz)
-        cond_a, cond_b = self.encode_captions(prompts + [""] * B)  # (2B, d_cond): conditional, then unconditional
+        mask2 = self.latent_mask(frame_mask).repeat(2, 1)  # (2B, Tz): conditional rows, then unconditional
+        cond_a, cond_b = self.encode_captions(prompts + [""] * B)  # (2B, d_cond) each (cond_b may be None)
         role_a, role_b = self.roles(prompts + [""] * B)  # (2B, width) each, or None
-        mask2 = zmask.repeat(2, 1)  # (2B, Tz)
-        C = self.cfg.denoiser.d_latent
-
         dtype = next(self.denoiser.parameters()).dtype  # bf16 for a model cast with .to(torch.bfloat16)
 
         def denoise(x, t):  # x (B, 2, Tz, C) float32 -> guided x0 prediction (B, 2, Tz, C) float32
@@ -1918,17 +1831,17 @@ class InterMoE(nn.Module):
             return s * x0[:B] + (1 - s) * x0[B:]  # the sampler's arithmetic stays in float32
 
         g = torch.Generator(device="cpu").manual_seed(seed) if seed is not None else None
-        noise_shape = (B, 2, Tz, C)
-        z = self.diffusion.sample(denoise, noise_shape, steps=steps, generator=g, device=device, progress=progress)
+        z = self.diffusion.sample(denoise, (B, 2, Tz, self.cfg.denoiser.d_latent), steps=steps, generator=g,
+                                  device=device, progress=progress)
         feats = self.decode_latents(z, T)  # (B, 2, T, 262)
         for k, n in enumerate(lengths):  # hold the last real pose past each clip's end
             feats[k, :, n:] = feats[k, :, n - 1:n]
-        joints = joints_from_features(feats)  # (B, 2, T, 22, 3)
         self.train(was_training)
-        return (joints, feats) if return_features else joints
+        return (joints_from_features(feats), feats) if return_features else joints_from_features(feats)
 
     # ---- saving and loading --------------------------------------------------------------------------
     def checkpoint_state(self) -> dict:
+        """What rebuilds the model besides its weights, as plain values."""
         return {"config": asdict(self.cfg), "vocab": self.vocab.state_dict(),
                 "normalizer": self.normalizer.state_dict()}
 
@@ -1937,7 +1850,7 @@ class InterMoE(nn.Module):
 
     @classmethod
     def load(cls, path: str, device=None) -> "InterMoE":
-        """Rebuild a model from a checkpoint written by `save` or by `train_denoiser`."""
+        """The model a checkpoint of `save` or `train_denoiser` holds, on `device` (default pick_device())."""
         state = load_checkpoint(path)
         if state["kind"] not in ("intermoe", "denoiser"):
             raise CheckpointError(f"{path} holds a '{state['kind']}' checkpoint, not a whole InterMoE model")
@@ -1953,14 +1866,11 @@ class InterMoE(nn.Module):
             raise CheckpointError(f"{path} does not match its own configuration: {e}") from e
         return model.to(device or pick_device())
 
-
 # =====================================================================================================
-# 9. The two training stages, and a run of both into one folder
+# 9. The two training stages
 # =====================================================================================================
-
 def _vae_loss_fn(normalizer: Normalizer):
-    mean = torch.from_numpy(normalizer.mean)
-    std = torch.from_numpy(normalizer.std)
+    mean, std = torch.from_numpy(normalizer.mean), torch.from_numpy(normalizer.std)
 
     def loss_fn(vae, batch, device):
         x = batch["motion"].to(device)  # (B, 2, T, 262)
@@ -1975,8 +1885,7 @@ def _vae_loss_fn(normalizer: Normalizer):
 
 def train_vae(model: InterMoE, records: list[dict], steps: int | None = None, ckpt_path: str | None = None,
               seed: int = 0, device=None, progress: bool = True, ckpt_every: int | None = None) -> list[dict]:
-    """Stage 1: train model.vae on random `vae_window`-frame windows of both people. Resumable from ckpt_path
-    (a checkpoint every `ckpt_every` steps, default the config's)."""
+    """Stage 1: model.vae on random `vae_window`-frame windows of both people; resumable from ckpt_path."""
     cfg = model.cfg
     device = torch.device(device) if device is not None else pick_device()
     data = InteractionDataset(records, model.normalizer, train=True, max_frames=cfg.vae_window, seed=seed)
@@ -2004,7 +1913,7 @@ def measure_latent_scale(model: InterMoE, records: list[dict], n: int = 256, dev
 
 
 def vae_fingerprint(weights) -> str:
-    """A short hash of a VAE's weights (a module, or a state_dict with or without the 'vae.' prefix)."""
+    """A short hash of a VAE's weights: a module, or a state_dict with or without the 'vae.' prefix."""
     sd = weights.state_dict() if isinstance(weights, nn.Module) else weights
     if any(k.startswith("vae.") for k in sd):  # a whole model's state_dict: its VAE part
         sd = {k.removeprefix("vae."): v for k, v in sd.items() if k.startswith("vae.")}
@@ -2015,58 +1924,35 @@ def vae_fingerprint(weights) -> str:
     return h.hexdigest()[:16]
 
 
-def _check_same_vae(model: "InterMoE", state: dict, path: str) -> None:
-    """Refuse to resume stage 2 from `state` (a stage-2 checkpoint, which holds the whole model) if it was
-    trained on another VAE than model.vae: its denoiser learned that VAE's latents, and loading it would also
-    bring the old VAE back over the new one."""
-    old, new = vae_fingerprint(state["model"]), vae_fingerprint(model.vae)
-    if old != new:
-        raise CheckpointError(
-            f"{path} was trained on another VAE (weights {old}) than this run's (weights {new}): stage 1 has "
-            f"changed since (trained further, or another vae.pt). Its denoiser cannot be resumed on this VAE. "
-            f"Delete {path} to train stage 2 afresh on the new VAE, or use another output folder.")
-
-
 class LatentDataset(torch.utils.data.Dataset):
-    """Stage 2's data: the frozen VAE's latents of every clip, encoded once, whole, in its four variants (as
-    recorded, persons swapped, mirrored, both; captions rewritten to match). A fetch picks a variant and a
-    caption and, when training, a window of max_frames / 4 latent frames; a window that starts mid-clip keeps
-    the clip's history (the encoder is causal, so padding never changes a latent). Stored unscaled, float16.
-    """
+    """Stage 2's data: every clip encoded once, whole, by the frozen VAE in its four variants (as recorded,
+    swapped, mirrored, both), float16, unscaled. A fetch picks a variant, a caption to match and (training) a
+    window of max_frames / 4 latent frames; mid-clip windows keep their history (the encoder is causal)."""
 
     def __init__(self, model: "InterMoE", records: list[dict], train: bool = True, max_frames: int | None = None,
                  seed: int | None = None, batch_size: int = 8, progress: bool = False):
         base = InteractionDataset(records, model.normalizer, train=False, max_frames=MAX_FRAMES)
         self.records, self.train, self.seed, self.epoch = base.records, train, seed, 0
         self.max_latent = (max_frames or model.cfg.max_frames) // 4
-        variants = [(False, False), (True, False), (False, True), (True, True)] if train else [(False, False)]
-        device = model.latent_scale.device
-        self.latents = [[None] * len(variants) for _ in self.records]  # [clip][variant] -> (2, T', C) float16
-        jobs = [(i, v) for i in range(len(self.records)) for v in range(len(variants))]
-        # Similar lengths share a batch, longest first, in small batches: each batch's activations then fit in
-        # the memory the one before freed. (Shortest first, 32 a batch, the heap grew by 2 GB for a 290 MB cache.)
-        jobs.sort(key=lambda iv: -self.records[iv[0]]["joints"].shape[1])
-        bar = None
+        self.variants = [(False, False), (True, False), (False, True), (True, True)] if train else [(False, False)]
+        self.latents = [[None] * len(self.variants) for _ in self.records]  # [clip][variant] -> (2, T', C)
+        # longest first, a few a batch: each batch's activations fit in the memory the one before freed
+        jobs = sorted(((i, v) for i in range(len(self.records)) for v in range(len(self.variants))),
+                      key=lambda iv: -self.records[iv[0]]["joints"].shape[1])
         if progress:
             from tqdm.auto import tqdm
-            bar = tqdm(total=len(jobs), desc="encode latents", leave=False)
         model.vae.eval()
-        for k in range(0, len(jobs), batch_size):
+        for k in (tqdm(range(0, len(jobs), batch_size), desc="encode latents", leave=False) if progress
+                  else range(0, len(jobs), batch_size)):
             chunk = jobs[k:k + batch_size]
-            feats = [base.features(i, *variants[v]) for i, v in chunk]  # each (2, T_i, 262)
-            items = [{"motion": torch.from_numpy(model.normalizer.normalise(f).astype(np.float32)),
-                      "length": f.shape[1], "caption": "", "id": ""} for f in feats]
-            batch = collate(items)
+            feats = [base.features(i, *self.variants[v]) for i, v in chunk]  # each (2, T_i, 262)
+            batch = collate([{"motion": torch.from_numpy(model.normalizer.normalise(f).astype(np.float32)),
+                              "length": f.shape[1], "caption": "", "id": ""} for f in feats])
             with torch.no_grad():
-                z = model.vae.encode(batch["motion"].to(device).flatten(0, 1)).cpu()  # (2b, T'max, C)
+                z = model.vae.encode(batch["motion"].to(model.latent_scale.device).flatten(0, 1)).cpu()  # (2b, T', C)
             z = z.unflatten(0, (-1, 2))  # (b, 2, T'max, C)
             for row, ((i, v), n) in enumerate(zip(chunk, batch["lengths"].tolist())):
                 self.latents[i][v] = z[row, :, :math.ceil(n / 4)].half()  # (2, ceil(T_i / 4), C)
-            if bar is not None:
-                bar.update(len(chunk))
-        if bar is not None:
-            bar.close()
-        self.variants = variants
         self._rng = np.random.default_rng()
 
     def __len__(self):
@@ -2075,36 +1961,34 @@ class LatentDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict:
         rng = self._rng if self.seed is None else np.random.default_rng([self.seed, self.epoch, i])
         v = int(rng.integers(len(self.variants))) if self.train else 0
-        swap, mirror = self.variants[v]
         z = self.latents[i][v]  # (2, T', C)
         if z.shape[1] > self.max_latent:
             start = int(rng.integers(0, z.shape[1] - self.max_latent + 1)) if self.train else 0
             z = z[:, start:start + self.max_latent]
-        caps = [c for c in self.records[i]["captions"] if c.strip()]
-        caption = caps[int(rng.integers(len(caps)))] if self.train else caps[0]
-        if swap:
-            caption = swap_caption(caption)
-        if mirror:
-            caption = mirror_caption(caption)
-        return {"latent": z.float(), "length": z.shape[1], "caption": caption, "id": self.records[i]["id"]}
+        return {"latent": z.float(), "length": z.shape[1], "id": self.records[i]["id"],
+                "caption": _pick_caption(self.records[i]["captions"], rng, self.train, *self.variants[v])}
 
 
 def train_denoiser(model: InterMoE, records: list[dict], steps: int | None = None, ckpt_path: str | None = None,
                    seed: int = 0, device=None, progress: bool = True, ckpt_every: int | None = None,
                    latents: "LatentDataset | None" = None) -> list[dict]:
-    """Stage 2: train the text encoder and the denoiser on the frozen VAE's latents (cached once, see
-    `LatentDataset`). Resumable, but only on the VAE it started with. `latents`: a LatentDataset already
-    built by this VAE from these records, to share between runs that differ only in the denoiser (the
-    ablation study)."""
+    """Stage 2: the text encoder and denoiser on the frozen VAE's cached latents; resumable, but only on the
+    VAE it started with. `latents`: a LatentDataset of this VAE and these records, to share between runs."""
     cfg = model.cfg
     device = torch.device(device) if device is not None else pick_device()
     model.to(device)
-    if ckpt_path and os.path.isfile(ckpt_path):
-        _check_same_vae(model, load_checkpoint(ckpt_path, "denoiser"), ckpt_path)
+    if ckpt_path and os.path.isfile(ckpt_path):  # its denoiser learned its VAE's latents: the same VAE only
+        old, new = vae_fingerprint(load_checkpoint(ckpt_path, "denoiser")["model"]), vae_fingerprint(model.vae)
+        if old != new:
+            raise CheckpointError(
+                f"{ckpt_path} was trained on another VAE (weights {old}) than this run's (weights {new}): stage 1 "
+                f"has changed since (trained further, or another vae.pt). Its denoiser cannot be resumed on this "
+                f"VAE. Delete {ckpt_path} to train stage 2 afresh on the new VAE, or use another output folder.")
     else:
         model.latent_scale.fill_(measure_latent_scale(model, records, device=device))
     model.vae.requires_grad_(False)
     model.vae.eval()
+
     def data():  # built by train_loop only if there are steps left to train
         cache = latents or LatentDataset(model, records, train=True, max_frames=cfg.max_frames, progress=progress)
         cache.seed = seed  # fetches are keyed by (seed, epoch, clip): this run's augmentations and crops
@@ -2114,74 +1998,24 @@ def train_denoiser(model: InterMoE, records: list[dict], steps: int | None = Non
         z0 = batch["latent"].to(dev) / model.latent_scale  # (B, 2, T', C) unit-variance latents
         return m(z0, batch["mask"].to(dev), batch["captions"])
 
-    params = model.stage2_parameters()
     steps = cfg.steps if steps is None else steps  # steps=0 means no training, not the default
     return train_loop(model, loss_fn, data, collate, steps=steps, batch_size=cfg.batch, lr=cfg.lr,
                       weight_decay=cfg.weight_decay, warmup=cfg.warmup, grad_clip=cfg.grad_clip,
                       ckpt_path=ckpt_path, ckpt_every=ckpt_every or cfg.ckpt_every, seed=seed, kind="denoiser",
                       extra_state=model.checkpoint_state, after_step=lambda s: model.denoiser.update_biases(),
-                      device=device, progress=progress, params=params)
+                      device=device, progress=progress, params=model.stage2_parameters())
 
 
 def build_model(cfg: InterMoEConfig, records: list[dict], seed: int = 0) -> InterMoE:
-    """A fresh model for these training records: the vocabulary from their captions, the normaliser
-    from their features, the initial weights drawn from `seed` (the caller's random state is left alone)."""
+    """A fresh model for these training records: the vocabulary of their captions (mirrored and swapped
+    too), the normaliser of their features, the weights drawn from `seed` (the caller's random state kept)."""
     _check_int(seed, "seed", 0, MAX_SEED)
     captions = [c for r in records for c in r["captions"]]
-    # the augmented captions too: mirroring brings 'right' where the data only said 'left'
     vocab = Vocab.build(captions + [mirror_caption(swap_caption(c)) for c in captions])
     normalizer = InteractionDataset(records, train=False).fit_normalizer()
     with torch.random.fork_rng(devices=[]):  # restores the CPU generator afterwards; no other is touched
         torch.default_generator.manual_seed(seed)  # weights are initialised on the CPU
         return InterMoE(cfg, vocab, normalizer)
-
-
-def _stage_paths(out: str) -> dict:
-    return {"vae": os.path.join(out, "vae.pt"), "denoiser": os.path.join(out, "denoiser.pt"),
-            "model": os.path.join(out, "model.pt"), "log": os.path.join(out, "log.json")}
-
-
-def run_training(cfg, out: str, vae_steps=None, steps=None, seed: int = 0, stages=("vae", "denoiser")):
-    """The training stages into `out` (resumable: run again after an interruption and it picks up where it
-    was). Under torchrun every rank trains; rank 0 generates the data first and writes the files.
-    Returns the trained model and a log of losses and timings."""
-    rank, world = _world()
-    paths = _stage_paths(out)
-    if os.path.isfile(paths["denoiser"]):  # stage 2 has begun: stage 1 must not change the VAE under it
-        want = cfg.vae_steps if vae_steps is None else vae_steps
-        done = load_checkpoint(paths["vae"], "vae")["step"] if os.path.isfile(paths["vae"]) else 0
-        if not os.path.isfile(paths["vae"]):
-            raise CheckpointError(f"{paths['denoiser']} was trained on the VAE in {paths['vae']}, which is gone: "
-                                  f"a new one would not be the same. Delete {paths['denoiser']} too, or use "
-                                  f"another output folder.")
-        if done < want:
-            raise CheckpointError(
-                f"{paths['denoiser']} was trained on the VAE in {paths['vae']} ({done} steps); training stage 1 "
-                f"to {want} steps would change that VAE under it. Delete {paths['denoiser']} to train stage 2 "
-                f"afresh on a longer-trained VAE, keep the VAE as it is (--vae-steps {done}), or use another "
-                f"output folder.")
-    os.makedirs(out, exist_ok=True)
-    log = {}
-    t = time.time()
-    if rank == 0:  # one process writes the data cache; the others read it afterwards
-        train = load_intersynth("train", cfg.n_clips, seed)
-    if world > 1:
-        dist.barrier()
-    if rank != 0:
-        train = load_intersynth("train", cfg.n_clips, seed)
-    log["data_seconds"] = round(time.time() - t, 2)
-    log["train_clips"] = len(train)
-    model = build_model(cfg, train, seed)  # a resumed run rebuilds the same vocabulary, normaliser and weights
-    t = time.time()
-    log["vae_history"] = train_vae(model, train, steps=vae_steps, ckpt_path=paths["vae"], seed=seed)
-    log["vae_seconds"] = round(time.time() - t, 1)
-    if "denoiser" in stages:
-        t = time.time()
-        log["denoiser_history"] = train_denoiser(model, train, steps=steps, ckpt_path=paths["denoiser"], seed=seed)
-        log["denoiser_seconds"] = round(time.time() - t, 1)
-        if rank == 0:
-            model.save(paths["model"])
-    return model, log
 
 
 if __name__ == "__main__":  # the command line lives in intermoe_eval.py, beside the pictures and metrics it uses

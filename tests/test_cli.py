@@ -85,7 +85,7 @@ def test_a_folder_trained_with_one_seed_refuses_another(tmp_path):
 
 def test_quick_demo_and_full_demo_keep_separate_folders(monkeypatch):
     seen = []
-    monkeypatch.setattr(im, "run_training", lambda cfg, out, *a: seen.append(out) or (None, {}))
+    monkeypatch.setattr(ie, "run_training", lambda cfg, out, *a: seen.append(out) or (None, {}))
     monkeypatch.setattr(im, "init_distributed", lambda: (1, 2))
     ie.main(["demo", "--quick"])
     ie.main(["demo"])
@@ -130,7 +130,7 @@ def test_bad_arguments_are_refused_before_anything_loads(tmp_path, monkeypatch, 
     ckpt = tmp_path / "model.pt"
     ckpt.write_bytes(b"")
     monkeypatch.setattr(im.InterMoE, "load", classmethod(lambda *a, **k: pytest.fail("the model was loaded")))
-    monkeypatch.setattr(im, "run_training", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr(ie, "run_training", lambda *a, **k: pytest.fail("training started"))
     with pytest.raises(SystemExit) as e:
         ie.main([{"CKPT": str(ckpt), "FOLDER": str(tmp_path)}.get(a, a) for a in argv])
     assert e.value.code == 2
