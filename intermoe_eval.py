@@ -29,12 +29,12 @@ import torch.nn.functional as F
 from einops import rearrange
 
 import intermoe_min as im
-from intermoe_min import (CheckpointError, DataError, FEATURE_SLICES, FEAT_DIM, FOOT_JOINTS, FPS, InterMoE,
+from intermoe_min import (Checkpointable, DataError, FEATURE_SLICES, FEAT_DIM, FOOT_JOINTS, FPS, InterMoE,
                           InterMoEConfig, InteractionDataset, JOINT_NAMES, L_HIP, L_SHOULDER, LatentDataset,
                           MAX_FRAMES, MIN_FRAMES, N_JOINTS, Normalizer, R_HIP, R_SHOULDER, TextConfig, TextEncoder,
                           Vocab, build_model, caption_initiator, collate, facing_yaw, foot_contacts,
                           joints_from_features, load_checkpoint, load_intersynth, measure_latent_scale,
-                          mirror_caption, pick_device, preset, save_checkpoint, sinusoidal_embedding, swap_caption,
+                          pick_device, preset, sinusoidal_embedding,
                           train_denoiser, train_loop, train_vae, yaw_matrix)
 
 # =====================================================================================================
@@ -563,34 +563,7 @@ class MotionEncoder(nn.Module):
         return self.out(h[:, 0])  # (B, d_out): the query token's feature
 
 
-class _Saved(nn.Module):
-    """save/load for the evaluation networks: config, statistics (and vocabulary) travel with the weights."""
-    KIND = ""
-
-    def checkpoint_state(self) -> dict:
-        state = {"config": asdict(self.cfg), "normalizer": self.normalizer.state_dict()}
-        if getattr(self, "vocab", None) is not None:
-            state["vocab"] = self.vocab.state_dict()
-        return state
-
-    def save(self, path: str) -> None:
-        save_checkpoint(path, {"kind": self.KIND, "model": self.state_dict(), **self.checkpoint_state()})
-
-    @classmethod
-    def load(cls, path: str, device=None):
-        """Rebuild from a checkpoint written by `save` or by the training function (same kind)."""
-        state = load_checkpoint(path, cls.KIND)
-        extra = {"vocab": Vocab.from_state_dict(state["vocab"])} if "vocab" in state else {}
-        net = cls(cfg=EvaluatorConfig(**state["config"]),
-                  normalizer=Normalizer.from_state_dict(state["normalizer"]), **extra)
-        try:
-            net.load_state_dict(state["model"])
-        except RuntimeError as e:
-            raise CheckpointError(f"{path} does not match its own configuration: {e}") from e
-        return net.to(device or pick_device()).eval()
-
-
-class Evaluator(_Saved):
+class Evaluator(Checkpointable, nn.Module):
     """InterGen's evaluator ("InterCLIP"): captions and two-person motions -> points of one embedding space.
 
     motion: MotionEncoder -> L2-normalised;  text: TextEncoder (intermoe_min section 4: words -> transformer -> <eos>
@@ -601,7 +574,8 @@ class Evaluator(_Saved):
         t = ev.encode_text(["two people hug"])           # (1, d_embed)
         m = ev.encode_motion(features, lengths)          # (B, d_embed), features (B, 2, T, 262)
     """
-    KIND = "evaluator"
+    KINDS = ("evaluator",)
+    config_from_dict = staticmethod(lambda d: EvaluatorConfig(**d))
 
     def __init__(self, cfg: EvaluatorConfig, vocab: Vocab, normalizer: Normalizer):
         super().__init__()
@@ -634,13 +608,6 @@ class Evaluator(_Saved):
         return EMBED_SCALE * F.normalize(self.motion(features, lengths), dim=-1)
 
 
-def vocab_for(records: list[dict]) -> Vocab:
-    """The vocabulary of these records' captions, plus their swapped and mirrored versions (augmentation
-    brings 'right' where the data only said 'left')."""
-    captions = [c for r in records for c in r["captions"]]
-    return Vocab.build(captions + [mirror_caption(swap_caption(c)) for c in captions])
-
-
 def _train(cls, build, loss_fn, data, collate_fn, steps, batch, seed, ckpt_path, progress, device):
     """Build an evaluation network (`build()`), or read it from ckpt_path, and train it with train_loop, which
     resumes an interrupted run and just reads a finished one. Returns (network in eval mode, loss history)."""
@@ -654,7 +621,7 @@ def _train(cls, build, loss_fn, data, collate_fn, steps, batch, seed, ckpt_path,
     history = train_loop(net, loss_fn, data, collate_fn, steps=steps,
                          batch_size=min(cfg.batch if batch is None else batch, len(data)), lr=cfg.lr,
                          weight_decay=cfg.weight_decay, warmup=max(1, min(cfg.warmup, steps // 10)), grad_clip=1.0,
-                         ckpt_path=ckpt_path, ckpt_every=200, seed=seed, kind=cls.KIND,
+                         ckpt_path=ckpt_path, ckpt_every=200, seed=seed, kind=cls.KINDS[0],
                          extra_state=net.checkpoint_state, device=device, progress=progress)
     return net.eval(), history
 
@@ -677,7 +644,7 @@ def train_evaluator(train_records: list[dict], val_records: list[dict] | None = 
     data = InteractionDataset(train_records, train=True, seed=seed)  # no normaliser: features stay de-normalised
 
     def build():
-        return Evaluator(cfg or EvaluatorConfig(), vocab_for(data.records), normalizer or data.fit_normalizer())
+        return Evaluator(cfg or EvaluatorConfig(), Vocab.for_records(data.records), normalizer or data.fit_normalizer())
 
     def loss_fn(net, b, dev):
         return net(b["motion"].to(dev), b["lengths"].to(dev), b["captions"])
@@ -790,15 +757,22 @@ def multimodality(emb_groups, n_pairs: int = 10, rng=None) -> float:
     return float(np.mean([diversity(x, n_pairs, rng) for x in g]))
 
 
-def mean_ci(values) -> tuple[float, float]:
-    """(mean, 95% half-interval 1.96 std / sqrt(n)) of repeated measurements, as InterGen reports them
-    (std with n in the denominator). NaNs (a metric a repeat could not measure) are left out; fewer than
-    two values give an interval of NaN."""
+_T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228]  # Student t, 97.5%, dof 1..10
+
+
+def mean_ci(values, student_t: bool = False) -> tuple[float, float]:
+    """(mean, 95% half-interval) of repeated measurements; NaNs (a repeat that could not measure) left out,
+    fewer than two values give NaN. Default: InterGen's 1.96 std / sqrt(n) (std over n), to compare with
+    published numbers. student_t=True, for a few seeds: t(n - 1) s / sqrt(n) with the sample std s (with 3
+    seeds 4.30 s / sqrt(3): the 1.96 rule would claim an interval about 2.7 times too narrow)."""
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]
-    if len(v) == 0:
-        return float("nan"), float("nan")
-    return float(v.mean()), float(1.96 * v.std() / np.sqrt(len(v))) if len(v) > 1 else float("nan")
+    if len(v) < 2:
+        return (float(v.mean()) if len(v) else float("nan")), float("nan")
+    if not student_t:
+        return float(v.mean()), float(1.96 * v.std() / np.sqrt(len(v)))
+    t = _T975[len(v) - 2] if len(v) - 1 <= len(_T975) else 1.96
+    return float(v.mean()), float(t * v.std(ddof=1) / math.sqrt(len(v)))
 
 
 # ---- 2.3 Identity: roles and homogenisation -----------------------------------------------------------
@@ -824,11 +798,12 @@ def is_asymmetric(record: dict) -> bool:
     return meta.get("type") in ASYMMETRIC_TYPES and meta.get("initiator") in (0, 1)
 
 
-class RoleClassifier(_Saved):
+class RoleClassifier(Checkpointable, nn.Module):
     """Which of the two people initiates? features (B, 2, T, 262) de-normalised, lengths (B,) -> logit (B,)
     of 'person 0 initiates'. The evaluator's motion branch with one output, trained on ground-truth clips
     of ASYMMETRIC_TYPES, swapped (the label flips) and mirrored (it does not) at random."""
-    KIND = "role_classifier"
+    KINDS, STORED = ("role_classifier",), ("config", "normalizer")
+    config_from_dict = staticmethod(lambda d: EvaluatorConfig(**d))
 
     def __init__(self, cfg: EvaluatorConfig, normalizer: Normalizer):
         super().__init__()
@@ -1403,27 +1378,12 @@ def _smoke_eval(smoke: bool) -> dict:
     return {"steps": 20, "batch": 16} if smoke else {}
 
 
-_T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228]  # Student t, 97.5%, dof 1..10
-
-
-def seed_interval(values) -> tuple[float, float]:
-    """(mean, 95% half-interval) over a few seeds: Student's t with n - 1 degrees of freedom times the sample
-    std / sqrt(n). With 3 seeds that is 4.30 s / sqrt(3); mean_ci's 1.96 (InterGen's, fine for 20 repeats)
-    would claim an interval about 2.7 times too narrow."""
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    if len(v) < 2:
-        return (float(v.mean()) if len(v) else float("nan"), float("nan"))
-    t = _T975[len(v) - 2] if len(v) - 1 <= len(_T975) else 1.96
-    return float(v.mean()), float(t * v.std(ddof=1) / math.sqrt(len(v)))
-
-
 def _summarise(runs: list[dict], variants: list[str]) -> dict:
-    """Per variant and metric: the seeds' means combined into a mean with its `seed_interval`."""
+    """Per variant and metric: the seeds' means combined into a mean with its Student-t interval."""
     out = {}
     for name in variants:
         mine = [r for r in runs if r["variant"] == name]
-        out[name] = {k: seed_interval([r["metrics"][k][0] for r in mine]) for k in ABLATION_METRICS}
+        out[name] = {k: mean_ci([r["metrics"][k][0] for r in mine], student_t=True) for k in ABLATION_METRICS}
         out[name]["train seconds"] = float(np.mean([r["train seconds"] for r in mine]))
     return out
 

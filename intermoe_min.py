@@ -45,6 +45,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
 
+
 # =====================================================================================================
 # 1. The motion representation
 # =====================================================================================================
@@ -310,6 +311,7 @@ class Normalizer:
     def from_state_dict(cls, d) -> "Normalizer":
         return cls(np.asarray(d["mean"]), np.asarray(d["std"]))
 
+
 # =====================================================================================================
 # 2. Records and the dataset
 # =====================================================================================================
@@ -447,6 +449,7 @@ def collate(batch: list[dict]) -> dict:
     return {key: x, "mask": mask, "lengths": lengths,
             "captions": [b["caption"] for b in batch], "ids": [b["id"] for b in batch]}
 
+
 # =====================================================================================================
 # 3. The Causal-Skeletal VAE (paper, Method; REFERENCE 1.1)
 # =====================================================================================================
@@ -465,27 +468,13 @@ def collate(batch: list[dict]) -> dict:
 # Each coarse node is a short chain of finer nodes along the SMPL tree, every node in exactly one group: pooling
 # averages a group, unpooling copies its token back to each member. Our grouping; the authors' code also pools
 # 22 -> 12 -> 7 by averaging. The pelvis keeps its own token at every level: it carries the trajectory.
-PARTS_12 = {  # part name: SMPL joint indices (JOINT_NAMES order)
-    "pelvis": [0],
-    "left_thigh": [1, 4],             # left hip, left knee
-    "left_foot": [7, 10],             # left ankle, left foot (both contact joints)
-    "right_thigh": [2, 5],
-    "right_foot": [8, 11],
-    "spine": [3, 6],                  # spine1, spine2
-    "chest": [9],                     # spine3: the hub where neck and collars meet
-    "head": [12, 15],                 # neck, head
-    "left_shoulder": [13, 16],        # left collar, left shoulder
-    "left_forearm": [18, 20],         # left elbow, left wrist
-    "right_shoulder": [14, 17],
-    "right_forearm": [19, 21],
+PARTS_12 = {  # part name: SMPL joint indices (JOINT_NAMES order); chest is spine3, where neck and collars meet
+    "pelvis": [0], "left_thigh": [1, 4], "left_foot": [7, 10], "right_thigh": [2, 5], "right_foot": [8, 11],
+    "spine": [3, 6], "chest": [9], "head": [12, 15], "left_shoulder": [13, 16], "left_forearm": [18, 20],
+    "right_shoulder": [14, 17], "right_forearm": [19, 21],
 }
 PARTS_7 = {  # part name: indices into PARTS_12
-    "pelvis": [0],
-    "left_leg": [1, 2],
-    "right_leg": [3, 4],
-    "torso": [5, 6],                  # spine + chest
-    "head": [7],
-    "left_arm": [8, 9],
+    "pelvis": [0], "left_leg": [1, 2], "right_leg": [3, 4], "torso": [5, 6], "head": [7], "left_arm": [8, 9],
     "right_arm": [10, 11],
 }
 
@@ -742,6 +731,7 @@ def vae_loss(recon, x, mu, logvar, mean, std, mask=None, weights=None):
     total = sum(w[k] * v for k, v in terms.items())
     return total, {"total": total.item(), **{k: v.item() for k, v in terms.items()}}
 
+
 # =====================================================================================================
 # 4. The text encoder
 # =====================================================================================================
@@ -773,6 +763,12 @@ class Vocab:
         counts = Counter(t for c in captions for t in cls.tokenize(c))
         words = sorted((w for w, n in counts.items() if n >= min_count), key=lambda w: (-counts[w], w))
         return cls([cls.PAD, cls.UNK, cls.EOS] + words)
+
+    @classmethod
+    def for_records(cls, records: list[dict]) -> "Vocab":
+        """The vocabulary of these records' captions, swapped and mirrored too (mirroring brings 'right')."""
+        captions = [c for r in records for c in r["captions"]]
+        return cls.build(captions + [mirror_caption(swap_caption(c)) for c in captions])
 
     def __len__(self) -> int:
         return len(self.itos)
@@ -946,6 +942,7 @@ class Diffusion(nn.Module):
             x = self.ddim_step(x, x0, t, ts[i + 1] if i + 1 < len(ts) else -1)
         return x
 
+
 # =====================================================================================================
 # 6a. The cooperative denoiser's building blocks: timestep embedding, AdaLN, attention, SwiGLU
 # =====================================================================================================
@@ -1084,6 +1081,7 @@ class SynergisticRouter(nn.Module):
             alpha = self.alpha.to(dtype)
             return alpha * r_motion + (1 - alpha) * r_text  # (N, T, E)
 
+
 # =====================================================================================================
 # 6c. The InterMoE block: Dynamic Temporal Selection and the bias rule
 # =====================================================================================================
@@ -1206,10 +1204,6 @@ class InterMoEBlock(nn.Module):
         step = self.cfg.bias_step * torch.sign(self.n_experts * counts - capacity * S).float()  # (E,)
         self.expert_bias.sub_(step.to(self.expert_bias.dtype)).clamp_(-1 + BIAS_EPS, -BIAS_EPS)
 
-    def update_bias(self) -> None:
-        """The bias rule on the tally of the training forwards since the last update (`update_biases`)."""
-        update_biases([self])
-
     def stats(self) -> dict:
         """The last forward's routing: counts (E,), tokens S, target k, experts per token, biases, selection."""
         S = None if self.last_tokens is None else int(self.last_tokens)
@@ -1244,6 +1238,7 @@ class AdaLNFFN(nn.Module):
 
     def forward(self, h, emb, mask=None, n_persons: int = 1):
         return self.ffn(self.norm(h, emb))
+
 
 # =====================================================================================================
 # 6d. The Cooperative Denoiser
@@ -1343,19 +1338,15 @@ class CooperativeDenoiser(nn.Module):
         """Per layer, the last forward's routing (InterMoEBlock.stats)."""
         return [m.stats() for m in self.moe_blocks()]
 
+
 # =====================================================================================================
 # 7. Training machinery: device, schedule, atomic resumable checkpoints, data parallel, one loop
 # =====================================================================================================
 def pick_device(prefer: str | None = None) -> torch.device:
     """`prefer`, else $INTERMOE_DEVICE (the tests set cpu), else CUDA, then Apple's MPS, then the CPU."""
     prefer = prefer or os.environ.get("INTERMOE_DEVICE")
-    if prefer:
-        return torch.device(prefer)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    return torch.device(prefer or ("cuda" if torch.cuda.is_available() else "mps" if mps else "cpu"))
 
 
 def autocast(device: torch.device):
@@ -1417,14 +1408,12 @@ def save_checkpoint(path: str, state: dict) -> None:
             os.remove(tmp)
         if not isinstance(e, (OSError, RuntimeError)):
             raise
-        kept = (f"the last good checkpoint at {path} is intact" if os.path.isfile(path)
-                else "no earlier checkpoint was there")
-        if getattr(e, "errno", None) == errno.ENOSPC or free < 64 * 2 ** 20:
-            raise CheckpointError(f"could not write the checkpoint {path}: the disk is full ({free / 2 ** 20:.0f} "
-                                  f"MiB free in {folder}); {kept}. Free some space (or pass another output "
-                                  f"folder) and run the same command again to resume.") from e
-        raise CheckpointError(f"could not write the checkpoint {path} ({type(e).__name__}: "
-                              f"{str(e).splitlines()[0] if str(e) else ''}); {kept}.") from e
+        kept = f"the last good checkpoint at {path} is intact" if os.path.isfile(path) else "none was there before"
+        full = getattr(e, "errno", None) == errno.ENOSPC or free < 64 * 2 ** 20
+        raise CheckpointError(f"could not write the checkpoint {path} (" + (
+            f"the disk is full: {free / 2 ** 20:.0f} MiB free in {folder}); {kept}. Free some space (or pass another "
+            f"output folder) and run the same command again to resume." if full else
+            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); {kept}.")) from e
 
 
 def load_checkpoint(path: str, kind: str | None = None) -> dict:
@@ -1450,6 +1439,45 @@ def load_checkpoint(path: str, kind: str | None = None) -> dict:
     if kind is not None and state["kind"] != kind:
         raise CheckpointError(f"{path} holds a '{state['kind']}' checkpoint, expected '{kind}'")
     return state
+
+
+class Checkpointable:
+    """save(path) and cls.load(path) for a network built as cls(cfg, [vocab,] normalizer) (InterMoE, and the
+    evaluation networks): what STORED names travels with the weights, as plain values."""
+    KINDS: tuple = ()  # checkpoint kinds `load` takes; `save` writes the first
+    STORED: tuple = ("config", "vocab", "normalizer")
+
+    @staticmethod
+    def config_from_dict(d: dict):
+        raise NotImplementedError
+
+    def checkpoint_state(self) -> dict:
+        state = {"config": asdict(self.cfg), "normalizer": self.normalizer.state_dict()}
+        return {**state, "vocab": self.vocab.state_dict()} if "vocab" in self.STORED else state
+
+    def save(self, path: str) -> None:
+        save_checkpoint(path, {"kind": self.KINDS[0], "model": self.state_dict(), **self.checkpoint_state()})
+
+    @classmethod
+    def load(cls, path: str, device=None):
+        """The network a checkpoint of `save` (or of its training) holds, in eval mode on `device`."""
+        state = load_checkpoint(path)
+        if state["kind"] not in cls.KINDS:
+            raise CheckpointError(f"{path} holds a '{state['kind']}' checkpoint, expected "
+                                  + " or ".join(f"'{k}'" for k in cls.KINDS))
+        missing = [k for k in ("model",) + cls.STORED if k not in state]
+        if missing:
+            raise CheckpointError(f"{path} is a '{state['kind']}' checkpoint without its {', '.join(missing)}: "
+                                  f"it cannot rebuild a {cls.__name__} (was it written by its save or training?)")
+        parts = {"cfg": cls.config_from_dict(state["config"]), "normalizer": Normalizer.from_state_dict(state["normalizer"])}
+        if "vocab" in cls.STORED:
+            parts["vocab"] = Vocab.from_state_dict(state["vocab"])
+        net = cls(**parts)
+        try:
+            net.load_state_dict(state["model"])
+        except RuntimeError as e:
+            raise CheckpointError(f"{path} does not match its own configuration: {e}") from e
+        return net.to(device or pick_device()).eval()
 
 
 # ---- the training loop ----------------------------------------------------------------------------------
@@ -1590,6 +1618,7 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
         bar.close()
     return history
 
+
 # =====================================================================================================
 # 8. InterMoE: text -> two-person motion, the whole model, and its presets
 # =====================================================================================================
@@ -1698,10 +1727,13 @@ def _check_int(value, name: str, low: int | None = None, high: int | None = None
     return int(value)
 
 
-class InterMoE(nn.Module):
+class InterMoE(Checkpointable, nn.Module):
     """Text -> two-person motion, the paper's whole pipeline: the Causal-Skeletal VAE (one person at a time;
     frozen in stage 2), the text encoder, the Cooperative Denoiser and the diffusion. Latents are divided by
     `latent_scale`, their std over the training set (measured before stage 2), so diffusion sees unit variance."""
+
+    KINDS = ("intermoe", "denoiser")  # save's whole model, or train_denoiser's checkpoint (it holds the same)
+    config_from_dict = staticmethod(_config_from_dict)
 
     def __init__(self, cfg: InterMoEConfig, vocab: Vocab, normalizer: Normalizer):
         super().__init__()
@@ -1839,32 +1871,6 @@ class InterMoE(nn.Module):
         self.train(was_training)
         return (joints_from_features(feats), feats) if return_features else joints_from_features(feats)
 
-    # ---- saving and loading --------------------------------------------------------------------------
-    def checkpoint_state(self) -> dict:
-        """What rebuilds the model besides its weights, as plain values."""
-        return {"config": asdict(self.cfg), "vocab": self.vocab.state_dict(),
-                "normalizer": self.normalizer.state_dict()}
-
-    def save(self, path: str) -> None:
-        save_checkpoint(path, {"kind": "intermoe", "model": self.state_dict(), **self.checkpoint_state()})
-
-    @classmethod
-    def load(cls, path: str, device=None) -> "InterMoE":
-        """The model a checkpoint of `save` or `train_denoiser` holds, on `device` (default pick_device())."""
-        state = load_checkpoint(path)
-        if state["kind"] not in ("intermoe", "denoiser"):
-            raise CheckpointError(f"{path} holds a '{state['kind']}' checkpoint, not a whole InterMoE model")
-        missing = [k for k in ("model", "config", "vocab", "normalizer") if k not in state]
-        if missing:
-            raise CheckpointError(f"{path} is a '{state['kind']}' checkpoint without its {', '.join(missing)}: "
-                                  f"it cannot rebuild a model (was it written by InterMoE.save or train_denoiser?)")
-        model = cls(_config_from_dict(state["config"]), Vocab.from_state_dict(state["vocab"]),
-                    Normalizer.from_state_dict(state["normalizer"]))
-        try:
-            model.load_state_dict(state["model"])
-        except RuntimeError as e:
-            raise CheckpointError(f"{path} does not match its own configuration: {e}") from e
-        return model.to(device or pick_device())
 
 # =====================================================================================================
 # 9. The two training stages
@@ -2010,9 +2016,7 @@ def build_model(cfg: InterMoEConfig, records: list[dict], seed: int = 0) -> Inte
     """A fresh model for these training records: the vocabulary of their captions (mirrored and swapped
     too), the normaliser of their features, the weights drawn from `seed` (the caller's random state kept)."""
     _check_int(seed, "seed", 0, MAX_SEED)
-    captions = [c for r in records for c in r["captions"]]
-    vocab = Vocab.build(captions + [mirror_caption(swap_caption(c)) for c in captions])
-    normalizer = InteractionDataset(records, train=False).fit_normalizer()
+    vocab, normalizer = Vocab.for_records(records), InteractionDataset(records, train=False).fit_normalizer()
     with torch.random.fork_rng(devices=[]):  # restores the CPU generator afterwards; no other is touched
         torch.default_generator.manual_seed(seed)  # weights are initialised on the CPU
         return InterMoE(cfg, vocab, normalizer)

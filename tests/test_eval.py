@@ -23,7 +23,7 @@ def synth():
 @pytest.fixture(scope="module")
 def nano_evaluator(synth):
     torch.manual_seed(0)
-    return ie.Evaluator(NANO, ie.vocab_for(synth), im.InteractionDataset(synth, train=False).fit_normalizer()).eval()
+    return ie.Evaluator(NANO, im.Vocab.for_records(synth), im.InteractionDataset(synth, train=False).fit_normalizer()).eval()
 
 
 def gaussian_with_stats(mu, cov, n, seed):
@@ -270,7 +270,7 @@ def test_generated_clips_are_put_reference_person_first(record):
     assert np.array_equal(ie.reference_first(feats[::-1].copy()), feats)
 
 
-def test_seed_interval_is_students_t():
-    m, ci = ie.seed_interval([1.0, 2.0, 3.0])
+def test_the_interval_over_seeds_is_students_t():
+    m, ci = ie.mean_ci([1.0, 2.0, 3.0], student_t=True)
     assert m == 2.0 and abs(ci - 4.303 * 1.0 / math.sqrt(3)) < 1e-9
-    assert math.isnan(ie.seed_interval([1.0])[1])
+    assert math.isnan(ie.mean_ci([1.0], student_t=True)[1])

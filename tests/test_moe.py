@@ -11,7 +11,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for intermoe_min
 
 from helpers import dense_reference  # noqa: E402
-from intermoe_min import BIAS_EPS, InterMoEBlock, MoEConfig, SynergisticRouter  # noqa: E402
+from intermoe_min import BIAS_EPS, InterMoEBlock, MoEConfig, SynergisticRouter, update_biases  # noqa: E402
 
 
 def make_moe(d=16, d_cond=12, dtype=torch.float32, router_scale=1.0, seed=0, **cfg):
@@ -92,7 +92,7 @@ def test_the_selection_tally_is_int64():
     assert tally.dtype == torch.int64
     assert int(tally[-1]) == 2 * int(mask.sum())  # S summed over both forwards
     before = moe.expert_bias.clone()
-    moe.update_bias()
+    update_biases([moe])
     k = moe.cfg.capacity * tally[-1] / moe.n_experts
     expected = (before - moe.cfg.bias_step * torch.sign(tally[:-1].float() - k)).clamp(-1 + BIAS_EPS, -BIAS_EPS)
     torch.testing.assert_close(moe.expert_bias, expected)
@@ -110,7 +110,7 @@ def test_bias_clamped_inside_open_interval():
         h[..., 0] = 1.0
         with torch.no_grad():
             moe(h, emb)
-        moe.update_bias()
+        update_biases([moe])
     b = moe.expert_bias
     assert torch.all(b > -1) and torch.all(b < 0)
     assert b[0].item() == pytest.approx(-1 + BIAS_EPS)  # always over its share: pushed down to the clamp
@@ -122,7 +122,7 @@ def test_eval_forward_does_not_move_biases():
     h, emb, mask = inputs()
     moe.eval()
     moe(h, emb, mask)
-    moe.update_bias()
+    update_biases([moe])
     assert torch.all(moe.expert_bias == -0.5)
 
 
@@ -141,7 +141,7 @@ def test_counts_settle_near_target_on_stationary_stream():
         with torch.no_grad():
             moe(h, emb)
         history.append(moe.last_counts.double())
-        moe.update_bias()
+        update_biases([moe])
     k = 1.0 * 16 * 64 / E
     assert (history[0] - k).abs().max() > 2 * k, "the test stream should start far from balance"
     # A single step's count is noisy (whole samples share R_text); the sign rule settles the median
@@ -270,7 +270,7 @@ def _dist_worker(rank, world, init_file, out_dir):
             moe(h, sign * torch.ones(8, 16))
         tally = moe._tally.clone()
         local.append(torch.sign(tally[:-1] - tally[-1] / 4))
-        moe.update_bias()
+        update_biases([moe])
         x = sign * (torch.randn(3, 6, 8, generator=g) + 1.0)
         with torch.no_grad():
             net(x, -x, torch.tensor([1, 2, 3]), torch.randn(3, 8, generator=g))
