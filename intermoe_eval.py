@@ -1428,6 +1428,22 @@ DEMO_PROMPTS = [
 ]
 
 
+def choose_preset(device) -> tuple[str, dict, str]:
+    """What a notebook trains on `device` -> (preset name, overrides, why): `paper` sizes on a CUDA GPU with
+    bf16 and 24 GiB (training takes 14-17 GiB), cut to a lab's steps; `lab` everywhere else."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return "lab", {}, f"the lab preset on {device.type.upper()}"
+    props = torch.cuda.get_device_properties(device)
+    gib, bf16 = props.total_memory / 2 ** 30, torch.cuda.is_bf16_supported(including_emulation=False)
+    if gib >= 24 and bf16:
+        return "paper", dict(vae_steps=2000, steps=5000, warmup=250), \
+            (f"paper sizes on {props.name} ({gib:.0f} GiB, bf16), cut to 2,000 + 5,000 steps; the paper's "
+             f"schedule is 30,000 + 100,000: im.preset('paper')")
+    return "lab", {}, (f"the lab preset on {props.name} ({gib:.0f} GiB{', bf16' if bf16 else ', no bf16'}): "
+                       f"paper sizes need 24 GiB and bf16")
+
+
 def _stage_paths(out: str) -> dict:
     """The files of a run folder: one checkpoint per stage, the whole model and the log."""
     return {"vae": os.path.join(out, "vae.pt"), "denoiser": os.path.join(out, "denoiser.pt"),

@@ -8,7 +8,7 @@ This file holds the model and how it trains, in the order data flows through it 
    3. Causal-Skeletal VAE: one person's (T, 262) motion <-> (T/4, 448) latents, causal in time (02).
    4. Text encoder: a caption -> a sentence embedding (03).
    5. Latent diffusion: cosine schedule, x0 prediction, DDIM with classifier-free guidance (03).
-   6. Cooperative denoiser: 6a building blocks (AdaLN, attention, SwiGLU) (04), 6b the Synergistic
+   6. Cooperative denoiser: 6a building blocks (AdaLN, attention) (04), 6b the Synergistic
       Router (05), 6c the InterMoE block: Dynamic Temporal Selection and its bias rule (05, 06),
       6d the Cooperative Denoiser: two weight-sharing people talking by cross-attention (04).
    7. Training machinery: device, bf16 autocast, atomic resumable checkpoints, torchrun, one loop (07).
@@ -50,11 +50,9 @@ from einops import rearrange
 # 1. The motion representation
 # =====================================================================================================
 JOINT_NAMES = [  # SMPL's first 22 joints, in SMPL's (and InterHuman's) order
-    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
-    "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck",
-    "left_collar", "right_collar", "head", "left_shoulder", "right_shoulder",
-    "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-]
+    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle", "right_ankle",
+    "spine3", "left_foot", "right_foot", "neck", "left_collar", "right_collar", "head", "left_shoulder",
+    "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist"]
 SMPL_PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19]
 N_JOINTS = 22
 FPS = 30
@@ -252,9 +250,7 @@ def caption_initiator(caption: str) -> int | None:
     """0 if a caption names 'the first person' ('person 1', 'person one') before the second, 1 if the
     second first, None if it names neither: in InterSynth the person named first initiates."""
     m = _ROLE_RE.search(caption)
-    if m is None:
-        return None
-    return 0 if (m.group(1) or m.group(2)).lower() in ("first", "1", "one") else 1
+    return None if m is None else 0 if (m.group(1) or m.group(2)).lower() in ("first", "1", "one") else 1
 
 
 # ---- normalisation -----------------------------------------------------------------------------------
@@ -290,11 +286,9 @@ class Normalizer:
             raise ValueError("Normalizer.fit: no feature frames to take statistics of")
         return cls(mean, np.sqrt(m2 / n))
 
-    def _stats(self, x):
-        if isinstance(x, torch.Tensor):
-            return (torch.as_tensor(self.mean, device=x.device, dtype=x.dtype),
-                    torch.as_tensor(self.std, device=x.device, dtype=x.dtype))
-        return self.mean, self.std
+    def _stats(self, x):  # numpy arrays, or tensors on x's device and dtype
+        as_x = (lambda v: torch.as_tensor(v, device=x.device, dtype=x.dtype)) if isinstance(x, torch.Tensor) else np.asarray
+        return as_x(self.mean), as_x(self.std)
 
     def normalise(self, x):
         mean, std = self._stats(x)
@@ -333,20 +327,17 @@ def check_record(rec: dict, where: str | None = None) -> None:
         raise DataError(f"{where}: too short ({j.shape[1]} frames; at least {MIN_FRAMES} are needed)")
     if not np.isfinite(j).all():
         raise DataError(f"{where}: joints contain NaN or inf")
-    r = rec.get("rot6d")
-    if r is not None:
-        r = np.asarray(r)
-        if r.shape != j.shape[:2] + (N_JOINTS - 1, 6):
-            raise DataError(f"{where}: rot6d must have shape {j.shape[:2] + (N_JOINTS - 1, 6)}, got {r.shape}")
-        if not np.isfinite(r).all():
-            raise DataError(f"{where}: rot6d contains NaN or inf")
+    r = None if rec.get("rot6d") is None else np.asarray(rec["rot6d"])
+    if r is not None and r.shape != j.shape[:2] + (N_JOINTS - 1, 6):
+        raise DataError(f"{where}: rot6d must have shape {j.shape[:2] + (N_JOINTS - 1, 6)}, got {r.shape}")
+    if r is not None and not np.isfinite(r).all():
+        raise DataError(f"{where}: rot6d contains NaN or inf")
     if not [c for c in rec.get("captions") or [] if isinstance(c, str) and c.strip()]:
         raise DataError(f"{where}: no caption")
 
 
 def data_module(name: str):
-    """data/<name>.py ('intersynth': the generator, 'interhuman': the reader), loaded once from its file.
-    The library never imports them at import time: they import intermoe_min, not the reverse."""
+    """data/<name>.py ('intersynth': the generator, 'interhuman': the reader), loaded once (they import us)."""
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", f"{name}.py")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} not found: it ships in the repository's data/ folder")
@@ -363,8 +354,7 @@ def load_intersynth(split: str, n_clips: int | None = None, seed: int = 0) -> li
 
 
 def load_interhuman(root: str, split: str = "train", strict: bool = False):
-    """InterHuman's files under `root` -> (records, errors): unusable clips are left out, each error naming
-    its file (strict=True: the first one raises). The layout: data/interhuman.py."""
+    """InterHuman's files under `root` (data/interhuman.py) -> (records, errors naming each unusable file)."""
     return data_module("interhuman").load(root, split, strict)
 
 
@@ -465,18 +455,15 @@ def collate(batch: list[dict]) -> dict:
 # Causal: latent frame k sees only input frames < 4(k+1); decoded frame t only latent frames <= t // 4.
 
 # ---- 3.1 The skeleton at three resolutions: 22 joints -> 12 parts -> 7 parts -------------------------
-# Each coarse node is a short chain of finer nodes along the SMPL tree, every node in exactly one group: pooling
-# averages a group, unpooling copies its token back to each member. Our grouping; the authors' code also pools
-# 22 -> 12 -> 7 by averaging. The pelvis keeps its own token at every level: it carries the trajectory.
+# Each coarse node is a chain of finer ones (every node in one group): pooling averages a group, unpooling copies
+# it back. Our grouping (the authors' also pools 22 -> 12 -> 7); the pelvis, the trajectory, stays alone.
 PARTS_12 = {  # part name: SMPL joint indices (JOINT_NAMES order); chest is spine3, where neck and collars meet
     "pelvis": [0], "left_thigh": [1, 4], "left_foot": [7, 10], "right_thigh": [2, 5], "right_foot": [8, 11],
     "spine": [3, 6], "chest": [9], "head": [12, 15], "left_shoulder": [13, 16], "left_forearm": [18, 20],
-    "right_shoulder": [14, 17], "right_forearm": [19, 21],
-}
+    "right_shoulder": [14, 17], "right_forearm": [19, 21]}
 PARTS_7 = {  # part name: indices into PARTS_12
     "pelvis": [0], "left_leg": [1, 2], "right_leg": [3, 4], "torso": [5, 6], "head": [7], "left_arm": [8, 9],
-    "right_arm": [10, 11],
-}
+    "right_arm": [10, 11]}
 
 
 def group_membership(groups: dict, n_in: int) -> torch.Tensor:
@@ -493,10 +480,6 @@ def coarsen_adjacency(A: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
     return ((M @ A @ M.T) > 0).float()
 
 
-# Both coarse graphs are trees:
-#   12 parts: pelvis - {left_thigh - left_foot, right_thigh - right_foot, spine - chest},
-#             chest - {head, left_shoulder - left_forearm, right_shoulder - right_forearm}
-#    7 parts: pelvis - {left_leg, right_leg, torso}, torso - {head, left_arm, right_arm}
 A_JOINTS = torch.eye(N_JOINTS)                        # (22, 22) the SMPL tree, self loops included
 for _j, _p in enumerate(SMPL_PARENTS[1:], start=1):
     A_JOINTS[_j, _p] = A_JOINTS[_p, _j] = 1.0
@@ -547,11 +530,9 @@ class PerNodeLinear(nn.Module):
         return torch.einsum("...ni,nio->...no", x, self.weight) + self.bias
 
 
-class PerNodeMLP(nn.Sequential):
+def per_node_mlp(n_nodes: int, d_in: int, d_hidden: int, d_out: int) -> nn.Sequential:
     """Linear -> SiLU -> Linear, separate weights per node: (..., N, d_in) -> (..., N, d_out)."""
-
-    def __init__(self, n_nodes: int, d_in: int, d_hidden: int, d_out: int):
-        super().__init__(PerNodeLinear(n_nodes, d_in, d_hidden), nn.SiLU(), PerNodeLinear(n_nodes, d_hidden, d_out))
+    return nn.Sequential(PerNodeLinear(n_nodes, d_in, d_hidden), nn.SiLU(), PerNodeLinear(n_nodes, d_hidden, d_out))
 
 
 # ---- 3.3 Spatio-temporal convolution: graph conv over joints + causal conv over time ----------------
@@ -649,14 +630,14 @@ class CausalSkeletalVAE(nn.Module):
             return nn.Sequential(*[ResSTBlock(A, C, cfg.dropout) for _ in range(cfg.n_blocks)])
 
         # encoder: joints -> 12 parts -> 7 parts
-        self.joint_in = PerNodeMLP(N_JOINTS, JOINT_TOKEN_DIM, cfg.hidden, C)
+        self.joint_in = per_node_mlp(N_JOINTS, JOINT_TOKEN_DIM, cfg.hidden, C)
         self.enc_joints, self.pool1 = blocks(A_JOINTS), STPool(M_12)
         self.enc_parts, self.pool2 = blocks(A_12), STPool(M_7)
         self.to_dist = PerNodeLinear(len(PARTS_7), C, 2 * C)  # per part: mu and logvar
         # decoder: the mirror image, 7 parts -> 12 parts -> joints
         self.unpool2, self.dec_parts = STUnpool(M_7), blocks(A_12)
         self.unpool1, self.dec_joints = STUnpool(M_12), blocks(A_JOINTS)
-        self.joint_out = PerNodeMLP(N_JOINTS, C, cfg.hidden, JOINT_TOKEN_DIM)
+        self.joint_out = per_node_mlp(N_JOINTS, C, cfg.hidden, JOINT_TOKEN_DIM)
 
     def encode_dist(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x (B, T, 262) -> mu, logvar, each (B, ceil(T/4), 448). A T not divisible by 4 is padded by
@@ -723,10 +704,9 @@ def vae_loss(recon, x, mu, logvar, mean, std, mask=None, weights=None):
         terms[name] = _masked_mean((recon_real[..., s] - x_real[..., s]) ** 2, mask)
     kl = 0.5 * (mu ** 2 + logvar.exp() - logvar - 1.0)  # KL(N(mu, sigma) || N(0, I)) per element
     latent_mask = None
-    if mask is not None:
-        B, T = mask.shape
-        padded = F.pad(mask, (0, 4 * mu.shape[1] - T), value=False)  # (B, 4 Tz)
-        latent_mask = padded.reshape(B, mu.shape[1], 4).any(-1)       # (B, Tz)
+    if mask is not None:  # a latent frame counts if any of its 4 frames is real
+        padded = F.pad(mask, (0, 4 * mu.shape[1] - mask.shape[1]))  # (B, 4 Tz)
+        latent_mask = padded.reshape(mask.shape[0], mu.shape[1], 4).any(-1)  # (B, Tz)
     terms["kl"] = _masked_mean(kl, latent_mask)
     total = sum(w[k] * v for k, v in terms.items())
     return total, {"total": total.item(), **{k: v.item() for k, v in terms.items()}}
@@ -735,10 +715,9 @@ def vae_loss(recon, x, mu, logvar, mean, std, mask=None, weights=None):
 # =====================================================================================================
 # 4. The text encoder
 # =====================================================================================================
-# The paper reads captions with frozen CLIP ViT-L/14, then a trainable 2-layer transformer whose end-of-text
-# feature, through a Linear, joins the timestep embedding (REFERENCE 1.2). CLIP cannot be downloaded here: we
-# learn the same shape from scratch (words -> embeddings + positions -> transformer -> <eos> -> Linear), and a
-# pretrained sentence encoder plugs in with TextEncoder(..., pretrained=fn).
+# The paper: frozen CLIP ViT-L/14, a trainable 2-layer transformer, its end-of-text feature through a Linear
+# (REFERENCE 1.2). CLIP cannot be downloaded here, so we learn that shape from scratch (words -> embeddings +
+# positions -> transformer -> <eos> -> Linear); a pretrained encoder plugs in: TextEncoder(..., pretrained=fn).
 class Vocab:
     """Word-level vocabulary of the training captions: lower-cased words and single punctuation marks
     ("A man's hand." -> a man ' s hand .), after <pad> = 0, <unk> = 1 (unseen words) and <eos> = 2 (closes
@@ -751,7 +730,7 @@ class Vocab:
         assert itos[:3] == [self.PAD, self.UNK, self.EOS], "special tokens must come first"
         self.itos = list(itos)                            # id -> token
         self.stoi = {t: i for i, t in enumerate(itos)}    # token -> id
-        self._warned: set[str] = set()                   # unknown words and cut lengths already reported
+        self._warned: set = set()                        # unknown words and cut lengths already reported
 
     @classmethod
     def tokenize(cls, text: str) -> list[str]:
@@ -777,11 +756,6 @@ class Vocab:
         """Sorted words of `texts` the vocabulary does not have (they would become <unk>)."""
         return sorted({t for text in texts for t in self.tokenize(text) if t not in self.stoi})
 
-    def _warn_once(self, message: str) -> None:
-        if message not in self._warned:
-            self._warned.add(message)
-            warnings.warn(message, stacklevel=3)
-
     def encode(self, texts, max_len: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
         """Captions -> ids (B, L) long, mask (B, L) bool (True on real tokens, <eos> included), L the longest
         caption + 1, at most max_len (longer ones are cut so <eos> fits). Unknown words and cuts warn once."""
@@ -791,9 +765,10 @@ class Vocab:
             self._warned.update(new)
             warnings.warn(f"{len(new)} word(s) not in the vocabulary, read as {self.UNK}: {new}", stacklevel=2)
         tokens = [self.tokenize(text) for text in texts]
-        for n in sorted({len(toks) for toks in tokens if len(toks) > max_len - 1}):
-            self._warn_once(f"a caption of {n} tokens (words and punctuation) is cut to its first {max_len - 1}, "
-                            f"all the text encoder reads: its last {n - max_len + 1} are ignored")
+        for n in sorted({len(toks) for toks in tokens if len(toks) > max_len - 1} - self._warned):
+            self._warned.add(n)  # once per length: a caption's two views have the same length
+            warnings.warn(f"a caption of {n} tokens (words and punctuation) is cut to its first {max_len - 1}, "
+                          f"all the text encoder reads: its last {n - max_len + 1} are ignored", stacklevel=2)
         unk = self.stoi[self.UNK]
         rows = [[self.stoi.get(t, unk) for t in toks][: max_len - 1] + [self.stoi[self.EOS]] for toks in tokens]
         ids = torch.zeros(len(rows), max(len(r) for r in rows), dtype=torch.long)  # (B, L), <pad> = 0
@@ -899,13 +874,10 @@ class Diffusion(nn.Module):
         self.register_buffer("sqrt_ab", torch.tensor(np.sqrt(ab), dtype=torch.float32))
         self.register_buffer("sqrt_1m_ab", torch.tensor(np.sqrt(1 - ab), dtype=torch.float32))
 
-    @staticmethod
-    def _bcast(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return v.reshape(-1, *([1] * (x.dim() - 1)))  # (B,) -> (B, 1, ..., 1)
-
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """Forward process q(x_t | x_0) = N(sqrt(ab_t) x0, (1 - ab_t) I) (DDPM eq. 4)."""
-        return self._bcast(self.sqrt_ab[t], x0) * x0 + self._bcast(self.sqrt_1m_ab[t], x0) * noise
+        """Forward process q(x_t | x_0) = N(sqrt(ab_t) x0, (1 - ab_t) I) (DDPM eq. 4); t (B,)."""
+        shape = (-1,) + (1,) * (x0.dim() - 1)  # (B,) -> (B, 1, ..., 1)
+        return self.sqrt_ab[t].view(shape) * x0 + self.sqrt_1m_ab[t].view(shape) * noise
 
     def loss(self, x0_pred: torch.Tensor, x0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """MSE of x0 (B, P, T', C) over valid frames, mask (B, T') bool."""
@@ -933,7 +905,7 @@ class Diffusion(nn.Module):
         """DDIM from pure noise; denoise_fn(x_t, t (B,) long) -> x0. The starting noise, drawn from
         `generator`, is the only randomness."""
         x = torch.randn(shape, generator=generator, device=generator.device if generator is not None else device)
-        x = x.to(device) if device is not None else x
+        x = x if device is None else x.to(device)
         ts = self.ddim_timesteps(steps)
         if progress:
             from tqdm.auto import tqdm
@@ -944,7 +916,7 @@ class Diffusion(nn.Module):
 
 
 # =====================================================================================================
-# 6a. The cooperative denoiser's building blocks: timestep embedding, AdaLN, attention, SwiGLU
+# 6a. The cooperative denoiser's building blocks: timestep embedding, AdaLN, attention
 # =====================================================================================================
 class TimestepEmbedding(nn.Module):
     """Diffusion step t (B,) -> (B, d): sinusoids, then Linear, SiLU, Linear (as InterGen and MDM)."""
@@ -990,9 +962,7 @@ class SelfAttention(nn.Module):
     def __init__(self, d: int, n_heads: int, d_cond: int, dropout: float):
         super().__init__()
         self.n_heads, self.dropout = n_heads, dropout
-        self.norm = AdaLN(d, d_cond)
-        self.qkv = nn.Linear(d, 3 * d)
-        self.proj = nn.Linear(d, d)
+        self.norm, self.qkv, self.proj = AdaLN(d, d_cond), nn.Linear(d, 3 * d), nn.Linear(d, d)
 
     def forward(self, h, emb, mask):
         q, k, v = rearrange(self.qkv(self.norm(h, emb)), "b t (three h c) -> three b h t c",
@@ -1008,28 +978,13 @@ class CrossAttention(nn.Module):
         super().__init__()
         self.n_heads, self.dropout = n_heads, dropout
         self.norm_q, self.norm_kv = AdaLN(d, d_cond), AdaLN(d, d_cond)  # own person, the partner
-        self.q = nn.Linear(d, d)
-        self.kv = nn.Linear(d, 2 * d)
-        self.proj = nn.Linear(d, d)
+        self.q, self.kv, self.proj = nn.Linear(d, d), nn.Linear(d, 2 * d), nn.Linear(d, d)
 
     def forward(self, h, other, emb, mask):
         q = rearrange(self.q(self.norm_q(h, emb)), "b t (h c) -> b h t c", h=self.n_heads)  # (B, H, T, c)
         k, v = rearrange(self.kv(self.norm_kv(other, emb)), "b t (two h c) -> two b h t c",
                          two=2, h=self.n_heads)  # (B, H, T, c) each
         return self.proj(attend(q, k, v, mask, self.dropout if self.training else 0.0))
-
-
-class SwiGLU(nn.Module):
-    """One expert, (..., d) -> (..., d): W_down (SiLU(W_gate x) * W_up x), no biases (Shazeer 2020)."""
-
-    def __init__(self, d: int, d_hidden: int):
-        super().__init__()
-        self.gate = nn.Linear(d, d_hidden, bias=False)
-        self.up = nn.Linear(d, d_hidden, bias=False)
-        self.down = nn.Linear(d_hidden, d, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down(F.silu(self.gate(x)) * self.up(x))
 
 
 # =====================================================================================================
@@ -1083,9 +1038,22 @@ class SynergisticRouter(nn.Module):
 
 
 # =====================================================================================================
-# 6c. The InterMoE block: Dynamic Temporal Selection and the bias rule
+# 6c. The InterMoE block: SwiGLU experts, Dynamic Temporal Selection and the bias rule
 # =====================================================================================================
 BIAS_EPS = 1e-4  # the biases are clamped to [-1 + BIAS_EPS, -BIAS_EPS], strictly inside (-1, 0)
+
+
+class SwiGLU(nn.Module):
+    """One expert, (..., d) -> (..., d): W_down (SiLU(W_gate x) * W_up x), no biases (Shazeer 2020)."""
+
+    def __init__(self, d: int, d_hidden: int):
+        super().__init__()
+        self.gate = nn.Linear(d, d_hidden, bias=False)
+        self.up = nn.Linear(d, d_hidden, bias=False)
+        self.down = nn.Linear(d_hidden, d, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(F.silu(self.gate(x)) * self.up(x))
 
 
 @dataclass
@@ -1135,11 +1103,6 @@ class InterMoEBlock(nn.Module):
         self._tally: torch.Tensor | None = None  # counts per expert, then S, since the last bias update
         self.last_selection = self.last_counts = self.last_tokens = None  # the last forward's (tensors), for notebooks
 
-    @property
-    def uses_bias(self) -> bool:
-        """Whether b_e takes part in selection (and is updated): not in the per-sample ablation."""
-        return self.cfg.routing == "batch"
-
     def route(self, h, emb, mask, n_persons: int = 1):
         """h (N, T, d), emb (N, d_cond), mask (N, T) bool, rows person-major ([person a of samples 0..B-1;
         person b ...]) -> R_comb, selection (bool), weights = softmax over experts, each (N, T, E). Pure."""
@@ -1182,21 +1145,16 @@ class InterMoEBlock(nn.Module):
         with torch.no_grad():  # the last routing (tensors: no device sync), and the training tally
             S = mask.sum()
             self.last_selection, self.last_counts, self.last_tokens = sel.detach(), counts.detach(), S
-            if self.training and self.uses_bias:
+            if self.training and self.cfg.routing == "batch":  # the per-sample ablation has no bias
                 tally = torch.cat([counts, S[None]]).long()  # (E + 1,) int64: exact, and MPS has no float64
                 self._tally = tally if self._tally is None else self._tally + tally
         return rearrange(y, "(n t) d -> n t d", n=N)  # (N, T, D)
-
-    @property
-    def last_experts_per_token(self) -> float:
-        """Selections per real token in the last forward (the capacity-1 target is 1.0 on average)."""
-        return float("nan") if self.last_tokens is None else float(self.last_counts.sum()) / max(int(self.last_tokens), 1)
 
     @torch.no_grad()
     def apply_tally(self, tally: torch.Tensor) -> None:
         """The bias rule on a tally (E + 1,) of counts and S: b_e -= step * sign(count_e - k), then clamp."""
         self._tally = None
-        if not self.uses_bias:
+        if self.cfg.routing != "batch":
             return
         counts, S = tally[:-1], tally[-1]
         # sign(count_e - k) as sign(E * count_e - capacity * S): exact in integers for an integer capacity
@@ -1205,10 +1163,11 @@ class InterMoEBlock(nn.Module):
         self.expert_bias.sub_(step.to(self.expert_bias.dtype)).clamp_(-1 + BIAS_EPS, -BIAS_EPS)
 
     def stats(self) -> dict:
-        """The last forward's routing: counts (E,), tokens S, target k, experts per token, biases, selection."""
+        """The last forward's routing: counts (E,), tokens S, target k, selections per token (1.0 is the
+        capacity-1 target), biases, selection (N, T, E)."""
         S = None if self.last_tokens is None else int(self.last_tokens)
         return dict(counts=self.last_counts, tokens=S, target=self.cfg.capacity * (S or 0) / self.n_experts,
-                    experts_per_token=self.last_experts_per_token,
+                    experts_per_token=float(self.last_counts.sum()) / max(S, 1) if S is not None else float("nan"),
                     bias=self.expert_bias.detach().clone(), selection=self.last_selection)
 
 
@@ -1445,11 +1404,7 @@ class Checkpointable:
     """save(path) and cls.load(path) for a network built as cls(cfg, [vocab,] normalizer) (InterMoE, and the
     evaluation networks): what STORED names travels with the weights, as plain values."""
     KINDS: tuple = ()  # checkpoint kinds `load` takes; `save` writes the first
-    STORED: tuple = ("config", "vocab", "normalizer")
-
-    @staticmethod
-    def config_from_dict(d: dict):
-        raise NotImplementedError
+    STORED: tuple = ("config", "vocab", "normalizer")  # and a staticmethod config_from_dict(d) -> its config
 
     def checkpoint_state(self) -> dict:
         state = {"config": asdict(self.cfg), "normalizer": self.normalizer.state_dict()}
@@ -1683,22 +1638,6 @@ def preset(name: str, **overrides) -> InterMoEConfig:
     vae, text, den = VAEConfig(**p.pop("vae", {})), TextConfig(**p.pop("text", {})), dict(p.pop("denoiser", {}))
     den = DenoiserConfig(d_latent=vae.latent_dim, d_text=text.d_cond, moe=MoEConfig(**den.pop("moe", {})), **den)
     return replace(InterMoEConfig(vae=vae, text=text, denoiser=den, **p), **overrides)
-
-
-def choose_preset(device) -> tuple[str, dict, str]:
-    """What a notebook trains on `device` -> (preset name, overrides, why): `paper` sizes on a CUDA GPU with
-    bf16 and 24 GiB (training takes 14-17 GiB), cut to a lab's steps; `lab` everywhere else."""
-    device = torch.device(device)
-    if device.type != "cuda":
-        return "lab", {}, f"the lab preset on {device.type.upper()}"
-    props = torch.cuda.get_device_properties(device)
-    gib, bf16 = props.total_memory / 2 ** 30, torch.cuda.is_bf16_supported(including_emulation=False)
-    if gib >= 24 and bf16:
-        return "paper", dict(vae_steps=2000, steps=5000, warmup=250), \
-            (f"paper sizes on {props.name} ({gib:.0f} GiB, bf16), cut to 2,000 + 5,000 steps; the paper's "
-             f"schedule is 30,000 + 100,000: im.preset('paper')")
-    return "lab", {}, (f"the lab preset on {props.name} ({gib:.0f} GiB{', bf16' if bf16 else ', no bf16'}): "
-                       f"paper sizes need 24 GiB and bf16")
 
 
 def _config_from_dict(d: dict) -> InterMoEConfig:

@@ -104,7 +104,7 @@ def bench(d: int, d_expert: int, n_seq: int, T: int, n_rounds: int) -> dict:
 
     with torch.no_grad():
         moe(h, emb)
-        ept = moe.last_experts_per_token  # the selection is the same on every call (eval, same tokens)
+        ept = moe.stats()["experts_per_token"]  # the selection is the same on every call (eval, same tokens)
         fwd = rounds({"moe": lambda: moe(h, emb), "ffn": lambda: ffn(h, emb)}, n_rounds)
         # Apart: the dense reference's (N, T, E, D) stack is a 30 MB allocation, whose coming and going
         # changes how the allocator serves the other two for the rest of the process.

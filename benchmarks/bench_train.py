@@ -225,7 +225,7 @@ def calibrate_biases(moes, run, passes: int = 3) -> None:
     b_e = -quantile(sigmoid(R_e), 1 - capacity / E) over the real tokens each block saw; repeated `passes`
     times, as a bias changes what the later layers see. Leaves no training tally behind.
     """
-    moes = [m for m in moes if m.uses_bias and m.cfg.selection == "dynamic"]
+    moes = [m for m in moes if m.cfg.routing == "batch" and m.cfg.selection == "dynamic"]
     seen = {id(m): [] for m in moes}
 
     def hook(m, args, kwargs, out):

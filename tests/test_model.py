@@ -8,6 +8,7 @@ import torch
 
 import intermoe_min as im
 import intermoe_min as tr
+import intermoe_eval as ie
 from helpers import make_record
 
 
@@ -343,9 +344,9 @@ def test_a_notebook_on_a_gpu_gets_a_preset_that_fits_it(monkeypatch, gib, bf16, 
     props = type("Props", (), {"name": "a GPU", "total_memory": gib * 2 ** 30})()
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: props)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: bf16)
-    name, overrides, why = tr.choose_preset("cuda")
+    name, overrides, why = ie.choose_preset("cuda")
     assert name == expected and "a GPU" in why
     cfg = im.preset(name, **overrides)
     assert cfg.steps <= 5000 and cfg.vae_steps <= 2000 if name == "paper" else cfg == im.preset("lab")
-    assert tr.choose_preset("cpu")[0] == "lab"
+    assert ie.choose_preset("cpu")[0] == "lab"
     assert isinstance(tr.autocast(torch.device("cuda")), __import__("contextlib").nullcontext) != bf16

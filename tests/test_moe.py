@@ -232,7 +232,7 @@ def test_rows_processed_per_expert_equal_selections():
     moe(h, emb, mask)
     assert rows == moe.last_counts.tolist()
     assert sum(rows) == moe.last_counts.sum() < moe.n_experts * int(mask.sum())
-    assert moe.last_experts_per_token == pytest.approx(sum(rows) / int(mask.sum()))
+    assert moe.stats()["experts_per_token"] == pytest.approx(sum(rows) / int(mask.sum()))
 
 
 def test_backward_reaches_router_experts_and_alpha():
