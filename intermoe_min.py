@@ -552,8 +552,8 @@ class CausalSTConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # The docstring's formula with W1 folded into the conv's tap on the current frame and node (the same
-        # product; on a CPU the stage-1 step is 10-15 % faster, README Speed) and W2's bias taken out of
-        # A / deg (its rows sum to 1). tests/test_vae.py checks it against the formula.
+        # product, one fewer: README, Speed) and W2's bias taken out of A / deg (its rows sum to 1); tests/test_vae.py
+        # checks it against the formula.
         kj = self.temporal.weight.shape[-1]
         weight = self.temporal.weight.clone()                 # (C_out, C_in, 3 frames, kj nodes)
         weight[:, :, -1, kj // 2] += self.w1.weight           # kernel row -1 = the current frame (causal pad)
@@ -1614,9 +1614,9 @@ class InterMoEConfig:
             raise ValueError(f"text d_cond ({self.text.d_cond}) must match denoiser d_text ({self.denoiser.d_text})")
 
 
-# Keyword literals per preset (as minGPT's model_type table). nano: the tests', seconds on a CPU. lab: a CPU
-# course lab, both stages in 20-25 minutes on 2 cores (no dropout: on a CPU its masks cost a tenth of a step,
-# and 2500 steps do not overfit). paper: the paper's sizes (a 229 M-parameter denoiser) and schedule, for a GPU.
+# Keyword literals per preset (as minGPT's model_type table). nano: the tests' size. lab: a CPU course lab (README,
+# Speed), without dropout (its masks cost CPU time, and 2500 steps do not overfit). paper: the paper's sizes and
+# schedule (a 229 M-parameter denoiser), for a GPU.
 PRESETS = {
     "nano": dict(vae=dict(width=8, hidden=16), text=dict(d_model=32, n_heads=2, d_cond=32),
                  denoiser=dict(width=32, n_layers=2, n_heads=2, d_ffn=32, moe=dict(n_experts=4, d_expert=32)),
