@@ -302,11 +302,6 @@ def animate(joints, caption=None, fps=FPS, colors=None, stride=1, elev=20.0, azi
     return FuncAnimation(fig, update, frames=frames, interval=interval, cache_frame_data=False)
 
 
-def to_html(anim) -> str:
-    """The animation as a self-contained HTML/JavaScript player (frames embedded as PNGs)."""
-    return anim.to_jshtml()
-
-
 def _record(writer, fig, update, frames, path):
     """Draw each frame once into a matplotlib movie writer (Animation.save would draw each twice)."""
     with writer.saving(fig, path, dpi=fig.dpi):
@@ -1282,17 +1277,8 @@ def ablation_config(cfg: InterMoEConfig, name: str) -> InterMoEConfig:
 
 
 def ablation_preset(smoke: bool = False) -> InterMoEConfig:
-    """The study's model: the lab preset's VAE and text encoder with a smaller denoiser (3 layers x 128,
-    experts of 176), so that 6 variants x 3 seeds train and evaluate in about an hour on 2 CPU cores.
-    smoke: the nano preset, for tests and the notebook's quick run."""
-    if smoke:
-        return preset("nano", n_clips=96, steps=6)
-    cfg = preset("lab", steps=300)
-    text = replace(cfg.text, d_cond=128, dropout=0.1)  # the study (results/ablation.*) ran with dropout 0.1
-    den = replace(cfg.denoiser, width=128, n_layers=3, n_heads=4, d_text=128, d_ffn=176, dropout=0.1,
-                  moe=replace(cfg.denoiser.moe, d_expert=176))
-    # the study in results/ablation.* ran before the role embedding existed: keep it off to reproduce it
-    return replace(cfg, text=text, denoiser=den, role_embedding=False)
+    """The study's model, preset('ablation'); smoke: the nano preset, for tests and the notebook's quick run."""
+    return preset("nano", n_clips=96, steps=6) if smoke else preset("ablation")
 
 
 def _slug(name: str) -> str:
@@ -1513,13 +1499,13 @@ def _parser() -> argparse.ArgumentParser:
         return p.commands[name]
     p.commands = {}
     d = add("demo", "generate data, train both stages, sample prompts to GIFs")
-    d.add_argument("--preset", default="lab", choices=["nano", "lab", "paper"])
+    d.add_argument("--preset", default="lab", choices=list(im.PRESETS))
     d.add_argument("--quick", action="store_true", help="a short run (minutes) to check everything works")
     d.add_argument("--out", help="run folder (default runs/demo, or runs/demo-quick with --quick)")
     d.add_argument("--seed", type=int, default=0, help="data, initial weights, training and samples")
     for name, helptext in (("train-vae", "stage 1 only"), ("train", "both stages (stage 1 is skipped when done)")):
         s = add(name, helptext)
-        s.add_argument("--preset", default="lab", choices=["nano", "lab", "paper"])
+        s.add_argument("--preset", default="lab", choices=list(im.PRESETS))
         s.add_argument("--out", required=True)
         s.add_argument("--vae-steps", type=int)
         s.add_argument("--steps", type=int)

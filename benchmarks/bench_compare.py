@@ -18,6 +18,7 @@ Ratios below 1.05 mean "within 5 % or faster". Only the module changes: the batc
 the thread count are the same for both.
 """
 import argparse
+import copy
 import importlib.util
 import random
 import statistics
@@ -52,7 +53,7 @@ def load_revision(rev: str):
 
 def steps_for(im, records, vae_batches=None, latent_batches=None):
     """bench_train's two step timers for a `lab` model built by module `im`, and the batches (made once, by the
-    first version, and shared)."""
+    first version, the new one: its collate also pads latents; then shared)."""
     bench_train.im = im  # the step classes call im.* (optimiser, schedule, loss)
     cfg = im.preset("lab")
     model = im.build_model(cfg, records, seed=0)
@@ -61,7 +62,7 @@ def steps_for(im, records, vae_batches=None, latent_batches=None):
                                                      cfg.batch, 4)
         vae_batches, _ = bench_train.make_batches(bench_train.vae_data(records, model.normalizer, cfg), im.collate,
                                                   cfg.vae_batch, 4)
-    vae = bench_train.VAEStep(model.vae, model.normalizer, cfg)  # before the denoiser step freezes the VAE
+    vae = bench_train.VAEStep(copy.deepcopy(model.vae), model.normalizer, cfg)  # its own: stage 2 freezes model.vae
     den = bench_train.DenoiserStep(model, cfg)
     den.calibrate(latent_batches, 2)  # about one expert per token, as after training
     return {"stage 1": vae, "stage 2": den}, vae_batches, latent_batches
@@ -77,7 +78,7 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    versions = {"old": load_revision(args.old), "new": new}
+    versions = {"new": new, "old": load_revision(args.old)}
     records = new.load_intersynth("train", n_clips=200)[:args.clips]
     timers, vb, lb = {}, None, None
     for name, im in versions.items():

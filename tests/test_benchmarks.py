@@ -39,3 +39,12 @@ def test_bench_memory_quick_measures_every_phase_in_its_own_process(capsys):
     assert all(0 < r["before_mib"] <= r["peak_mib"] <= r["process_mib"] for r in rows)
     out = capsys.readouterr().out
     assert "process peak" in out and "ru_maxrss" in out and "target, a lab run under 2048 MiB" in out
+
+
+def test_bench_compare_loads_a_revision_beside_the_working_tree():
+    """bench_compare's old version comes from git, under its own module name, beside the imported one."""
+    import intermoe_min as im
+    bench = load("bench_compare")
+    old = bench.load_revision("HEAD")
+    assert old.__name__ == "intermoe_old" and old is not im
+    assert old.InterMoEBlock is not im.InterMoEBlock and hasattr(old, "preset")

@@ -104,7 +104,7 @@ def test_highlight_stays_up_long_enough_and_survives_stride():
 
 def test_to_html_and_show_on_a_tiny_clip():
     J = random_walk(T=3)
-    html = V.to_html(V.animate(J, caption="tiny", **SMALL))
+    html = V.animate(J, caption="tiny", **SMALL).to_jshtml()  # the notebook player, self-contained
     assert "<script" in html and "img" in html.lower()
     n_open = len(plt.get_fignums())
     shown = V.show(J, caption="tiny", **SMALL)
