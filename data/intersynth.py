@@ -1870,6 +1870,77 @@ def physics_report(clips: list) -> dict:
     )
 
 
+FROZEN_M = 0.001        # a frame where no joint moves this far (1 mm) counts as frozen
+WALK_SPEED = 0.6        # pelvis speed (m/s, smoothed over 0.5 s) above which a person counts as walking
+
+
+def _flexion(J, a, b, c):
+    """Angle (degrees) between bones a->b and b->c of joints (..., 22, 3): 0 = straight."""
+    u, v = J[..., b, :] - J[..., a, :], J[..., c, :] - J[..., b, :]
+    cos = (u * v).sum(-1) / np.maximum(np.linalg.norm(u, axis=-1) * np.linalg.norm(v, axis=-1), 1e-9)
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def _runs(mask):
+    """(start, end) of each run of True in a 1-D boolean array, end exclusive."""
+    d = np.diff(np.r_[0, mask.astype(int), 0])
+    return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)))
+
+
+def person_motion(J: np.ndarray, height: float) -> dict:
+    """How one person (T, 22, 3) moves, the measures `motion_report` pools: arrays per frame, per gait
+    cycle or per walking stretch."""
+    J = np.asarray(J, dtype=np.float64)
+    T = len(J)
+    step = np.linalg.norm(np.diff(J, axis=0), axis=-1)                           # (T-1, 22) m per frame
+    jerk = np.linalg.norm(np.diff(J, 3, axis=0), axis=-1).mean(-1) * FPS ** 3    # (T-3,) m/s^3, joint mean
+    pelvis_v = np.linalg.norm(np.diff(J[:, 0, [0, 2]], axis=0), axis=-1) * FPS   # (T-1,) horizontal m/s
+    walking = gaussian_filter1d(pelvis_v, 5.0, mode="nearest") > WALK_SPEED if T > 1 else np.zeros(0, bool)
+    knee = np.concatenate([_flexion(J, 1, 4, 7), _flexion(J, 2, 5, 8)])
+    walk_knee = np.concatenate([_flexion(J[:-1][walking], 1, 4, 7), _flexion(J[:-1][walking], 2, 5, 8)])
+    elbow = np.concatenate([_flexion(J, 16, 18, 20), _flexion(J, 17, 19, 21)])
+    bob, strides = [], []
+    for s, e in _runs(walking):
+        if e - s < FPS:  # a stretch of at least a second
+            continue
+        y = J[s:e, 0, 1] - gaussian_filter1d(J[s:e, 0, 1], 15.0, mode="nearest")  # pelvis height, detrended
+        bob.append(np.percentile(y, 97.5) - np.percentile(y, 2.5))
+        for toe in (10, 11):  # a full gait cycle: from one plant of a foot to its next
+            v = np.linalg.norm(np.diff(J[s:e, toe, [0, 2]], axis=0), axis=-1) * FPS
+            plants = [a for a, b in _runs((v < 0.1) & (J[s:e - 1, toe, 1] < 0.06)) if b - a >= 2]
+            pos = J[s:e, toe, [0, 2]]
+            strides += [np.linalg.norm(pos[b] - pos[a]) / height for a, b in zip(plants, plants[1:])]
+    return dict(frozen=step.max(-1) < FROZEN_M, still=step.max(-1) < 1e-6, jerk=jerk, knee=knee,
+                walk_knee=walk_knee, elbow=elbow, wrist_speed=step[:, [20, 21]].ravel() * FPS,
+                pelvis_speed=pelvis_v, bob=np.array(bob), stride=np.array(strides),
+                slide=ie.foot_sliding(J[None]), walk_frames=int(walking.sum()))
+
+
+def motion_report(clips: list, by_type: bool = False) -> dict:
+    """Does it move like people? The measures of issue 12, pooled over every person of `clips` (the
+    figures real motion capture gives are in the README): frozen-frame share (no joint moves 1 mm), jerk,
+    knee and elbow flexion, wrist and pelvis speed, pelvis bob while walking, stride over body height,
+    and the sliding of feet in contact. by_type: one report per interaction type, too."""
+    parts = [person_motion(c["joints"][p], c["meta"]["heights"][p]) for c in clips for p in (0, 1)]
+    cat = {k: np.concatenate([np.ravel(x[k]) for x in parts]) for k in parts[0] if k != "walk_frames"}
+    pct = lambda k, q: float(np.percentile(cat[k], q)) if len(cat[k]) else float("nan")  # noqa: E731
+    r = dict(n_clips=len(clips), frozen_pct=100 * float(cat["frozen"].mean()),
+             still_pct=100 * float(cat["still"].mean()),
+             jerk_median=pct("jerk", 50), jerk_p90=pct("jerk", 90),
+             knee_deg_p1=pct("knee", 1), knee_deg_p99=pct("knee", 99),
+             walk_knee_deg_p1=pct("walk_knee", 1), walk_knee_deg_p99=pct("walk_knee", 99),
+             elbow_deg_p1=pct("elbow", 1), elbow_deg_p99=pct("elbow", 99),
+             wrist_speed_median=pct("wrist_speed", 50), wrist_speed_p90=pct("wrist_speed", 90),
+             pelvis_speed_median=pct("pelvis_speed", 50), pelvis_speed_p90=pct("pelvis_speed", 90),
+             walk_frames=int(sum(x["walk_frames"] for x in parts)),
+             pelvis_bob_cm_median=100 * pct("bob", 50), stride_over_height_median=pct("stride", 50),
+             slide_cm_median=100 * pct("slide", 50), slide_cm_p90=100 * pct("slide", 90))
+    if by_type:
+        kinds = sorted({c["meta"]["type"] for c in clips})
+        r["by_type"] = {k: motion_report([c for c in clips if c["meta"]["type"] == k]) for k in kinds}
+    return r
+
+
 def rebuild_joints(clip, person: int) -> np.ndarray:
     """Joint positions (T, 22, 3) from a clip's stored rotations, root path and skeleton, via FK."""
     m = clip["meta"]
@@ -1919,6 +1990,16 @@ def main(argv=None):
         print("physics report:")
         for k, v in r.items():
             print(f"  {k:28s} {v:.4g}" if isinstance(v, float) else f"  {k:28s} {v}")
+        m = motion_report(clips, by_type=True)
+        print("motion report (does it move like people?):")
+        for k, v in m.items():
+            if k != "by_type":
+                print(f"  {k:28s} {v:.4g}" if isinstance(v, float) else f"  {k:28s} {v}")
+        cols = ("frozen_pct", "jerk_median", "knee_deg_p1", "elbow_deg_p1", "elbow_deg_p99", "wrist_speed_median",
+                "pelvis_speed_p90", "slide_cm_p90")
+        print(f"  {'type':14s}" + "".join(f"{c:>19s}" for c in cols))
+        for kind, mk in m["by_type"].items():
+            print(f"  {kind:14s}" + "".join(f"{mk[c]:19.3g}" for c in cols))
 
 
 # Loaded from its file with importlib (as intermoe_min.data_module does), this module is not in
