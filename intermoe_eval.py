@@ -5,10 +5,11 @@
    2. Evaluation: the evaluator (InterGen's protocol), InterGen's metrics, identity (roles, homogenisation)
       and physics measures, `evaluate` and `run_evaluation`.
    3. The paper's ablation table in miniature: `run_ablation`.
-   4. The command line: `python intermoe_min.py {demo, train, sample, evaluate, ablate}` runs `main` here.
+   4. The command line: `python intermoe_min.py {demo, train, train-vae, sample, evaluate, ablate}` runs
+      `main` here (and `run_training`, a run of both stages into one folder; `choose_preset` for notebooks).
 
-It imports intermoe_min, the model; intermoe_min imports it only when its command line's `sample`,
-`evaluate` or `ablate` runs. Written for this project from the InterMoE and InterGen papers' descriptions.
+It imports intermoe_min, the model; intermoe_min never imports it, except to run the command line when it is
+run as a script. Written for this project from the InterMoE and InterGen papers' descriptions.
 """
 from __future__ import annotations
 
@@ -1402,7 +1403,7 @@ def ablation_markdown(results: dict) -> str:
 
 
 # =====================================================================================================
-# 4. The command line: python intermoe_min.py {demo, train, sample, evaluate, ablate}
+# 4. The command line: python intermoe_min.py {demo, train, train-vae, sample, evaluate, ablate}
 # =====================================================================================================
 # intermoe_min.py, run as a script, calls `main` (the model file itself imports nothing of this file).
 
@@ -1532,7 +1533,7 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--vae", help="a trained vae.pt of the lab preset to share (default: train one)")
     a.add_argument("--steps", type=int, help="denoiser steps per run (default: the study's 300)")
     a.add_argument("--variants", nargs="+", metavar="NAME",
-                   help="default: the paper's variants; the names are intermoe_eval.ABLATIONS' keys")
+                   help="default: the paper's variants; any of: " + ", ".join(ABLATIONS))
     a.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one run per variant and seed")
     a.add_argument("--repeats", type=int, default=2, help="fresh generations of the test batch per run")
     a.add_argument("--smoke", action="store_true", help="a tiny study (seconds) to check the pipeline")

@@ -12,7 +12,7 @@ This file holds the model and how it trains, in the order data flows through it 
       Router (05), 6c the InterMoE block: Dynamic Temporal Selection and its bias rule (05, 06),
       6d the Cooperative Denoiser: two weight-sharing people talking by cross-attention (04).
    7. Training machinery: device, bf16 autocast, atomic resumable checkpoints, torchrun, one loop (07).
-   8. InterMoE, the whole model (sampling, save/load), and its presets (07).
+   8. InterMoE, the whole model (sampling; save/load through section 7's Checkpointable), its presets (07).
    9. The two training stages: `train_vae`, the latent cache, `train_denoiser` (07).
 
 Looking at motion and judging it (pictures, metrics, evaluation, ablation) and the command line live in
@@ -287,8 +287,10 @@ class Normalizer:
         return cls(mean, np.sqrt(m2 / n))
 
     def _stats(self, x):  # numpy arrays, or tensors on x's device and dtype
-        as_x = (lambda v: torch.as_tensor(v, device=x.device, dtype=x.dtype)) if isinstance(x, torch.Tensor) else np.asarray
-        return as_x(self.mean), as_x(self.std)
+        if isinstance(x, torch.Tensor):
+            return (torch.as_tensor(self.mean, device=x.device, dtype=x.dtype),
+                    torch.as_tensor(self.std, device=x.device, dtype=x.dtype))
+        return self.mean, self.std
 
     def normalise(self, x):
         mean, std = self._stats(x)
@@ -344,7 +346,11 @@ def data_module(name: str):
     if name not in sys.modules:  # once: the InterSynth generator keeps its cache of loaded clips in the module
         spec = importlib.util.spec_from_file_location(name, path)
         sys.modules[name] = module = importlib.util.module_from_spec(spec)  # registered first, as import does
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]  # a failed load must not leave a half-made module behind
+            raise
     return sys.modules[name]
 
 
@@ -730,7 +736,7 @@ class Vocab:
         assert itos[:3] == [self.PAD, self.UNK, self.EOS], "special tokens must come first"
         self.itos = list(itos)                            # id -> token
         self.stoi = {t: i for i, t in enumerate(itos)}    # token -> id
-        self._warned: set = set()                        # unknown words and cut lengths already reported
+        self._warned: set = set()                        # unknown words and cut lengths reported already
 
     @classmethod
     def tokenize(cls, text: str) -> list[str]:
@@ -765,8 +771,10 @@ class Vocab:
             self._warned.update(new)
             warnings.warn(f"{len(new)} word(s) not in the vocabulary, read as {self.UNK}: {new}", stacklevel=2)
         tokens = [self.tokenize(text) for text in texts]
-        for n in sorted({len(toks) for toks in tokens if len(toks) > max_len - 1} - self._warned):
-            self._warned.add(n)  # once per length: a caption's two views have the same length
+        for n in sorted({len(toks) for toks in tokens if len(toks) > max_len - 1}):
+            if ("cut", n, max_len) in self._warned:  # once per length: a caption's two views have the same one
+                continue
+            self._warned.add(("cut", n, max_len))
             warnings.warn(f"a caption of {n} tokens (words and punctuation) is cut to its first {max_len - 1}, "
                           f"all the text encoder reads: its last {n - max_len + 1} are ignored", stacklevel=2)
         unk = self.stoi[self.UNK]
@@ -791,8 +799,8 @@ class Vocab:
 
 
 def sinusoidal_embedding(pos: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
-    """(...) positions or diffusion steps -> (..., dim) [sin | cos], frequencies 1 .. 1/max_period
-    (Vaswani et al. 2017, section 3.5)."""
+    """(...) positions or diffusion steps -> (..., dim) [sin | cos] halves at frequencies max_period^(-i / half),
+    i = 0 .. half - 1 (Vaswani et al. 2017, section 3.5)."""
     assert dim % 2 == 0, "sinusoidal_embedding needs an even dim"
     half = dim // 2
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=pos.device, dtype=torch.float32) / half)
@@ -906,10 +914,9 @@ class Diffusion(nn.Module):
         `generator`, is the only randomness."""
         x = torch.randn(shape, generator=generator, device=generator.device if generator is not None else device)
         x = x if device is None else x.to(device)
+        from tqdm.auto import tqdm
         ts = self.ddim_timesteps(steps)
-        if progress:
-            from tqdm.auto import tqdm
-        for i, t in enumerate(tqdm(ts, desc="DDIM", leave=False) if progress else ts):
+        for i, t in enumerate(tqdm(ts, desc="DDIM", leave=False, disable=not progress)):
             x0 = denoise_fn(x, torch.full((shape[0],), t, device=x.device, dtype=torch.long))
             x = self.ddim_step(x, x0, t, ts[i + 1] if i + 1 < len(ts) else -1)
         return x
@@ -1101,7 +1108,8 @@ class InterMoEBlock(nn.Module):
         self.experts = nn.ModuleList(SwiGLU(d, cfg.d_expert) for _ in range(cfg.n_experts))
         self.register_buffer("expert_bias", torch.full((cfg.n_experts,), float(cfg.bias_init)))
         self._tally: torch.Tensor | None = None  # counts per expert, then S, since the last bias update
-        self.last_selection = self.last_counts = self.last_tokens = None  # the last forward's (tensors), for notebooks
+        self.last_selection = self.last_counts = self.last_tokens = None  # the last forward's, for notebooks:
+        # (N, T, E) bool, (E,) and 0-d tensors (not ints: reading them would wait for the device)
 
     def route(self, h, emb, mask, n_persons: int = 1):
         """h (N, T, d), emb (N, d_cond), mask (N, T) bool, rows person-major ([person a of samples 0..B-1;
@@ -1115,7 +1123,8 @@ class InterMoEBlock(nn.Module):
         elif cfg.routing == "batch":
             sel = prob + self.expert_bias.to(prob.dtype) > 0  # (N, T, E): M[s, e] > 0
         else:  # per-sample expert choice: expert e takes the k_i best real tokens of sample i
-            pooled = rearrange(prob.masked_fill(~mask[..., None], -1.0), "(p b) t e -> b (p t) e", p=n_persons)
+            pooled = rearrange(prob.masked_fill(~mask[..., None], -1.0), "(p b) t e -> b (p t) e",
+                               p=n_persons)  # (B, P*T, E): a sample's two people in one pool
             order = pooled.argsort(dim=1, descending=True, stable=True)  # (B, P*T, E)
             positions = torch.arange(order.shape[1], device=order.device)[None, :, None].expand_as(order)
             ranks = torch.empty_like(order).scatter_(1, order, positions)  # (B, P*T, E): 0 = best in sample
@@ -1163,11 +1172,13 @@ class InterMoEBlock(nn.Module):
         self.expert_bias.sub_(step.to(self.expert_bias.dtype)).clamp_(-1 + BIAS_EPS, -BIAS_EPS)
 
     def stats(self) -> dict:
-        """The last forward's routing: counts (E,), tokens S, target k, selections per token (1.0 is the
-        capacity-1 target), biases, selection (N, T, E)."""
-        S = None if self.last_tokens is None else int(self.last_tokens)
-        return dict(counts=self.last_counts, tokens=S, target=self.cfg.capacity * (S or 0) / self.n_experts,
-                    experts_per_token=float(self.last_counts.sum()) / max(S, 1) if S is not None else float("nan"),
+        """The last forward's routing (empty before the first): counts (E,), tokens S, target k, selections
+        per token (1.0 is the capacity-1 target), biases, selection (N, T, E)."""
+        if self.last_tokens is None:
+            return {}
+        S = int(self.last_tokens)
+        return dict(counts=self.last_counts, tokens=S, target=self.cfg.capacity * S / self.n_experts,
+                    experts_per_token=float(self.last_counts.sum()) / max(S, 1),
                     bias=self.expert_bias.detach().clone(), selection=self.last_selection)
 
 
@@ -1178,8 +1189,8 @@ def update_biases(blocks: list) -> None:
     Only the sign of count_e - k matters, so a forward counted twice (checkpointing) changes nothing."""
     if not blocks:
         return
-    tally = torch.stack([b._tally if b._tally is not None else b.expert_bias.new_zeros(b.n_experts + 1, dtype=torch.long)
-                         for b in blocks])  # (L, E + 1)
+    zeros = lambda b: torch.zeros(b.n_experts + 1, dtype=torch.long, device=b.expert_bias.device)  # noqa: E731
+    tally = torch.stack([zeros(b) if b._tally is None else b._tally for b in blocks])  # (L, E + 1)
     if dist.is_available() and dist.is_initialized():
         dist.all_reduce(tally)
     for b, row in zip(blocks, tally):
@@ -1352,6 +1363,10 @@ class CheckpointError(RuntimeError):
     """A checkpoint that is missing, unreadable or of the wrong kind."""
 
 
+# Bumped when saved weights would mean something else (2: sinusoids as [sin | cos] halves, not interleaved).
+CHECKPOINT_FORMAT = 2
+
+
 def save_checkpoint(path: str, state: dict) -> None:
     """Write to a temporary file in the same folder, then rename over the old one: an interrupted or failed
     save (a full disk) removes its temporary file and leaves the previous checkpoint whole."""
@@ -1359,7 +1374,7 @@ def save_checkpoint(path: str, state: dict) -> None:
     os.makedirs(folder, exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}"
     try:
-        torch.save(state, tmp)
+        torch.save({**state, "format": CHECKPOINT_FORMAT}, tmp)
         os.replace(tmp, path)
     except BaseException as e:  # a failed write (torch says 'enforce fail ...'), or Ctrl-C mid-write
         free = shutil.disk_usage(folder).free  # measured while the partial file still takes its space
@@ -1368,11 +1383,12 @@ def save_checkpoint(path: str, state: dict) -> None:
         if not isinstance(e, (OSError, RuntimeError)):
             raise
         kept = f"the last good checkpoint at {path} is intact" if os.path.isfile(path) else "none was there before"
-        full = getattr(e, "errno", None) == errno.ENOSPC or free < 64 * 2 ** 20
-        raise CheckpointError(f"could not write the checkpoint {path} (" + (
-            f"the disk is full: {free / 2 ** 20:.0f} MiB free in {folder}); {kept}. Free some space (or pass another "
-            f"output folder) and run the same command again to resume." if full else
-            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); {kept}.")) from e
+        if getattr(e, "errno", None) == errno.ENOSPC or free < 64 * 2 ** 20:
+            raise CheckpointError(f"could not write the checkpoint {path}: the disk is full ({free / 2 ** 20:.0f} "
+                                  f"MiB free in {folder}); {kept}. Free some space (or pass another output "
+                                  f"folder) and run the same command again to resume.") from e
+        raise CheckpointError(f"could not write the checkpoint {path} ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0] if str(e) else ''}); {kept}.") from e
 
 
 def load_checkpoint(path: str, kind: str | None = None) -> dict:
@@ -1395,6 +1411,10 @@ def load_checkpoint(path: str, kind: str | None = None) -> dict:
         raise CheckpointError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e})") from e
     if not isinstance(state, dict) or "kind" not in state:
         raise CheckpointError(f"{path} was not written by intermoe_min (no 'kind' entry)")
+    if state.get("format") != CHECKPOINT_FORMAT:  # loadable, but its weights would be read another way
+        raise CheckpointError(f"{path} was written by an earlier version of intermoe_min (checkpoint format "
+                              f"{state.get('format', 1)}, this version reads {CHECKPOINT_FORMAT}): train it again (a "
+                              f"cached evaluator in runs/evaluator is retrained by itself once deleted)")
     if kind is not None and state["kind"] != kind:
         raise CheckpointError(f"{path} holds a '{state['kind']}' checkpoint, expected '{kind}'")
     return state
@@ -1404,7 +1424,11 @@ class Checkpointable:
     """save(path) and cls.load(path) for a network built as cls(cfg, [vocab,] normalizer) (InterMoE, and the
     evaluation networks): what STORED names travels with the weights, as plain values."""
     KINDS: tuple = ()  # checkpoint kinds `load` takes; `save` writes the first
-    STORED: tuple = ("config", "vocab", "normalizer")  # and a staticmethod config_from_dict(d) -> its config
+    STORED: tuple = ("config", "vocab", "normalizer")
+
+    @staticmethod
+    def config_from_dict(d: dict):  # each class: its configuration from the plain values asdict() gave
+        raise NotImplementedError
 
     def checkpoint_state(self) -> dict:
         state = {"config": asdict(self.cfg), "normalizer": self.normalizer.state_dict()}
@@ -1424,7 +1448,11 @@ class Checkpointable:
         if missing:
             raise CheckpointError(f"{path} is a '{state['kind']}' checkpoint without its {', '.join(missing)}: "
                                   f"it cannot rebuild a {cls.__name__} (was it written by its save or training?)")
-        parts = {"cfg": cls.config_from_dict(state["config"]), "normalizer": Normalizer.from_state_dict(state["normalizer"])}
+        try:
+            cfg = cls.config_from_dict(state["config"])
+        except TypeError as e:  # a field this version does not know, or lacks
+            raise CheckpointError(f"{path} holds a configuration this version cannot build ({e}): train again") from e
+        parts = {"cfg": cfg, "normalizer": Normalizer.from_state_dict(state["normalizer"])}
         if "vocab" in cls.STORED:
             parts["vocab"] = Vocab.from_state_dict(state["vocab"])
         net = cls(**parts)
@@ -1641,8 +1669,10 @@ def preset(name: str, **overrides) -> InterMoEConfig:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}: choose one of {list(PRESETS)}")
     p = dict(PRESETS[name])
-    vae, text, den = VAEConfig(**p.pop("vae", {})), TextConfig(**p.pop("text", {})), dict(p.pop("denoiser", {}))
-    den = DenoiserConfig(d_latent=vae.latent_dim, d_text=text.d_cond, moe=MoEConfig(**den.pop("moe", {})), **den)
+    vae, text = VAEConfig(**p.pop("vae", {})), TextConfig(**p.pop("text", {}))
+    den = dict(p.pop("denoiser", {}))
+    moe = MoEConfig(**den.pop("moe", {}))
+    den = DenoiserConfig(d_latent=vae.latent_dim, d_text=text.d_cond, moe=moe, **den)
     return replace(InterMoEConfig(vae=vae, text=text, denoiser=den, **p), **overrides)
 
 
@@ -1890,11 +1920,9 @@ class LatentDataset(torch.utils.data.Dataset):
         # longest first, a few a batch: each batch's activations fit in the memory the one before freed
         jobs = sorted(((i, v) for i in range(len(self.records)) for v in range(len(self.variants))),
                       key=lambda iv: -self.records[iv[0]]["joints"].shape[1])
-        if progress:
-            from tqdm.auto import tqdm
+        from tqdm.auto import tqdm
         model.vae.eval()
-        for k in (tqdm(range(0, len(jobs), batch_size), desc="encode latents", leave=False) if progress
-                  else range(0, len(jobs), batch_size)):
+        for k in tqdm(range(0, len(jobs), batch_size), desc="encode latents", leave=False, disable=not progress):
             chunk = jobs[k:k + batch_size]
             feats = [base.features(i, *self.variants[v]) for i, v in chunk]  # each (2, T_i, 262)
             batch = collate([{"motion": torch.from_numpy(model.normalizer.normalise(f).astype(np.float32)),

@@ -108,6 +108,15 @@ def test_bad_checkpoints_are_rejected_clearly(tmp_path, records):
     tr.save_checkpoint(str(tmp_path / "bare.pt"), {"kind": "intermoe", "model": m.state_dict()})
     with pytest.raises(tr.CheckpointError, match="without its config, vocab, normalizer"):
         im.InterMoE.load(str(tmp_path / "bare.pt"))
+    m.save(str(tmp_path / "old.pt"))
+    state = torch.load(tmp_path / "old.pt", weights_only=True)
+    torch.save({k: v for k, v in state.items() if k != "format"}, tmp_path / "old.pt")  # as earlier versions wrote
+    with pytest.raises(tr.CheckpointError, match="earlier version of intermoe_min.*train it again"):
+        im.InterMoE.load(str(tmp_path / "old.pt"))
+    state["config"]["vae"]["joint_kernel"] = 3  # a switch this version no longer has
+    torch.save(state, tmp_path / "old.pt")
+    with pytest.raises(tr.CheckpointError, match="configuration this version cannot build.*joint_kernel"):
+        im.InterMoE.load(str(tmp_path / "old.pt"))
 
 
 class Payload:
@@ -267,7 +276,8 @@ def _ddp_worker(rank, world, init_file, out_dir, records):
         return ddp(module, *args, **kw)
     torch.nn.parallel.DistributedDataParallel = recording_ddp
     try:
-        im.train_denoiser(m, records, steps=4, progress=False, device="cpu")
+        im.train_denoiser(m, records, steps=4, progress=False, device="cpu", ckpt_path=os.path.join(out_dir, "den.pt"),
+                          ckpt_every=2)  # a checkpoint gathers every rank's random state
     finally:
         torch.nn.parallel.DistributedDataParallel = ddp
     torch.save({**m.state_dict(), "find_unused_parameters": torch.tensor(asked)}, os.path.join(out_dir, f"rank{rank}.pt"))
@@ -282,6 +292,8 @@ def test_two_process_gloo_training_keeps_ranks_identical(tmp_path, records):
     assert a.pop("find_unused_parameters").tolist() == [False] == b.pop("find_unused_parameters").tolist()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+    state = tr.load_checkpoint(str(tmp_path / "den.pt"), "denoiser")
+    assert state["step"] == 4 and len(state["rng"]) == 2  # one random state per rank, to resume each exactly
     untrained = nano_model(records).state_dict()
     assert any(not torch.equal(a[k], untrained[k]) for k in a if "denoiser" in k)  # it did train
     biases = [k for k in a if "expert_bias" in k]
