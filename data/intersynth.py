@@ -49,14 +49,13 @@ import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d, minimum_filter1d
+from scipy.ndimage import gaussian_filter1d
 
 # Make `python data/intersynth.py` work from any directory: the repo root holds intermoe_min.py.
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _REPO not in sys.path:
     sys.path.insert(0, _REPO)
-import intermoe_min as im  # noqa: E402
-import intermoe_eval as ie  # noqa: E402
+import intermoe_min as im  # noqa: E402  (intermoe_eval, for the measurements, is imported where they are)
 
 FPS = im.FPS
 UP = np.array([0.0, 1.0, 0.0])
@@ -64,7 +63,7 @@ HAND_NAMES = ("left", "right")
 SIDE = np.array([1.0, -1.0])  # index 0 (left) lies toward the person's +left direction, 1 (right) away
 WRIST, SHOULDER = (20, 21), (16, 17)
 TORSO_JOINTS = (0, 3, 6, 9, 12)  # pelvis .. neck: the torso capsule's axis runs pelvis -> neck
-TORSO_RADIUS = ie.TORSO_RADIUS  # torso capsule radius (0.12 m) for contacts and the interpenetration check
+TORSO_RADIUS = 0.12  # torso capsule radius (m) for contacts: intermoe_eval's interpenetration measure's (tested)
 SHOULDER_RADIUS = 0.07  # a hand resting on a shoulder sits this far from the shoulder joint (m)
 HAND_CLEARANCE = 0.03   # wrist to body surface when a hand touches a body: the palm lies in between (m)
 HAND_GAP = 0.035        # wrist to wrist when two hands hold each other (m)
@@ -257,15 +256,27 @@ class _Scene:
 # 3. Gait: footsteps from a pelvis path
 # =====================================================================================================
 
+WALKING = 0.3  # pelvis speed (m/s) above which steps follow a walking cadence instead of drift
+
+
+def step_length(v, height):
+    """A walker's step (half a gait cycle, m) at speed v (m/s): 0.41 of stature at 1.3 m/s, shorter when
+    slower (step length grows about with the square root of speed): a gait cycle's stride of 0.82 x height."""
+    return 0.41 * height * np.sqrt(np.clip(np.asarray(v, dtype=float) / 1.3, 0.05, 1.3))
+
+
 def plan_steps(root_xz, yaw, body, swing=12, thr=0.12, lift=0.07, busy=None, toe_out=0.08):
     """Stance and swing phases for both feet, given where the pelvis goes.
 
-    Each foot has a "home" spot beside the pelvis. A planted foot stays exactly where it is until its home,
-    5 frames ahead, has drifted more than `thr` metres away (or the body has turned ~0.45 rad), then it
-    swings to where its home will be mid-way through its next stance. One foot swings at a time, so a walk
-    alternates left and right.
-    Faster bodies take quicker steps (down to 7 frames) so the feet keep up with strides the legs can reach.
-    root_xz (T, 2), yaw (T,) -> ankle targets (T, 2, 3) [left, right], foot yaw (T, 2), in-swing mask (T, 2).
+    Each foot has a "home" spot beside the pelvis. A planted foot stays exactly where it is until it steps;
+    one foot swings at a time. Standing, shuffling and turning: a foot steps once its home, 5 frames ahead,
+    has drifted more than `thr` metres away (or the body has turned ~0.45 rad), in `swing` frames or fewer.
+    Walking (pelvis faster than WALKING m/s): steps follow a cadence, alternating feet, a step of
+    `step_length(v)` each, swing 38 % of a step cycle; the heel rises about the planted toes before
+    toe-off, the foot swings with its toes pitched down and lands heel first with the toes up (then rolls
+    flat about the still ankle). Each foot lands where its home will be a quarter cycle later.
+    root_xz (T, 2), yaw (T,) -> ankle targets (T, 2, 3) [left, right], foot yaw (T, 2), foot pitch (T, 2)
+    (positive: toes down), in-swing mask (T, 2).
     `busy` = (t0, t1): no step may overlap these frames (used to keep the support foot still in a kick).
     """
     T = len(yaw)
@@ -273,60 +284,101 @@ def plan_steps(root_xz, yaw, body, swing=12, thr=0.12, lift=0.07, busy=None, toe
     home = root_xz[:, None, :] + SIDE[None, :, None] * half_width * left2(yaw)[:, None, :]  # (T, 2, 2)
     home_yaw = yaw[:, None] + SIDE[None, :] * toe_out                                           # (T, 2)
     speed = np.r_[np.linalg.norm(np.diff(root_xz, axis=0), axis=1), 0.0] * FPS                  # (T,) m/s
+    v_s = gaussian_filter1d(speed, 6.0, mode="nearest")                                          # (T,) smooth
     turn = np.r_[np.abs(wrap(np.diff(yaw))), 0.0] * FPS                                          # (T,) rad/s
-    max_step = 0.9 * body.leg
     ahead = np.minimum(np.arange(T) + 5, T - 1)  # a foot reacts to where its home will be in 5 frames
     pos, fyaw = home[0].copy(), home_yaw[0].copy()
-    steps = []  # (foot, t0, t1, p0, p1, yaw0, yaw1)
+    steps = []  # (foot, t0, t1, p0, p1, yaw0, yaw1, walk speed or 0)
     t, last = 0, -1
     while t < T - 1:
+        v = float(v_s[t:t + 10].max())
         err = (np.linalg.norm(home[ahead[t:]] - pos, axis=-1) / thr
                + np.abs(wrap(home_yaw[ahead[t:]] - fyaw)) / 0.45)              # (T - t, 2)
-        over = err.max(1) > 1.0
-        if not over.any():
-            break
-        ts = t + int(np.argmax(over))
-        # Step duration: the body travels at most ~0.28 m (for a 0.78 m leg) per swing, so each foot's
-        # stride (the travel of two swings) stays under ~0.6 m, which the legs reach without a deep crouch.
-        # Turning in place works the same way: at most ~0.9 rad of turn per swing.
-        rate = max(speed[ts:ts + 15].max() / (0.28 * body.leg / 0.78), turn[ts:ts + 15].max() / 0.9, 1e-3)
-        D = int(np.clip(np.floor(FPS / rate), 7, swing))
+        if v > WALKING and last >= 0:  # walking: the other foot steps on the cadence, no waiting for drift
+            k = 1 - last
+            L = float(step_length(v, body.height))
+            cycle = 2 * L / v * FPS  # frames per gait cycle
+            D = int(np.clip(round(0.38 * cycle), 9, 16))
+            wait = max(0, round(0.5 * cycle) - D - 1)  # double support
+            # a speeding walker steps sooner: the rear foot trails its home by no more than 0.7 of a step
+            trail = np.linalg.norm(home[t:min(T, t + wait + 1), k] - pos[k], axis=-1)
+            early = np.flatnonzero(trail > 0.7 * L)
+            ts = t + (int(early[0]) if len(early) else wait)
+        else:
+            over = err.max(1) > 1.0
+            if not over.any():
+                break
+            ts = t + int(np.argmax(over))
+            # Shuffling and turning: at most ~0.28 m of travel (0.78 m leg) or ~0.9 rad of turn per swing.
+            rate = max(speed[ts:ts + 15].max() / (0.28 * body.leg / 0.78), turn[ts:ts + 15].max() / 0.9, 1e-3)
+            D = int(np.clip(np.floor(FPS / rate), 7, swing))
+            e = err[ts - t]
+            k = int(np.argmax(e))
+            if k == last and e[1 - k] > 0.5:  # alternate feet when both want to move
+                k = 1 - k
+            v = float(v_s[ts:ts + 10].max())
+            cycle = 2 * float(step_length(max(v, 1e-3), body.height)) / max(v, 1e-3) * FPS
         if ts > T - 1 - D // 2:  # not enough frames left to finish a step
             break
         if busy is not None and ts <= busy[1] and ts + D >= busy[0]:
             t = busy[1] + 1
             continue
-        e = err[ts - t]
-        k = int(np.argmax(e))
-        if k == last and e[1 - k] > 0.5:  # alternate feet when both want to move
-            k = 1 - k
         t1 = ts + D
-        land = min(T - 1, t1 + round(0.6 * D) + 1)  # aim where home will be in the middle of the stance
+        land = min(T - 1, t1 + round(0.6 * D) + 1)  # shuffling: where home will be mid-way through the stance
         p1 = home[land, k].copy()
+        if v > WALKING:  # walking: 0.42 of a step ahead of the hip at heel strike, the step of that speed
+            a, b = max(0, min(t1, T - 2) - 2), min(T - 1, t1 + 2)
+            heading = _unit(root_xz[b] - root_xz[a])
+            p1 = home[min(t1, T - 1), k] + 0.42 * float(step_length(v_s[min(t1, T - 1)], body.height)) * heading
         d = p1 - pos[k]
+        max_step = (1.7 if v > WALKING else 0.9) * body.leg
         if np.linalg.norm(d) > max_step:
             p1 = pos[k] + d * max_step / np.linalg.norm(d)
         y1 = fyaw[k] + wrap(home_yaw[land, k] - fyaw[k])
-        steps.append((k, ts, t1, pos[k].copy(), p1, fyaw[k], y1))
+        steps.append((k, ts, t1, pos[k].copy(), p1, fyaw[k], y1, v if v > WALKING else 0.0))
         pos[k], fyaw[k], last = p1, y1, k
         t = t1 + 1
-    # Fill the time series: planted between steps, a lifted minimum-jerk arc during each swing.
-    xz = np.repeat(home[:1], T, 0)               # (T, 2, 2)
+    # Fill the time series: planted between steps; heel-off, a lifted arc and a heel strike around a swing.
+    xz = np.repeat(home[:1], T, 0)               # (T, 2, 2) ankle on the floor
     fy = np.repeat(home_yaw[:1], T, 0)           # (T, 2)
-    h = np.zeros((T, 2))
+    pitch = np.zeros((T, 2))
+    y = np.full((T, 2), body.ankle_h)
     swinging = np.zeros((T, 2), dtype=bool)
     tt = np.arange(T)
-    for k, t0, t1, p0, p1, y0, y1 in steps:
+    flat_from = [0, 0]  # first frame each foot is flat again after its last landing
+    for k, t0, t1, p0, p1, y0, y1, v in steps:
+        g = min(1.0, v / 1.3)  # how much of a walker's foot roll this step has
+        p_off, p_strike = np.radians(28) * g, np.radians(14) * g
+        toe = body.offsets[10 + k]
+        A0 = to3(p0, body.ankle_h)
+        H = min(round(12 * g), t0 - flat_from[k])  # heel-off frames before lift-off
+        if H > 0:  # the heel rises about the planted toes
+            seg = slice(t0 - H, t0)
+            a = p_off * smoothstep((tt[seg] - (t0 - H)) / H)
+            toe_w = A0 + _rot(1, y0) @ toe
+            A = toe_w - np.einsum("tij,j->ti", _rot(1, np.full(H, y0)) @ _rot(0, a), toe)
+            xz[seg, k], y[seg, k], pitch[seg, k] = A[:, [0, 2]], A[:, 1], a
+        A_off = to3(p0, body.ankle_h) if H <= 0 else \
+            (A0 + _rot(1, y0) @ toe) - _rot(1, y0) @ _rot(0, p_off) @ toe
         seg = slice(t0, min(t1, T - 1) + 1)
         u = (tt[seg] - t0) / (t1 - t0)
-        s = smoothstep(u)
-        xz[seg, k] = p0 + (p1 - p0) * s[:, None]
-        fy[seg, k] = y0 + (y1 - y0) * s
-        h[seg, k] = lift * 16.0 * u * u * (1 - u) ** 2  # smooth bump, 1 at mid-swing
+        sm = smoothstep(u)
+        A1 = to3(p1, body.ankle_h)
+        xz[seg, k] = A_off[[0, 2]] + (A1[[0, 2]] - A_off[[0, 2]]) * sm[:, None]
+        bump = (lift + 0.05 * g) * 6.75 * u * (1 - u) ** 2  # peaks a third into the swing
+        y[seg, k] = A_off[1] + (A1[1] - A_off[1]) * sm + bump
+        fy[seg, k] = y0 + (y1 - y0) * sm
+        pitch[seg, k] = (p_off if H > 0 else 0.0) + (-p_strike - (p_off if H > 0 else 0.0)) * sm
         swinging[seg, k] = (u > 0) & (u < 1)
-        xz[t1 + 1:, k], fy[t1 + 1:, k] = p1, y1
-    ankle = np.concatenate([xz[..., :1], (body.ankle_h + h)[..., None], xz[..., 1:]], -1)  # (T, 2, 3)
-    return ankle, fy, swinging
+        F = min(round(6 * g), T - 1 - t1)  # the foot rolls flat about the still ankle after the heel strike
+        if F > 0:
+            seg = slice(t1 + 1, t1 + 1 + F)
+            pitch[seg, k] = -p_strike * (1 - smoothstep((tt[seg] - t1) / F))
+        xz[t1 + 1:, k], fy[t1 + 1:, k], y[t1 + 1:, k] = p1, y1, body.ankle_h
+        pitch[t1 + 1 + max(F, 0):, k] = 0.0
+        flat_from[k] = t1 + 1 + max(F, 0)
+    ankle = np.concatenate([xz[..., :1], y[..., None], xz[..., 1:]], -1)  # (T, 2, 3)
+    return ankle, fy, pitch, swinging
 
 
 # =====================================================================================================
@@ -421,39 +473,49 @@ def fk_with_rotations(local, root_pos, offsets):
 def _pelvis_height(root_xz, R0, ankle, body, crouch):
     """Pelvis height per frame: standing height minus crouch, lowered wherever a foot would be out of reach.
 
-    Lowering is smoothed (minimum filter, then Gaussian) so the pelvis never jumps, and stays at or
-    below the reachable height so planted feet are really reached by the leg IK."""
+    Standing, the knees are all but straight (the leg at 99.8 % of its length); walking, the stance leg
+    vaults the pelvis over the foot, its knee a little bent at mid-stance, and the pelvis dips at double
+    support (the pelvis bob). Smoothed (Gaussian) so it never jumps, and kept at or below the reachable height so planted
+    feet are really reached by the leg IK."""
     hip = np.einsum("tij,kj->tki", R0, body.offsets[[1, 2]])         # (T, 2, 3) hips for a pelvis at y=0
     dh = np.linalg.norm(root_xz[:, None] + hip[..., [0, 2]] - ankle[..., [0, 2]], axis=-1)  # (T, 2)
-    reach = 0.99 * body.leg
+    reach = 0.999 * body.leg
     dv = np.sqrt(np.maximum(reach * reach - dh * dh, 0.01 * reach * reach))
     h_max = (ankle[..., 1] + dv - hip[..., 1]).min(1)                 # (T,)
-    h_nom = body.ankle_h + 0.975 * body.leg - hip[..., 1].mean(1) - crouch
-    h = np.minimum(h_nom, h_max)
-    h = gaussian_filter1d(minimum_filter1d(h, 13, mode="nearest"), 2.0, mode="nearest", truncate=3.0)
+    speed = gaussian_filter1d(np.r_[np.linalg.norm(np.diff(root_xz, axis=0), axis=1), 0.0] * FPS, 6.0, mode="nearest")
+    walk = np.clip((speed - 0.2) / 0.5, 0.0, 1.0)  # a walker's stance knee gives a little (~18 deg at mid-stance)
+    h_nom = body.ankle_h + (0.998 - 0.02 * walk) * body.leg - hip[..., 1].mean(1) - crouch
+    h = gaussian_filter1d(np.minimum(h_nom, h_max), 2.0, mode="nearest", truncate=3.0)
     return np.minimum(h, h_max)
 
 
 def solve_trunk(plan: Plan, body: Body) -> dict:
     """Stage 1: feet, pelvis, spine and head for one person. Returns a dict used by the arms and stage 2."""
     T = len(plan.yaw)
-    ankle, foot_yaw, swinging = plan_steps(plan.root_xz, plan.yaw, body, plan.swing, plan.step_thr,
-                                           plan.lift, plan.busy)
+    ankle, foot_yaw, foot_pitch, swinging = plan_steps(plan.root_xz, plan.yaw, body, plan.swing,
+                                                       plan.step_thr, plan.lift, plan.busy)
+    # Walking: the pelvis turns toward the leg that swings forward, the chest counter-rotates and the head
+    # keeps looking ahead; the pelvis shifts over the stance foot.
+    fo = np.einsum("tki,ti->tk", ankle - to3(plan.root_xz)[:, None], to3(fwd2(plan.yaw)))  # feet ahead (T, 2)
+    pelvis_turn = np.clip(-0.14 * (fo[:, 0] - fo[:, 1]), -0.1, 0.1)                    # left foot ahead: right
+    shift = 0.022 * gaussian_filter1d(swinging[:, 1].astype(float) - swinging[:, 0], 3.0, mode="nearest")
+    root_xz = plan.root_xz + shift[:, None] * left2(plan.yaw)  # toward the stance foot
+    twist = plan.twist - 1.4 * pelvis_turn                     # chest yaw = yaw + pelvis turn + twist
     pelvis_pitch = plan.hip_share * plan.bend
     spine = (plan.bend - pelvis_pitch) / 3.0
-    R0 = _rot(1, plan.yaw) @ _rot(0, pelvis_pitch)                         # (T, 3, 3) root rotation
+    R0 = _rot(1, plan.yaw + pelvis_turn) @ _rot(0, pelvis_pitch)           # (T, 3, 3) root rotation
     local = np.broadcast_to(np.eye(3), (T, im.N_JOINTS, 3, 3)).copy()       # (T, 22, 3, 3)
     local[:, 0] = R0
-    R_spine = _rot(1, plan.twist / 3) @ _rot(0, spine) @ _rot(2, -plan.lean / 3)
+    R_spine = _rot(1, twist / 3) @ _rot(0, spine) @ _rot(2, -plan.lean / 3)
     for j in (3, 6, 9):
         local[:, j] = R_spine
-    local[:, 12] = _rot(1, plan.head_yaw) @ _rot(0, plan.head_pitch)
-    y = _pelvis_height(plan.root_xz, R0, ankle, body, plan.crouch)
-    root = np.stack([plan.root_xz[:, 0], y, plan.root_xz[:, 1]], -1)       # (T, 3)
+    local[:, 12] = _rot(1, plan.head_yaw + 0.4 * pelvis_turn) @ _rot(0, plan.head_pitch)
+    y = _pelvis_height(root_xz, R0, ankle, body, plan.crouch)
+    root = np.stack([root_xz[:, 0], y, root_xz[:, 1]], -1)                 # (T, 3)
     pos, glob = fk_with_rotations(local, root, body.offsets)
-    chest_yaw = plan.yaw + plan.twist
+    chest_yaw = plan.yaw + pelvis_turn + twist
     return dict(plan=plan, body=body, local=local, pos=pos, glob=glob, root=root, ankle=ankle,
-                foot_yaw=foot_yaw, swinging=swinging,
+                foot_yaw=foot_yaw, foot_pitch=foot_pitch, swinging=swinging,
                 fwd=to3(fwd2(chest_yaw)), left=to3(left2(chest_yaw)), T=T)
 
 
@@ -468,7 +530,7 @@ def solve_limbs(tor: dict):
     fwd, left = tor["fwd"], tor["left"]
     z_axis = np.array([0.0, 0.0, 1.0])
     ankles = tor["ankle"].copy()                            # (T, 2, 3)
-    foot_rot = _rot(1, tor["foot_yaw"])                     # (T, 2, 3, 3) flat feet, turned by foot yaw
+    foot_rot = _rot(1, tor["foot_yaw"]) @ _rot(0, tor["foot_pitch"])  # (T, 2, 3, 3) feet: yaw, then toes down
     if plan.kick is not None:
         ankles, foot_rot = _apply_kick(plan, tor, ankles, foot_rot, t)
     # Legs: hip (1, 2) -> knee (4, 5) -> ankle (7, 8); toes (10, 11) follow the ankle rotation.
@@ -487,8 +549,9 @@ def solve_limbs(tor: dict):
     fwd_off = np.einsum("tki,ti->tk", ankles - tor["root"][:, None], fwd)   # feet ahead of pelvis (T, 2)
     for k, (col, sh, el, wr) in enumerate([(13, 16, 18, 20), (14, 17, 19, 21)]):
         S = pos[:, sh]
-        swing = np.clip(0.45 * fwd_off[:, 1 - k], -0.25, 0.25)[:, None]
-        relaxed = S - 0.985 * body.arm * UP + (0.05 + swing) * fwd + 0.05 * SIDE[k] * left
+        swing = np.clip(0.5 * fwd_off[:, 1 - k], -0.22, 0.22)[:, None]  # against the opposite leg
+        reach = 0.965 - 0.08 * np.maximum(swing, 0.0)  # elbows a little bent, more when the arm swings forward
+        relaxed = S - reach * body.arm * UP + (0.06 + swing) * fwd + 0.05 * SIDE[k] * left
         via = plan.hand_via[:, k] if plan.hand_via is not None else fwd + 0.4 * SIDE[k] * left
         W = _blend_hand(S, relaxed, plan.hand_target[:, k], plan.hand_w[:, k, None], via)
         if plan.elbow_pole is not None:
@@ -640,7 +703,7 @@ def _approach(rng, d_final, tempo, p_walk=0.75, p_both=0.3, t_start=(0, 20)):
     Returns scene z coordinates of A and B before/after and the walk's frame window."""
     extra = float(rng.uniform(0.5, 2.2)) if rng.random() < p_walk else 0.0
     share_b = float(rng.uniform(0.3, 0.5)) if extra > 0 and rng.random() < p_both else 0.0
-    v = rng.uniform(0.45, 0.6)               # mean speed, m/s (minimum-jerk peak is 1.9x this)
+    v = rng.uniform(0.55, 0.8)               # mean speed, m/s (minimum-jerk peak is 1.9x this)
     t0 = int(rng.integers(*t_start))
     t1 = t0 + (int(round(extra / v * FPS * tempo)) if extra > 0 else 0)
     zA = (0.0, extra * (1 - share_b))
@@ -976,7 +1039,7 @@ def _follow(rng, bodies, ini, tempo):
     heading -= heading[np.searchsorted(s_grid, 0.0)] - sc.h
     xy = np.cumsum(fwd2(heading), 0) * 0.01
     xy += sc.o - xy[np.searchsorted(s_grid, 0.0)]
-    v = rng.uniform(0.45, 0.6)
+    v = rng.uniform(0.55, 0.8)
     tA0 = int(rng.integers(5, 25))
     dur = int(round(length / v * FPS * tempo))
     T = tA0 + dur + delay + S(rng.uniform(0.4, 1.0))
@@ -1528,7 +1591,7 @@ def make_captions(rng, kind, built, ini) -> list:
 # =====================================================================================================
 
 DEFAULT_N_CLIPS = 3000
-CACHE_VERSION = 3          # bump when the generator changes, so stale caches are not reused
+CACHE_VERSION = 4          # bump when the generator changes, so stale caches are not reused
 SPLITS = {"train": range(0, 8), "val": range(8, 9), "test": range(9, 10)}  # by clip index mod 10
 SHORT_CLIP_PROB = 0.1      # share of clips cut short (15-60 frames) around a key event
 CLIP_BYTES = 220 * 2 ** 10  # a clip's arrays in memory, measured with nbytes (the default set: ~640 MiB)
@@ -1796,6 +1859,7 @@ def contact_distances(clip) -> dict:
 
     Body surfaces: the torso capsule (pelvis -> neck, radius TORSO_RADIUS) for torso joints, a sphere of
     SHOULDER_RADIUS around a shoulder joint. Returns {'limb': array, 'body': array} in metres."""
+    import intermoe_eval as ie
     J = clip["joints"]
     limb, body = [], []
     for f, pa, ja, pb, jb in clip["meta"]["contacts"]:
@@ -1828,6 +1892,7 @@ def physics_report(clips: list) -> dict:
     - max_joint_speed_ms, p99_joint_speed_ms, max_jump_cm: per-frame joint motion
     - max_joint_accel_ms2: largest second difference of a joint position (smoothness: no jumps)
     """
+    import intermoe_eval as ie
     bone_max, slide, floor, limb, body, overlap, min_d, speeds = 0.0, [], 0.0, [], [], 0, np.inf, []
     accel, feet_d = 0.0, np.inf
     parents = np.array(im.SMPL_PARENTS[1:])
@@ -1872,6 +1937,7 @@ def physics_report(clips: list) -> dict:
 
 FROZEN_M = 0.001        # a frame where no joint moves this far (1 mm) counts as frozen
 WALK_SPEED = 0.6        # pelvis speed (m/s, smoothed over 0.5 s) above which a person counts as walking
+NORMAL_WALK = 1.2       # a gait cycle this fast (m/s) is at an adult's normal walking speed (1.2-1.4 m/s)
 
 
 def _flexion(J, a, b, c):
@@ -1890,6 +1956,7 @@ def _runs(mask):
 def person_motion(J: np.ndarray, height: float) -> dict:
     """How one person (T, 22, 3) moves, the measures `motion_report` pools: arrays per frame, per gait
     cycle or per walking stretch."""
+    import intermoe_eval as ie
     J = np.asarray(J, dtype=np.float64)
     T = len(J)
     step = np.linalg.norm(np.diff(J, axis=0), axis=-1)                           # (T-1, 22) m per frame
@@ -1903,24 +1970,27 @@ def person_motion(J: np.ndarray, height: float) -> dict:
     for s, e in _runs(walking):
         if e - s < FPS:  # a stretch of at least a second
             continue
-        y = J[s:e, 0, 1] - gaussian_filter1d(J[s:e, 0, 1], 15.0, mode="nearest")  # pelvis height, detrended
-        bob.append(np.percentile(y, 97.5) - np.percentile(y, 2.5))
         for toe in (10, 11):  # a full gait cycle: from one plant of a foot to its next
             v = np.linalg.norm(np.diff(J[s:e, toe, [0, 2]], axis=0), axis=-1) * FPS
-            plants = [a for a, b in _runs((v < 0.1) & (J[s:e - 1, toe, 1] < 0.06)) if b - a >= 2]
-            pos = J[s:e, toe, [0, 2]]
-            strides += [np.linalg.norm(pos[b] - pos[a]) / height for a, b in zip(plants, plants[1:])]
+            plants = [s + a for a, b in _runs((v < 0.1) & (J[s:e - 1, toe, 1] < 0.06)) if b - a >= 5]  # stances
+            for a, b in zip(plants, plants[1:]):
+                strides.append((np.linalg.norm(J[b, toe, [0, 2]] - J[a, toe, [0, 2]]) / height, pelvis_v[a:b].mean()))
+                y = J[a:b + 1, 0, 1]
+                y = y - np.linspace(y[0], y[-1], len(y))  # the cycle's pelvis height, its drift taken out
+                bob.append(y.max() - y.min())
     return dict(frozen=step.max(-1) < FROZEN_M, still=step.max(-1) < 1e-6, jerk=jerk, knee=knee,
                 walk_knee=walk_knee, elbow=elbow, wrist_speed=step[:, [20, 21]].ravel() * FPS,
-                pelvis_speed=pelvis_v, bob=np.array(bob), stride=np.array(strides),
+                pelvis_speed=pelvis_v, bob=np.array(bob), stride=np.array([x for x, _ in strides]),
+                stride_normal=np.array([x for x, v in strides if v >= NORMAL_WALK]),
                 slide=ie.foot_sliding(J[None]), walk_frames=int(walking.sum()))
 
 
 def motion_report(clips: list, by_type: bool = False) -> dict:
     """Does it move like people? The measures of issue 12, pooled over every person of `clips` (the
     figures real motion capture gives are in the README): frozen-frame share (no joint moves 1 mm), jerk,
-    knee and elbow flexion, wrist and pelvis speed, pelvis bob while walking, stride over body height,
-    and the sliding of feet in contact. by_type: one report per interaction type, too."""
+    knee and elbow flexion, wrist and pelvis speed, pelvis bob (peak to peak in a gait cycle), stride over
+    body height, all cycles and those at a normal walking speed, and the sliding of feet in contact.
+    by_type: one report per interaction type, too."""
     parts = [person_motion(c["joints"][p], c["meta"]["heights"][p]) for c in clips for p in (0, 1)]
     cat = {k: np.concatenate([np.ravel(x[k]) for x in parts]) for k in parts[0] if k != "walk_frames"}
     pct = lambda k, q: float(np.percentile(cat[k], q)) if len(cat[k]) else float("nan")  # noqa: E731
@@ -1934,6 +2004,7 @@ def motion_report(clips: list, by_type: bool = False) -> dict:
              pelvis_speed_median=pct("pelvis_speed", 50), pelvis_speed_p90=pct("pelvis_speed", 90),
              walk_frames=int(sum(x["walk_frames"] for x in parts)),
              pelvis_bob_cm_median=100 * pct("bob", 50), stride_over_height_median=pct("stride", 50),
+             stride_over_height_normal=pct("stride_normal", 50),
              slide_cm_median=100 * pct("slide", 50), slide_cm_p90=100 * pct("slide", 90))
     if by_type:
         kinds = sorted({c["meta"]["type"] for c in clips})

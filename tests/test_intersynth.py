@@ -245,3 +245,11 @@ def test_loadable_from_its_file_like_intermoe_min_does():
     spec.loader.exec_module(module)
     clips = module.generate(4, seed=0, workers=2)                  # worker processes must find the module
     assert np.array_equal(clips[3]["joints"], S.make_clip(0, 3)["joints"])
+
+
+def test_the_generator_needs_no_evaluation_module_to_load():
+    """data/intersynth.py imports intermoe_eval only where it measures; its torso radius is the evaluation's."""
+    import intermoe_eval as ie
+    assert S.TORSO_RADIUS == ie.TORSO_RADIUS
+    src = open(os.path.join(REPO, "data", "intersynth.py")).read()
+    assert "\nimport intermoe_eval" not in src  # not at the top of the module
