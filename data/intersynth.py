@@ -104,10 +104,17 @@ REST_HEAD_TOP = 0.11      # crown of the head above the head joint
 
 @dataclass
 class Body:
-    """One person's fixed skeleton. All lengths in metres."""
+    """One person's fixed skeleton (lengths in metres) and manner of moving."""
     offsets: np.ndarray  # (22, 3) rest offset of each joint from its parent
     ankle_h: float       # ankle height when the foot is flat on the floor
     height: float        # stature, floor to crown
+    slouch: float = 0.0      # constant forward bend of the trunk, radians (negative: leans back, upright)
+    head_down: float = 0.0   # constant head pitch, radians
+    arm_relax: float = 0.96  # a relaxed hand hangs this share of the arm's length below the shoulder
+    arm_out: float = 0.05    # ... and this far out to the side (m): arm carriage
+    arm_swing: float = 0.5   # walking: hand swing per metre the opposite foot is ahead
+    sway: float = 1.0        # how much this person fidgets and sways when idle
+    tempo: float = 1.0       # how quickly (breathing and sway frequencies)
 
     def bone(self, j: int) -> float:
         return float(np.linalg.norm(self.offsets[j]))
@@ -121,8 +128,8 @@ class Body:
         return self.bone(18) + self.bone(20)
 
     @property
-    def pelvis_y(self) -> float:  # pelvis height standing with softly bent knees
-        return self.ankle_h + 0.975 * self.leg - self.offsets[1, 1]
+    def pelvis_y(self) -> float:  # pelvis height standing, knees all but straight
+        return self.ankle_h + 0.998 * self.leg - self.offsets[1, 1]
 
     @property
     def shoulder(self) -> np.ndarray:  # left shoulder relative to the pelvis in the rest pose (3,)
@@ -145,7 +152,8 @@ def _stature(off: np.ndarray, ankle_h: float) -> float:
 
 
 def sample_body(rng: np.random.Generator) -> Body:
-    """A random adult: height 1.50-1.95 m, legs/arms/torso/shoulder width each within +-6%."""
+    """A random adult: height 1.50-1.95 m, legs/arms/torso/shoulder width each within +-6 %, and a manner of
+    their own: upright or slouched, head carriage, arm carriage and swing, how much and how fast they sway."""
     height = float(np.clip(rng.normal(1.72, 0.10), 1.50, 1.95))
     f_leg, f_arm, f_torso, f_width = rng.uniform(0.94, 1.06, size=4)
     off = REST_OFFSETS.copy()
@@ -154,7 +162,11 @@ def sample_body(rng: np.random.Generator) -> Body:
     off[[3, 6, 9, 12, 15]] *= f_torso
     off[[1, 2, 13, 14, 16, 17], 0] *= f_width
     s = height / _stature(off, REST_ANKLE_HEIGHT)  # one scale brings the stature to `height`
-    return Body(offsets=off * s, ankle_h=REST_ANKLE_HEIGHT * s, height=height)
+    return Body(offsets=off * s, ankle_h=REST_ANKLE_HEIGHT * s, height=height,
+                slouch=float(np.clip(rng.normal(0.04, 0.05), -0.02, 0.15)), head_down=float(rng.uniform(-0.04, 0.12)),
+                arm_relax=float(rng.uniform(0.93, 0.975)), arm_out=float(rng.uniform(0.03, 0.09)),
+                arm_swing=float(rng.uniform(0.3, 0.65)), sway=float(rng.uniform(0.7, 1.4)),
+                tempo=float(rng.uniform(0.8, 1.25)))
 
 
 # =====================================================================================================
@@ -260,9 +272,9 @@ WALKING = 0.3  # pelvis speed (m/s) above which steps follow a walking cadence i
 
 
 def step_length(v, height):
-    """A walker's step (half a gait cycle, m) at speed v (m/s): 0.41 of stature at 1.3 m/s, shorter when
-    slower (step length grows about with the square root of speed): a gait cycle's stride of 0.82 x height."""
-    return 0.41 * height * np.sqrt(np.clip(np.asarray(v, dtype=float) / 1.3, 0.05, 1.3))
+    """A walker's step (half a gait cycle, m) at speed v (m/s): 0.42 of stature at 1.3 m/s, shorter when
+    slower (step length grows about with the square root of speed): a gait cycle's stride of 0.84 x height."""
+    return 0.42 * height * np.sqrt(np.clip(np.asarray(v, dtype=float) / 1.3, 0.05, 1.3))
 
 
 def plan_steps(root_xz, yaw, body, swing=12, thr=0.12, lift=0.07, busy=None, toe_out=0.08):
@@ -408,6 +420,8 @@ class Plan:
     hand_w: np.ndarray = None          # (T, 2) 0 = relaxed arm, 1 = wrist on target
     elbow_pole: np.ndarray = None      # (T, 2, 3) where the elbows point (None: down, back and out)
     hand_via: np.ndarray = None        # (T, 2, 3) way a hand bulges between relaxed and target (None: front)
+    arm_drift: np.ndarray = None       # (T, 2, 3) slow wandering of the relaxed hands (idle life), metres
+    target_drift: np.ndarray = None    # (T, 2, 3) ... and of a task's hand targets, none while touching
     kick: dict = None                  # {'foot': k, 'times': 6 frames, 'toe': (T, 3), 'pitch': rad}
 
     def __post_init__(self):
@@ -418,6 +432,10 @@ class Plan:
         if self.hand_target is None:
             self.hand_target = np.zeros((T, 2, 3))
             self.hand_w = np.zeros((T, 2))
+        if self.arm_drift is None:
+            self.arm_drift = np.zeros((T, 2, 3))
+        if self.target_drift is None:
+            self.target_drift = np.zeros((T, 2, 3))
 
 
 def _perp(p, u):
@@ -483,8 +501,8 @@ def _pelvis_height(root_xz, R0, ankle, body, crouch):
     dv = np.sqrt(np.maximum(reach * reach - dh * dh, 0.01 * reach * reach))
     h_max = (ankle[..., 1] + dv - hip[..., 1]).min(1)                 # (T,)
     speed = gaussian_filter1d(np.r_[np.linalg.norm(np.diff(root_xz, axis=0), axis=1), 0.0] * FPS, 6.0, mode="nearest")
-    walk = np.clip((speed - 0.2) / 0.5, 0.0, 1.0)  # a walker's stance knee gives a little (~18 deg at mid-stance)
-    h_nom = body.ankle_h + (0.998 - 0.02 * walk) * body.leg - hip[..., 1].mean(1) - crouch
+    walk = np.clip((speed - 0.2) / 0.5, 0.0, 1.0)  # a walker's stance knee gives a little (~25 deg at mid-stance)
+    h_nom = body.ankle_h + (0.998 - 0.026 * walk) * body.leg - hip[..., 1].mean(1) - crouch
     h = gaussian_filter1d(np.minimum(h_nom, h_max), 2.0, mode="nearest", truncate=3.0)
     return np.minimum(h, h_max)
 
@@ -549,11 +567,11 @@ def solve_limbs(tor: dict):
     fwd_off = np.einsum("tki,ti->tk", ankles - tor["root"][:, None], fwd)   # feet ahead of pelvis (T, 2)
     for k, (col, sh, el, wr) in enumerate([(13, 16, 18, 20), (14, 17, 19, 21)]):
         S = pos[:, sh]
-        swing = np.clip(0.5 * fwd_off[:, 1 - k], -0.22, 0.22)[:, None]  # against the opposite leg
-        reach = 0.965 - 0.08 * np.maximum(swing, 0.0)  # elbows a little bent, more when the arm swings forward
-        relaxed = S - reach * body.arm * UP + (0.06 + swing) * fwd + 0.05 * SIDE[k] * left
+        swing = np.clip(body.arm_swing * fwd_off[:, 1 - k], -0.22, 0.22)[:, None]  # against the opposite leg
+        reach = body.arm_relax - 0.08 * np.maximum(swing, 0.0)  # elbows bent a little, more swinging forward
+        relaxed = S - reach * body.arm * UP + (0.06 + swing) * fwd + body.arm_out * SIDE[k] * left + plan.arm_drift[:, k]
         via = plan.hand_via[:, k] if plan.hand_via is not None else fwd + 0.4 * SIDE[k] * left
-        W = _blend_hand(S, relaxed, plan.hand_target[:, k], plan.hand_w[:, k, None], via)
+        W = _blend_hand(S, relaxed, plan.hand_target[:, k] + plan.target_drift[:, k], plan.hand_w[:, k, None], via)
         if plan.elbow_pole is not None:
             pole = plan.elbow_pole[:, k]
         else:
@@ -601,6 +619,51 @@ def _apply_kick(plan, tor, ankles, foot_rot, t):
     ankles[:, k] = path
     foot_rot[:, k] = F
     return ankles, foot_rot
+
+
+# ---- idle life: nobody is ever exactly still -----------------------------------------------------------
+
+def band_noise(rng, T: int, f_lo: float, f_hi: float, shape=(), n: int = 5) -> np.ndarray:
+    """Smooth, seeded wandering (T, *shape) with unit RMS: a sum of n sinusoids of random frequency in
+    [f_lo, f_hi] Hz, phase and weight. Band-limited, so it adds slow motion, never sensor-like jitter."""
+    t = np.arange(T)[:, None] / FPS
+    size = (n,) + tuple(shape)
+    f, ph, a = rng.uniform(f_lo, f_hi, size), rng.uniform(0, 2 * np.pi, size), rng.normal(size=size)
+    out = (a * np.sin(2 * np.pi * f * t.reshape((T, 1) + (1,) * len(shape)) + ph)).sum(1)  # (T, *shape)
+    return out / np.sqrt(np.maximum((a * a).sum(0) / 2, 1e-9))
+
+
+def add_life(plan: Plan, body: Body, rng, free=None) -> None:
+    """What a person does besides the task, added to a builder's plan: the posture of their own (slouch, head
+    carriage), breathing, slow postural sway of pelvis and trunk (about a centimetre), weight shifts from foot
+    to foot every few seconds while standing, head and hand drift. The feet stay planted (a sway never
+    reaches the step threshold); the hands drift only while relaxed (a task's hand target wins). `free`
+    (T,) in [0.35, 1] damps the sway and weight shifts while the two touch, and stops a task's hand targets
+    from drifting there."""
+    T = len(plan.yaw)
+    free = np.ones(T) if free is None else free
+    sw, f = body.sway, body.tempo
+    speed = np.r_[np.linalg.norm(np.diff(plan.root_xz, axis=0), axis=1), 0.0] * FPS
+    standing = 1.0 - np.clip(gaussian_filter1d(speed, 6.0, mode="nearest") / 0.3, 0.0, 1.0)  # (T,) 1 = still
+    t = np.arange(T) / FPS
+    breath = np.sin(2 * np.pi * rng.uniform(0.2, 0.3) * f * t + rng.uniform(0, 2 * np.pi))
+    plan.bend = plan.bend + body.slouch + 0.015 * breath + 0.02 * sw * band_noise(rng, T, 0.05 * f, 0.35 * f)
+    plan.lean = plan.lean + 0.015 * sw * free * band_noise(rng, T, 0.05 * f, 0.35 * f)
+    plan.twist = plan.twist + 0.03 * sw * free * band_noise(rng, T, 0.05 * f, 0.3 * f)
+    plan.head_yaw = plan.head_yaw + 0.1 * band_noise(rng, T, 0.05 * f, 0.35 * f)
+    plan.head_pitch = plan.head_pitch + body.head_down + 0.04 * band_noise(rng, T, 0.05 * f, 0.3 * f)
+    # weight shifts: every 3-8 s the pelvis moves 2-4 cm over one foot for a while, then back
+    shift, k = np.zeros(T), int(rng.integers(0, FPS * 3))
+    while k < T:
+        dur, hold = int(rng.uniform(0.6, 1.2) * FPS), int(rng.uniform(1.5, 5.0) * FPS / f)
+        shift += rng.choice([-1.0, 1.0]) * rng.uniform(0.02, 0.04) * window(np.arange(T), k, k + dur,
+                                                                            k + dur + hold, k + 2 * dur + hold)
+        k += 2 * dur + hold + int(rng.uniform(0.5, 3.0) * FPS)
+    sway = 0.008 * sw * band_noise(rng, T, 0.05 * f, 0.3 * f, (2,))  # (T, 2) postural sway on the floor
+    plan.root_xz = plan.root_xz + (standing * free)[:, None] * (sway + sw * shift[:, None] * left2(plan.yaw))
+    drift = 0.03 * sw * band_noise(rng, T, 0.1 * f, 0.5 * f, (2, 3))  # (T, 2, 3)
+    plan.arm_drift = plan.arm_drift + drift
+    plan.target_drift = plan.target_drift + 0.4 * np.clip(free - 0.35, 0, None)[:, None, None] / 0.65 * drift
 
 
 # ---- geometry helpers the interaction builders share ------------------------------------------------
@@ -881,7 +944,7 @@ def _push(rng, bodies, ini, tempo):
     S = lambda x: _sec(x, tempo)  # noqa: E731
     y_chest = min(bB.shoulder_y - 0.12, bA.shoulder_y - 0.12)   # where the hands land (standing heights)
     dy = bA.shoulder_y - y_chest
-    reach_h = np.sqrt(max((0.74 * bA.arm) ** 2 - dy * dy, 0.04))
+    reach_h = np.sqrt(max((0.7 * bA.arm) ** 2 - dy * dy, 0.04))
     d = reach_h + TORSO_RADIUS + HAND_CLEARANCE + 0.03
     ap = _approach(rng, d + 0.15, tempo, p_walk=0.6, p_both=0.0)
     t_push = max(ap["t1"] + S(rng.uniform(0.3, 0.8)), S(0.7) + 4)
@@ -1591,7 +1654,7 @@ def make_captions(rng, kind, built, ini) -> list:
 # =====================================================================================================
 
 DEFAULT_N_CLIPS = 3000
-CACHE_VERSION = 4          # bump when the generator changes, so stale caches are not reused
+CACHE_VERSION = 5          # bump when the generator changes, so stale caches are not reused
 SPLITS = {"train": range(0, 8), "val": range(8, 9), "test": range(9, 10)}  # by clip index mod 10
 SHORT_CLIP_PROB = 0.1      # share of clips cut short (15-60 frames) around a key event
 CLIP_BYTES = 220 * 2 ** 10  # a clip's arrays in memory, measured with nbytes (the default set: ~640 MiB)
@@ -1654,6 +1717,12 @@ def make_clip(seed: int, i: int) -> dict:
     ini = int(rng.integers(2))
     tempo = float(rng.uniform(0.85, 1.2))
     built = BUILDERS[kind](rng, bodies, ini, tempo)
+    touching = np.zeros(built.T)  # contact windows, widened by half a second: the two hold still there
+    for t0, t1, *_ in built.contacts:
+        touching[max(0, t0 - FPS // 2):t1 + FPS // 2 + 1] = 1.0
+    free = 1.0 - 0.65 * gaussian_filter1d(touching, 4.0, mode="nearest")  # touching: sway damped, not gone
+    for p in (0, 1):
+        add_life(built.plans[p], bodies[p], rng, free)
     tors = [solve_trunk(built.plans[p], bodies[p]) for p in (0, 1)]
     built.arms(tors)
     solved = [solve_limbs(tor) for tor in tors]
