@@ -775,9 +775,9 @@ def mean_ci(values, student_t: bool = False) -> tuple[float, float]:
 # InterSynth records who initiates (meta['initiator']), and one caption of each clip names the people by
 # index, initiator first ("the first person ... the second person"). So for a caption that names roles,
 # a classifier trained on ground truth can tell whether a generated clip gives each person its role.
-# Roles are only scored where the two people do different things. In the other six types (handshake,
-# high five, hug, wave, circle, bow) both do the same thing and the initiator merely starts a little
-# earlier: a 15-60 frame crop (10% of clips) can show no difference at all.
+# Roles are only scored where the two people do different things. In the other types (handshake, high five,
+# hug, wave, circle, bow, dance, clapping game, conversation, greet and walk) both do the same thing and the
+# initiator merely starts a little earlier: a 15-60 frame crop (10% of clips) can show no difference at all.
 ASYMMETRIC_TYPES = ("punch_dodge",   # one punches, the other dodges
                     "push",          # one pushes, the other stumbles back
                     "follow",        # one leads, the other follows
@@ -785,7 +785,9 @@ ASYMMETRIC_TYPES = ("punch_dodge",   # one punches, the other dodges
                     "tug_of_war",    # one wins and drags the other
                     "kick_block",    # one kicks, the other blocks
                     "point_look",    # one points, the other looks
-                    "shoulder_pat")  # one pats, the other turns round
+                    "shoulder_pat",  # one pats, the other turns round
+                    "fencing",       # one lunges, the other parries
+                    "taekwondo")     # one kicks, the other blocks
 ROLE_CONFIDENCE = 0.75  # a clip counts for a role when the classifier gives it this probability or more
 
 

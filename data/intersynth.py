@@ -1,8 +1,10 @@
 """InterSynth: a procedurally generated two-person interaction dataset, made offline in seconds.
 
 InterHuman (the data InterMoE trains on) is gated, so this file makes its own. Every clip is two people
-doing one of 14 interactions (handshake, high five, punch and dodge, push, hug, wave from afar, follow,
-circling, bow, hand-over, tug of war, kick and block, point and look, shoulder pat), with three
+doing one of 20 interactions (handshake, high five, punch and dodge, push, hug, wave from afar, follow,
+circling, bow, hand-over, tug of war, kick and block, point and look, shoulder pat, a dance holding hands,
+a clapping game, a conversation with gestures, a handshake then walking off together, and the paper's
+fencing and taekwondo sparring), with three
 InterHuman-style captions and ground truth the real data lacks: who initiates, when the key event
 happens, which hand, which way round, and which joints touch on which frames.
 
@@ -272,9 +274,9 @@ WALKING = 0.3  # pelvis speed (m/s) above which steps follow a walking cadence i
 
 
 def step_length(v, height):
-    """A walker's step (half a gait cycle, m) at speed v (m/s): 0.42 of stature at 1.3 m/s, shorter when
-    slower (step length grows about with the square root of speed): a gait cycle's stride of 0.84 x height."""
-    return 0.42 * height * np.sqrt(np.clip(np.asarray(v, dtype=float) / 1.3, 0.05, 1.3))
+    """A walker's step (half a gait cycle, m) at speed v (m/s): 0.41 of stature at 1.3 m/s, shorter when
+    slower (step length grows about with the square root of speed): a gait cycle's stride of 0.82 x height."""
+    return 0.41 * height * np.sqrt(np.clip(np.asarray(v, dtype=float) / 1.3, 0.05, 1.3))
 
 
 def plan_steps(root_xz, yaw, body, swing=12, thr=0.12, lift=0.07, busy=None, toe_out=0.08):
@@ -638,7 +640,7 @@ def add_life(plan: Plan, body: Body, rng, free=None) -> None:
     carriage), breathing, slow postural sway of pelvis and trunk (about a centimetre), weight shifts from foot
     to foot every few seconds while standing, head and hand drift. The feet stay planted (a sway never
     reaches the step threshold); the hands drift only while relaxed (a task's hand target wins). `free`
-    (T,) in [0.35, 1] damps the sway and weight shifts while the two touch, and stops a task's hand targets
+    (T,) in [0.5, 1] damps the sway and weight shifts while the two touch, and stops a task's hand targets
     from drifting there."""
     T = len(plan.yaw)
     free = np.ones(T) if free is None else free
@@ -647,10 +649,10 @@ def add_life(plan: Plan, body: Body, rng, free=None) -> None:
     standing = 1.0 - np.clip(gaussian_filter1d(speed, 6.0, mode="nearest") / 0.3, 0.0, 1.0)  # (T,) 1 = still
     t = np.arange(T) / FPS
     breath = np.sin(2 * np.pi * rng.uniform(0.2, 0.3) * f * t + rng.uniform(0, 2 * np.pi))
-    plan.bend = plan.bend + body.slouch + 0.015 * breath + 0.02 * sw * band_noise(rng, T, 0.05 * f, 0.35 * f)
+    plan.bend = plan.bend + body.slouch + 0.02 * breath + 0.02 * sw * band_noise(rng, T, 0.05 * f, 0.35 * f)
     plan.lean = plan.lean + 0.015 * sw * free * band_noise(rng, T, 0.05 * f, 0.35 * f)
     plan.twist = plan.twist + 0.03 * sw * free * band_noise(rng, T, 0.05 * f, 0.3 * f)
-    plan.head_yaw = plan.head_yaw + 0.1 * band_noise(rng, T, 0.05 * f, 0.35 * f)
+    plan.head_yaw = plan.head_yaw + 0.12 * band_noise(rng, T, 0.05 * f, 0.4 * f)
     plan.head_pitch = plan.head_pitch + body.head_down + 0.04 * band_noise(rng, T, 0.05 * f, 0.3 * f)
     # weight shifts: every 3-8 s the pelvis moves 2-4 cm over one foot for a while, then back
     shift, k = np.zeros(T), int(rng.integers(0, FPS * 3))
@@ -663,7 +665,7 @@ def add_life(plan: Plan, body: Body, rng, free=None) -> None:
     plan.root_xz = plan.root_xz + (standing * free)[:, None] * (sway + sw * shift[:, None] * left2(plan.yaw))
     drift = 0.03 * sw * band_noise(rng, T, 0.1 * f, 0.5 * f, (2, 3))  # (T, 2, 3)
     plan.arm_drift = plan.arm_drift + drift
-    plan.target_drift = plan.target_drift + 0.4 * np.clip(free - 0.35, 0, None)[:, None, None] / 0.65 * drift
+    plan.target_drift = plan.target_drift + 0.4 * np.clip(free - 0.5, 0, None)[:, None, None] / 0.5 * drift
 
 
 # ---- geometry helpers the interaction builders share ------------------------------------------------
@@ -727,11 +729,12 @@ def reachable_on_torso(S, L, tor, ys, angles, frames, frac=0.95):
 
 
 def guard_targets(tor):
-    """Fists up in front of the chin, (T, 2, 3) for [left, right]."""
+    """Fists up in front of the chin, (T, 2, 3) for [left, right], bobbing a little as fighters' do."""
     head, b = tor["pos"][:, 15], tor["body"]
     s = b.height / 1.7
     base = head + 0.27 * s * tor["fwd"] - 0.16 * s * UP
-    return np.stack([base + SIDE[k] * 0.11 * s * tor["left"] for k in (0, 1)], 1)
+    bob = 0.015 * s * np.sin(2 * np.pi * 1.6 * b.tempo * np.arange(tor["T"])[:, None] / FPS + np.array([0.0, 1.5]))
+    return np.stack([base + SIDE[k] * 0.11 * s * tor["left"] + bob[:, k, None] * UP for k in (0, 1)], 1)
 
 
 def clamp_reach(S, target, L, frac=0.96):
@@ -1013,6 +1016,7 @@ def _hug(rng, bodies, ini, tempo):
     sway = 0.07 * np.sin(2 * np.pi * sway_f * (t - t_wrap) / FPS) * window(t, t_wrap, t_wrap + S(0.4),
                                                                             t_rel - S(0.3), t_rel)
     over = int(rng.integers(2))  # which of A's arms goes over B's shoulder (the other goes under)
+    rub_f = rng.uniform(0.8, 1.4)  # Hz
     for p, sgn in ((pA, 1.0), (pB, -1.0)):
         p.lean = sgn * sway
         p.head_yaw = -np.sign(lat) * sgn * 0.5 * window(t, t_wrap - 8, t_wrap, t_rel, t_apart)
@@ -1035,6 +1039,9 @@ def _hug(rng, bodies, ini, tempo):
                 tgt[:, j] = reachable_on_torso(Sj, b.arm, to, ys, angles, slice(t_wrap, t_rel + 1))
             wrap_in = ramp(t, t_wrap - S(0.35), t_wrap)[:, None, None]
             unwrap = ramp(t, t_rel, t_rel + S(0.3))[:, None, None]
+            # the hands rub the other's back, up and down along it (the gap to the body stays)
+            rub = 0.025 * np.sin(2 * np.pi * rub_f * (t[:, None] - t_wrap) / FPS + np.array([0.0, 2.0]))  # (T, 2)
+            tgt = tgt + rub[..., None] * UP
             p.hand_target[:] = opened + (tgt - opened) * wrap_in * (1 - unwrap)
             p.hand_w[:] = window(t, t_open, t_open + S(0.45), t_rel + S(0.2), t_apart + S(0.3))[:, None]
             p.elbow_pole = np.stack([_unit(SIDE[j] * ts["left"] - 0.3 * UP - 0.2 * ts["fwd"]) for j in (0, 1)], 1)
@@ -1451,6 +1458,328 @@ def _shoulder_pat(rng, bodies, ini, tempo):
                   hand=HAND_NAMES[k], flags=dict(shoulder=on_shoulder))
 
 
+# ---- interactions where both act all the time, chains of events, and the paper's own scenarios --------
+
+def _hold_hands(tors, ia, ib, bA, bB, y):
+    """Both hand pairs joined, A's hand j with B's hand 1 - j (they face each other): wrist targets, each
+    pair `HAND_GAP` apart. Returns the A and B targets (T, 2, 3)."""
+    tA, tB = tors[ia], tors[ib]
+    ta, tb = np.empty((len(y), 2, 3)), np.empty((len(y), 2, 3))
+    for j in (0, 1):
+        ta[:, j], tb[:, 1 - j] = meet_points(tA["pos"][:, 16 + j], tB["pos"][:, 17 - j], bA.arm, bB.arm, y)
+    return ta, tb
+
+
+def _dance(rng, bodies, ini, tempo):
+    """Holding both hands, the two sway to a beat and turn around each other, A leading."""
+    A, B = ini, 1 - ini
+    bA, bB = bodies[A], bodies[B]
+    sc = _Scene(rng)
+    S = lambda x: _sec(x, tempo)  # noqa: E731
+    drop = rng.uniform(0.35, 0.5) * 0.5 * (bA.arm + bB.arm)
+    d = max(0.7, meet_distance(bA, bB, drop, abs(bA.shoulder[0] - bB.shoulder[0]), 0.8))
+    t_join = S(rng.uniform(0.4, 0.9))
+    dur = S(rng.uniform(3.0, 6.0))
+    t_rel = t_join + dur
+    T = t_rel + S(rng.uniform(0.5, 1.0))
+    t = np.arange(T)
+    sgn = float(rng.choice([-1, 1]))                         # +1: counterclockwise seen from above
+    turn = sgn * rng.uniform(0.5, 1.2) * 2 * np.pi * ramp(t, t_join + S(0.3), t_rel - S(0.3))
+    beat = rng.uniform(0.45, 0.7)                            # Hz, one sway to each side per beat
+    phase = 2 * np.pi * beat * (t - t_join) / FPS
+    on = window(t, t_join - S(0.3), t_join + S(0.3), t_rel - S(0.4), t_rel)
+    C = sc.p(0.0, d / 2)
+    phi = sc.h + np.pi + turn                                # A starts at the scene origin
+    side = 0.07 * np.sin(phase) * on                         # the pair sways sideways together
+    xa = C + (d / 2) * fwd2(phi) + side[:, None] * left2(phi)
+    xb = C - (d / 2) * fwd2(phi) + side[:, None] * left2(phi)
+    pA = Plan(root_xz=xa, yaw=np.unwrap(yaw_to(xa, xb)), swing=10, step_thr=0.1)
+    pB = Plan(root_xz=xb, yaw=np.unwrap(yaw_to(xb, xa)), swing=10, step_thr=0.1)
+    for p, bs, bo, sg in ((pA, bA, bB, 1.0), (pB, bB, bA, -1.0)):
+        p.crouch = 0.025 * (1 - np.cos(2 * phase)) * on      # a bounce on every beat
+        p.lean = sg * 0.06 * np.sin(phase) * on
+        p.head_pitch = np.full(T, _look_pitch(bs, bo, d))
+
+    def arms(tors):
+        y = 0.5 * (tors[A]["pos"][:, 16, 1] + tors[B]["pos"][:, 16, 1]) - drop
+        pA.hand_target[:], pB.hand_target[:] = _hold_hands(tors, A, B, bA, bB, y)
+        w = window(t, t_join - S(0.5), t_join, t_rel, t_rel + S(0.4))[:, None]
+        pA.hand_w[:], pB.hand_w[:] = w, w
+
+    contacts = [(t_join, t_rel, A, 20, B, 21), (t_join, t_rel, A, 21, B, 20)]
+    return _Built(T, _order(ini, pA, pB), arms, [t_join, t_rel], contacts,
+                  direction="counterclockwise" if sgn > 0 else "clockwise")
+
+
+def _clap_game(rng, bodies, ini, tempo):
+    """A clapping game face to face: each beat a clap of one's own hands, then both hands against the
+    partner's; A raises the hands first."""
+    A, B = ini, 1 - ini
+    bA, bB = bodies[A], bodies[B]
+    sc = _Scene(rng)
+    S = lambda x: _sec(x, tempo)  # noqa: E731
+    drop = rng.uniform(0.3, 0.45) * 0.5 * (bA.arm + bB.arm)
+    d = max(0.6, meet_distance(bA, bB, drop, abs(bA.shoulder[0] - bB.shoulder[0]), 0.72))
+    ap = _approach(rng, d, tempo, p_walk=0.4, p_both=0.0)
+    period = S(rng.uniform(0.5, 0.7)) // 2 * 2               # frames per beat: own clap, then the partner's
+    n = int(rng.integers(3, 7))
+    t_up_a = max(ap["t1"] + S(0.2), S(0.5))
+    t_up_b = t_up_a + S(rng.uniform(0.15, 0.35))
+    t0 = t_up_b + S(0.4)
+    claps = [t0 + i * period + period // 2 for i in range(n)]  # partner claps; own claps half a beat before
+    t_end = claps[-1] + period // 4                          # the hands drop from the last "ready" pose
+    T = t_end + S(rng.uniform(0.6, 1.2))
+    t = np.arange(T)
+    pA, pB = _two_plans(sc, t, ap)
+    for p, bs, bo in ((pA, bA, bB), (pB, bB, bA)):
+        p.head_pitch = np.full(T, _look_pitch(bs, bo, d) + 0.1)
+
+    def arms(tors):
+        y = 0.5 * (tors[A]["pos"][:, 16, 1] + tors[B]["pos"][:, 16, 1]) - drop
+        meet_a, meet_b = _hold_hands(tors, A, B, bA, bB, y)
+        for p, tor, meet, t_up in ((pA, tors[A], meet_a, t_up_a), (pB, tors[B], meet_b, t_up_b)):
+            # own clap: both hands together in front of the chest, at the height of the partner claps
+            own = 0.5 * (meet[:, 0] + meet[:, 1]) - 0.45 * np.linalg.norm(meet[:, 0] - tor["pos"][:, 16], axis=-1,
+                                                                            keepdims=True) * tor["fwd"]
+            own = np.stack([own + 0.5 * HAND_GAP * SIDE[j] * tor["left"] for j in (0, 1)], 1)
+            ready = np.stack([own[:, j] + 0.12 * SIDE[j] * tor["left"] for j in (0, 1)], 1)
+            times, poses = [0], [ready]
+            for c in claps:
+                times += [c - period // 2, c - period // 4, c, c + period // 4]
+                poses += [own, ready, meet, ready]
+            idx = np.searchsorted(np.array(times), t, side="right") - 1      # the keyframe each frame follows
+            nxt = np.minimum(idx + 1, len(times) - 1)
+            t_a, t_b = np.array(times)[idx], np.array(times)[nxt]
+            u = smoothstep(np.where(t_b > t_a, (t - t_a) / np.maximum(t_b - t_a, 1), 0.0))[:, None, None]
+            P = np.stack(poses)                                                # (K, T, 2, 3)
+            p.hand_target[:] = P[idx, t] + (P[nxt, t] - P[idx, t]) * u
+            p.hand_w[:] = window(t, t_up, t_up + S(0.4), t_end, t_end + S(0.5))[:, None]
+            p.elbow_pole = np.stack([_unit(-0.6 * UP + 0.6 * SIDE[j] * tor["left"]) for j in (0, 1)], 1)
+
+    contacts = [(c, c, A, 20 + j, B, 21 - j) for c in claps for j in (0, 1)]
+    return _Built(T, _order(ini, pA, pB), arms, [claps[0], claps[-1]], contacts,
+                  flags=dict(walk=ap["walked"]), extra=dict(claps=n))
+
+
+def _conversation(rng, bodies, ini, tempo):
+    """Face to face, A talks with gestures while B listens and nods, then B answers, sometimes A again."""
+    A, B = ini, 1 - ini
+    bA, bB = bodies[A], bodies[B]
+    sc = _Scene(rng)
+    S = lambda x: _sec(x, tempo)  # noqa: E731
+    d = rng.uniform(1.0, 1.5)
+    ap = _approach(rng, d, tempo, p_walk=0.35, p_both=0.2)
+    n_turns = int(rng.integers(2, 4))
+    starts, t0 = [], max(ap["t1"] + S(0.3), S(0.4))
+    for _ in range(n_turns):
+        starts.append(t0)
+        t0 += S(rng.uniform(1.5, 2.8)) + S(rng.uniform(0.2, 0.5))
+    T = min(t0 + S(rng.uniform(0.3, 0.8)), im.MAX_FRAMES)
+    t = np.arange(T)
+    pA, pB = _two_plans(sc, t, ap)
+    ends = [min(s2 - S(0.2), T - 1) for s2 in starts[1:]] + [T - S(0.3)]
+    speaker = [(A if i % 2 == 0 else B) for i in range(n_turns)]
+    k = 1 if rng.random() < 0.7 else 0                      # the hand that gestures most, the same for both
+    talking = {}
+    for p, bs, bo, who in ((pA, bA, bB, A), (pB, bB, bA, B)):
+        talk = sum(window(t, s0, s0 + S(0.3), e0 - S(0.3), e0) for s0, e0, sp in zip(starts, ends, speaker)
+                   if sp == who)
+        listen = sum(window(t, s0, s0 + S(0.3), e0 - S(0.3), e0) for s0, e0, sp in zip(starts, ends, speaker)
+                     if sp != who)
+        nod = 0.12 * np.maximum(np.sin(2 * np.pi * rng.uniform(0.5, 0.9) * t / FPS), 0) ** 2
+        p.head_pitch = np.full(T, _look_pitch(bs, bo, d)) + listen * nod
+        p.head_yaw = talk * 0.1 * band_noise(rng, T, 0.2, 0.6)
+        p.bend = 0.04 * talk
+        talking[who] = talk
+
+    def arms(tors):
+        for p, tor, b, who in ((pA, tors[A], bA, A), (pB, tors[B], bB, B)):
+            s = b.height / 1.7
+            base = tor["pos"][:, 9] + 0.3 * s * tor["fwd"] - 0.12 * s * UP
+            beats = 0.07 * s * band_noise(rng, T, 0.8, 2.0, (2, 3))                        # (T, 2, 3)
+            hands = np.stack([base + (0.12 + 0.05 * j) * SIDE[j] * s * tor["left"] for j in (0, 1)], 1) + beats
+            p.hand_target[:] = hands
+            both = 0.5 + 0.5 * (rng.random() < 0.5)          # sometimes only the main hand talks
+            p.hand_w[:] = talking[who][:, None] * np.array([both if j != k else 1.0 for j in (0, 1)])[None]
+            p.elbow_pole = np.stack([_unit(-0.7 * UP + 0.5 * SIDE[j] * tor["left"] - 0.2 * tor["fwd"])
+                                     for j in (0, 1)], 1)
+
+    return _Built(T, _order(ini, pA, pB), arms, [starts[0], starts[1]], [], hand=HAND_NAMES[k],
+                  flags=dict(walk=ap["walked"], again=n_turns > 2))
+
+
+def _greet_walk(rng, bodies, ini, tempo):
+    """A chain of events: A comes up, they shake hands, then turn and walk off together side by side."""
+    A, B = ini, 1 - ini
+    bA, bB = bodies[A], bodies[B]
+    k = 1 if rng.random() < 0.8 else 0
+    sc = _Scene(rng)
+    S = lambda x: _sec(x, tempo)  # noqa: E731
+    drop, lean = rng.uniform(0.45, 0.6) * 0.5 * (bA.arm + bB.arm), rng.uniform(0.05, 0.12)
+    d = meet_distance(bA, bB, drop, bA.shoulder[0] + bB.shoulder[0], 0.9, lean, lean)
+    ap = _approach(rng, d, tempo, p_walk=0.9, p_both=0.2)
+    t_meet = max(ap["t1"] + S(rng.uniform(0.1, 0.4)), S(0.9))
+    period, n = S(rng.uniform(0.35, 0.5)), int(rng.integers(2, 4))
+    t_rel = t_meet + n * period
+    t_turn = t_rel + S(0.4)
+    t_go = t_turn + S(0.5)
+    dist = rng.uniform(1.5, 3.0)
+    t_stop = t_go + int(round(dist / rng.uniform(0.6, 0.8) * FPS * tempo))
+    T = min(t_stop + S(rng.uniform(0.3, 0.8)), im.MAX_FRAMES)
+    t = np.arange(T)
+    pA, pB = _two_plans(sc, t, ap)
+    way = float(rng.choice([-1, 1]))                         # they walk off along the scene's x axis
+    gap = rng.uniform(0.55, 0.75)                            # side by side, closer than at the handshake
+    mid = 0.5 * (ap["zA"][1] + ap["zB"][1])
+    go, close = ramp(t, t_go, t_stop), ramp(t, t_turn, t_go + S(1.0))
+    zA = keyframes(t, [ap["t0"], ap["t1"]], np.array(ap["zA"]))
+    zB = keyframes(t, [ap["t0"] + (ap["t1"] - ap["t0"]) // 4, ap["t1"]], np.array(ap["zB"]))
+    pA.root_xz = sc.p(way * dist * go, zA + (mid - gap / 2 - ap["zA"][1]) * close)
+    pB.root_xz = sc.p(way * dist * go, zB + (mid + gap / 2 - ap["zB"][1]) * close)
+    for p, rel in ((pA, 0.0), (pB, np.pi)):                 # both turn the short way to face where they go
+        p.yaw = sc.yaw(rel) + wrap(way * np.pi / 2 - rel) * ramp(t, t_rel, t_go)
+    for p, bs, bo in ((pA, bA, bB), (pB, bB, bA)):
+        p.bend = lean * window(t, t_meet - S(0.4), t_meet, t_rel, t_rel + S(0.4))
+        p.head_pitch = np.full(T, _look_pitch(bs, bo, d))
+        p.head_yaw = 0.25 * (-1 if p is pA else 1) * way * window(t, t_go, t_go + S(0.5), T - S(0.6), T)
+
+    def arms(tors):
+        tA, tB = tors[A], tors[B]
+        y0 = 0.5 * (tA["pos"][:, 16 + k, 1] + tB["pos"][:, 16 + k, 1]) - drop
+        pump = 0.04 * np.sin(2 * np.pi * (t - t_meet) / period) * window(t, t_meet, t_meet + 3, t_rel - 3, t_rel)
+        Ma, Mb = meet_points(tA["pos"][:, 16 + k], tB["pos"][:, 16 + k], bA.arm, bB.arm, y0 + pump)
+        pA.hand_target[:, k], pA.hand_w[:, k] = Ma, window(t, t_meet - S(0.6), t_meet, t_rel, t_rel + S(0.4))
+        pB.hand_target[:, k], pB.hand_w[:, k] = Mb, window(t, t_meet - S(0.4), t_meet, t_rel, t_rel + S(0.4))
+
+    return _Built(T, _order(ini, pA, pB), arms, [t_meet, t_rel, t_go], [(t_meet, t_rel, A, 20 + k, B, 20 + k)],
+                  hand=HAND_NAMES[k], flags=dict(walk=ap["walked"], both=ap["both"]))
+
+
+def _fencing(rng, bodies, ini, tempo):
+    """Fencing, the paper's scenario: both en garde side-on, A advances while B retreats, then A lunges at
+    B's chest with the sword arm straight, B parries across, A recovers. The blades (not modelled) make
+    up the distance between the hands: no joints touch."""
+    A, B = ini, 1 - ini
+    bA, bB = bodies[A], bodies[B]
+    k = 1 if rng.random() < 0.8 else 0                      # the sword hand, the same for both
+    sc = _Scene(rng)
+    S = lambda x: _sec(x, tempo)  # noqa: E731
+    d0 = rng.uniform(2.0, 2.5)
+    side_on = (1.0 if k == 1 else -1.0) * rng.uniform(0.8, 1.1)  # the sword side turned toward the other
+    n_adv, step, lunge = int(rng.integers(1, 3)), rng.uniform(0.25, 0.35), rng.uniform(0.45, 0.65)
+    t_guard = S(rng.uniform(0.3, 0.6))
+    tA, zA, zB = [0, t_guard], [0.0, 0.0], [d0, d0]
+    for _ in range(n_adv):  # A advances a step, B retreats a step a moment later
+        t0 = tA[-1] + S(rng.uniform(0.3, 0.6))
+        tA += [t0, t0 + S(0.4)]
+        zA += [zA[-1], zA[-1] + step]
+        zB += [zB[-1], zB[-1] + step * rng.uniform(0.7, 1.0)]
+    t_l0 = tA[-1] + S(rng.uniform(0.3, 0.7))
+    t_l1 = t_l0 + S(0.3)                                     # lunge fully extended
+    t_r0 = t_l1 + S(rng.uniform(0.25, 0.45))
+    t_r1 = t_r0 + S(0.5)                                     # back en garde
+    T = t_r1 + S(rng.uniform(0.4, 0.9))
+    t = np.arange(T)
+    za = keyframes(t, tA + [t_l0, t_l1, t_r0, t_r1], zA + [zA[-1], zA[-1] + lunge, zA[-1] + lunge, zA[-1]])
+    zb = keyframes(t, [x + 4 for x in tA] + [t_l0], zB + [zB[-1]])
+    pA = Plan(root_xz=sc.p(np.zeros(T), za), yaw=np.full(T, sc.yaw(side_on)), swing=9, step_thr=0.1)
+    pB = Plan(root_xz=sc.p(np.zeros(T), zb), yaw=np.full(T, sc.yaw(np.pi + side_on)), swing=9, step_thr=0.1)
+    lunging = window(t, t_l0, t_l1, t_r0, t_r1)
+    guard = ramp(t, 0, t_guard)
+    for p, bs, bo in ((pA, bA, bB), (pB, bB, bA)):  # en garde the knees keep springing a little
+        spring = 0.012 * (1 - np.cos(2 * np.pi * rng.uniform(1.0, 1.5) * t / FPS)) * (1 - lunging)
+        p.crouch = 0.09 * guard + spring + (0.08 * lunging if p is pA else 0.0)
+        p.head_yaw = np.full(T, -side_on)                    # looking at the opponent over the sword shoulder
+        p.head_pitch = np.full(T, _look_pitch(bs, bo, d0))
+    pA.bend = 0.12 * lunging
+    pB.bend = -0.08 * lunging                                # B draws back from the point
+
+    def arms(tors):
+        for p, tor, b, other, attack in ((pA, tors[A], bA, tors[B], lunging), (pB, tors[B], bB, tors[A], 0 * t)):
+            s = b.height / 1.7
+            u = _unit((other["root"] - tor["root"]) * np.array([1.0, 0.0, 1.0]))   # toward the opponent
+            Sw, Sb = tor["pos"][:, 16 + k], tor["pos"][:, 17 - k]
+            en_garde = Sw + 0.55 * b.arm * u - 0.15 * s * UP
+            thrust = Sw + 0.97 * b.arm * u - 0.04 * s * UP
+            W = en_garde + (thrust - en_garde) * attack[:, None]
+            f = 1.5 * b.tempo                                # the sword point circles a little, ready
+            W = W + 0.02 * s * (np.sin(2 * np.pi * f * t / FPS)[:, None] * UP
+                                + np.cos(2 * np.pi * f * t / FPS)[:, None] * tor["left"]) * (1 - attack[:, None])
+            if p is pB:  # the parry: the sword hand sweeps across toward the inside and up as A lunges
+                W = W + (0.15 * s * -SIDE[k] * tor["left"] + 0.06 * s * UP) * lunging[:, None]
+            back_up = Sb + 0.25 * s * UP - 0.15 * s * u + 0.1 * s * SIDE[1 - k] * tor["left"]
+            back_down = Sb - 0.6 * b.arm * UP - 0.4 * b.arm * u   # thrown back and down in the lunge
+            Wb = back_up + (back_down - back_up) * attack[:, None]
+            p.hand_target[:, k], p.hand_target[:, 1 - k] = W, Wb
+            p.hand_w[:] = guard[:, None]
+            p.elbow_pole = np.stack([_unit(-0.8 * UP + 0.4 * SIDE[j] * tor["left"]) for j in (0, 1)], 1)
+
+    return _Built(T, _order(ini, pA, pB), arms, [t_l1, t_r1], [], hand=HAND_NAMES[k],
+                  flags=dict(advance=n_adv > 0))
+
+
+def _taekwondo(rng, bodies, ini, tempo):
+    """Taekwondo sparring, the paper's scenario (up to 10 s): guards up, the two circle each other, A throws
+    a kick that B blocks with the hands, and they circle on."""
+    A, B = ini, 1 - ini
+    bA, bB = bodies[A], bodies[B]
+    k = 1 if rng.random() < 0.65 else 0                      # kicking leg
+    kb = 1 - k                                               # B blocks with the hand on that side
+    sc = _Scene(rng)
+    S = lambda x: _sec(x, tempo)  # noqa: E731
+    hipA_y = bA.pelvis_y + bA.offsets[1, 1]                 # the kick's geometry, as in kick_block
+    block_y = min(bB.pelvis_y + 0.2 * bB.height / 1.7, hipA_y + 0.25)
+    block_fwd = 0.3 * bB.height / 1.7
+    short = max(0.0, bB.shoulder_y - np.sqrt((0.9 * bB.arm) ** 2 - block_fwd ** 2) - block_y)
+    R = 0.92 * (bA.leg + np.linalg.norm(bA.offsets[10]))
+    d = np.sqrt(max(R * R - (block_y - hipA_y) ** 2, 0.2)) + block_fwd + 0.04
+    sgn = float(rng.choice([-1, 1]))                         # +1: counterclockwise seen from above
+    v = rng.uniform(0.3, 0.5)                                # circling speed, m/s
+    t_c0 = int(rng.integers(0, 10))
+    c1 = S(rng.uniform(1.2, 3.0))
+    k0 = t_c0 + c1 + 12                                      # both settle before the kick
+    k1 = k0 + int(rng.integers(6, 9))
+    k2 = k1 + int(rng.integers(6, 9))
+    k3 = k2 + 2
+    k4 = k3 + int(rng.integers(6, 8))
+    k5 = k4 + int(rng.integers(6, 9))
+    c2 = max(0, min(S(rng.uniform(1.0, 3.0)), im.MAX_FRAMES - 30 - (k5 + 12)))
+    T = min(k5 + 12 + c2 + S(rng.uniform(0.2, 0.5)), im.MAX_FRAMES)
+    t = np.arange(T)
+    w = v / (d / 2) / FPS                                    # radians per frame
+    phi = sc.h + np.pi + sgn * w * (np.clip(t - t_c0, 0, c1) + np.clip(t - (k5 + 12), 0, c2))
+    phi = gaussian_filter1d(phi, 3.0, mode="nearest")        # start and stop like people, not machines
+    C = sc.p(0.0, d / 2)
+    xa, xb = C + (d / 2) * fwd2(phi), C - (d / 2) * fwd2(phi)
+    pA = Plan(root_xz=xa, yaw=np.unwrap(yaw_to(xa, xb)), swing=10, step_thr=0.13, busy=(k0 - 2, k5 + 2))
+    pB = Plan(root_xz=xb, yaw=np.unwrap(yaw_to(xb, xa)), swing=10, step_thr=0.13, busy=(k0 - 2, k3 + 2))
+    duck = window(t, k1 - 4, k2, k3, k5 + S(0.3))
+    pA.crouch, pA.bend = np.full(T, 0.06), 0.1 - 0.32 * window(t, k0, k2, k3, k5)
+    pB.crouch = 0.06 + min(0.15, 0.6 * short) * duck
+    pB.bend = 0.1 + (0.15 + min(0.4, 1.5 * short)) * duck
+    pB.head_pitch = np.full(T, 0.25)
+    pA.kick = dict(foot=k, times=(k0, k1, k2, k3, k4, k5), toe=None, pitch=-0.45)
+
+    def arms(tors):
+        tA, tB = tors[A], tors[B]
+        for p, tor in ((pA, tA), (pB, tB)):
+            p.hand_target[:] = guard_targets(tor)
+            p.hand_w[:] = ramp(t, 0, S(0.4))[:, None]
+            p.elbow_pole = np.stack([_unit(-0.8 * UP + 0.5 * SIDE[j] * tor["left"] - 0.2 * tor["fwd"])
+                                     for j in (0, 1)], 1)
+        base = tB["root"] * np.array([1, 0, 1]) + block_y * UP + block_fwd * tB["fwd"]
+        block = np.stack([clamp_reach(tB["pos"][:, 16 + j], base + SIDE[j] * 0.05 * tB["left"], bB.arm, 0.97)
+                          for j in (0, 1)], 1)
+        bw = window(t, k1 - 4, k2, k3 + 2, k5 + S(0.3))[:, None, None]
+        pB.hand_target[:] = pB.hand_target + (block - pB.hand_target) * bw
+        pB.elbow_pole = pB.elbow_pole + (np.stack([_unit(SIDE[j] * tB["left"] - 0.3 * UP) for j in (0, 1)], 1)
+                                         - pB.elbow_pole) * bw
+        pA.kick["toe"] = (block[:, kb] + (HAND_GAP - 0.005) * tB["fwd"])[np.clip(t, k2, k3)]
+
+    return _Built(T, _order(ini, pA, pB), arms, [t_c0, k2], [(k2, k3, A, 10 + k, B, 20 + kb)],
+                  hand=HAND_NAMES[k], direction="counterclockwise" if sgn > 0 else "clockwise")
+
+
 def _order(ini, pA, pB):
     """Plans indexed by person: the initiator A is person `ini`."""
     return [pA, pB] if ini == 0 else [pB, pA]
@@ -1472,13 +1801,20 @@ KEY_NAMES = {
     "kick_block": ["kick meets the block"],
     "point_look": ["arm points", "other looks there"],
     "shoulder_pat": ["first pat", "other has turned around"],
+    "dance": ["hands join", "hands let go"],
+    "clap_game": ["first clap together", "last clap together"],
+    "conversation": ["initiator starts talking", "other answers"],
+    "greet_walk": ["hands meet", "hands let go", "they set off together"],
+    "fencing": ["lunge fully extended", "attacker back en garde"],
+    "taekwondo": ["circling starts", "kick meets the block"],
 }
 
 BUILDERS = {
     "handshake": _handshake, "high_five": _high_five, "punch_dodge": _punch_dodge, "push": _push,
     "hug": _hug, "wave": _wave, "follow": _follow, "circle": _circle, "bow": _bow,
     "handover": _handover, "tug_of_war": _tug, "kick_block": _kick_block, "point_look": _point_look,
-    "shoulder_pat": _shoulder_pat,
+    "shoulder_pat": _shoulder_pat, "dance": _dance, "clap_game": _clap_game, "conversation": _conversation,
+    "greet_walk": _greet_walk, "fencing": _fencing, "taekwondo": _taekwondo,
 }
 INTERACTION_TYPES = list(BUILDERS)
 
@@ -1495,6 +1831,7 @@ INTERACTION_TYPES = list(BUILDERS)
 
 TEMPLATES = {
     "handshake": [
+        ("slow", "{a} slowly holds out the {hand} hand and {b} [shakes|takes] it."),
         ("walk", "{a} [walks up to|approaches] {b} and [shakes their hand|shakes hands with them] "
                  "using the {hand} hand."),
         (None, "{a} [reaches out|holds out] the {hand} hand to {b}, who [grasps|takes] it, and they shake hands."),
@@ -1520,6 +1857,7 @@ TEMPLATES = {
         (None, "{a} tries to hit {b} with the {hand} hand; {b} [dodges|evades] the punch."),
     ],
     "push": [
+        ("fast", "{a} suddenly shoves {b}, who stumbles back."),
         (None, "{a} pushes {b} [hard|forcefully] with both hands, and {b} stumbles backward."),
         ("walk", "{a} [walks up to|approaches] {b} and shoves them in the chest; {b} staggers back a few steps."),
         (None, "{a} shoves {b} away, making {b} [stumble|stagger] backward."),
@@ -1527,6 +1865,7 @@ TEMPLATES = {
         (None, "with both hands, {a} pushes {b}, who [stumbles|staggers] back."),
     ],
     "hug": [
+        ("fast", "{a} [eagerly|enthusiastically] hugs {b}, and {b} hugs back."),
         ("walk", "{a} [walks up to|approaches] {b} and [hugs them|gives them a hug]."),
         (None, "{a} opens their arms and {b} [embraces them|hugs them back]."),
         (None, "two people hug each other; {a} [reaches out first|starts the embrace] and {b} hugs back."),
@@ -1536,6 +1875,7 @@ TEMPLATES = {
         ("away", "{a} comes up to {b}, who turns around, and they hug."),
     ],
     "wave": [
+        ("fast", "{a} waves [eagerly|enthusiastically] at {b} with the {hand} hand, and {b} waves back."),
         (None, "{a} waves [at|to] {b} from [a distance|afar] with the {hand} hand, and {b} waves back."),
         (None, "standing far apart, {a} raises the {hand} hand and waves; {b} [waves back|returns the wave]."),
         ("turn", "{a} waves the {hand} hand to get the attention of {b}, who turns around and waves back."),
@@ -1543,6 +1883,8 @@ TEMPLATES = {
         (None, "{a} [waves|gives a wave] with their {hand} hand and {b} waves in return."),
     ],
     "follow": [
+        ("slow", "{a} walks slowly ahead and {b} follows at the same unhurried pace."),
+        ("fast", "{a} walks off briskly and {b} hurries after them."),
         (None, "{a} walks [ahead|forward] and {b} follows [behind them|a few steps behind]."),
         (None, "{a} leads the way while {b} [follows|walks after them]."),
         (None, "{a} [starts walking|sets off] and {b} [trails|follows] behind."),
@@ -1558,6 +1900,7 @@ TEMPLATES = {
         (None, "{a} [sidesteps|moves sideways] {dir} and {b} [follows suit|circles along], staying face to face."),
     ],
     "bow": [
+        ("slow", "{a} bows slowly and deeply to {b}, and {b} bows back."),
         (None, "{a} bows to {b}, and {b} bows back."),
         (None, "{a} [bows|makes a bow] [politely|respectfully] and {b} [returns the bow|bows in return]."),
         ("chest", "{a} bows with the {hand} hand on their chest, and {b} bows back."),
@@ -1604,6 +1947,54 @@ TEMPLATES = {
         (None, "{a} [gets|catches] the attention of {b} with a pat of the {hand} hand, and {b} turns around."),
         (None, "{a} comes from behind and [pats|taps] {b} with the {hand} hand; {b} turns to look."),
     ],
+    "dance": [
+        (None, "{a} and {b} hold both hands and dance, turning {dir} together."),
+        (None, "{a} takes both hands of {b} and they sway to the music, turning around each other {dir}."),
+        (None, "two people dance face to face holding hands, {a} leading and {b} following, turning {dir}."),
+        ("fast", "{a} and {b} dance [energetically|with enthusiasm], holding hands and spinning {dir}."),
+        ("slow", "{a} and {b} dance slowly, holding hands and turning {dir}."),
+        (None, "holding hands, {a} leads {b} in a little dance that turns {dir}."),
+    ],
+    "clap_game": [
+        (None, "{a} and {b} play a clapping game, clapping their own hands and then each other's."),
+        (None, "{a} starts a hand-clapping game with {b}: they clap, then slap both hands together."),
+        (None, "facing each other, {a} and {b} clap in rhythm, meeting each other's palms on every beat."),
+        ("fast", "{a} and {b} play a fast clapping game, [slapping|clapping] each other's hands."),
+        ("walk", "{a} walks up to {b} and the two play a clapping game."),
+        (None, "{a} raises both hands and {b} joins in a game of clapping hands together."),
+    ],
+    "conversation": [
+        (None, "{a} talks to {b}, gesturing with the hands, and {b} [nods|listens] and then answers."),
+        (None, "{a} and {b} have a conversation; {a} speaks first with lively gestures and {b} replies."),
+        (None, "{a} explains something to {b} with the {hand} hand moving, and {b} nods before responding."),
+        ("again", "{a} and {b} chat face to face, taking turns to speak and gesture."),
+        ("walk", "{a} walks up to {b} and starts talking with gestures; {b} listens and answers."),
+        (None, "standing face to face, {a} tells {b} something with hand gestures and {b} answers back."),
+    ],
+    "greet_walk": [
+        (None, "{a} shakes hands with {b}, and then the two walk off together side by side."),
+        ("walk", "{a} [walks up to|approaches] {b}, they shake {hand} hands and leave together."),
+        (None, "{a} greets {b} with a {hand}-handed handshake, then they turn and walk away side by side."),
+        (None, "after {a} and {b} shake hands, they walk off [together|next to each other]."),
+        ("slow", "{a} slowly comes up to {b}, shakes their hand, and they stroll off together."),
+        (None, "{a} offers {b} a handshake; then both turn and walk away together, chatting."),
+    ],
+    "fencing": [
+        (None, "{a} and {b} fence; {a} lunges with the sword in the {hand} hand and {b} parries."),
+        ("advance", "{a} advances on {b}, who retreats, then {a} lunges and {b} parries the attack."),
+        (None, "in a fencing bout, {a} attacks {b} with a lunge and {b} [parries|blocks] it."),
+        (None, "{a} thrusts a sword at {b} with the {hand} hand, and {b} parries and leans back."),
+        ("fast", "{a} quickly lunges at {b}, who parries just in time."),
+        (None, "two fencers face off; {a} lunges forward and {b} parries, then {a} recovers."),
+    ],
+    "taekwondo": [
+        (None, "{a} and {b} spar in taekwondo, circling {dir}; {a} kicks with the {hand} leg and {b} blocks."),
+        (None, "in a sparring match, {a} and {b} circle each other {dir}, then {a} throws a {hand} kick that {b} blocks."),
+        (None, "{a} and {b} move {dir} around each other with guards up until {a} kicks and {b} blocks."),
+        (None, "two people spar: {a} attacks with a {hand}-leg kick and {b} blocks it with the hands."),
+        ("fast", "{a} and {b} spar [energetically|briskly], and {a} lands a {hand} kick on the block of {b}."),
+        (None, "guards up, {a} and {b} circle {dir}; {a} kicks and {b} defends."),
+    ],
 }
 
 _DODGE_WORDS = {  # dodge style -> (gerund phrases, verb phrases)
@@ -1628,10 +2019,20 @@ def _render(template, rng, **kw):
     return text[0].upper() + text[1:]
 
 
-def make_captions(rng, kind, built, ini) -> list:
-    """Three different captions; one of them names people by index ("the first/second person")."""
-    cands = [tpl for cond, tpl in TEMPLATES[kind] if _flag_ok(cond, built.flags)]
+def heldout_template(kind: str) -> str:
+    """The template of `kind` that only test clips use (its last): captions from it are sentences no
+    training clip ever had, so the test split can tell whether a text encoder generalises."""
+    return TEMPLATES[kind][-1][1]
+
+
+def make_captions(rng, kind, built, ini, test: bool = False) -> list:
+    """Three different captions; one of them names people by index ("the first/second person"). A test clip
+    whose flags allow it gets one caption from the held-out template; other splits never do."""
+    held = heldout_template(kind)
+    cands = [tpl for cond, tpl in TEMPLATES[kind] if _flag_ok(cond, built.flags) and (test or tpl != held)]
     order = rng.permutation(len(cands))[:3]
+    if test and held in cands and cands.index(held) not in order:
+        order[-1] = cands.index(held)
     forms = ["one", "one", "index"]
     rng.shuffle(forms)
     kw = dict(hand=built.hand, dir=built.direction)
@@ -1654,7 +2055,7 @@ def make_captions(rng, kind, built, ini) -> list:
 # =====================================================================================================
 
 DEFAULT_N_CLIPS = 3000
-CACHE_VERSION = 5          # bump when the generator changes, so stale caches are not reused
+CACHE_VERSION = 7          # bump when the generator changes, so stale caches are not reused
 SPLITS = {"train": range(0, 8), "val": range(8, 9), "test": range(9, 10)}  # by clip index mod 10
 SHORT_CLIP_PROB = 0.1      # share of clips cut short (15-60 frames) around a key event
 CLIP_BYTES = 220 * 2 ** 10  # a clip's arrays in memory, measured with nbytes (the default set: ~640 MiB)
@@ -1717,10 +2118,11 @@ def make_clip(seed: int, i: int) -> dict:
     ini = int(rng.integers(2))
     tempo = float(rng.uniform(0.85, 1.2))
     built = BUILDERS[kind](rng, bodies, ini, tempo)
+    built.flags.update(slow=tempo > 1.12, fast=tempo < 0.9)  # captions may say so only where the motion does
     touching = np.zeros(built.T)  # contact windows, widened by half a second: the two hold still there
     for t0, t1, *_ in built.contacts:
         touching[max(0, t0 - FPS // 2):t1 + FPS // 2 + 1] = 1.0
-    free = 1.0 - 0.65 * gaussian_filter1d(touching, 4.0, mode="nearest")  # touching: sway damped, not gone
+    free = 1.0 - 0.5 * gaussian_filter1d(touching, 4.0, mode="nearest")  # touching: sway damped, not gone
     for p in (0, 1):
         add_life(built.plans[p], bodies[p], rng, free)
     tors = [solve_trunk(built.plans[p], bodies[p]) for p in (0, 1)]
@@ -1751,7 +2153,7 @@ def make_clip(seed: int, i: int) -> dict:
                 root_rot6d=im.rot6d_from_matrix(local[:, :, 0]).astype(np.float32))     # (2, T, 6)
     return dict(joints=joints.astype(np.float32),
                 rot6d=im.rot6d_from_matrix(local[:, :, 1:]).astype(np.float32),        # (2, T, 21, 6)
-                captions=make_captions(rng, kind, built, ini), meta=meta, id=f"is{i:06d}")
+                captions=make_captions(rng, kind, built, ini, test=split_of(i) == "test"), meta=meta, id=f"is{i:06d}")
 
 
 def _make_range(args):

@@ -115,13 +115,13 @@ def test_role_scores():
 
 
 def test_role_classifier_finds_the_initiator_in_real_clips_and_not_in_swapped_ones(synth, nano_evaluator):
-    """A few seconds of training on 32 clips, checked on the same clips: this tests the labels and the swap
+    """A few seconds of training on the asymmetric clips, checked on the same clips: this tests the labels and the swap
     handling, not how well the classifier generalises (the lab run reports that on the test split)."""
     clips = synth
     cfg = ie.EvaluatorConfig(d_model=32, n_layers=1, n_heads=2, batch=16, steps=60, lr=3e-3, warmup=5, patch=8)
     clf, report = ie.train_role_classifier(clips, clips, cfg=cfg, progress=False,
                                            normalizer=nano_evaluator.normalizer)  # the same clips' statistics
-    assert report["role clips"] == sum(ie.is_asymmetric(c) for c in clips) == 32
+    assert report["role clips"] == sum(ie.is_asymmetric(c) for c in clips) >= 20  # 28 of the 56
     assert report["role accuracy (real)"] >= 0.8 and report["role swap rate (real)"] <= 0.1, report
     assert report["role accuracy (swapped)"] <= 0.1 and report["role swap rate (swapped)"] >= 0.6, report
     # judged against the captions that name roles, as generated clips are

@@ -51,12 +51,14 @@ def test_shapes_dtypes_and_metadata(clips):
         assert set(m["key_names"]) <= set(S.KEY_NAMES[m["type"]])
         assert m["hand"] in (None, "left", "right")
         assert m["direction"] in (None, "clockwise", "counterclockwise")
-        assert (m["direction"] is not None) == (m["type"] == "circle")
+        assert (m["direction"] is not None) == (m["type"] in ("circle", "dance", "taekwondo"))  # the turning ones
         for f, pa, ja, pb, jb in m["contacts"]:
             assert 0 <= f < T and {pa, pb} == {0, 1} and 0 <= ja < 22 and 0 <= jb < 22
 
 
 def test_every_type_appears(clips):
+    assert len(S.INTERACTION_TYPES) >= 20
+    assert {"fencing", "taekwondo", "dance", "conversation", "greet_walk", "tug_of_war"} <= set(S.INTERACTION_TYPES)
     assert len({c["meta"]["type"] for c in clips}) >= 12
     assert len(S.INTERACTION_TYPES) >= 12
 
@@ -253,3 +255,67 @@ def test_the_generator_needs_no_evaluation_module_to_load():
     assert S.TORSO_RADIUS == ie.TORSO_RADIUS
     src = open(os.path.join(REPO, "data", "intersynth.py")).read()
     assert "\nimport intermoe_eval" not in src  # not at the top of the module
+
+
+def _sample_of_every_type(n=3, seed=0):
+    out = []
+    for kind in S.INTERACTION_TYPES:
+        out += [S.make_clip(seed, i) for i in [i for i in range(400) if S.clip_type(seed, i) == kind][:n]]
+    return out
+
+
+@pytest.fixture(scope="module")
+def typed():
+    return _sample_of_every_type()
+
+
+def test_people_are_never_frozen_and_move_like_walkers(typed):
+    """Issue 12's targets: under 2 % frozen frames (no joint moves 1 mm) in every type; walking knees nearly
+    straight at heel strike; planted feet do not slide."""
+    r = S.motion_report(typed, by_type=True)
+    for kind, m in r["by_type"].items():
+        assert m["frozen_pct"] < 2.0, (kind, m["frozen_pct"])
+        assert m["still_pct"] == 0.0, kind
+    assert r["walk_knee_deg_p1"] < 8.0 and r["knee_deg_p99"] > 40.0   # straight in stance, bent in swing
+    assert 2.0 <= r["pelvis_bob_cm_median"] <= 6.0
+    assert r["slide_cm_median"] < 0.3 and r["wrist_speed_median"] > 0.05
+
+
+def test_two_people_of_a_clip_have_their_own_manner():
+    rng = np.random.default_rng(0)
+    bodies = [S.sample_body(rng) for _ in range(40)]
+    for field in ("slouch", "arm_relax", "arm_swing", "sway", "tempo"):
+        assert np.std([getattr(b, field) for b in bodies]) > 0, field
+
+
+def test_new_types_carry_their_metadata(typed):
+    for c in typed:
+        m, T = c["meta"], c["joints"].shape[1]
+        if m["type"] in ("dance", "clap_game", "greet_walk", "taekwondo"):
+            assert m["contacts"], m["type"]  # hands held or clapped, a handshake, a kick on the block
+        if m["type"] == "taekwondo":
+            assert T <= 300 and m["hand"] in ("left", "right") and m["direction"]
+        if m["type"] in ("fencing", "conversation"):
+            assert not m["contacts"]  # blades are not joints; talking touches nothing
+        assert set(m["key_names"]) <= set(S.KEY_NAMES[m["type"]])
+    r = S.physics_report(typed)
+    assert r["hand_contact_cm_max"] < 5.0 and r["torso_overlap_frames"] == 0 and r["floor_penetration_cm"] < 1.0
+
+
+def test_unseen_templates_appear_only_in_the_test_split():
+    """The last template of each type is held out of train and val, so a test can tell whether a text encoder
+    generalises beyond the training sentences."""
+    def pattern(tpl):
+        rx = re.escape(tpl)
+        rx = re.sub(r"\\\[(.*?)\\\]", lambda m: "(?:" + m.group(1).replace("\\|", "|") + ")", rx)
+        return re.compile("^" + re.sub(r"\\\{\w+\\\}", ".+?", rx) + "$", re.IGNORECASE)
+    held = {k: pattern(S.heldout_template(k)) for k in S.INTERACTION_TYPES}
+    seen_in_test = 0
+    for i in range(200):
+        c = S.make_clip(0, i)
+        hits = [s for s in c["captions"] if held[c["meta"]["type"]].match(s)]
+        if S.split_of(i) == "test":
+            seen_in_test += bool(hits)
+        else:
+            assert not hits, (i, hits)
+    assert seen_in_test >= 10  # of the 20 test clips among the first 200
