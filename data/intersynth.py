@@ -11,26 +11,30 @@ happens, which hand, which way round, and which joints touch on which frames.
 How a clip is made, in the order of the sections below:
 
   1. Bodies. Each person gets the SMPL 22-joint rest skeleton (Y up, metres, facing +Z, left side at +X),
-     scaled to a height of 1.50-1.95 m with per-person leg, arm, torso and shoulder proportions.
+     scaled to a height of 1.50-1.95 m with per-person leg, arm, torso and shoulder proportions, and a
+     manner of their own (posture, arm carriage and swing, how much and how fast they sway).
      The skeleton is fixed over the clip, so bone lengths never change.
   2. Timing helpers. Everything moves with minimum-jerk ramps (smooth in position, velocity, acceleration).
   3. Gait. A footstep planner turns a pelvis path into stance and swing phases: a planted foot stays
-     exactly still in world space, a swinging foot lifts and lands with a smooth arc.
+     exactly still in world space. Walking follows a cadence with a walker's step length; the heel rises
+     before toe-off and strikes first with the toes up.
   4. Solving a person. Trunk angles give the spine rotations; analytic two-bone IK turns foot and hand
      targets into hip/knee/ankle and shoulder/elbow rotations; `intermoe_min.forward_kinematics` turns
-     the local rotations into joint positions. Those same rotations are stored as 6D.
+     the local rotations into joint positions. Those same rotations are stored as 6D. Idle life
+     (`add_life`: breathing, sway, weight shifts, drift) goes on top of every task before solving.
   5. The interactions, one builder each: where the two people stand, how they move, where hands go.
   6. Captions, from templates with synonyms.
   7. Generating, caching and splitting the dataset.
-  8. Physics report: the measurements behind `python data/intersynth.py --check`.
+  8. Physics and motion reports: the measurements behind `python data/intersynth.py --check`.
   9. Command line.
 
 Public API: `generate(n_clips, seed)` (the clip format is in its docstring), `load_split(split, n_clips,
 seed, cache_dir)`, `DEFAULT_N_CLIPS`, `check_n_clips(n_clips)`, `physics_report(clips)`,
-`rebuild_joints(clip, person)`, `INTERACTION_TYPES`, `KEY_NAMES`.
+`motion_report(clips)`, `rebuild_joints(clip, person)`, `INTERACTION_TYPES`, `KEY_NAMES`,
+`heldout_template(kind)`.
 
     python data/intersynth.py            # generate + cache the default set (~25 s on 2 cores), summary
-    python data/intersynth.py --check    # ... and measure bone lengths, foot sliding, contacts, speeds
+    python data/intersynth.py --check    # ... and measure the physics and how people move (per type too)
     python data/intersynth.py --n 140 --check   # a fresh small set instead of the cached default
 
 Conventions: yaw is a rotation about +Y; yaw 0 faces +Z and a positive yaw turns the person toward +X
@@ -504,7 +508,7 @@ def _pelvis_height(root_xz, R0, ankle, body, crouch):
     h_max = (ankle[..., 1] + dv - hip[..., 1]).min(1)                 # (T,)
     speed = gaussian_filter1d(np.r_[np.linalg.norm(np.diff(root_xz, axis=0), axis=1), 0.0] * FPS, 6.0, mode="nearest")
     walk = np.clip((speed - 0.2) / 0.5, 0.0, 1.0)  # a walker's stance knee gives a little (~25 deg at mid-stance)
-    h_nom = body.ankle_h + (0.998 - 0.026 * walk) * body.leg - hip[..., 1].mean(1) - crouch
+    h_nom = body.ankle_h + (0.998 - 0.03 * walk) * body.leg - hip[..., 1].mean(1) - crouch
     h = gaussian_filter1d(np.minimum(h_nom, h_max), 2.0, mode="nearest", truncate=3.0)
     return np.minimum(h, h_max)
 
@@ -662,7 +666,9 @@ def add_life(plan: Plan, body: Body, rng, free=None) -> None:
                                                                             k + dur + hold, k + 2 * dur + hold)
         k += 2 * dur + hold + int(rng.uniform(0.5, 3.0) * FPS)
     sway = 0.008 * sw * band_noise(rng, T, 0.05 * f, 0.3 * f, (2,))  # (T, 2) postural sway on the floor
-    plan.root_xz = plan.root_xz + (standing * free)[:, None] * (sway + sw * shift[:, None] * left2(plan.yaw))
+    calm = np.clip((free - 0.5) / 0.5, 0.0, 1.0)  # no weight shifts while touching: the contact holds them
+    plan.root_xz = plan.root_xz + standing[:, None] * (free[:, None] * sway
+                                                       + (calm * sw * shift)[:, None] * left2(plan.yaw))
     drift = 0.03 * sw * band_noise(rng, T, 0.1 * f, 0.5 * f, (2, 3))  # (T, 2, 3)
     plan.arm_drift = plan.arm_drift + drift
     plan.target_drift = plan.target_drift + 0.4 * np.clip(free - 0.5, 0, None)[:, None, None] / 0.5 * drift
@@ -1258,7 +1264,8 @@ def _tug(rng, bodies, ini, tempo):
     S = lambda x: _sec(x, tempo)  # noqa: E731
     lean = rng.uniform(0.2, 0.35)
     drop = 0.2
-    d = meet_distance(bA, bB, drop, 0.0, 0.93, -lean, -lean)
+    rope = rng.random() < 0.5                                # both grip one rope (the paper's), else each other
+    d = rng.uniform(1.8, 2.8) if rope else meet_distance(bA, bB, drop, 0.0, 0.93, -lean, -lean)
     ap = _approach(rng, d, tempo, p_walk=0.5, p_both=0.3)
     t_grip = max(ap["t1"] + S(rng.uniform(0.3, 0.6)), S(0.8))
     t_lean = t_grip + S(0.5)
@@ -1281,20 +1288,31 @@ def _tug(rng, bodies, ini, tempo):
     pA.crouch = pB.crouch = 0.05 * leanw
     pB.swing, pB.step_thr = 10, 0.1
 
+    front = int(rng.integers(2))                             # with a rope: the hand nearer the other person
+
     def arms(tors):
         tA, tB = tors[A], tors[B]
-        for j in (0, 1):  # A's left hand holds B's right hand and vice versa
-            Sa, Sb = tA["pos"][:, 16 + j], tB["pos"][:, 17 - j]
-            y = 0.5 * (Sa[:, 1] + Sb[:, 1]) - drop
-            Ma, Mb = meet_points(Sa, Sb, bA.arm, bB.arm, y, reach=0.95)
-            pA.hand_target[:, j], pB.hand_target[:, 1 - j] = Ma, Mb
+        if rope:  # both hands of both on one straight line between them, a little above the hips
+            y = 0.5 * (tA["root"][:, 1] + tB["root"][:, 1]) + 0.05
+            for p, tor, other, b in ((pA, tA, tB, bA), (pB, tB, tA, bB)):
+                u = _unit((other["root"] - tor["root"]) * np.array([1.0, 0.0, 1.0]))
+                for j in (0, 1):
+                    on_line = tor["root"] * np.array([1.0, 0.0, 1.0]) + y[:, None] * UP \
+                        + (0.45 if j == front else 0.25) * b.height / 1.7 * u
+                    p.hand_target[:, j] = clamp_reach(tor["pos"][:, 16 + j], on_line, b.arm, 0.96)
+        else:
+            for j in (0, 1):  # A's left hand holds B's right hand and vice versa
+                Sa, Sb = tA["pos"][:, 16 + j], tB["pos"][:, 17 - j]
+                y = 0.5 * (Sa[:, 1] + Sb[:, 1]) - drop
+                Ma, Mb = meet_points(Sa, Sb, bA.arm, bB.arm, y, reach=0.95)
+                pA.hand_target[:, j], pB.hand_target[:, 1 - j] = Ma, Mb
         pA.hand_w[:] = pB.hand_w[:] = window(t, t_grip - S(0.5), t_grip, t_let, t_let + S(0.5))[:, None]
         for p, tor in ((pA, tA), (pB, tB)):
             p.elbow_pole = np.stack([_unit(SIDE[j] * tor["left"] - UP) for j in (0, 1)], 1)
 
-    contacts = [(t_grip, t_let, A, 20, B, 21), (t_grip, t_let, A, 21, B, 20)]
+    contacts = [] if rope else [(t_grip, t_let, A, 20, B, 21), (t_grip, t_let, A, 21, B, 20)]
     return _Built(T, _order(ini, pA, pB), arms, [t_grip, t_win0, t_win1], contacts,
-                  flags=dict(walk=ap["walked"]))
+                  flags=dict(walk=ap["walked"], rope=rope), extra=dict(rope=rope))
 
 
 def _kick_block(rng, bodies, ini, tempo):
@@ -1732,7 +1750,7 @@ def _taekwondo(rng, bodies, ini, tempo):
     block_fwd = 0.3 * bB.height / 1.7
     short = max(0.0, bB.shoulder_y - np.sqrt((0.9 * bB.arm) ** 2 - block_fwd ** 2) - block_y)
     R = 0.92 * (bA.leg + np.linalg.norm(bA.offsets[10]))
-    d = np.sqrt(max(R * R - (block_y - hipA_y) ** 2, 0.2)) + block_fwd + 0.04
+    d = np.sqrt(max(R * R - (block_y - hipA_y) ** 2, 0.2)) + block_fwd - 0.02  # guard stance: a little closer
     sgn = float(rng.choice([-1, 1]))                         # +1: counterclockwise seen from above
     v = rng.uniform(0.3, 0.5)                                # circling speed, m/s
     t_c0 = int(rng.integers(0, 10))
@@ -1918,11 +1936,14 @@ TEMPLATES = {
         ("away", "{a} gets the attention of {b}, who turns around, and hands them something with the {hand} hand."),
     ],
     "tug_of_war": [
-        (None, "{a} wins a tug of war against {b}, the two pulling on each other's hands."),
-        (None, "two people hold hands and pull against each other, and {a} drags {b} forward."),
-        (None, "{a} [grabs|takes] the hands of {b}; they lean back and tug until {b} is pulled off balance."),
-        (None, "holding hands, {a} pulls hard against {b} and drags them [along|forward]."),
-        (None, "in a tug of war with joined hands, {a} [outpulls|overpowers] {b}."),
+        ("!rope", "{a} wins a tug of war against {b}, the two pulling on each other's hands."),
+        ("!rope", "two people hold hands and pull against each other, and {a} drags {b} forward."),
+        ("!rope", "{a} [grabs|takes] the hands of {b}; they lean back and tug until {b} is pulled off balance."),
+        ("!rope", "holding hands, {a} pulls hard against {b} and drags them [along|forward]."),
+        ("rope", "{a} and {b} play tug of war with a rope, both leaning back, and {a} pulls {b} over."),
+        ("rope", "gripping one rope with both hands, {a} [outpulls|drags] {b} toward them."),
+        ("rope", "{a} and {b} lean back and pull on a rope until {a} wins."),
+        (None, "in a tug of war, {a} [outpulls|overpowers] {b}."),
     ],
     "kick_block": [
         (None, "{a} kicks at {b} with the {hand} leg, and {b} blocks it with their hands."),
@@ -2055,7 +2076,7 @@ def make_captions(rng, kind, built, ini, test: bool = False) -> list:
 # =====================================================================================================
 
 DEFAULT_N_CLIPS = 3000
-CACHE_VERSION = 7          # bump when the generator changes, so stale caches are not reused
+CACHE_VERSION = 12          # bump when the generator changes, so stale caches are not reused
 SPLITS = {"train": range(0, 8), "val": range(8, 9), "test": range(9, 10)}  # by clip index mod 10
 SHORT_CLIP_PROB = 0.1      # share of clips cut short (15-60 frames) around a key event
 CLIP_BYTES = 220 * 2 ** 10  # a clip's arrays in memory, measured with nbytes (the default set: ~640 MiB)
@@ -2320,7 +2341,7 @@ def nbytes(clips: list) -> int:
 
 
 # =====================================================================================================
-# 8. Physics report
+# 8. Physics and motion reports
 # =====================================================================================================
 # Foot sliding, floor penetration, torso overlap and segment distances are intermoe_eval's (section 2.4),
 # so this report and the evaluation of generated motion measure the same thing.
