@@ -277,10 +277,11 @@ class _Scene:
 WALKING = 0.3  # pelvis speed (m/s) above which steps follow a walking cadence instead of drift
 
 
-def step_length(v, height):
-    """A walker's step (half a gait cycle, m) at speed v (m/s): 0.41 of stature at 1.3 m/s, shorter when
-    slower (step length grows about with the square root of speed): a gait cycle's stride of 0.82 x height."""
-    return 0.41 * height * np.sqrt(np.clip(np.asarray(v, dtype=float) / 1.3, 0.05, 1.3))
+def step_length(v, leg):
+    """A walker's step (half a gait cycle, m) at speed v (m/s) for a leg (hip to ankle) of `leg` m: 0.86 leg
+    at 1.3 m/s (a gait cycle's stride of about 0.82 x stature), shorter when slower (step length grows about
+    with the square root of speed)."""
+    return 0.86 * leg * np.sqrt(np.clip(np.asarray(v, dtype=float) / 1.3, 0.05, 1.3))
 
 
 def plan_steps(root_xz, yaw, body, swing=12, thr=0.12, lift=0.07, busy=None, toe_out=0.08):
@@ -314,7 +315,7 @@ def plan_steps(root_xz, yaw, body, swing=12, thr=0.12, lift=0.07, busy=None, toe
                + np.abs(wrap(home_yaw[ahead[t:]] - fyaw)) / 0.45)              # (T - t, 2)
         if v > WALKING and last >= 0:  # walking: the other foot steps on the cadence, no waiting for drift
             k = 1 - last
-            L = float(step_length(v, body.height))
+            L = float(step_length(v, body.leg))
             cycle = 2 * L / v * FPS  # frames per gait cycle
             D = int(np.clip(round(0.38 * cycle), 9, 16))
             wait = max(0, round(0.5 * cycle) - D - 1)  # double support
@@ -335,7 +336,7 @@ def plan_steps(root_xz, yaw, body, swing=12, thr=0.12, lift=0.07, busy=None, toe
             if k == last and e[1 - k] > 0.5:  # alternate feet when both want to move
                 k = 1 - k
             v = float(v_s[ts:ts + 10].max())
-            cycle = 2 * float(step_length(max(v, 1e-3), body.height)) / max(v, 1e-3) * FPS
+            cycle = 2 * float(step_length(max(v, 1e-3), body.leg)) / max(v, 1e-3) * FPS
         if ts > T - 1 - D // 2:  # not enough frames left to finish a step
             break
         if busy is not None and ts <= busy[1] and ts + D >= busy[0]:
@@ -347,7 +348,7 @@ def plan_steps(root_xz, yaw, body, swing=12, thr=0.12, lift=0.07, busy=None, toe
         if v > WALKING:  # walking: 0.42 of a step ahead of the hip at heel strike, the step of that speed
             a, b = max(0, min(t1, T - 2) - 2), min(T - 1, t1 + 2)
             heading = _unit(root_xz[b] - root_xz[a])
-            p1 = home[min(t1, T - 1), k] + 0.42 * float(step_length(v_s[min(t1, T - 1)], body.height)) * heading
+            p1 = home[min(t1, T - 1), k] + 0.42 * float(step_length(v_s[min(t1, T - 1)], body.leg)) * heading
         d = p1 - pos[k]
         max_step = (1.7 if v > WALKING else 0.9) * body.leg
         if np.linalg.norm(d) > max_step:
@@ -2041,19 +2042,17 @@ def _render(template, rng, **kw):
 
 
 def heldout_template(kind: str) -> str:
-    """The template of `kind` that only test clips use (its last): captions from it are sentences no
-    training clip ever had, so the test split can tell whether a text encoder generalises."""
+    """The template of `kind` no clip's captions use (its last): test clips carry one sentence from it in
+    meta['unseen_captions'], a sentence no training clip ever had, to tell whether a text encoder generalises."""
     return TEMPLATES[kind][-1][1]
 
 
-def make_captions(rng, kind, built, ini, test: bool = False) -> list:
-    """Three different captions; one of them names people by index ("the first/second person"). A test clip
-    whose flags allow it gets one caption from the held-out template; other splits never do."""
+def make_captions(rng, kind, built, ini, test: bool = False) -> tuple:
+    """Three different captions, one of them naming people by index ("the first/second person"), and the
+    unseen-template captions: one from the held-out template for a test clip whose flags allow it, else none."""
     held = heldout_template(kind)
-    cands = [tpl for cond, tpl in TEMPLATES[kind] if _flag_ok(cond, built.flags) and (test or tpl != held)]
+    cands = [tpl for cond, tpl in TEMPLATES[kind] if _flag_ok(cond, built.flags) and tpl != held]
     order = rng.permutation(len(cands))[:3]
-    if test and held in cands and cands.index(held) not in order:
-        order[-1] = cands.index(held)
     forms = ["one", "one", "index"]
     rng.shuffle(forms)
     kw = dict(hand=built.hand, dir=built.direction)
@@ -2068,7 +2067,10 @@ def make_captions(rng, kind, built, ini, test: bool = False) -> list:
         else:
             a, b = names[ini], names[1 - ini]
         out.append(_render(cands[i], rng, a=a, b=b, **kw))
-    return out
+    unseen = []
+    if test and _flag_ok(TEMPLATES[kind][-1][0], built.flags):
+        unseen.append(_render(held, rng, a=str(rng.choice(["one person", "a person"])), b="the other person", **kw))
+    return out, unseen
 
 
 # =====================================================================================================
@@ -2076,7 +2078,7 @@ def make_captions(rng, kind, built, ini, test: bool = False) -> list:
 # =====================================================================================================
 
 DEFAULT_N_CLIPS = 3000
-CACHE_VERSION = 12          # bump when the generator changes, so stale caches are not reused
+CACHE_VERSION = 13          # bump when the generator changes, so stale caches are not reused
 SPLITS = {"train": range(0, 8), "val": range(8, 9), "test": range(9, 10)}  # by clip index mod 10
 SHORT_CLIP_PROB = 0.1      # share of clips cut short (15-60 frames) around a key event
 CLIP_BYTES = 220 * 2 ** 10  # a clip's arrays in memory, measured with nbytes (the default set: ~640 MiB)
@@ -2172,9 +2174,10 @@ def make_clip(seed: int, i: int) -> dict:
                 heights=[round(b.height, 3) for b in bodies], **built.extra,
                 offsets=np.stack([b.offsets for b in bodies]).astype(np.float32),       # (2, 22, 3)
                 root_rot6d=im.rot6d_from_matrix(local[:, :, 0]).astype(np.float32))     # (2, T, 6)
+    captions, meta["unseen_captions"] = make_captions(rng, kind, built, ini, test=split_of(i) == "test")
     return dict(joints=joints.astype(np.float32),
                 rot6d=im.rot6d_from_matrix(local[:, :, 1:]).astype(np.float32),        # (2, T, 21, 6)
-                captions=make_captions(rng, kind, built, ini, test=split_of(i) == "test"), meta=meta, id=f"is{i:06d}")
+                captions=captions, meta=meta, id=f"is{i:06d}")
 
 
 def _make_range(args):
