@@ -744,6 +744,39 @@ def guard_targets(tor):
     return np.stack([base + SIDE[k] * 0.11 * s * tor["left"] + bob[:, k, None] * UP for k in (0, 1)], 1)
 
 
+def _guard_up(plan, tor, w):
+    """Fists up (`guard_targets`), elbows down and out, as much as w (T,) says."""
+    plan.hand_target[:] = guard_targets(tor)
+    plan.hand_w[:] = w[:, None]
+    plan.elbow_pole = np.stack([_unit(-0.8 * UP + 0.5 * SIDE[j] * tor["left"] - 0.2 * tor["fwd"]) for j in (0, 1)], 1)
+
+
+def _kick_reach(bA, bB):
+    """A front kick of A's on B's block: the block's height and reach in front of B (B's hands sit in front
+    of the belly, or lower if A is much shorter: a kick stays at most a little above A's own hip), how far
+    B's hands fall short of it standing upright (B bends and crouches to make it up), and the pelvis-to-pelvis
+    distance at which A's toes just reach it. Returns (block_y, block_fwd, short, d)."""
+    hipA_y = bA.pelvis_y + bA.offsets[1, 1]
+    block_y = min(bB.pelvis_y + 0.2 * bB.height / 1.7, hipA_y + 0.25)
+    block_fwd = 0.3 * bB.height / 1.7
+    short = max(0.0, bB.shoulder_y - np.sqrt((0.9 * bB.arm) ** 2 - block_fwd ** 2) - block_y)
+    R = 0.92 * (bA.leg + np.linalg.norm(bA.offsets[10]))
+    return block_y, block_fwd, short, float(np.sqrt(max(R * R - (block_y - hipA_y) ** 2, 0.2)) + block_fwd)
+
+
+def _block_the_kick(pA, pB, tB, bB, t, kb, block_y, block_fwd, w):
+    """B's hands go to the block as much as w (T,) says; A's kick (pA.kick) aims where B's hand kb is at impact."""
+    base = tB["root"] * np.array([1, 0, 1]) + block_y * UP + block_fwd * tB["fwd"]
+    block = np.stack([clamp_reach(tB["pos"][:, 16 + j], base + SIDE[j] * 0.05 * tB["left"], bB.arm, 0.97)
+                      for j in (0, 1)], 1)                    # where B's hands can really get to
+    bw = w[:, None, None]
+    pB.hand_target[:] = pB.hand_target + (block - pB.hand_target) * bw
+    pB.elbow_pole = pB.elbow_pole + (np.stack([_unit(SIDE[j] * tB["left"] - 0.3 * UP) for j in (0, 1)], 1)
+                                     - pB.elbow_pole) * bw
+    k2, k3 = pA.kick["times"][2:4]
+    pA.kick["toe"] = (block[:, kb] + (HAND_GAP - 0.005) * tB["fwd"])[np.clip(t, k2, k3)]
+
+
 def clamp_reach(S, target, L, frac=0.96):
     """Move target toward shoulder S so it lies within frac * L of it."""
     d = target - S
@@ -1167,10 +1200,7 @@ def _circle(rng, bodies, ini, tempo):
         if not guard:
             return
         for p, tor in ((pA, tors[A]), (pB, tors[B])):
-            p.hand_target[:] = guard_targets(tor)
-            p.hand_w[:] = ramp(t, 0, S(0.4))[:, None]
-            p.elbow_pole = np.stack([_unit(-0.8 * UP + 0.5 * SIDE[j] * tor["left"] - 0.2 * tor["fwd"])
-                                     for j in (0, 1)], 1)
+            _guard_up(p, tor, ramp(t, 0, S(0.4)))
 
     return _Built(T, _order(ini, pA, pB), arms, [tA0, tA0 + delay],
                   [], direction="counterclockwise" if sgn > 0 else "clockwise", flags=dict(guard=guard))
@@ -1323,16 +1353,8 @@ def _kick_block(rng, bodies, ini, tempo):
     kb = 1 - k                                               # B blocks with the hand on that side
     sc = _Scene(rng)
     S = lambda x: _sec(x, tempo)  # noqa: E731
-    # B's blocking hands sit in front of the belly, or lower if A is much shorter (a kick stays at most
-    # a little above A's own hip); A's toes must reach them.
-    hipA_y = bA.pelvis_y + bA.offsets[1, 1]
-    block_y = min(bB.pelvis_y + 0.2 * bB.height / 1.7, hipA_y + 0.25)
-    block_fwd = 0.3 * bB.height / 1.7
-    # How far B's hands fall short of that height standing upright; B bends and crouches to make it up.
-    short = max(0.0, bB.shoulder_y - np.sqrt((0.9 * bB.arm) ** 2 - block_fwd ** 2) - block_y)
-    R = 0.92 * (bA.leg + np.linalg.norm(bA.offsets[10]))
-    dy = block_y - hipA_y
-    d = np.sqrt(max(R * R - dy * dy, 0.2)) + block_fwd + 0.04
+    block_y, block_fwd, short, d = _kick_reach(bA, bB)
+    d += 0.04
     t_guard = int(rng.integers(0, 15))
     k0 = t_guard + S(rng.uniform(0.5, 1.5))
     k1 = k0 + int(rng.integers(6, 9))
@@ -1357,25 +1379,15 @@ def _kick_block(rng, bodies, ini, tempo):
     def arms(tors):
         tA, tB = tors[A], tors[B]
         for p, tor in ((pA, tA), (pB, tB)):
-            p.hand_target[:] = guard_targets(tor)
-            p.hand_w[:] = ramp(t, t_guard, t_guard + S(0.4))[:, None]
-            p.elbow_pole = np.stack([_unit(-0.8 * UP + 0.5 * SIDE[j] * tor["left"] - 0.2 * tor["fwd"])
-                                     for j in (0, 1)], 1)
-        base = tB["root"] * np.array([1, 0, 1]) + block_y * UP + block_fwd * tB["fwd"]
-        block = np.stack([clamp_reach(tB["pos"][:, 16 + j], base + SIDE[j] * 0.05 * tB["left"], bB.arm, 0.97)
-                          for j in (0, 1)], 1)                    # where B's hands can really get to
-        bw = window(t, k1 - 4, k2, k3 + 2, k5 + S(0.3))[:, None, None]
-        pB.hand_target[:] = pB.hand_target + (block - pB.hand_target) * bw
-        pB.elbow_pole = np.stack([_unit(SIDE[j] * tB["left"] - 0.3 * UP) for j in (0, 1)], 1)
-        toe = block[:, kb] + (HAND_GAP - 0.005) * tB["fwd"]
-        pA.kick["toe"] = toe[np.clip(t, k2, k3)]               # aim where B's hand is at impact
+            _guard_up(p, tor, ramp(t, t_guard, t_guard + S(0.4)))
+        _block_the_kick(pA, pB, tB, bB, t, kb, block_y, block_fwd, window(t, k1 - 4, k2, k3 + 2, k5 + S(0.3)))
 
     return _Built(T, _order(ini, pA, pB), arms, [k2], [(k2, k3, A, 10 + k, B, 20 + kb)],
                   hand=HAND_NAMES[k])
 
 
 def _point_look(rng, bodies, ini, tempo):
-    A, B = ini, 1 - ini
+    A = ini
     bA = bodies[A]
     k = 1 if rng.random() < 0.65 else 0
     sc = _Scene(rng)
@@ -1746,12 +1758,8 @@ def _taekwondo(rng, bodies, ini, tempo):
     kb = 1 - k                                               # B blocks with the hand on that side
     sc = _Scene(rng)
     S = lambda x: _sec(x, tempo)  # noqa: E731
-    hipA_y = bA.pelvis_y + bA.offsets[1, 1]                 # the kick's geometry, as in kick_block
-    block_y = min(bB.pelvis_y + 0.2 * bB.height / 1.7, hipA_y + 0.25)
-    block_fwd = 0.3 * bB.height / 1.7
-    short = max(0.0, bB.shoulder_y - np.sqrt((0.9 * bB.arm) ** 2 - block_fwd ** 2) - block_y)
-    R = 0.92 * (bA.leg + np.linalg.norm(bA.offsets[10]))
-    d = np.sqrt(max(R * R - (block_y - hipA_y) ** 2, 0.2)) + block_fwd - 0.02  # guard stance: a little closer
+    block_y, block_fwd, short, d = _kick_reach(bA, bB)
+    d -= 0.02                                                # guard stance: a little closer than kick_block
     sgn = float(rng.choice([-1, 1]))                         # +1: counterclockwise seen from above
     v = rng.uniform(0.3, 0.5)                                # circling speed, m/s
     t_c0 = int(rng.integers(0, 10))
@@ -1782,18 +1790,8 @@ def _taekwondo(rng, bodies, ini, tempo):
     def arms(tors):
         tA, tB = tors[A], tors[B]
         for p, tor in ((pA, tA), (pB, tB)):
-            p.hand_target[:] = guard_targets(tor)
-            p.hand_w[:] = ramp(t, 0, S(0.4))[:, None]
-            p.elbow_pole = np.stack([_unit(-0.8 * UP + 0.5 * SIDE[j] * tor["left"] - 0.2 * tor["fwd"])
-                                     for j in (0, 1)], 1)
-        base = tB["root"] * np.array([1, 0, 1]) + block_y * UP + block_fwd * tB["fwd"]
-        block = np.stack([clamp_reach(tB["pos"][:, 16 + j], base + SIDE[j] * 0.05 * tB["left"], bB.arm, 0.97)
-                          for j in (0, 1)], 1)
-        bw = window(t, k1 - 4, k2, k3 + 2, k5 + S(0.3))[:, None, None]
-        pB.hand_target[:] = pB.hand_target + (block - pB.hand_target) * bw
-        pB.elbow_pole = pB.elbow_pole + (np.stack([_unit(SIDE[j] * tB["left"] - 0.3 * UP) for j in (0, 1)], 1)
-                                         - pB.elbow_pole) * bw
-        pA.kick["toe"] = (block[:, kb] + (HAND_GAP - 0.005) * tB["fwd"])[np.clip(t, k2, k3)]
+            _guard_up(p, tor, ramp(t, 0, S(0.4)))
+        _block_the_kick(pA, pB, tB, bB, t, kb, block_y, block_fwd, window(t, k1 - 4, k2, k3 + 2, k5 + S(0.3)))
 
     return _Built(T, _order(ini, pA, pB), arms, [t_c0, k2], [(k2, k3, A, 10 + k, B, 20 + kb)],
                   hand=HAND_NAMES[k], direction="counterclockwise" if sgn > 0 else "clockwise")
@@ -2078,7 +2076,7 @@ def make_captions(rng, kind, built, ini, test: bool = False) -> tuple:
 # =====================================================================================================
 
 DEFAULT_N_CLIPS = 3000
-CACHE_VERSION = 13          # bump when the generator changes, so stale caches are not reused
+CACHE_VERSION = 14          # bump when the generator changes, so stale caches are not reused
 SPLITS = {"train": range(0, 8), "val": range(8, 9), "test": range(9, 10)}  # by clip index mod 10
 SHORT_CLIP_PROB = 0.1      # share of clips cut short (15-60 frames) around a key event
 CLIP_BYTES = 220 * 2 ** 10  # a clip's arrays in memory, measured with nbytes (the default set: ~640 MiB)
