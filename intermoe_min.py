@@ -60,9 +60,7 @@ MIN_FRAMES, MAX_FRAMES = 15, 300  # InterHuman's clip-length bounds at 30 fps
 
 LEFT_JOINTS = [1, 4, 7, 10, 13, 16, 18, 20]  # mirroring swaps each with its right twin
 RIGHT_JOINTS = [2, 5, 8, 11, 14, 17, 19, 21]
-MIRROR_JOINT_PERM = list(range(N_JOINTS))
-for _l, _r in zip(LEFT_JOINTS, RIGHT_JOINTS):
-    MIRROR_JOINT_PERM[_l], MIRROR_JOINT_PERM[_r] = _r, _l
+MIRROR_JOINT_PERM = [dict(zip(LEFT_JOINTS + RIGHT_JOINTS, RIGHT_JOINTS + LEFT_JOINTS)).get(j, j) for j in range(N_JOINTS)]
 
 L_HIP, R_HIP, L_SHOULDER, R_SHOULDER = 1, 2, 16, 17  # the joints that say where a person faces
 FOOT_JOINTS = [7, 10, 8, 11]  # contact order in the feature: left ankle, left foot, right ankle, right foot
@@ -467,9 +465,8 @@ PARTS_12 = {  # part name: SMPL joint indices (JOINT_NAMES order); chest is spin
     "pelvis": [0], "left_thigh": [1, 4], "left_foot": [7, 10], "right_thigh": [2, 5], "right_foot": [8, 11],
     "spine": [3, 6], "chest": [9], "head": [12, 15], "left_shoulder": [13, 16], "left_forearm": [18, 20],
     "right_shoulder": [14, 17], "right_forearm": [19, 21]}
-PARTS_7 = {  # part name: indices into PARTS_12
-    "pelvis": [0], "left_leg": [1, 2], "right_leg": [3, 4], "torso": [5, 6], "head": [7], "left_arm": [8, 9],
-    "right_arm": [10, 11]}
+PARTS_7 = {"pelvis": [0], "left_leg": [1, 2], "right_leg": [3, 4], "torso": [5, 6], "head": [7],  # PARTS_12 indices
+           "left_arm": [8, 9], "right_arm": [10, 11]}
 
 
 def group_membership(groups: dict, n_in: int) -> torch.Tensor:
@@ -557,9 +554,8 @@ class CausalSTConv(nn.Module):
         self.temporal = nn.Conv2d(dim, dim, (kernel_size, 3), padding=(0, 1))  # (time, node index)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # The docstring's formula with W1 folded into the conv's tap on the current frame and node (the same
-        # product, one fewer: README, Speed) and W2's bias taken out of A / deg (its rows sum to 1); tests/test_vae.py
-        # checks it against the formula.
+        # The docstring's formula, W1 folded into the conv's tap on the current frame and node (one product fewer:
+        # README, Speed), W2's bias taken out of A / deg (its rows sum to 1); tests/test_vae.py checks it.
         kj = self.temporal.weight.shape[-1]
         weight = self.temporal.weight.clone()                 # (C_out, C_in, 3 frames, kj nodes)
         weight[:, :, -1, kj // 2] += self.w1.weight           # kernel row -1 = the current frame (causal pad)
@@ -913,7 +909,7 @@ class Diffusion(nn.Module):
         """DDIM from pure noise; denoise_fn(x_t, t (B,) long) -> x0. The starting noise, drawn from
         `generator`, is the only randomness."""
         x = torch.randn(shape, generator=generator, device=generator.device if generator is not None else device)
-        x = x if device is None else x.to(device)
+        x = x if device is None else x.to(device)  # a CPU generator's noise, then on the model's device
         from tqdm.auto import tqdm
         ts = self.ddim_timesteps(steps)
         for i, t in enumerate(tqdm(ts, desc="DDIM", leave=False, disable=not progress)):
