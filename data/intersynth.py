@@ -290,10 +290,10 @@ def plan_steps(root_xz, yaw, body, swing=12, thr=0.12, lift=0.07, busy=None, toe
     Each foot has a "home" spot beside the pelvis. A planted foot stays exactly where it is until it steps;
     one foot swings at a time. Standing, shuffling and turning: a foot steps once its home, 5 frames ahead,
     has drifted more than `thr` metres away (or the body has turned ~0.45 rad), in `swing` frames or fewer.
-    Walking (pelvis faster than WALKING m/s): steps follow a cadence, alternating feet, a step of
-    `step_length(v)` each, swing 38 % of a step cycle; the heel rises about the planted toes before
+    Walking (pelvis faster than WALKING m/s, the way they face): steps follow a cadence, alternating feet, a
+    step of `step_length(v)` each, swing 38 % of a gait cycle; the heel rises about the planted toes before
     toe-off, the foot swings with its toes pitched down and lands heel first with the toes up (then rolls
-    flat about the still ankle). Each foot lands where its home will be a quarter cycle later.
+    flat about the still ankle), 0.42 of a step ahead of its home.
     root_xz (T, 2), yaw (T,) -> ankle targets (T, 2, 3) [left, right], foot yaw (T, 2), foot pitch (T, 2)
     (positive: toes down), in-swing mask (T, 2).
     `busy` = (t0, t1): no step may overlap these frames (used to keep the support foot still in a kick).
@@ -305,25 +305,27 @@ def plan_steps(root_xz, yaw, body, swing=12, thr=0.12, lift=0.07, busy=None, toe
     speed = np.r_[np.linalg.norm(np.diff(root_xz, axis=0), axis=1), 0.0] * FPS                  # (T,) m/s
     v_s = gaussian_filter1d(speed, 6.0, mode="nearest")                                          # (T,) smooth
     turn = np.r_[np.abs(wrap(np.diff(yaw))), 0.0] * FPS                                          # (T,) rad/s
+    motion = gaussian_filter1d(np.r_[np.diff(root_xz, axis=0), np.zeros((1, 2))], 3.0, axis=0, mode="nearest")
+    forward = (_unit(motion) * fwd2(yaw)).sum(-1) > 0.7  # (T,) going the way they face (not sideways, back)
     ahead = np.minimum(np.arange(T) + 5, T - 1)  # a foot reacts to where its home will be in 5 frames
     pos, fyaw = home[0].copy(), home_yaw[0].copy()
     steps = []  # (foot, t0, t1, p0, p1, yaw0, yaw1, walk speed or 0)
     t, last = 0, -1
     while t < T - 1:
         v = float(v_s[t:t + 10].max())
-        err = (np.linalg.norm(home[ahead[t:]] - pos, axis=-1) / thr
-               + np.abs(wrap(home_yaw[ahead[t:]] - fyaw)) / 0.45)              # (T - t, 2)
-        if v > WALKING and last >= 0:  # walking: the other foot steps on the cadence, no waiting for drift
+        if v > WALKING and forward[t] and last >= 0:  # walking: the other foot steps on the cadence
             k = 1 - last
             L = float(step_length(v, body.leg))
             cycle = 2 * L / v * FPS  # frames per gait cycle
             D = int(np.clip(round(0.38 * cycle), 9, 16))
             wait = max(0, round(0.5 * cycle) - D - 1)  # double support
-            # a speeding walker steps sooner: the rear foot trails its home by no more than 0.7 of a step
+            # a speeding walker steps sooner: the rear foot trails its home by no more than 0.9 of a step
             trail = np.linalg.norm(home[t:min(T, t + wait + 1), k] - pos[k], axis=-1)
-            early = np.flatnonzero(trail > 0.7 * L)
+            early = np.flatnonzero(trail > 0.9 * L)
             ts = t + (int(early[0]) if len(early) else wait)
-        else:
+        else:  # standing, shuffling, stepping sideways or back, turning: a foot steps once it has drifted
+            err = (np.linalg.norm(home[ahead[t:]] - pos, axis=-1) / thr
+                   + np.abs(wrap(home_yaw[ahead[t:]] - fyaw)) / 0.45)              # (T - t, 2)
             over = err.max(1) > 1.0
             if not over.any():
                 break
@@ -336,7 +338,7 @@ def plan_steps(root_xz, yaw, body, swing=12, thr=0.12, lift=0.07, busy=None, toe
             if k == last and e[1 - k] > 0.5:  # alternate feet when both want to move
                 k = 1 - k
             v = float(v_s[ts:ts + 10].max())
-            cycle = 2 * float(step_length(max(v, 1e-3), body.leg)) / max(v, 1e-3) * FPS
+        walk = v > WALKING and bool(forward[min(ts, T - 1)])  # a walker's step (heel-off, heel strike)
         if ts > T - 1 - D // 2:  # not enough frames left to finish a step
             break
         if busy is not None and ts <= busy[1] and ts + D >= busy[0]:
@@ -345,16 +347,16 @@ def plan_steps(root_xz, yaw, body, swing=12, thr=0.12, lift=0.07, busy=None, toe
         t1 = ts + D
         land = min(T - 1, t1 + round(0.6 * D) + 1)  # shuffling: where home will be mid-way through the stance
         p1 = home[land, k].copy()
-        if v > WALKING:  # walking: 0.42 of a step ahead of the hip at heel strike, the step of that speed
+        if walk:  # walking: 0.42 of a step ahead of the hip at heel strike, the step of that speed
             a, b = max(0, min(t1, T - 2) - 2), min(T - 1, t1 + 2)
             heading = _unit(root_xz[b] - root_xz[a])
             p1 = home[min(t1, T - 1), k] + 0.42 * float(step_length(v_s[min(t1, T - 1)], body.leg)) * heading
         d = p1 - pos[k]
-        max_step = (1.7 if v > WALKING else 0.9) * body.leg
+        max_step = (1.7 if walk else 0.9) * body.leg
         if np.linalg.norm(d) > max_step:
             p1 = pos[k] + d * max_step / np.linalg.norm(d)
         y1 = fyaw[k] + wrap(home_yaw[land, k] - fyaw[k])
-        steps.append((k, ts, t1, pos[k].copy(), p1, fyaw[k], y1, v if v > WALKING else 0.0))
+        steps.append((k, ts, t1, pos[k].copy(), p1, fyaw[k], y1, v if walk else 0.0))
         pos[k], fyaw[k], last = p1, y1, k
         t = t1 + 1
     # Fill the time series: planted between steps; heel-off, a lifted arc and a heel strike around a swing.
@@ -367,13 +369,13 @@ def plan_steps(root_xz, yaw, body, swing=12, thr=0.12, lift=0.07, busy=None, toe
     flat_from = [0, 0]  # first frame each foot is flat again after its last landing
     for k, t0, t1, p0, p1, y0, y1, v in steps:
         g = min(1.0, v / 1.3)  # how much of a walker's foot roll this step has
-        p_off, p_strike = np.radians(28) * g, np.radians(14) * g
+        p_off, p_strike = np.radians(50) * g, np.radians(14) * g  # the foot rolls over the toes at push-off
         toe = body.offsets[10 + k]
         A0 = to3(p0, body.ankle_h)
         H = min(round(12 * g), t0 - flat_from[k])  # heel-off frames before lift-off
         if H > 0:  # the heel rises about the planted toes
             seg = slice(t0 - H, t0)
-            a = p_off * smoothstep((tt[seg] - (t0 - H)) / H)
+            a = p_off * smoothstep((tt[seg] - (t0 - H) + 1) / H)  # reaches p_off on the frame before lift-off
             toe_w = A0 + _rot(1, y0) @ toe
             A = toe_w - np.einsum("tij,j->ti", _rot(1, np.full(H, y0)) @ _rot(0, a), toe)
             xz[seg, k], y[seg, k], pitch[seg, k] = A[:, [0, 2]], A[:, 1], a
@@ -519,8 +521,8 @@ def solve_trunk(plan: Plan, body: Body) -> dict:
     T = len(plan.yaw)
     ankle, foot_yaw, foot_pitch, swinging = plan_steps(plan.root_xz, plan.yaw, body, plan.swing,
                                                        plan.step_thr, plan.lift, plan.busy)
-    # Walking: the pelvis turns toward the leg that swings forward, the chest counter-rotates and the head
-    # keeps looking ahead; the pelvis shifts over the stance foot.
+    # Walking: the pelvis turns with the forward foot's hip ahead (left foot ahead: it turns right), the chest
+    # counter-rotates and the head keeps looking ahead; the pelvis shifts over the stance foot.
     fo = np.einsum("tki,ti->tk", ankle - to3(plan.root_xz)[:, None], to3(fwd2(plan.yaw)))  # feet ahead (T, 2)
     pelvis_turn = np.clip(-0.14 * (fo[:, 0] - fo[:, 1]), -0.1, 0.1)                    # left foot ahead: right
     shift = 0.022 * gaussian_filter1d(swinging[:, 1].astype(float) - swinging[:, 0], 3.0, mode="nearest")
@@ -801,6 +803,7 @@ class _Built:
     direction: str = None
     flags: dict = field(default_factory=dict)  # facts the captions may mention
     extra: dict = field(default_factory=dict)  # extra metadata
+    holds: list = field(default_factory=list)  # (t0, t1) windows of a grip on an object (a rope): held still too
 
 
 def _approach(rng, d_final, tempo, p_walk=0.75, p_both=0.3, t_start=(0, 20)):
@@ -1166,8 +1169,9 @@ def _follow(rng, bodies, ini, tempo):
     pB = Plan(root_xz=xb, yaw=yb)
     pB.head_pitch = np.full(T, _look_pitch(bodies[B], bodies[A], gap) * 0.5)
     turn = abs(k0) * length > 0.8
+    walked = v / tempo                                       # the speed they really walk, m/s
     return _Built(T, _order(ini, pA, pB), lambda tors: None, [tA0, tA0 + delay, tA0 + dur], [],
-                  flags=dict(turn=turn), extra=dict(gap=round(float(gap), 2)))
+                  flags=dict(turn=turn, slow=walked < 0.55, fast=walked > 0.75), extra=dict(gap=round(float(gap), 2)))
 
 
 def _circle(rng, bodies, ini, tempo):
@@ -1323,13 +1327,13 @@ def _tug(rng, bodies, ini, tempo):
 
     def arms(tors):
         tA, tB = tors[A], tors[B]
-        if rope:  # both hands of both on one straight line between them, a little above the hips
-            y = 0.5 * (tA["root"][:, 1] + tB["root"][:, 1]) + 0.05
+        if rope:  # both hands of both on one straight line between them, above the hips where arms reach it
+            y = 0.5 * (tA["root"][:, 1] + tB["root"][:, 1]) + 0.2
             for p, tor, other, b in ((pA, tA, tB, bA), (pB, tB, tA, bB)):
                 u = _unit((other["root"] - tor["root"]) * np.array([1.0, 0.0, 1.0]))
                 for j in (0, 1):
                     on_line = tor["root"] * np.array([1.0, 0.0, 1.0]) + y[:, None] * UP \
-                        + (0.45 if j == front else 0.25) * b.height / 1.7 * u
+                        + (0.3 if j == front else 0.12) * b.height / 1.7 * u
                     p.hand_target[:, j] = clamp_reach(tor["pos"][:, 16 + j], on_line, b.arm, 0.96)
         else:
             for j in (0, 1):  # A's left hand holds B's right hand and vice versa
@@ -1343,7 +1347,7 @@ def _tug(rng, bodies, ini, tempo):
 
     contacts = [] if rope else [(t_grip, t_let, A, 20, B, 21), (t_grip, t_let, A, 21, B, 20)]
     return _Built(T, _order(ini, pA, pB), arms, [t_grip, t_win0, t_win1], contacts,
-                  flags=dict(walk=ap["walked"], rope=rope), extra=dict(rope=rope))
+                  flags=dict(walk=ap["walked"], rope=rope), extra=dict(rope=rope), holds=[(t_grip, t_let)] if rope else [])
 
 
 def _kick_block(rng, bodies, ini, tempo):
@@ -1516,7 +1520,7 @@ def _dance(rng, bodies, ini, tempo):
     t = np.arange(T)
     sgn = float(rng.choice([-1, 1]))                         # +1: counterclockwise seen from above
     turn = sgn * rng.uniform(0.5, 1.2) * 2 * np.pi * ramp(t, t_join + S(0.3), t_rel - S(0.3))
-    beat = rng.uniform(0.45, 0.7)                            # Hz, one sway to each side per beat
+    beat = rng.uniform(0.45, 0.7) / tempo                    # Hz, one sway to each side per beat
     phase = 2 * np.pi * beat * (t - t_join) / FPS
     on = window(t, t_join - S(0.3), t_join + S(0.3), t_rel - S(0.4), t_rel)
     C = sc.p(0.0, d / 2)
@@ -1534,8 +1538,8 @@ def _dance(rng, bodies, ini, tempo):
     def arms(tors):
         y = 0.5 * (tors[A]["pos"][:, 16, 1] + tors[B]["pos"][:, 16, 1]) - drop
         pA.hand_target[:], pB.hand_target[:] = _hold_hands(tors, A, B, bA, bB, y)
-        w = window(t, t_join - S(0.5), t_join, t_rel, t_rel + S(0.4))[:, None]
-        pA.hand_w[:], pB.hand_w[:] = w, w
+        pA.hand_w[:] = window(t, t_join - S(0.8), t_join, t_rel, t_rel + S(0.4))[:, None]  # A reaches out first
+        pB.hand_w[:] = window(t, t_join - S(0.4), t_join, t_rel, t_rel + S(0.4))[:, None]
 
     contacts = [(t_join, t_rel, A, 20, B, 21), (t_join, t_rel, A, 21, B, 20)]
     return _Built(T, _order(ini, pA, pB), arms, [t_join, t_rel], contacts,
@@ -1636,7 +1640,7 @@ def _conversation(rng, bodies, ini, tempo):
                                      for j in (0, 1)], 1)
 
     return _Built(T, _order(ini, pA, pB), arms, [starts[0], starts[1]], [], hand=HAND_NAMES[k],
-                  flags=dict(walk=ap["walked"], again=n_turns > 2))
+                  flags=dict(walk=ap["walked"], again=n_turns > 2 and starts[2] < T - S(1.0)))
 
 
 def _greet_walk(rng, bodies, ini, tempo):
@@ -1712,7 +1716,7 @@ def _fencing(rng, bodies, ini, tempo):
     T = t_r1 + S(rng.uniform(0.4, 0.9))
     t = np.arange(T)
     za = keyframes(t, tA + [t_l0, t_l1, t_r0, t_r1], zA + [zA[-1], zA[-1] + lunge, zA[-1] + lunge, zA[-1]])
-    zb = keyframes(t, [x + 4 for x in tA] + [t_l0], zB + [zB[-1]])
+    zb = keyframes(t, [x + 4 for x in tA], zB)
     pA = Plan(root_xz=sc.p(np.zeros(T), za), yaw=np.full(T, sc.yaw(side_on)), swing=9, step_thr=0.1)
     pB = Plan(root_xz=sc.p(np.zeros(T), zb), yaw=np.full(T, sc.yaw(np.pi + side_on)), swing=9, step_thr=0.1)
     lunging = window(t, t_l0, t_l1, t_r0, t_r1)
@@ -1726,7 +1730,7 @@ def _fencing(rng, bodies, ini, tempo):
     pB.bend = -0.08 * lunging                                # B draws back from the point
 
     def arms(tors):
-        for p, tor, b, other, attack in ((pA, tors[A], bA, tors[B], lunging), (pB, tors[B], bB, tors[A], 0 * t)):
+        for p, tor, b, other, attack in ((pA, tors[A], bA, tors[B], lunging), (pB, tors[B], bB, tors[A], np.zeros(T))):
             s = b.height / 1.7
             u = _unit((other["root"] - tor["root"]) * np.array([1.0, 0.0, 1.0]))   # toward the opponent
             Sw, Sb = tor["pos"][:, 16 + k], tor["pos"][:, 17 - k]
@@ -1964,6 +1968,7 @@ TEMPLATES = {
         ("shoulder", "{a} taps {b} on the shoulder with the {hand} hand, and {b} turns to face them."),
         ("!shoulder", "{a} [walks up behind|approaches] {b} and pats their back with the {hand} hand; "
                       "{b} turns around."),
+        ("!shoulder", "{a} gives {b} a pat on the back with the {hand} hand, and {b} looks round."),
         (None, "{a} [gets|catches] the attention of {b} with a pat of the {hand} hand, and {b} turns around."),
         (None, "{a} comes from behind and [pats|taps] {b} with the {hand} hand; {b} turns to look."),
     ],
@@ -1996,7 +2001,7 @@ TEMPLATES = {
         ("walk", "{a} [walks up to|approaches] {b}, they shake {hand} hands and leave together."),
         (None, "{a} greets {b} with a {hand}-handed handshake, then they turn and walk away side by side."),
         (None, "after {a} and {b} shake hands, they walk off [together|next to each other]."),
-        ("slow", "{a} slowly comes up to {b}, shakes their hand, and they stroll off together."),
+        ("walk", "{a} comes up to {b}, shakes their hand, and they stroll off together."),
         (None, "{a} offers {b} a handshake; then both turn and walk away together, chatting."),
     ],
     "fencing": [
@@ -2012,7 +2017,7 @@ TEMPLATES = {
         (None, "in a sparring match, {a} and {b} circle each other {dir}, then {a} throws a {hand} kick that {b} blocks."),
         (None, "{a} and {b} move {dir} around each other with guards up until {a} kicks and {b} blocks."),
         (None, "two people spar: {a} attacks with a {hand}-leg kick and {b} blocks it with the hands."),
-        ("fast", "{a} and {b} spar [energetically|briskly], and {a} lands a {hand} kick on the block of {b}."),
+        (None, "{a} and {b} trade blows in a sparring bout: {a} kicks with the {hand} leg, {b} blocks it."),
         (None, "guards up, {a} and {b} circle {dir}; {a} kicks and {b} defends."),
     ],
 }
@@ -2076,7 +2081,7 @@ def make_captions(rng, kind, built, ini, test: bool = False) -> tuple:
 # =====================================================================================================
 
 DEFAULT_N_CLIPS = 3000
-CACHE_VERSION = 14          # bump when the generator changes, so stale caches are not reused
+CACHE_VERSION = 15          # bump when the generator changes, so stale caches are not reused
 SPLITS = {"train": range(0, 8), "val": range(8, 9), "test": range(9, 10)}  # by clip index mod 10
 SHORT_CLIP_PROB = 0.1      # share of clips cut short (15-60 frames) around a key event
 CLIP_BYTES = 220 * 2 ** 10  # a clip's arrays in memory, measured with nbytes (the default set: ~640 MiB)
@@ -2139,9 +2144,10 @@ def make_clip(seed: int, i: int) -> dict:
     ini = int(rng.integers(2))
     tempo = float(rng.uniform(0.85, 1.2))
     built = BUILDERS[kind](rng, bodies, ini, tempo)
-    built.flags.update(slow=tempo > 1.12, fast=tempo < 0.9)  # captions may say so only where the motion does
+    built.flags.setdefault("slow", tempo > 1.12)  # captions say "slowly" only where the motion is slow
+    built.flags.setdefault("fast", tempo < 0.9)
     touching = np.zeros(built.T)  # contact windows, widened by half a second: the two hold still there
-    for t0, t1, *_ in built.contacts:
+    for t0, t1, *_ in built.contacts + built.holds:
         touching[max(0, t0 - FPS // 2):t1 + FPS // 2 + 1] = 1.0
     free = 1.0 - 0.5 * gaussian_filter1d(touching, 4.0, mode="nearest")  # touching: sway damped, not gone
     for p in (0, 1):
@@ -2471,7 +2477,9 @@ def person_motion(J: np.ndarray, height: float) -> dict:
                 y = J[a:b + 1, 0, 1]
                 y = y - np.linspace(y[0], y[-1], len(y))  # the cycle's pelvis height, its drift taken out
                 bob.append(y.max() - y.min())
+    lateral = np.einsum("ti,ti->t", (J[:, 7] - J[:, 8])[:, [0, 2]], left2(np.array([im.facing_yaw(f) for f in J])))
     return dict(frozen=step.max(-1) < FROZEN_M, still=step.max(-1) < 1e-6, jerk=jerk, knee=knee,
+                trunk_frozen=step[:, [0, 3, 6, 9, 12, 15]].max(-1) < FROZEN_M, crossed=lateral < 0,
                 walk_knee=walk_knee, elbow=elbow, wrist_speed=step[:, [20, 21]].ravel() * FPS,
                 pelvis_speed=pelvis_v, bob=np.array(bob), stride=np.array([x for x, _ in strides]),
                 stride_normal=np.array([x for x, v in strides if v >= NORMAL_WALK]),
@@ -2488,7 +2496,8 @@ def motion_report(clips: list, by_type: bool = False) -> dict:
     cat = {k: np.concatenate([np.ravel(x[k]) for x in parts]) for k in parts[0] if k != "walk_frames"}
     pct = lambda k, q: float(np.percentile(cat[k], q)) if len(cat[k]) else float("nan")  # noqa: E731
     r = dict(n_clips=len(clips), frozen_pct=100 * float(cat["frozen"].mean()),
-             still_pct=100 * float(cat["still"].mean()),
+             still_pct=100 * float(cat["still"].mean()), trunk_frozen_pct=100 * float(cat["trunk_frozen"].mean()),
+             feet_crossed_pct=100 * float(cat["crossed"].mean()),
              jerk_median=pct("jerk", 50), jerk_p90=pct("jerk", 90),
              knee_deg_p1=pct("knee", 1), knee_deg_p99=pct("knee", 99),
              walk_knee_deg_p1=pct("walk_knee", 1), walk_knee_deg_p99=pct("walk_knee", 99),

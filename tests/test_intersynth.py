@@ -334,3 +334,15 @@ def test_a_clip_is_the_same_for_its_seed_and_index_whatever_else_is_generated():
         assert a["captions"] == b["captions"] and a["meta"]["contacts"] == b["meta"]["contacts"]
     other = S.make_clip(1, i)  # another seed: another clip
     assert other["joints"].shape != a["joints"].shape or not np.array_equal(other["joints"], a["joints"])
+
+
+def test_every_combination_of_flags_leaves_three_captions_to_choose_from():
+    """The held-out template and the flags must never leave a type with fewer than three usable templates."""
+    import itertools
+    for kind, templates in S.TEMPLATES.items():
+        names = sorted({c.lstrip("!") for c, _ in templates if c} | {"slow", "fast"})
+        held = S.heldout_template(kind)
+        for values in itertools.product([False, True], repeat=len(names)):
+            flags = dict(zip(names, values))
+            usable = [t for c, t in templates if S._flag_ok(c, flags) and t != held]
+            assert len(usable) >= 3, (kind, flags, len(usable))
