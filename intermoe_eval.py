@@ -1,7 +1,8 @@
 """intermoe_eval: looking at and judging the motion intermoe_min makes.
 
    1. Looking at motion: matplotlib animations, GIFs, filmstrips and top views (`show`, `animate`,
-      `save_gif`, `filmstrip`, `save_filmstrips`, `plot_trajectories`).
+      `save_gif`, `filmstrip`, `save_filmstrips`, `plot_trajectories`); getting it out (`save_bvh`,
+      `save_interhuman`).
    2. Evaluation: the evaluator (InterGen's protocol), InterGen's metrics, identity (roles, homogenisation)
       and physics measures, `evaluate` and `run_evaluation`.
    3. The paper's ablation table in miniature: `run_ablation`.
@@ -32,7 +33,8 @@ from einops import rearrange
 import intermoe_min as im
 from intermoe_min import (Checkpointable, DataError, FEATURE_SLICES, FEAT_DIM, FOOT_JOINTS, FPS, InterMoE,
                           InterMoEConfig, InteractionDataset, JOINT_NAMES, L_HIP, L_SHOULDER, LatentDataset,
-                          MAX_FRAMES, MIN_FRAMES, N_JOINTS, Normalizer, R_HIP, R_SHOULDER, TextConfig, TextEncoder,
+                          MAX_FRAMES, MIN_FRAMES, N_JOINTS, Normalizer, R_HIP, R_SHOULDER, SMPL_PARENTS, TextConfig,
+                          TextEncoder,
                           Vocab, build_model, caption_initiator, collate, facing_yaw, foot_contacts,
                           joints_from_features, load_checkpoint, load_intersynth, measure_latent_scale,
                           pick_device, preset, sinusoidal_embedding,
@@ -463,6 +465,134 @@ def plot_trajectories(joints, caption=None, fps=FPS, colors=None, ax=None, figsi
     if caption:
         ax.set_title(_wrap(caption, fig.get_figwidth()), fontsize=9)
     return fig
+
+
+# ---- 1b. Getting motion out: BVH for Blender and friends, InterHuman's raw layout ----------------------------
+# BVH stores a skeleton (each joint's offset from its parent in a rest pose) and, per frame, the root's position
+# and every joint's rotation relative to its parent. We solve the rotations from the positions: a joint with one
+# child turns the rest pose's bone onto the bone it has now by the shortest arc from where its parent already
+# turned it; the pelvis and the chest (three children each) are turned by the frame of two directions (up the
+# spine, across the hips or collars). The rest pose is a T-pose, facing +Z; offsets are the person's own, so
+# forward kinematics gives the positions back (exactly for constant bone lengths).
+_BVH_FRAMES = {0: (3, (1, 2)), 9: (12, (13, 14))}  # joint: (child up the spine, (left, right) children across)
+
+
+def _children(j: int) -> list:
+    return [c for c, p in enumerate(SMPL_PARENTS) if p == j]
+
+
+def _two_axis_frame(a, b):
+    """(..., 3) directions -> (..., 3, 3) rotation whose columns are a, the part of b across a, their cross."""
+    e1 = a / np.linalg.norm(a, axis=-1, keepdims=True)
+    e2 = b - (e1 * b).sum(-1, keepdims=True) * e1
+    e2 = e2 / np.maximum(np.linalg.norm(e2, axis=-1, keepdims=True), 1e-9)
+    return np.stack([e1, e2, np.cross(e1, e2)], -1)
+
+
+def _shortest_arc(u, v):
+    """(..., 3) unit vectors -> (..., 3, 3) the rotation taking u to v about u x v (identity when parallel)."""
+    axis = np.cross(u, v)
+    s, c = np.linalg.norm(axis, axis=-1), np.clip((u * v).sum(-1), -1.0, 1.0)
+    axis = np.where(s[..., None] > 1e-9, axis / np.maximum(s, 1e-9)[..., None], np.array([1.0, 0.0, 0.0]))
+    return im.axis_angle_matrix(axis, np.arctan2(s, c))
+
+
+def joint_rotations(joints: np.ndarray):
+    """One person's joints (T, 22, 3) -> local rotations (T, 22, 3, 3) (joint 0: global) and the rest offsets
+    (22, 3) that forward kinematics (`intermoe_min.forward_kinematics`) turns back into these joints."""
+    J = np.asarray(joints, dtype=np.float64)
+    rest = im.data_module("intersynth").REST_OFFSETS  # a T-pose's directions (the lengths are the person's)
+    T = len(J)
+    G = np.empty((T, N_JOINTS, 3, 3))
+    for j in range(N_JOINTS):  # parents come first in SMPL's order
+        kids = _children(j)
+        if j in _BVH_FRAMES:
+            up, (l, r) = _BVH_FRAMES[j]
+            now = _two_axis_frame(J[:, up] - J[:, j], J[:, l] - J[:, r])                 # (T, 3, 3)
+            G[:, j] = now @ _two_axis_frame(rest[up], rest[l] - rest[r]).T
+        elif kids:
+            c = kids[0]
+            Gp = G[:, SMPL_PARENTS[j]]
+            was = np.einsum("tij,j->ti", Gp, rest[c] / np.linalg.norm(rest[c]))          # the bone, turned so far
+            now = (J[:, c] - J[:, j]) / np.linalg.norm(J[:, c] - J[:, j], axis=-1, keepdims=True)
+            G[:, j] = _shortest_arc(was, now) @ Gp
+        else:  # a hand, a foot or the head: nothing below it to say how it turns
+            G[:, j] = G[:, SMPL_PARENTS[j]]
+    local = G.copy()
+    for j in range(1, N_JOINTS):
+        local[:, j] = np.swapaxes(G[:, SMPL_PARENTS[j]], -1, -2) @ G[:, j]
+    offsets = np.zeros((N_JOINTS, 3))
+    for j in range(1, N_JOINTS):  # each child's place in its parent's frame, averaged over the clip
+        p = SMPL_PARENTS[j]
+        offsets[j] = np.einsum("tji,tj->ti", G[:, p], J[:, j] - J[:, p]).mean(0)
+    return local, offsets
+
+
+def _euler_zxy(R):
+    """(..., 3, 3) -> degrees (z, x, y) with R = Rz(z) Rx(x) Ry(y), BVH's 'Zrotation Xrotation Yrotation'."""
+    x = np.arcsin(np.clip(R[..., 2, 1], -1.0, 1.0))
+    z = np.arctan2(-R[..., 0, 1], R[..., 1, 1])
+    y = np.arctan2(-R[..., 2, 0], R[..., 2, 2])
+    return np.degrees(np.stack([z, x, y], -1))
+
+
+def save_bvh(motion, path: str, fps: int = FPS) -> list:
+    """Two people's joints (2, T, 22, 3) metres, or features (2, T, 262), -> one BVH file each, `path` with
+    '_p1' / '_p2' before '.bvh'; returns their paths. Centimetres, Y up, 'Zrotation Xrotation Yrotation'."""
+    J = np.asarray(motion, dtype=np.float64)
+    if J.ndim == 3 and J.shape[-1] == FEAT_DIM:
+        J = joints_from_features(J)
+    if J.ndim == 4 and J.shape[0] != 2 or J.ndim not in (3, 4) or J.shape[-2:] != (N_JOINTS, 3) or J.shape[-3] < 2:
+        raise ValueError(f"save_bvh: expected joints (2, T, 22, 3) or (T, 22, 3), or features (2, T, {FEAT_DIM}), "
+                         f"got {np.shape(motion)}")
+    people = J if J.ndim == 4 else J[None]
+    stem = path[:-4] if path.lower().endswith(".bvh") else path
+    out = []
+    for n, person in enumerate(people):
+        local, offsets = joint_rotations(person)
+        lines = ["HIERARCHY"]
+
+        def write(j, depth):
+            pad = "  " * depth
+            lines.append(f"{pad}{'ROOT' if j == 0 else 'JOINT'} {JOINT_NAMES[j]}")
+            lines.append(pad + "{")
+            lines.append(f"{pad}  OFFSET {' '.join(f'{100 * v:.4f}' for v in (offsets[j] if j else np.zeros(3)))}")
+            lines.append(f"{pad}  CHANNELS " + ("6 Xposition Yposition Zposition " if j == 0 else "3 ")
+                         + "Zrotation Xrotation Yrotation")
+            for c in _children(j):
+                write(c, depth + 1)
+            if not _children(j):
+                lines.extend([f"{pad}  End Site", pad + "  {", f"{pad}    OFFSET 0.0 0.0 0.0", pad + "  }"])
+            lines.append(pad + "}")
+        write(0, 0)
+        angles = _euler_zxy(local)                                          # (T, 22, 3)
+        order = [j for j in _dfs_order()]
+        rows = np.concatenate([100 * person[:, 0], angles[:, order].reshape(len(person), -1)], 1)
+        lines += ["MOTION", f"Frames: {len(person)}", f"Frame Time: {1.0 / fps:.8f}"]
+        lines += [" ".join(f"{v:.5f}" for v in row) for row in rows]
+        name = f"{stem}_p{n + 1}.bvh"
+        os.makedirs(os.path.dirname(os.path.abspath(name)), exist_ok=True)
+        with open(name, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        out.append(name)
+    return out
+
+
+def _dfs_order(j: int = 0) -> list:
+    """Joints in the order a BVH file lists them (depth first, children in SMPL order)."""
+    return [j] + [k for c in _children(j) for k in _dfs_order(c)]
+
+
+def save_interhuman(root: str, clip_id: str, joints, captions, split: str = "test") -> str:
+    """Two people's joints (2, T, 22, 3) and captions -> InterHuman's raw files under `root` (the layout
+    `intermoe_min.load_interhuman` reads; data/interhuman.py), the local rotations solved from the positions
+    (`joint_rotations`). Adds clip_id to root/<split>.txt. Returns the root."""
+    J = np.asarray(joints, dtype=np.float64)
+    if J.ndim != 4 or J.shape[0] != 2 or J.shape[2:] != (N_JOINTS, 3):
+        raise ValueError(f"save_interhuman: expected joints of shape (2, T, 22, 3), got {J.shape}")
+    rot6d = np.stack([im.rot6d_from_matrix(joint_rotations(p)[0][:, 1:]) for p in J])  # (2, T, 21, 6)
+    im.data_module("interhuman").save_clip(root, clip_id, J, rot6d, list(captions), split)
+    return root
 
 
 # =====================================================================================================
@@ -1520,6 +1650,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="the starting noise")
     s.add_argument("--out", default=os.path.join("runs", "samples"), help="folder for the GIFs (sample_0.gif, ...)")
     s.add_argument("--strip", help="also write one PNG with a filmstrip of every prompt, one row each")
+    s.add_argument("--bvh", action="store_true", help="also write each sample as two BVH files (one per person, "
+                   "for Blender and other tools) next to its GIF: sample_0_p1.bvh, sample_0_p2.bvh, ...")
     e = add("evaluate", "the results table of a trained model (evaluator and role classifier trained once, "
                         "cached in runs/evaluator)")
     e.add_argument("--ckpt", required=True, help="model.pt written by train or demo")
@@ -1611,6 +1743,8 @@ def _run(args) -> None:
         joints = model.sample(args.prompt, args.length, seed=args.seed, progress=True)
         for k, prompt in enumerate(args.prompt):
             print("wrote", save_gif(joints[k].cpu().numpy(), os.path.join(args.out, f"sample_{k}.gif"), caption=prompt))
+            if args.bvh:
+                print("wrote", ", ".join(save_bvh(joints[k].cpu().numpy(), os.path.join(args.out, f"sample_{k}.bvh"))))
         if args.strip:
             print("wrote", save_filmstrips(joints.cpu().numpy(), args.prompt, args.strip))
         return

@@ -92,3 +92,27 @@ def read_clip(root: str, clip_id: str) -> dict:
     im.check_record(rec, where=os.path.join(root, "motions_processed", "person*", f"{clip_id}.npy")
                     if captions else annot)
     return rec
+
+
+def yup_to_zup(p: np.ndarray) -> np.ndarray:
+    """The inverse of zup_to_yup: (x, y, z) Y up -> (x, -z, y) as InterHuman stores it."""
+    return np.stack([p[..., 0], -p[..., 2], p[..., 1]], axis=-1)
+
+
+def save_clip(root: str, clip_id: str, joints: np.ndarray, rot6d: np.ndarray, captions: list, split: str) -> None:
+    """Write one clip in the layout `load` reads: joints (2, T, 22, 3) Y up, local rotations (2, T, 21, 6);
+    the raw file's other columns (hand joints and their rotations) are zeros. Adds clip_id to <split>.txt."""
+    for p, name in enumerate(("person1", "person2")):
+        raw = np.zeros((joints.shape[1], RAW_DIM), dtype=np.float32)
+        raw[:, _RAW_POS] = yup_to_zup(joints[p]).reshape(len(raw), -1)
+        raw[:, _RAW_ROT] = rot6d[p].reshape(len(raw), -1)
+        os.makedirs(os.path.join(root, "motions_processed", name), exist_ok=True)
+        np.save(os.path.join(root, "motions_processed", name, f"{clip_id}.npy"), raw)
+    os.makedirs(os.path.join(root, "annots"), exist_ok=True)
+    with open(os.path.join(root, "annots", f"{clip_id}.txt"), "w", encoding="utf-8") as f:
+        f.write("\n".join(captions) + "\n")
+    split_file = os.path.join(root, f"{split}.txt")
+    ids = open(split_file).read().split() if os.path.isfile(split_file) else []
+    if clip_id not in ids:
+        with open(split_file, "a") as f:
+            f.write(clip_id + "\n")

@@ -67,3 +67,51 @@ def dense_reference(moe, h, emb, mask=None, n_persons: int = 1):
         all_out = torch.stack([expert(x) for expert in moe.experts], dim=-2)  # (N, T, E, D)
         w = (weights * sel).to(all_out.dtype)  # (N, T, E)
         return (w[..., None] * all_out).sum(dim=-2)  # (N, T, D)
+
+
+def read_bvh_positions(path):
+    """A small BVH reader, for the tests: joint names and their positions (T, J, 3) in metres by forward
+    kinematics of the file's offsets (cm) and 'Zrotation Xrotation Yrotation' channels."""
+    names, parents, offsets, stack, rows, in_motion = [], [], [], [], [], False
+    for line in open(path).read().splitlines():
+        tok = line.split()
+        if not tok:
+            continue
+        if in_motion:
+            if tok[0] not in ("Frames:", "Frame"):
+                rows.append([float(v) for v in tok])
+        elif tok[0] in ("ROOT", "JOINT"):
+            names.append(tok[1])
+            parents.append(stack[-1] if stack else -1)
+            pending = len(names) - 1
+        elif tok[0] == "End":
+            pending = None
+        elif tok[0] == "{":
+            stack.append(pending)
+        elif tok[0] == "}":
+            stack.pop()
+        elif tok[0] == "OFFSET" and pending is not None and len(offsets) < len(names):
+            offsets.append([float(v) / 100 for v in tok[1:4]])
+        elif tok[0] == "MOTION":
+            in_motion = True
+    rows = np.array(rows)
+    T, J = len(rows), len(names)
+
+    def rot(axis, deg):
+        a = np.radians(deg)
+        c, s = np.cos(a), np.sin(a)
+        R = np.zeros(a.shape + (3, 3))
+        i, j = [(1, 2), (2, 0), (0, 1)][axis]
+        R[..., axis, axis], R[..., i, i], R[..., j, j], R[..., i, j], R[..., j, i] = 1, c, c, -s, s
+        return R
+    angles = rows[:, 3:].reshape(T, J, 3)
+    local = rot(2, angles[..., 0]) @ rot(0, angles[..., 1]) @ rot(1, angles[..., 2])  # Rz Rx Ry
+    G, P = np.empty((T, J, 3, 3)), np.empty((T, J, 3))
+    for j in range(J):
+        p = parents[j]
+        if p < 0:
+            G[:, j], P[:, j] = local[:, j], rows[:, :3] / 100
+        else:
+            G[:, j] = G[:, p] @ local[:, j]
+            P[:, j] = P[:, p] + np.einsum("tij,j->ti", G[:, p], np.array(offsets[j]))
+    return names, P

@@ -184,3 +184,14 @@ def test_the_model_file_reads_in_the_order_the_notebooks_teach():
     assert router < 1000, router
     for name in ("Causal-Skeletal VAE", "Synergistic", "InterMoE block", "Cooperative", "Training machinery"):
         assert name.lower() in im.__doc__.lower(), name
+
+
+def test_sample_writes_bvh_files_a_parser_reads(tmp_path):
+    bvh = pytest.importorskip("bvh")
+    train(tmp_path)
+    ie.main(["sample", "--ckpt", str(tmp_path / "model.pt"), "--prompt", "two people hug", "--length", "30",
+             "--out", str(tmp_path / "s"), "--bvh"])
+    for person in ("p1", "p2"):
+        with open(tmp_path / "s" / f"sample_0_{person}.bvh") as f:
+            b = bvh.Bvh(f.read())
+        assert len(b.get_joints_names()) == 22 and b.nframes == 30 and abs(b.frame_time - 1 / 30) < 1e-6

@@ -1,0 +1,62 @@
+"""Getting motion out: BVH files (for Blender and other tools) and InterHuman's raw layout, both round-tripped."""
+import os
+
+import numpy as np
+import pytest
+
+import intermoe_eval as ie
+import intermoe_min as im
+from helpers import make_record, read_bvh_positions
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return im.data_module("intersynth").make_clip(0, 3)
+
+
+def test_rotations_solved_from_positions_give_the_positions_back(clip):
+    for person in clip["joints"].astype(np.float64):
+        local, offsets = ie.joint_rotations(person)
+        np.testing.assert_allclose(im.forward_kinematics(local, person[:, 0], offsets), person, atol=1e-6)
+
+
+def test_a_bvh_file_read_back_gives_the_motion_within_a_centimetre(clip, tmp_path):
+    paths = ie.save_bvh(clip["joints"], str(tmp_path / "clip.bvh"))
+    assert [os.path.basename(p) for p in paths] == ["clip_p1.bvh", "clip_p2.bvh"]
+    for person, path in zip(clip["joints"], paths):
+        names, P = read_bvh_positions(path)
+        P = P[:, [names.index(n) for n in im.JOINT_NAMES]]  # the file's order -> SMPL's
+        assert np.abs(P - person).max() < 0.01
+
+
+def test_a_bvh_file_opens_in_a_parser_we_did_not_write(clip, tmp_path):
+    bvh = pytest.importorskip("bvh")  # the 'bvh' package from PyPI, used only here
+    path = ie.save_bvh(clip["joints"], str(tmp_path / "clip.bvh"))[0]
+    with open(path) as f:
+        b = bvh.Bvh(f.read())
+    assert sorted(b.get_joints_names()) == sorted(im.JOINT_NAMES)
+    assert b.nframes == clip["joints"].shape[1] and abs(b.frame_time - 1 / im.FPS) < 1e-6
+    assert len(b.joint_channels("pelvis")) == 6 and len(b.joint_channels("left_knee")) == 3
+
+
+def test_features_export_like_joints_and_bad_input_is_refused(clip, tmp_path):
+    feats = im.features_from_joints(clip["joints"], clip["rot6d"])  # (2, T-1, 262)
+    a = ie.save_bvh(feats, str(tmp_path / "from_features"))
+    names, P = read_bvh_positions(a[0])
+    assert P.shape == (feats.shape[1], 22, 3)
+    with pytest.raises(ValueError, match=r"save_bvh: expected joints .* got \(3, 10, 22, 3\)"):
+        ie.save_bvh(np.zeros((3, 10, 22, 3)), str(tmp_path / "x.bvh"))
+
+
+def test_an_interhuman_file_we_write_loads_through_load_interhuman(tmp_path):
+    rec = make_record(T=40, seed=1, clip_id="c7")
+    ie.save_interhuman(str(tmp_path), "c7", rec["joints"], rec["captions"], split="train")
+    records, errors = im.load_interhuman(str(tmp_path), "train", strict=True)
+    assert not errors and records[0]["captions"] == rec["captions"]
+    np.testing.assert_allclose(records[0]["joints"], rec["joints"], atol=1e-5)
+    offsets = [ie.joint_rotations(p)[1] for p in rec["joints"]]
+    for p in range(2):  # the stored rotations drive the skeleton back to the positions
+        local = np.concatenate([ie.joint_rotations(rec["joints"][p])[0][:, :1],
+                                im.matrix_from_rot6d(records[0]["rot6d"][p].astype(np.float64))], 1)
+        back = im.forward_kinematics(local, rec["joints"][p][:, 0].astype(np.float64), offsets[p])
+        assert np.abs(back - rec["joints"][p]).max() < 0.01
