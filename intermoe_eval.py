@@ -482,10 +482,14 @@ def _children(j: int) -> list:
 
 
 def _two_axis_frame(a, b):
-    """(..., 3) directions -> (..., 3, 3) rotation whose columns are a, the part of b across a, their cross."""
-    e1 = a / np.linalg.norm(a, axis=-1, keepdims=True)
+    """(..., 3) directions -> (..., 3, 3) rotation whose columns are a, the part of b across a, their cross
+    (a degenerate pose, a of length 0 or b along a, still gives a rotation)."""
+    na = np.linalg.norm(a, axis=-1, keepdims=True)
+    e1 = np.where(na > 1e-9, a / np.maximum(na, 1e-9), np.array([0.0, 1.0, 0.0]))
     e2 = b - (e1 * b).sum(-1, keepdims=True) * e1
-    e2 = e2 / np.maximum(np.linalg.norm(e2, axis=-1, keepdims=True), 1e-9)
+    n2 = np.linalg.norm(e2, axis=-1, keepdims=True)
+    spare = np.cross(e1, np.eye(3)[np.argmin(np.abs(e1), axis=-1)])  # any direction across e1
+    e2 = np.where(n2 > 1e-9, e2 / np.maximum(n2, 1e-9), spare / np.linalg.norm(spare, axis=-1, keepdims=True))
     return np.stack([e1, e2, np.cross(e1, e2)], -1)
 
 
@@ -493,7 +497,10 @@ def _shortest_arc(u, v):
     """(..., 3) unit vectors -> (..., 3, 3) the rotation taking u to v about u x v (identity when parallel)."""
     axis = np.cross(u, v)
     s, c = np.linalg.norm(axis, axis=-1), np.clip((u * v).sum(-1), -1.0, 1.0)
-    axis = np.where(s[..., None] > 1e-9, axis / np.maximum(s, 1e-9)[..., None], np.array([1.0, 0.0, 0.0]))
+    other = np.eye(3)[np.argmin(np.abs(u), axis=-1)]                   # the axis least along u
+    across = np.cross(u, other)                                        # for u, v opposite: any axis across u
+    axis = np.where(s[..., None] > 1e-9, axis / np.maximum(s, 1e-9)[..., None],
+                    across / np.maximum(np.linalg.norm(across, axis=-1, keepdims=True), 1e-9))
     return im.axis_angle_matrix(axis, np.arctan2(s, c))
 
 
@@ -514,7 +521,7 @@ def joint_rotations(joints: np.ndarray):
             c = kids[0]
             Gp = G[:, SMPL_PARENTS[j]]
             was = np.einsum("tij,j->ti", Gp, rest[c] / np.linalg.norm(rest[c]))          # the bone, turned so far
-            now = (J[:, c] - J[:, j]) / np.linalg.norm(J[:, c] - J[:, j], axis=-1, keepdims=True)
+            now = (J[:, c] - J[:, j]) / np.maximum(np.linalg.norm(J[:, c] - J[:, j], axis=-1, keepdims=True), 1e-9)
             G[:, j] = _shortest_arc(was, now) @ Gp
         else:  # a hand, a foot or the head: nothing below it to say how it turns
             G[:, j] = G[:, SMPL_PARENTS[j]]
@@ -531,8 +538,9 @@ def joint_rotations(joints: np.ndarray):
 def _euler_zxy(R):
     """(..., 3, 3) -> degrees (z, x, y) with R = Rz(z) Rx(x) Ry(y), BVH's 'Zrotation Xrotation Yrotation'."""
     x = np.arcsin(np.clip(R[..., 2, 1], -1.0, 1.0))
-    z = np.arctan2(-R[..., 0, 1], R[..., 1, 1])
-    y = np.arctan2(-R[..., 2, 0], R[..., 2, 2])
+    lock = np.sqrt(R[..., 0, 1] ** 2 + R[..., 1, 1] ** 2) < 1e-8     # x = +-90 deg: only z + -y is defined
+    z = np.where(lock, np.arctan2(R[..., 1, 0], R[..., 0, 0]), np.arctan2(-R[..., 0, 1], R[..., 1, 1]))
+    y = np.where(lock, 0.0, np.arctan2(-R[..., 2, 0], R[..., 2, 2]))
     return np.degrees(np.stack([z, x, y], -1))
 
 
@@ -583,14 +591,17 @@ def _dfs_order(j: int = 0) -> list:
     return [j] + [k for c in _children(j) for k in _dfs_order(c)]
 
 
-def save_interhuman(root: str, clip_id: str, joints, captions, split: str = "test") -> str:
+def save_interhuman(root: str, clip_id: str, joints, captions, split: str = "test", rot6d=None) -> str:
     """Two people's joints (2, T, 22, 3) and captions -> InterHuman's raw files under `root` (the layout
-    `intermoe_min.load_interhuman` reads; data/interhuman.py), the local rotations solved from the positions
-    (`joint_rotations`). Adds clip_id to root/<split>.txt. Returns the root."""
+    `intermoe_min.load_interhuman` reads; data/interhuman.py). rot6d (2, T, 21, 6): the local rotations, e.g. a
+    clip's own; None: solved from the positions (`joint_rotations`, no twist). Adds clip_id to root/<split>.txt."""
     J = np.asarray(joints, dtype=np.float64)
     if J.ndim != 4 or J.shape[0] != 2 or J.shape[2:] != (N_JOINTS, 3):
         raise ValueError(f"save_interhuman: expected joints of shape (2, T, 22, 3), got {J.shape}")
-    rot6d = np.stack([im.rot6d_from_matrix(joint_rotations(p)[0][:, 1:]) for p in J])  # (2, T, 21, 6)
+    if rot6d is None:
+        rot6d = np.stack([im.rot6d_from_matrix(joint_rotations(p)[0][:, 1:]) for p in J])  # (2, T, 21, 6)
+    elif np.shape(rot6d) != J.shape[:2] + (N_JOINTS - 1, 6):
+        raise ValueError(f"save_interhuman: rot6d must have shape {J.shape[:2] + (N_JOINTS - 1, 6)}, got {np.shape(rot6d)}")
     im.data_module("interhuman").save_clip(root, clip_id, J, rot6d, list(captions), split)
     return root
 

@@ -114,5 +114,6 @@ def save_clip(root: str, clip_id: str, joints: np.ndarray, rot6d: np.ndarray, ca
     split_file = os.path.join(root, f"{split}.txt")
     ids = open(split_file).read().split() if os.path.isfile(split_file) else []
     if clip_id not in ids:
+        text = open(split_file).read() if os.path.isfile(split_file) else ""
         with open(split_file, "a") as f:
-            f.write(clip_id + "\n")
+            f.write(("\n" if text and not text.endswith("\n") else "") + clip_id + "\n")

@@ -122,7 +122,7 @@ def check_dts_gate(fn) -> str:
 def check_bias_rule(fn) -> str:
     """fn(bias (E,), counts (E,), S, capacity, step) -> new bias (E,)."""
     bias = torch.tensor([-0.5, -0.5, -0.0002, -0.9999, -0.3])
-    counts, S = torch.tensor([30, 10, 40, 0, 20]), 100
+    counts, S = torch.tensor([30, 10, 0, 40, 20]), 100  # the third and fourth would leave (-1, 0) unclamped
     E = len(bias)
     ref = (bias - 0.001 * torch.sign(counts * E - S)).clamp(-1 + im.BIAS_EPS, -im.BIAS_EPS)
     got = _call(fn, bias.clone(), counts, S, 1.0, 0.001)
@@ -133,6 +133,9 @@ def check_bias_rule(fn) -> str:
     assert not (torch.allclose(got, unclamped) and not torch.allclose(got, ref)), (
         "the paper keeps the bias strictly inside (-1, 0): clamp it to [-1 + 1e-4, -1e-4]")
     assert torch.allclose(got, ref), "not the bias rule: k = capacity * S / E, b_e -= step * sign(count_e - k), clamp"
+    ref2 = (bias - 0.01 * torch.sign(counts * E - 2.0 * S)).clamp(-1 + im.BIAS_EPS, -im.BIAS_EPS)
+    assert torch.allclose(_call(fn, bias.clone(), counts, S, 2.0, 0.01), ref2), (
+        "right for capacity 1 and step 0.001 only: use the capacity and step you are given (k = capacity * S / E)")
     return "correct: the bias rule"
 
 

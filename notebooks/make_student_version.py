@@ -2,7 +2,7 @@
 `raise NotImplementedError` (at the block's indentation), every other cell is left as it is, and the exercises'
 checks (exercises.py) are copied beside them. The teacher's version (this folder) keeps the solutions.
 
-    python notebooks/make_student_version.py                  # writes notebooks/student/
+    python notebooks/make_student_version.py                  # writes student_notebooks/ (beside notebooks/)
     python notebooks/make_student_version.py --out handout    # or any folder
 """
 import argparse
@@ -44,7 +44,8 @@ def make(out: str, src: str = HERE) -> list:
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default=os.path.join(HERE, "student"), help="the folder for the student notebooks")
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(HERE), "student_notebooks"),
+                    help="the folder for the student notebooks (outside notebooks/, which the tests run)")
     args = ap.parse_args()
     paths = make(args.out)
     print(f"wrote {len(paths)} notebooks and exercises.py to {args.out}")

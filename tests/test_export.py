@@ -60,3 +60,19 @@ def test_an_interhuman_file_we_write_loads_through_load_interhuman(tmp_path):
                                 im.matrix_from_rot6d(records[0]["rot6d"][p].astype(np.float64))], 1)
         back = im.forward_kinematics(local, rec["joints"][p][:, 0].astype(np.float64), offsets[p])
         assert np.abs(back - rec["joints"][p]).max() < 0.01
+
+
+def test_a_bad_frame_does_not_spoil_the_file(clip, tmp_path):
+    J = clip["joints"].astype(np.float64).copy()
+    J[0, 5] = 0.0                          # one frame of person 1 all at the origin: zero-length bones
+    J[0, 7, 18] = J[0, 7, 16]              # an elbow on its shoulder
+    J[0, 9, 18:21:2] = J[0, 9, 16] - (J[0, 9, 18] - J[0, 9, 16])  # an arm turned exactly round
+    for path in ie.save_bvh(J, str(tmp_path / "bad.bvh")):
+        assert "nan" not in open(path).read().lower()
+
+
+def test_euler_angles_survive_gimbal_lock():
+    R = im.axis_angle_matrix(np.array([1.0, 0.0, 0.0]), np.pi / 2) @ im.axis_angle_matrix(np.array([0.0, 1.0, 0.0]), 0.3)
+    z, x, y = np.radians(ie._euler_zxy(R[None]))[0]
+    rz, rx, ry = (im.axis_angle_matrix(np.eye(3)[k], a) for k, a in ((2, z), (0, x), (1, y)))
+    np.testing.assert_allclose(rz @ rx @ ry, R, atol=1e-6)
