@@ -2477,7 +2477,9 @@ def person_motion(J: np.ndarray, height: float) -> dict:
                 y = J[a:b + 1, 0, 1]
                 y = y - np.linspace(y[0], y[-1], len(y))  # the cycle's pelvis height, its drift taken out
                 bob.append(y.max() - y.min())
-    lateral = np.einsum("ti,ti->t", (J[:, 7] - J[:, 8])[:, [0, 2]], left2(np.array([im.facing_yaw(f) for f in J])))
+    across = (J[:, im.R_HIP] - J[:, im.L_HIP]) + (J[:, im.R_SHOULDER] - J[:, im.L_SHOULDER])  # as im.facing_yaw, all frames
+    facing = np.cross(UP, across)
+    lateral = np.einsum("ti,ti->t", (J[:, 7] - J[:, 8])[:, [0, 2]], left2(np.arctan2(facing[:, 0], facing[:, 2])))
     return dict(frozen=step.max(-1) < FROZEN_M, still=step.max(-1) < 1e-6, jerk=jerk, knee=knee,
                 trunk_frozen=step[:, [0, 3, 6, 9, 12, 15]].max(-1) < FROZEN_M, crossed=lateral < 0,
                 walk_knee=walk_knee, elbow=elbow, wrist_speed=step[:, [20, 21]].ravel() * FPS,
