@@ -1060,7 +1060,7 @@ def homogenisation_gap(real_joints: list, generated_joints: list) -> float:
 # General functions of joint positions (metres, Y up, floor at y = 0); data/intersynth.py's physics report
 # measures its own clips with the same functions.
 
-TORSO_RADIUS = 0.12  # torso capsule (pelvis -> neck) radius (m): two torsos closer than 2r overlap
+TORSO_RADIUS = im.CAPSULES[0][2]  # the torso capsule's radius (m), pelvis -> neck
 NECK, WRISTS = JOINT_NAMES.index("neck"), (JOINT_NAMES.index("left_wrist"), JOINT_NAMES.index("right_wrist"))
 TOUCH_MARGIN = 30    # frames (1 s) either side of the recorded contacts in which a generated clip may touch
 _TOUCH_RE = re.compile(r"\b(shak\w* hands?|handshake|hug\w*|embrac\w*|high[- ]?fives?|push\w*|shov\w*|pats?|"
@@ -1068,17 +1068,9 @@ _TOUCH_RE = re.compile(r"\b(shak\w* hands?|handshake|hug\w*|embrac\w*|high[- ]?f
 
 
 def segment_distance(p1, q1, p2, q2) -> np.ndarray:
-    """Shortest distance between segments p1-q1 and p2-q2, all (N, 3) -> (N,) (closest points of two
-    segments, Ericson, Real-Time Collision Detection, 5.1.9). A segment may be a point (p == q)."""
-    d1, d2, r = q1 - p1, q2 - p2, p1 - p2
-    a, e = np.maximum((d1 * d1).sum(-1), 1e-12), np.maximum((d2 * d2).sum(-1), 1e-12)
-    b, c, f = (d1 * d2).sum(-1), (d1 * r).sum(-1), (d2 * r).sum(-1)
-    den = a * e - b * b
-    s = np.where(den > 1e-12, np.clip((b * f - c * e) / np.maximum(den, 1e-12), 0, 1), 0.0)
-    t = (b * s + f) / e
-    s = np.where(t < 0, np.clip(-c / a, 0, 1), np.where(t > 1, np.clip((b - c) / a, 0, 1), s))
-    t = np.clip(t, 0, 1)
-    return np.linalg.norm((p1 + d1 * s[:, None]) - (p2 + d2 * t[:, None]), axis=-1)
+    """im.segment_distance on numpy arrays (N, 3) -> (N,), in float64."""
+    t = [torch.as_tensor(np.asarray(v, dtype=np.float64)) for v in (p1, q1, p2, q2)]
+    return im.segment_distance(*t).numpy()
 
 
 def foot_sliding(joints: np.ndarray) -> np.ndarray:
@@ -1099,11 +1091,10 @@ def floor_penetration(joints: np.ndarray) -> np.ndarray:
 
 
 def interpenetration(joints: np.ndarray) -> np.ndarray:
-    """(2, T, 22, 3) -> (T,) how deep the two torso capsules (pelvis -> neck, radius TORSO_RADIUS) overlap (m):
-    2r minus the distance between their axes, 0 when apart."""
-    J = np.asarray(joints, dtype=np.float64)
-    d = segment_distance(J[0, :, 0], J[0, :, NECK], J[1, :, 0], J[1, :, NECK])  # (T,)
-    return np.maximum(0.0, 2 * TORSO_RADIUS - d)
+    """(2, T, 22, 3) -> (T,) how deep the two bodies overlap (m): the deepest overlap of a torso capsule with
+    the partner's torso or limb capsules (im.CAPSULES, the ones stage 2's capsule loss uses), 0 when apart."""
+    depth = im.capsule_overlap(torch.as_tensor(np.asarray(joints, dtype=np.float64)))  # (T, pairs)
+    return depth.max(-1).values.numpy()
 
 
 def hand_distance(joints: np.ndarray) -> np.ndarray:

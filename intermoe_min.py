@@ -1454,19 +1454,60 @@ class Checkpointable:
         net = cls(**parts)
         try:
             net.load_state_dict(state["model"])
+            if "ema" in state:  # a training checkpoint: its averaged weights, what sampling uses
+                net.load_state_dict(state["ema"]["shadow"], strict=False)
         except RuntimeError as e:
             raise CheckpointError(f"{path} does not match its own configuration: {e}") from e
         return net.to(device or pick_device()).eval()
 
 
 # ---- the training loop ----------------------------------------------------------------------------------
-def batches(dataset, batch_size: int, seed: int, epoch: int, rank: int = 0, world: int = 1) -> list:
+BUCKET_SPAN = 32  # batches sorted together by length when bucketing: short clips meet short clips
+
+
+def batches(dataset, batch_size: int, seed: int, epoch: int, rank: int = 0, world: int = 1,
+            lengths: list | None = None) -> list:
     """One epoch's batches of dataset indices: a permutation fixed by (seed, epoch), cut to whole batches for
-    every rank and split across ranks (equal steps everywhere; a resumed run skips exactly what it did)."""
+    every rank and split across ranks (equal steps everywhere; a resumed run skips exactly what it did).
+    lengths (one per item): length buckets. Each run of BUCKET_SPAN batches of the permutation is sorted by
+    length before it is cut, and the batches are shuffled, so a batch pads little and every item still comes
+    once per epoch."""
     g = torch.Generator().manual_seed(seed * 100_003 + epoch)
     per_rank = len(dataset) // (batch_size * world) * batch_size
     order = torch.randperm(len(dataset), generator=g).tolist()[:per_rank * world][rank::world]
-    return [order[k:k + batch_size] for k in range(0, per_rank, batch_size)]
+    if lengths is not None:
+        span = BUCKET_SPAN * batch_size
+        order = [i for k in range(0, per_rank, span) for i in sorted(order[k:k + span], key=lambda i: lengths[i])]
+    out = [order[k:k + batch_size] for k in range(0, per_rank, batch_size)]
+    return [out[i] for i in torch.randperm(len(out), generator=g).tolist()] if lengths is not None else out
+
+
+class EMA:
+    """An exponential moving average of parameters, the weights a diffusion model samples with (DDPM, Ho et
+    al. 2020): shadow <- d shadow + (1 - d) weights after every step, d = min(decay, (1 + k) / (10 + k)) at
+    update k (TensorFlow's ExponentialMovingAverage warm-up), so a short run's average does not lag behind."""
+
+    def __init__(self, named_params, decay: float):
+        self.decay, self.updates = decay, 0
+        self.shadow = {n: p.detach().clone() for n, p in named_params}
+
+    def rate(self) -> float:
+        return min(self.decay, (1 + self.updates) / (10 + self.updates))
+
+    @torch.no_grad()
+    def update(self, named_params) -> None:
+        d = self.rate()
+        for n, p in named_params:
+            self.shadow[n].lerp_(p.detach(), 1 - d)  # shadow + (1 - d) (p - shadow)
+        self.updates += 1
+
+    def state_dict(self) -> dict:
+        return {"decay": self.decay, "updates": self.updates, "shadow": self.shadow}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.decay, self.updates = state["decay"], state["updates"]
+        for n, v in state["shadow"].items():
+            self.shadow[n].copy_(v)
 
 
 def _rng_state(device: torch.device) -> dict:
@@ -1500,18 +1541,23 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
                weight_decay: float, warmup: int, grad_clip: float, ckpt_path: str | None,
                ckpt_every: int, seed: int, kind: str, extra_state=None, after_step=None,
                device=None, log_every: int = 10, progress: bool = True, params=None,
-               workers: int = 0) -> list[dict]:
+               workers: int = 0, ema_decay: float = 0.0, bucket: bool = False) -> list[dict]:
     """One loop for both stages -> the loss history. loss_fn(module, batch, device) -> (loss, logs);
     after_step(step) runs after each optimiser step (the MoE bias rule); extra_state() adds to checkpoints.
-    Resumes from `ckpt_path` exactly (model, optimiser, schedule, RNG, place in the data); refuses another
+    Resumes from `ckpt_path` exactly (model, optimiser, schedule, RNG, place in the data, EMA); refuses another
     seed's checkpoint; stops on a NaN loss with the last checkpoint intact. `dataset` may be a function that
-    builds it, called only if steps are left. `workers` DataLoader processes give the same batches."""
+    builds it, called only if steps are left. `workers` DataLoader processes give the same batches.
+    ema_decay > 0: an `EMA` of the trained parameters, which the module holds when the loop returns.
+    bucket: length-bucketed batches (`batches`), by the dataset's `lengths`."""
     rank, world = _world()
     device = torch.device(device) if device is not None else pick_device()
     module.to(device)
     params = [p for p in (params if params is not None else module.parameters()) if p.requires_grad]
     opt = make_optimizer(params, lr, weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, warmup, steps))
+    ids = {id(p) for p in params}
+    named = [(n, p) for n, p in module.named_parameters() if id(p) in ids]  # the trained ones, by name
+    ema = EMA(named, ema_decay) if ema_decay else None
     model = module
     if world > 1:  # every parameter gets a gradient every step (see InterMoEBlock): no search for unused ones
         model = torch.nn.parallel.DistributedDataParallel(
@@ -1531,6 +1577,11 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         step, history = state["step"], state["history"]
+        if ema is not None:
+            if "ema" not in state:
+                raise CheckpointError(f"{ckpt_path} was trained without an EMA of its weights; resume it without "
+                                      f"ema_decay, or use another output folder")
+            ema.load_state_dict(state["ema"])
         _set_rng_state(state["rng"][rank] if rank < len(state["rng"]) else state["rng"][0], device)
         if rank == 0:
             print(f"loaded finished {kind} from {ckpt_path} ({step} steps)" if step >= steps
@@ -1544,10 +1595,16 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
         if rank == 0 and ckpt_path:
             save_checkpoint(ckpt_path, {"kind": kind, "model": module.state_dict(), "optimizer": opt.state_dict(),
                                         "scheduler": sched.state_dict(), "step": step, "history": history,
-                                        "seed": seed, "rng": rngs, **(extra_state() if extra_state else {})})
+                                        "seed": seed, "rng": rngs, **(extra_state() if extra_state else {}),
+                                        **({"ema": ema.state_dict()} if ema is not None else {})})
+
+    def finish():  # the module ends holding the averaged weights, what sampling uses
+        if ema is not None:
+            module.load_state_dict(ema.shadow, strict=False)
+        return history
 
     if step >= steps:  # finished: nothing to train, so no data to prepare
-        return history
+        return finish()
     dataset = dataset() if callable(dataset) else dataset
     per_epoch = len(dataset) // (batch_size * world)
     if per_epoch == 0:
@@ -1561,7 +1618,7 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
     while step < steps:
         epoch, skip = divmod(step, per_epoch)
         dataset.epoch = epoch  # set before the workers start: they take a copy of the dataset
-        todo = batches(dataset, batch_size, seed, epoch, rank, world)[skip:]
+        todo = batches(dataset, batch_size, seed, epoch, rank, world, dataset.lengths if bucket else None)[skip:]
         # its own generator: a DataLoader otherwise seeds its workers from the global random state, which a
         # resumed run (one more loader) would leave elsewhere
         loader = torch.utils.data.DataLoader(dataset, batch_sampler=todo, collate_fn=collate_fn,
@@ -1580,6 +1637,8 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
                 torch.nn.utils.clip_grad_value_(params, grad_clip)  # value clipping, as the paper's setup
             opt.step()
             sched.step()
+            if ema is not None:
+                ema.update(named)
             if after_step is not None:
                 after_step(step)
             step += 1
@@ -1595,7 +1654,7 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
                 break
     if bar is not None:
         bar.close()
-    return history
+    return finish()
 
 
 # =====================================================================================================
@@ -1614,6 +1673,13 @@ class InterMoEConfig:
     # Beyond the paper (README, "Where we go beyond the paper"; False, False is the paper's shared condition):
     egocentric_text: bool = True    # person b reads swap_caption(caption): 'the first person' always means "me"
     role_embedding: bool = True     # a learnt vector per person: its view names it first, the partner, no one
+    # ... and in stage 2's training (off here, the paper's; the lab preset's choice is measured in the README):
+    ema_decay: float = 0.0          # > 0: sample with an EMA of the stage-2 weights (`EMA`), not the last ones
+    bucket: bool = False            # length-bucketed stage-2 batches (`batches`): less padding per step
+    geo_weight: float = 0.0         # x InterGen's geometric + interaction losses on the decoded motion (GEO_WEIGHTS)
+    pen_weight: float = 0.0         # x the interpenetration of the people's capsules (CAPSULES) in it
+    geo_t_max: int = 700            # both count at noise steps t <= geo_t_max only (InterGen's T_bar)
+    geo_clips: int = 8              # at most this many clips a batch are decoded for them (the decoder's cost)
     # stage 1: the VAE (paper: 64-frame windows, AdamW 2e-4, wd 2e-5, batch 256, ~30k steps)
     vae_steps: int = 30_000
     vae_batch: int = 128            # clips per batch; each gives two people, so 256 sequences
@@ -1726,9 +1792,9 @@ class InterMoE(Checkpointable, nn.Module):
         z = self.vae.encode(motion.reshape(B * P, T, F))  # (2B, T/4, d_latent)
         return z.reshape(B, P, *z.shape[1:]) / self.latent_scale
 
-    @torch.no_grad()
     def decode_latents(self, z: torch.Tensor, T: int) -> torch.Tensor:
-        """(B, 2, T', d_latent) scaled latents -> (B, 2, T, 262) de-normalised features."""
+        """(B, 2, T', d_latent) scaled latents -> (B, 2, T, 262) de-normalised features (differentiable: stage
+        2's decoded-motion losses train through it; wrap it in torch.no_grad() to only look)."""
         B, P, Tz, C = z.shape
         dtype = next(self.vae.parameters()).dtype  # bf16 for a model cast with .to(torch.bfloat16)
         feats = self.vae.decode((z * self.latent_scale).to(dtype).reshape(B * P, Tz, C), T).float()  # (2B, T, 262)
@@ -1783,7 +1849,12 @@ class InterMoE(Checkpointable, nn.Module):
         x_t = self.diffusion.q_sample(z0, t, torch.randn_like(z0))
         (text_a, text_b), (role_a, role_b) = self.encode_captions(captions), self.roles(captions)
         out_a, out_b = self.denoiser(x_t[:, 0], x_t[:, 1], t, text_a, zmask, text_b, role_a, role_b)
-        return self.diffusion.loss(torch.stack([out_a, out_b], 1), z0, zmask), {}
+        pred = torch.stack([out_a, out_b], 1)  # (B, 2, T', C)
+        loss = self.diffusion.loss(pred, z0, zmask)
+        if not (self.cfg.geo_weight or self.cfg.pen_weight):
+            return loss, {}
+        extra, terms = decoded_motion_loss(self, pred, z0, zmask, t)
+        return loss + extra, terms
 
     # ---- sampling ---------------------------------------------------------------------------------------
     def _check_sampling(self, prompts, lengths, seed, steps, guidance):
@@ -1901,6 +1972,106 @@ def vae_fingerprint(weights) -> str:
     return h.hexdigest()[:16]
 
 
+# ---- stage 2's losses on the decoded motion (beyond the paper) ------------------------------------------
+# The paper's authors train the latent denoiser on latent MSE alone; InterGen's geometric and interaction
+# terms (REFERENCE 4) need joints, so here the predicted clean latents go through the frozen, differentiable
+# VAE decoder. Neither InterGen nor InterMoE penalises two bodies passing through each other: the capsule
+# term is ours, and the evaluation's interpenetration measure uses the same capsules.
+GEO_WEIGHTS = {"dm": 3.0, "ja": 3.0, "ro": 0.01, "vel": 30.0, "bl": 10.0, "fc": 30.0}  # InterGen's weights
+BONES = [(j, p) for j, p in enumerate(SMPL_PARENTS) if p >= 0]  # (joint, parent): 21 bones
+# (joint, joint, radius m): a torso (pelvis -> neck) and the limbs that must not enter a partner's torso.
+# Only pairs with a torso count: hands, forearms and heads touch a partner in hugs, pats and handshakes, and
+# InterSynth's hugging arms and legs come closer than any limb radius; no InterSynth clip overlaps these.
+CAPSULES = [(0, 12, 0.12), (16, 18, 0.05), (17, 19, 0.05), (1, 4, 0.07), (2, 5, 0.07), (4, 7, 0.05), (5, 8, 0.05)]
+
+
+def segment_distance(p1, q1, p2, q2) -> torch.Tensor:
+    """Shortest distance between segments p1-q1 and p2-q2, (..., 3) tensors that broadcast -> (...) (their
+    closest points, Ericson, Real-Time Collision Detection, 5.1.9). A segment may be a point (p == q)."""
+    d1, d2, r = q1 - p1, q2 - p2, p1 - p2
+    a, e = (d1 * d1).sum(-1).clamp(min=1e-12), (d2 * d2).sum(-1).clamp(min=1e-12)
+    b, c, f = (d1 * d2).sum(-1), (d1 * r).sum(-1), (d2 * r).sum(-1)
+    den = a * e - b * b
+    s = torch.where(den > 1e-12, ((b * f - c * e) / den.clamp(min=1e-12)).clamp(0, 1), torch.zeros_like(den))
+    t = (b * s + f) / e
+    s = torch.where(t < 0, (-c / a).clamp(0, 1), torch.where(t > 1, ((b - c) / a).clamp(0, 1), s))
+    t = t.clamp(0, 1)
+    gap = (p1 + d1 * s[..., None]) - (p2 + d2 * t[..., None])
+    return (gap.square().sum(-1) + 1e-12).sqrt()  # the epsilon keeps the gradient finite at contact
+
+
+def capsule_overlap(joints: torch.Tensor) -> torch.Tensor:
+    """(..., 2, T, 22, 3) both people's joints -> (..., T, pairs) how deep each capsule pair that holds a torso
+    overlaps (m, 0 when apart): the sum of the radii minus the distance between the axes."""
+    (j0, j1, rt), limbs = CAPSULES[0], CAPSULES[1:]
+    depth = []
+    for me, other in ((0, 1), (1, 0)):  # my torso against the partner's torso (once) and limbs
+        mine, theirs = joints[..., me, :, :, :], joints[..., other, :, :, :]  # (..., T, 22, 3)
+        for a, b, r in CAPSULES if me == 0 else limbs:
+            d = segment_distance(mine[..., j0, :], mine[..., j1, :], theirs[..., a, :], theirs[..., b, :])
+            depth.append((rt + r - d).clamp(min=0))  # (..., T)
+    return torch.stack(depth, -1)
+
+
+def interaction_losses(pred: torch.Tensor, true: torch.Tensor, mask: torch.Tensor) -> dict:
+    """InterGen's terms (REFERENCE 4) between predicted and true joints, both (B, 2, T, 22, 3), metres, Y up;
+    mask (B, T) bool, the real frames -> {term: loss}: dm, the 22 x 22 distance map between the people (where
+    the predicted distance is under 1 m); ja, joint pairs closer than 10 cm in truth pulled together; ro, the
+    people's relative facing; vel, bl and fc per person: velocities, bone lengths, and feet in contact on the
+    prediction held still; pen, the capsules' squared overlap (`capsule_overlap`). Means over people and
+    frames (InterGen sums the two people's terms). ro compares the relative turn as (cos, sin), where
+    InterGen compares the y components of a quaternion: the same angle."""
+    m = mask.to(pred.dtype)  # (B, T)
+    m2 = m[:, 1:] * m[:, :-1]  # (B, T-1) frame pairs, for velocities
+
+    def mean(err, w):  # err (B, T, ...) -> its mean over the weighted frames
+        return (err.flatten(2).mean(-1) * w).sum() / w.sum().clamp(min=1)
+
+    B, _, T, J, _ = pred.shape
+    dist = torch.cdist(pred[:, 0].reshape(B * T, J, 3), pred[:, 1].reshape(B * T, J, 3)).reshape(B, T, J, J)
+    true_dist = torch.cdist(true[:, 0].reshape(B * T, J, 3), true[:, 1].reshape(B * T, J, 3)).reshape(B, T, J, J)
+    terms = {"dm": mean((dist - true_dist).square() * (dist < 1).detach(), m),
+             "ja": mean(dist.square() * (true_dist < 0.1), m)}
+
+    def turn(j):  # (B, 2, T, 22, 3) -> (B, T, 2): cos, sin of the turn from A's facing to B's
+        across = j[..., 2, :] - j[..., 1, :]  # right hip - left hip, (B, 2, T, 3)
+        face = F.normalize(torch.stack([across[..., 2], -across[..., 0]], -1), dim=-1)  # up x across: (z, -x)
+        fa, fb = face[:, 0], face[:, 1]  # (B, T, 2) as (x, z)
+        return torch.stack([(fa * fb).sum(-1), fa[..., 1] * fb[..., 0] - fa[..., 0] * fb[..., 1]], -1)
+    terms["ro"] = mean((turn(pred) - turn(true)).square(), m)
+    vel, true_vel = pred[:, :, 1:] - pred[:, :, :-1], true[:, :, 1:] - true[:, :, :-1]  # (B, 2, T-1, 22, 3)
+    terms["vel"] = mean((vel - true_vel).square().transpose(1, 2), m2)
+    child, parent = [j for j, _ in BONES], [p for _, p in BONES]
+    bone = lambda j: (j[..., child, :] - j[..., parent, :]).norm(dim=-1)  # noqa: E731  (B, 2, T, 21)
+    terms["bl"] = mean((bone(pred) - bone(true)).square().transpose(1, 2), m)
+    feet = vel[..., FOOT_JOINTS, :]  # (B, 2, T-1, 4, 3)
+    height = pred[:, :, :-1, FOOT_JOINTS, 1]  # (B, 2, T-1, 4)
+    planted = (feet.square().sum(-1) < CONTACT_VEL_THRESHOLD) & (height < torch.tensor(CONTACT_HEIGHT_THRESHOLD,
+                                                                                        device=pred.device))
+    terms["fc"] = mean((feet.square().sum(-1) * planted.detach()).transpose(1, 2), m2)
+    terms["pen"] = mean(capsule_overlap(pred).square(), m)
+    return terms
+
+
+def decoded_motion_loss(model: "InterMoE", pred: torch.Tensor, z0: torch.Tensor, zmask: torch.Tensor,
+                        t: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """geo_weight x InterGen's terms (GEO_WEIGHTS) + pen_weight x the capsules' overlap, on the motion the
+    frozen VAE decodes from predicted clean latents pred (B, 2, T', C), against the decoding of the true z0,
+    for up to geo_clips clips of noise step t <= geo_t_max -> (loss, its terms for the log)."""
+    cfg = model.cfg
+    keep = (t <= cfg.geo_t_max).nonzero().flatten()[:cfg.geo_clips]
+    if len(keep) == 0:
+        return pred.sum() * 0, {}
+    n = int(zmask[keep].sum(1).max())  # the longest kept clip's latent frames
+    motion = model.decode_latents(pred[keep, :, :n].float(), 4 * n)  # (k, 2, 4n, 262), gradients flow back
+    with torch.no_grad():
+        target = model.decode_latents(z0[keep, :, :n].float(), 4 * n)
+    terms = interaction_losses(joints_from_features(motion), joints_from_features(target),
+                               zmask[keep, :n].repeat_interleave(4, 1))  # (k, 4n) frame mask
+    loss = cfg.geo_weight * sum(w * terms[k] for k, w in GEO_WEIGHTS.items()) + cfg.pen_weight * terms["pen"]
+    return loss, {k: v.detach() for k, v in terms.items()}
+
+
 class LatentDataset(torch.utils.data.Dataset):
     """Stage 2's data: every clip encoded once, whole, by the frozen VAE in its four variants (as recorded,
     swapped, mirrored, both), float16, unscaled. A fetch picks a variant, a caption to match and (training) a
@@ -1928,6 +2099,7 @@ class LatentDataset(torch.utils.data.Dataset):
             z = z.unflatten(0, (-1, 2))  # (b, 2, T'max, C)
             for row, ((i, v), n) in enumerate(zip(chunk, batch["lengths"].tolist())):
                 self.latents[i][v] = z[row, :, :math.ceil(n / 4)].half()  # (2, ceil(T_i / 4), C)
+        self.lengths = [min(z[0].shape[1], self.max_latent) for z in self.latents]  # each fetch's, for buckets
         self._rng = np.random.default_rng()
 
     def __len__(self):
@@ -1978,7 +2150,8 @@ def train_denoiser(model: InterMoE, records: list[dict], steps: int | None = Non
                       weight_decay=cfg.weight_decay, warmup=cfg.warmup, grad_clip=cfg.grad_clip,
                       ckpt_path=ckpt_path, ckpt_every=ckpt_every or cfg.ckpt_every, seed=seed, kind="denoiser",
                       extra_state=model.checkpoint_state, after_step=lambda s: model.denoiser.update_biases(),
-                      device=device, progress=progress, params=model.stage2_parameters())
+                      device=device, progress=progress, params=model.stage2_parameters(),
+                      ema_decay=cfg.ema_decay, bucket=cfg.bucket)
 
 
 def build_model(cfg: InterMoEConfig, records: list[dict], seed: int = 0) -> InterMoE:

@@ -149,10 +149,10 @@ def test_person_difference_ignores_place_and_facing_and_the_gap_sees_two_copies_
 
 # ---- physics ---------------------------------------------------------------------------------------------
 
-def standing(T=20, x=0.0, y=0.0):
-    """(T, 22, 3): the rest pose (upright torso, arms out), its lowest joint at height y, pelvis at (x, z=0)."""
+def standing(T=20, x=0.0, y=0.0, z=0.0):
+    """(T, 22, 3): the rest pose (upright torso, arms out), its lowest joint at height y, pelvis at (x, z)."""
     p = im.forward_kinematics(np.broadcast_to(np.eye(3), (1, 22, 3, 3)), np.zeros((1, 3)), REST_OFFSETS)[0]
-    return np.repeat((p + np.array([x, y - p[:, 1].min(), 0.0]))[None], T, 0)
+    return np.repeat((p + np.array([x, y - p[:, 1].min(), z]))[None], T, 0)
 
 
 def test_foot_sliding_at_a_known_speed_and_floor_penetration_at_a_known_depth():
@@ -172,8 +172,13 @@ def test_foot_sliding_at_a_known_speed_and_floor_penetration_at_a_known_depth():
 
 
 def test_interpenetration_and_hand_contact_on_constructed_bodies():
-    a, b = standing(10, x=0.0), standing(10, x=0.2)  # torso axes 20 cm apart: capsules overlap by 4 cm
+    a, b = standing(10), standing(10, z=0.2)  # one behind the other, torso axes 20 cm apart: 4 cm overlap
     assert np.allclose(ie.interpenetration(np.stack([a, b])), 2 * ie.TORSO_RADIUS - 0.2)
+    side = standing(10, x=0.45)  # beside: torsos apart, but the partner's upper arm reaches into a's torso
+    r_arm = next(r for j0, j1, r in im.CAPSULES if (j0, j1) == (17, 19))  # right shoulder -> elbow
+    arm_gap = ie.segment_distance(a[:, 0], a[:, 12], side[:, 17], side[:, 19])  # 1 cm
+    assert np.allclose(ie.interpenetration(np.stack([a, side])), ie.TORSO_RADIUS + r_arm - arm_gap)
+    assert (ie.interpenetration(np.stack([a, side])) > 0).all()
     far = np.stack([a, standing(10, x=1.0)])
     assert np.allclose(ie.interpenetration(far), 0.0)
     m = ie.physics_metrics([np.stack([a, b]), far])

@@ -221,7 +221,12 @@ def test_both_stages_lower_their_losses_on_a_tiny_set(records):
     assert last < first, (first, last)
 
 
-def test_resume_continues_exactly_as_if_never_stopped(tmp_path, records, monkeypatch):
+LEVERS = dict(ema_decay=0.99, bucket=True, geo_weight=1.0, pen_weight=1.0, geo_t_max=999, geo_clips=3)
+
+
+@pytest.mark.parametrize("levers", [{}, LEVERS], ids=["paper", "every-lever"])
+def test_resume_continues_exactly_as_if_never_stopped(tmp_path, records, monkeypatch, levers):
+    nano_model = lambda recs: globals()["nano_model"](recs, **levers)  # noqa: E731
     straight = nano_model(records)
     im.train_denoiser(straight, records, steps=6, ckpt_path=str(tmp_path / "a.pt"), ckpt_every=3, progress=False)
 

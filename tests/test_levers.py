@@ -1,0 +1,132 @@
+"""Stage 2's levers beyond the paper: EMA weights, length buckets, losses on the decoded motion, capsules."""
+import numpy as np
+import pytest
+import torch
+
+import intermoe_min as im
+import intermoe_eval as ie
+from helpers import make_record
+
+
+@pytest.fixture(scope="module")
+def records():
+    return [make_record(T=36 + (i % 5) * 8, seed=i, clip_id=str(i)) for i in range(16)]
+
+
+def test_ema_follows_its_formula_with_the_warm_up():
+    w = torch.nn.Parameter(torch.zeros(3))
+    ema = im.EMA([("w", w)], decay=0.9)
+    shadow = torch.zeros(3)
+    for k in range(100):
+        with torch.no_grad():
+            w.add_(1.0)
+        d = min(0.9, (1 + k) / (10 + k))
+        assert ema.rate() == pytest.approx(d)
+        shadow = d * shadow + (1 - d) * w.detach()
+        ema.update([("w", w)])
+        torch.testing.assert_close(ema.shadow["w"], shadow)
+    assert ema.rate() == 0.9  # past the warm-up: the decay asked for
+    again = im.EMA([("w", torch.nn.Parameter(torch.zeros(3)))], decay=0.5)
+    again.load_state_dict(ema.state_dict())
+    assert again.updates == 100 and again.decay == 0.9 and torch.equal(again.shadow["w"], ema.shadow["w"])
+
+
+def test_a_model_trained_with_ema_samples_with_the_average(tmp_path, records):
+    """The module holds the averaged weights after training, and loading the training checkpoint gives them."""
+    m = im.build_model(im.preset("nano", ema_decay=0.9), records)
+    im.train_denoiser(m, records, steps=4, ckpt_path=str(tmp_path / "d.pt"), progress=False)
+    state = im.load_checkpoint(str(tmp_path / "d.pt"))
+    raw, avg = state["model"], state["ema"]["shadow"]
+    name = "denoiser.out.weight" if "denoiser.out.weight" in avg else next(iter(avg))
+    assert not torch.equal(raw[name], avg[name])  # the last weights and their average differ
+    assert torch.equal(m.state_dict()[name], avg[name])
+    assert not any(k.startswith("vae.") for k in avg)  # the frozen VAE is not averaged
+    loaded = im.InterMoE.load(str(tmp_path / "d.pt"), device="cpu")
+    assert torch.equal(loaded.state_dict()[name], avg[name])
+
+
+def test_length_buckets_keep_every_clip_once_and_pad_less():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(5, 41, size=1000).tolist()
+    data = list(range(1000))
+    for world in (1, 2):
+        seen = []
+        for rank in range(world):
+            plain = im.batches(data, 16, seed=3, epoch=2, rank=rank, world=world)
+            bucketed = im.batches(data, 16, seed=3, epoch=2, rank=rank, world=world, lengths=lengths)
+            assert len(plain) == len(bucketed) and all(len(b) == 16 for b in bucketed)
+            assert sorted(i for b in plain for i in b) == sorted(i for b in bucketed for i in b)
+            pad = lambda bs: sum(16 * max(lengths[i] for i in b) - sum(lengths[i] for i in b) for b in bs)  # noqa
+            assert pad(bucketed) < 0.25 * pad(plain), (pad(bucketed), pad(plain))
+            seen += [i for b in bucketed for i in b]
+        assert len(seen) == len(set(seen))  # no clip twice in an epoch, on any rank
+    b1 = im.batches(data, 16, seed=3, epoch=2, lengths=lengths)
+    assert b1 == im.batches(data, 16, seed=3, epoch=2, lengths=lengths)  # a resumed run gets the same order
+    assert b1 != im.batches(data, 16, seed=3, epoch=3, lengths=lengths)  # and another epoch another
+
+
+def test_the_decoded_losses_vanish_where_the_truth_is_predicted():
+    rec = im.load_intersynth("train", 48)[0]
+    J = torch.as_tensor(rec["joints"][:, :60], dtype=torch.float32)[None]  # (1, 2, 60, 22, 3)
+    mask = torch.ones(1, 60, dtype=torch.bool)
+    terms = im.interaction_losses(J, J, mask)
+    for k in ("dm", "ro", "vel", "bl", "pen"):
+        assert float(terms[k]) < 1e-10, (k, float(terms[k]))
+    moved = J.clone()
+    moved[:, 1, :, :, 0] += 0.3  # person b a step to the side: the distance map and the turn notice
+    moved[:, 0, :, 4] += 0.05  # a's left knee off its bones
+    t2 = im.interaction_losses(moved, J, mask)
+    assert float(t2["dm"]) > 1e-3 and float(t2["bl"]) > 1e-4
+    padded = im.interaction_losses(torch.cat([J, moved], 2), torch.cat([J, J], 2),
+                                   torch.cat([mask, torch.zeros(1, 60, dtype=torch.bool)], 1))
+    assert float(padded["bl"]) < 1e-10  # padding frames do not count
+
+
+def test_no_intersynth_clip_overlaps_the_capsules():
+    """Real (synthetic) interactions, hugs included, give the capsule loss and the measure nothing."""
+    for split in ("train", "test"):
+        for rec in im.load_intersynth(split)[:400]:
+            depth = ie.interpenetration(rec["joints"])
+            assert depth.max() == 0.0, (rec["id"], rec["meta"].get("type"), depth.max())
+
+
+def test_capsule_overlap_is_pushed_apart_by_its_gradient():
+    a = torch.as_tensor(im.load_intersynth("train", 48)[0]["joints"][0, :10], dtype=torch.float64)
+    b = a.clone()
+    b[..., 0] += 0.1  # the same person 10 cm to the side: deep overlap
+    b = b.requires_grad_(True)
+    opt = torch.optim.SGD([b], lr=1.0)
+    first = None
+    for _ in range(200):
+        loss = im.capsule_overlap(torch.stack([a, b])).square().sum()
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert first > 0.1 and loss.item() < 1e-3 * first, (first, loss.item())
+
+
+def test_the_decoded_motion_loss_falls_when_the_prediction_is_trained_through_the_frozen_decoder(records):
+    m = im.build_model(im.preset("nano", geo_weight=1.0, pen_weight=10.0), records)
+    m.vae.requires_grad_(False)
+    m.latent_scale.fill_(1.0)
+    batch = im.collate([im.InteractionDataset(records[:4], m.normalizer, train=False)[i] for i in range(4)])
+    with torch.no_grad():
+        z0 = m.vae.encode(batch["motion"].flatten(0, 1)).unflatten(0, (4, 2))  # (4, 2, T', C)
+    zmask = m.latent_mask(batch["mask"])
+    pred = (z0 + torch.randn_like(z0)).requires_grad_(True)
+    opt = torch.optim.Adam([pred], lr=0.05)
+    t = torch.zeros(4, dtype=torch.long)
+    losses = []
+    for _ in range(60):
+        loss, terms = im.decoded_motion_loss(m, pred, z0, zmask, t)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert set(terms) == set(im.GEO_WEIGHTS) | {"pen"}
+    assert losses[-1] < 0.3 * losses[0], (losses[0], losses[-1])
+    assert pred.grad is not None and all(p.grad is None for p in m.vae.parameters())
+    late = torch.full((4,), 701, dtype=torch.long)  # noise steps past geo_t_max (700): no decoded loss
+    loss, terms = im.decoded_motion_loss(m, pred, z0, zmask, late)
+    assert float(loss) == 0.0 and terms == {}
