@@ -22,7 +22,7 @@ import re
 import sys
 import textwrap
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 import torch
@@ -1385,7 +1385,14 @@ ABLATIONS = {  # name -> (the paper's row it stands for, changes to the denoiser
     # not in the paper: both people read the same caption, as the paper's denoiser does (egocentric_text,
     # role_embedding off)
     "shared caption": (None, {"egocentric_text": False, "role_embedding": False}),
+    # not in the paper: stage 2's training levers (InterMoEConfig; the README's lever screen)
+    "EMA": (None, {"ema_decay": 0.999}),
+    "length buckets": (None, {"bucket": True}),
+    "decoded losses": (None, {"geo_weight": 1.0}),
+    "capsule loss": (None, {"pen_weight": 100.0}),
+    "decoded + capsule": (None, {"geo_weight": 1.0, "pen_weight": 100.0}),
 }
+LEVERS = ["full InterMoE", "EMA", "decoded losses", "capsule loss", "decoded + capsule"]  # the lever screen
 PAPER_VARIANTS = [name for name, (row, _) in ABLATIONS.items() if row]  # the study's default: the paper's rows
 PAPER_ABLATION = {  # REFERENCE 1.5: FID, R@1, MM-Dist on InterHuman
     "Baseline (InterGen + CS-VAE, FFN instead of MoE)": (5.251, 0.489, 3.771),
@@ -1403,7 +1410,8 @@ def ablation_config(cfg: InterMoEConfig, name: str) -> InterMoEConfig:
     if name not in ABLATIONS:
         raise ValueError(f"unknown ablation {name!r}; choose from {list(ABLATIONS)}")
     changes = dict(ABLATIONS[name][1])
-    top = {k: changes.pop(k) for k in ("egocentric_text", "role_embedding") if k in changes}  # InterMoEConfig's
+    own = {f.name for f in fields(InterMoEConfig)} - {"denoiser"}
+    top = {k: changes.pop(k) for k in list(changes) if k in own}  # InterMoEConfig's; the rest the denoiser's
     cfg = replace(cfg, **top)
     den = cfg.denoiser
     if "ffn_type" in changes:
@@ -1411,9 +1419,9 @@ def ablation_config(cfg: InterMoEConfig, name: str) -> InterMoEConfig:
     return replace(cfg, denoiser=replace(den, moe=replace(den.moe, **changes)))
 
 
-def ablation_preset(smoke: bool = False) -> InterMoEConfig:
-    """The study's model, preset('ablation'); smoke: the nano preset, for tests and the notebook's quick run."""
-    return preset("nano", n_clips=96, steps=6) if smoke else preset("ablation")
+def ablation_preset(smoke: bool = False, name: str = "ablation") -> InterMoEConfig:
+    """The study's model, preset(name); smoke: the nano preset, for tests and the notebook's quick run."""
+    return preset("nano", n_clips=96, steps=6) if smoke else preset(name)
 
 
 def _slug(name: str) -> str:
@@ -1422,8 +1430,8 @@ def _slug(name: str) -> str:
 
 def run_ablation(out: str | None = None, work: str = os.path.join("runs", "ablation"), variants=None,
                  seeds=(0, 1, 2), steps: int | None = None, vae_ckpt: str | None = None, repeats: int = 2,
-                 n_test: int = 96,
-                 smoke: bool = False, progress: bool = True) -> dict:
+                 n_test: int = 96, smoke: bool = False, progress: bool = True,
+                 preset_name: str = "ablation") -> dict:
     """Train and evaluate every ablation variant x seed; write {out}/ablation.md and {out}/ablation.json
     (out defaults to `work`; the repository's published table is results/, written only on request).
 
@@ -1436,7 +1444,7 @@ def run_ablation(out: str | None = None, work: str = os.path.join("runs", "ablat
     """
     t_start = time.time()
     out = work if out is None else out
-    cfg = ablation_preset(smoke)
+    cfg = ablation_preset(smoke, preset_name)
     steps = cfg.steps if steps is None else steps
     variants = PAPER_VARIANTS if variants is None else list(variants)
     os.makedirs(work, exist_ok=True)
@@ -1646,7 +1654,7 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--steps", type=int)
         s.add_argument("--seed", type=int, default=0, help="data, initial weights and training")
     s = add("sample", "generate from a trained model")
-    s.add_argument("--ckpt", required=True, help="model.pt written by train or demo")
+    s.add_argument("--ckpt", help="model.pt written by train or demo (default: the shipped model, im.pretrained())")
     s.add_argument("--prompt", action="append", required=True, help="repeat for several")
     s.add_argument("--length", type=int, default=120, help=f"frames at 30 fps ({im.MIN_FRAMES}..{im.MAX_FRAMES})")
     s.add_argument("--seed", type=int, default=0, help="the starting noise")
@@ -1673,6 +1681,7 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one run per variant and seed")
     a.add_argument("--repeats", type=int, default=2, help="fresh generations of the test batch per run")
     a.add_argument("--smoke", action="store_true", help="a tiny study (seconds) to check the pipeline")
+    a.add_argument("--preset", default="ablation", choices=list(im.PRESETS), help="the model every variant changes")
     return p
 
 
@@ -1736,12 +1745,13 @@ def _run(args) -> None:
         return
     if args.cmd == "ablate":
         res = run_ablation(out=args.out, work=args.work, variants=args.variants, seeds=tuple(args.seeds),
-                           steps=args.steps, vae_ckpt=args.vae, repeats=args.repeats, smoke=args.smoke)
+                           steps=args.steps, vae_ckpt=args.vae, repeats=args.repeats, smoke=args.smoke,
+                           preset_name=args.preset)
         print(ablation_markdown(res))
         print(f"written to {os.path.join(args.out or args.work, 'ablation.md')} and ablation.json")
         return
     if args.cmd == "sample":
-        model = im.InterMoE.load(args.ckpt)
+        model = im.InterMoE.load(args.ckpt) if args.ckpt else im.pretrained()
         joints = model.sample(args.prompt, args.length, seed=args.seed, progress=True)
         for k, prompt in enumerate(args.prompt):
             print("wrote", save_gif(joints[k].cpu().numpy(), os.path.join(args.out, f"sample_{k}.gif"), caption=prompt))

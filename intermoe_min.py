@@ -1430,8 +1430,13 @@ class Checkpointable:
         state = {"config": asdict(self.cfg), "normalizer": self.normalizer.state_dict()}
         return {**state, "vocab": self.vocab.state_dict()} if "vocab" in self.STORED else state
 
-    def save(self, path: str) -> None:
-        save_checkpoint(path, {"kind": self.KINDS[0], "model": self.state_dict(), **self.checkpoint_state()})
+    def save(self, path: str, half: bool = False) -> None:
+        """half: parameters stored as float16 (half the file; `load` gives float32 back), buffers as they are."""
+        weights = self.state_dict()
+        if half:
+            params = {n for n, _ in self.named_parameters()}
+            weights = {n: v.half() if n in params and v.is_floating_point() else v for n, v in weights.items()}
+        save_checkpoint(path, {"kind": self.KINDS[0], "model": weights, **self.checkpoint_state()})
 
     @classmethod
     def load(cls, path: str, device=None):
@@ -1496,9 +1501,9 @@ class EMA:
 
     @torch.no_grad()
     def update(self, named_params) -> None:
-        d = self.rate()
-        for n, p in named_params:
-            self.shadow[n].lerp_(p.detach(), 1 - d)  # shadow + (1 - d) (p - shadow)
+        d, named = self.rate(), list(named_params)
+        # shadow + (1 - d) (p - shadow), every tensor in one call (as torch.optim.swa_utils does)
+        torch._foreach_lerp_([self.shadow[n] for n, _ in named], [p.detach() for _, p in named], 1 - d)
         self.updates += 1
 
     def state_dict(self) -> dict:
@@ -1912,6 +1917,19 @@ class InterMoE(Checkpointable, nn.Module):
             feats[k, :, n:] = feats[k, :, n - 1:n]
         self.train(was_training)
         return (joints_from_features(feats), feats) if return_features else joints_from_features(feats)
+
+
+PRETRAINED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models", "intermoe_lab.pt")
+
+
+def pretrained(device=None, path: str | None = None) -> InterMoE:
+    """The trained model this repository ships (PRETRAINED, models/intermoe_lab.pt: the lab preset's recipe
+    trained longer than a lab run; README, Results), loaded offline, ready to `sample`."""
+    path = path or PRETRAINED
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"the shipped model {path} is missing: a clone of the repository holds it (as a "
+                                f"plain file); or train one with python intermoe_min.py train --preset lab --out DIR")
+    return InterMoE.load(path, device)
 
 
 # =====================================================================================================

@@ -130,3 +130,37 @@ def test_the_decoded_motion_loss_falls_when_the_prediction_is_trained_through_th
     late = torch.full((4,), 701, dtype=torch.long)  # noise steps past geo_t_max (700): no decoded loss
     loss, terms = im.decoded_motion_loss(m, pred, z0, zmask, late)
     assert float(loss) == 0.0 and terms == {}
+
+
+def test_each_lever_of_the_screen_changes_only_its_own_switches():
+    base = ie.ablation_config(im.preset("lab"), "full InterMoE")
+    assert base == im.preset("lab")
+    for name in ie.LEVERS[1:] + ["length buckets"]:
+        cfg = ie.ablation_config(im.preset("lab"), name)
+        changed = {k for k, v in im.asdict(cfg).items() if v != im.asdict(base)[k]}
+        assert changed == set(ie.ABLATIONS[name][1]), (name, changed)
+
+
+def test_a_model_stored_in_half_precision_loads_as_float32_and_samples_alike(tmp_path, records, monkeypatch):
+    m = im.build_model(im.preset("nano"), records)
+    im.train_denoiser(m, records, steps=3, progress=False)
+    m.save(str(tmp_path / "full.pt"))
+    m.save(str(tmp_path / "half.pt"), half=True)
+    assert (tmp_path / "half.pt").stat().st_size < 0.7 * (tmp_path / "full.pt").stat().st_size
+    monkeypatch.setattr(im, "PRETRAINED", str(tmp_path / "half.pt"))
+    h = im.pretrained(device="cpu")
+    assert all(p.dtype == torch.float32 for p in h.parameters())
+    assert h.latent_scale == m.latent_scale  # buffers keep their precision
+    a, b = m.sample(["two people hug"], 24, seed=0, steps=4), h.sample(["two people hug"], 24, seed=0, steps=4)
+    assert (a - b).abs().max() < 0.02  # metres
+    monkeypatch.setattr(im, "PRETRAINED", str(tmp_path / "absent.pt"))
+    with pytest.raises(FileNotFoundError, match="shipped model"):
+        im.pretrained()
+
+
+def test_sample_without_a_checkpoint_uses_the_shipped_model(tmp_path, records, monkeypatch):
+    m = im.build_model(im.preset("nano"), records)
+    m.save(str(tmp_path / "shipped.pt"), half=True)
+    monkeypatch.setattr(im, "PRETRAINED", str(tmp_path / "shipped.pt"))
+    ie.main(["sample", "--prompt", "two people shake hands", "--length", "30", "--out", str(tmp_path / "s")])
+    assert (tmp_path / "s" / "sample_0.gif").stat().st_size > 0

@@ -1,0 +1,85 @@
+"""What do stage 2's training levers cost per step? The lab recipe against each lever, in one process.
+
+    python benchmarks/bench_levers.py            # 24 interleaved rounds
+    python benchmarks/bench_levers.py --quick    # 8 rounds
+    python benchmarks/bench_levers.py --threads 1
+
+The `lab` preset on InterSynth training clips (untrained weights: a step's time does not depend on them,
+except through how many experts the router picks, which is the same for every variant here), one model per
+variant with the same weights, the same latent cache. Each round runs one training step of every variant
+in a shuffled order (forward, backward, AdamW, the bias rule, the EMA update where it is on), each on its
+own next batch as train_loop would make it (im.batches, with the length buckets where they are on). Printed
+per variant: mean seconds per step over the rounds (the mean, not the best: bucketed batches differ in
+length by design, so only their mean tells the epoch's time), the ratio to the lab recipe, the share of
+padded latent frames in its batches, and steps per second. Compare ratios, not times, across machines.
+"""
+import argparse
+import os
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import intermoe_min as im  # noqa: E402
+import intermoe_eval as ie  # noqa: E402
+
+VARIANTS = ["full InterMoE", "length buckets", "EMA", "decoded losses", "capsule loss", "decoded + capsule"]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="8 rounds instead of 24")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--clips", type=int, default=640, help="InterSynth training clips for the batches")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rounds = 8 if args.quick else 24
+    t_start = time.perf_counter()
+    records = im.load_intersynth("train")[:args.clips]
+    base = im.build_model(im.preset("lab"), records, seed=0)
+    base.latent_scale.fill_(im.measure_latent_scale(base, records))
+    cache = im.LatentDataset(base, records, train=True, max_frames=base.cfg.max_frames, seed=0)
+    runs = {}
+    for name in VARIANTS:
+        cfg = ie.ablation_config(base.cfg, name)
+        m = im.InterMoE(cfg, base.vocab, base.normalizer)
+        m.load_state_dict(base.state_dict())
+        m.vae.requires_grad_(False)
+        m.vae.eval()
+        named = [(n, p) for n, p in m.named_parameters() if p.requires_grad]
+        order = im.batches(cache, cfg.batch, 0, 0, lengths=cache.lengths if cfg.bucket else None)
+        runs[name] = {"model": m, "named": named, "opt": im.make_optimizer([p for _, p in named], cfg.lr, 0.0),
+                      "ema": im.EMA(named, cfg.ema_decay) if cfg.ema_decay else None,
+                      "batches": [im.collate([cache[i] for i in idx]) for idx in order[:rounds]], "times": []}
+    for r in range(rounds):
+        for name in np.random.default_rng(r).permutation(VARIANTS):
+            run = runs[name]
+            m, batch = run["model"], run["batches"][r]
+            t = time.perf_counter()
+            loss, _ = m(batch["latent"] / m.latent_scale, batch["mask"], batch["captions"])
+            run["opt"].zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_value_([p for _, p in run["named"]], m.cfg.grad_clip)
+            run["opt"].step()
+            m.denoiser.update_biases()
+            if run["ema"] is not None:
+                run["ema"].update(run["named"])
+            run["times"].append(time.perf_counter() - t)
+    ref = np.mean(runs["full InterMoE"]["times"][1:])
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {rounds} interleaved rounds (the first "
+          f"dropped), lab preset, batch {base.cfg.batch}, windows of {base.cfg.max_frames // 4} latent frames")
+    print(f"{'variant':20s} {'s/step':>7s} {'ratio':>6s} {'padding':>8s} {'steps/s':>8s}")
+    for name in VARIANTS:
+        run = runs[name]
+        sec = np.mean(run["times"][1:])
+        pad = 1 - np.mean([b["mask"].float().mean().item() for b in run["batches"]])
+        print(f"{name:20s} {sec:7.3f} {sec / ref:6.3f} {pad:8.1%} {1 / sec:8.2f}")
+    print(f"(bench took {time.perf_counter() - t_start:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
