@@ -1401,6 +1401,8 @@ PAPER_ABLATION = {  # REFERENCE 1.5: FID, R@1, MM-Dist on InterHuman
     "w/o dynamic selection (fixed top-k)": (6.242, 0.498, 3.772),
     "Full InterMoE": (4.677, 0.512, 3.762),
 }
+LEVER_METRICS = ("FID", "R-Precision top-3", "MM-Dist", "role accuracy", "role swap rate", "foot sliding (cm/frame)",
+                 "interpenetration (% frames)", "hand contact (cm)")  # the lever screen's columns
 ABLATION_METRICS = ("FID", "R-Precision top-1", "R-Precision top-3", "MM-Dist", "Diversity",
                     "role accuracy", "homogenisation gap (cm)", "interpenetration (% frames)")
 
@@ -1431,9 +1433,10 @@ def _slug(name: str) -> str:
 def run_ablation(out: str | None = None, work: str = os.path.join("runs", "ablation"), variants=None,
                  seeds=(0, 1, 2), steps: int | None = None, vae_ckpt: str | None = None, repeats: int = 2,
                  n_test: int = 96, smoke: bool = False, progress: bool = True,
-                 preset_name: str = "ablation") -> dict:
-    """Train and evaluate every ablation variant x seed; write {out}/ablation.md and {out}/ablation.json
+                 preset_name: str = "ablation", report: str = "ablation") -> dict:
+    """Train and evaluate every ablation variant x seed; write {out}/{report}.md and {out}/{report}.json
     (out defaults to `work`; the repository's published table is results/, written only on request).
+    preset_name: the model every variant changes; report "levers" writes the lever screen's page.
 
     Shared by all runs: the data, one VAE (trained into {work}/vae.pt, or read from vae_ckpt, e.g. the lab
     demo's runs/demo/vae.pt), its latent cache, the evaluator and the role classifier (trained once into
@@ -1497,9 +1500,9 @@ def run_ablation(out: str | None = None, work: str = os.path.join("runs", "ablat
                "role classifier": {k: v for k, v in role_report_.items() if k != "history"},
                "real": real, "runs": runs, "summary": _summarise(runs, variants),
                "seconds": round(time.time() - t_start, 1), "machine": _machine()}
-    _write_json(os.path.join(out, "ablation.json"), results)
-    with open(os.path.join(out, "ablation.md"), "w") as f:
-        f.write(ablation_markdown(results))
+    _write_json(os.path.join(out, f"{report}.json"), results)
+    with open(os.path.join(out, f"{report}.md"), "w") as f:
+        f.write(ablation_markdown(results, LEVER_METRICS if report == "levers" else ABLATION_METRICS))
     return results
 
 
@@ -1508,27 +1511,45 @@ def _smoke_eval(smoke: bool) -> dict:
 
 
 def _summarise(runs: list[dict], variants: list[str]) -> dict:
-    """Per variant and metric: the seeds' means combined into a mean with its Student-t interval."""
-    out = {}
+    """Per variant and metric: the seeds' means combined into a mean with its Student-t interval; and for every
+    variant after the first, "paired": its difference from the first variant seed by seed (the same seed
+    gives both the same data order and noise), as a mean with its Student-t interval."""
+    out, metrics = {}, [k for k in METRICS if k != "MultiModality"]
+    ref = {r["seed"]: r for r in runs if r["variant"] == variants[0]}
     for name in variants:
         mine = [r for r in runs if r["variant"] == name]
-        out[name] = {k: mean_ci([r["metrics"][k][0] for r in mine], student_t=True) for k in ABLATION_METRICS}
+        out[name] = {k: mean_ci([r["metrics"][k][0] for r in mine], student_t=True) for k in metrics}
         out[name]["train seconds"] = float(np.mean([r["train seconds"] for r in mine]))
+        pairs = [(r, ref[r["seed"]]) for r in mine if r["seed"] in ref]
+        if name != variants[0] and pairs:
+            out[name]["paired"] = {k: mean_ci([r["metrics"][k][0] - f["metrics"][k][0] for r, f in pairs],
+                                              student_t=True) for k in metrics}
     return out
 
 
-def ablation_markdown(results: dict) -> str:
-    """The study as a Markdown page: our table (mean ± 95% interval over seeds) beside the paper's."""
-    cols = ABLATION_METRICS
-    lines = ["# Ablation study: InterMoE's switches in miniature", "",
+def ablation_markdown(results: dict, cols=ABLATION_METRICS) -> str:
+    """The study as a Markdown page: our table (mean ± 95% interval over seeds), each variant's paired
+    difference from the first, and the paper's table where a variant has a row in it."""
+    levers = cols == LEVER_METRICS
+    lines = ["# " + ("Stage 2's training levers, screened" if levers else
+                     "Ablation study: InterMoE's switches in miniature"), "",
              f"InterSynth test split; {len(results['seeds'])} seeds x {results['steps']} denoiser steps each on one "
              f"shared VAE; each run evaluated on {results['repeats']} fresh generations; mean ± 95% interval over "
-             f"seeds (Student's t: 4.30 s / sqrt(3) for 3 seeds); the real row: mean ± 1.96 std / sqrt(repeats). The runs took {sum(r['train seconds'] + r['eval seconds'] for r in results['runs']) / 60:.0f}"
+             f"seeds (Student's t, n - 1 degrees of freedom: 12.7 s / sqrt(2) for 2 seeds, 4.30 s / sqrt(3) for 3); the real row: mean ± 1.96 std / sqrt(repeats). The runs took {sum(r['train seconds'] + r['eval seconds'] for r in results['runs']) / 60:.0f}"
              f" min of training and evaluation on {results['machine']} (shared models and caches aside).", "",
              "| variant | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|",
              "| real test clips (vs val) | " + " | ".join(_fmt(results["real"][k]) for k in cols) + " |"]
     for name, row in results["summary"].items():
         lines.append(f"| {name} | " + " | ".join(_fmt(row[k]) for k in cols) + " |")
+    first = next(iter(results["summary"]))
+    paired = [(name, row["paired"]) for name, row in results["summary"].items() if "paired" in row]
+    if paired:
+        lines += ["", f"Each variant minus {first}, seed by seed (mean ± 95% Student-t interval over the seeds; an "
+                  "interval that holds 0 separates nothing):", "",
+                  "| variant | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+        lines += [f"| {name} | " + " | ".join(_fmt(d[k]) for k in cols) + " |" for name, d in paired]
+    if levers:
+        return "\n".join(lines + [""])
     lines += ["", "The paper's table (InterHuman, full-size models; REFERENCE 1.5):", "",
               "| our variant | paper's row | FID | R@1 | MM-Dist |", "|---|---|---|---|---|"]
     for name in results["summary"]:
@@ -1682,6 +1703,8 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--repeats", type=int, default=2, help="fresh generations of the test batch per run")
     a.add_argument("--smoke", action="store_true", help="a tiny study (seconds) to check the pipeline")
     a.add_argument("--preset", default="ablation", choices=list(im.PRESETS), help="the model every variant changes")
+    a.add_argument("--report", default="ablation", choices=["ablation", "levers"],
+                   help="the page's name and columns: the paper's ablation, or the lever screen")
     return p
 
 
@@ -1746,9 +1769,9 @@ def _run(args) -> None:
     if args.cmd == "ablate":
         res = run_ablation(out=args.out, work=args.work, variants=args.variants, seeds=tuple(args.seeds),
                            steps=args.steps, vae_ckpt=args.vae, repeats=args.repeats, smoke=args.smoke,
-                           preset_name=args.preset)
-        print(ablation_markdown(res))
-        print(f"written to {os.path.join(args.out or args.work, 'ablation.md')} and ablation.json")
+                           preset_name=args.preset, report=args.report)
+        print(ablation_markdown(res, LEVER_METRICS if args.report == "levers" else ABLATION_METRICS))
+        print(f"written to {os.path.join(args.out or args.work, args.report + '.md')} and {args.report}.json")
         return
     if args.cmd == "sample":
         model = im.InterMoE.load(args.ckpt) if args.ckpt else im.pretrained()

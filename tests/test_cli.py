@@ -107,7 +107,7 @@ def test_evaluate_and_ablate_write_to_the_run_not_to_results(tmp_path, monkeypat
     monkeypatch.setattr(im.InterMoE, "load", classmethod(lambda cls, path, device=None: None))
     monkeypatch.setattr(ie, "run_evaluation", fake_evaluation)
     monkeypatch.setattr(ie, "run_ablation", lambda out=None, work=None, **kw: calls.setdefault("ablate", (out, work)))
-    monkeypatch.setattr(ie, "ablation_markdown", lambda res: "table")
+    monkeypatch.setattr(ie, "ablation_markdown", lambda res, cols=None: "table")
     ie.main(["evaluate", "--ckpt", str(ckpt)])
     assert calls["evaluate"] == str(tmp_path / "run")
     ie.main(["ablate", "--work", str(tmp_path / "abl")])

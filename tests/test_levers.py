@@ -164,3 +164,21 @@ def test_sample_without_a_checkpoint_uses_the_shipped_model(tmp_path, records, m
     monkeypatch.setattr(im, "PRETRAINED", str(tmp_path / "shipped.pt"))
     ie.main(["sample", "--prompt", "two people shake hands", "--length", "30", "--out", str(tmp_path / "s")])
     assert (tmp_path / "s" / "sample_0.gif").stat().st_size > 0
+
+
+def test_the_screen_reports_each_variants_paired_difference_from_the_first():
+    def run(variant, seed, fid, pen):
+        metrics = {k: [1.0, 0.0] for k in ie.METRICS}
+        metrics["FID"], metrics["interpenetration (% frames)"] = [fid, 0.1], [pen, 1.0]
+        return {"variant": variant, "seed": seed, "metrics": metrics, "train seconds": 1.0, "eval seconds": 1.0}
+    runs = [run("full InterMoE", 0, 5.0, 40.0), run("full InterMoE", 1, 7.0, 30.0),
+            run("capsule loss", 0, 5.5, 10.0), run("capsule loss", 1, 7.3, 6.0)]
+    summary = ie._summarise(runs, ["full InterMoE", "capsule loss"])
+    assert "paired" not in summary["full InterMoE"]
+    diff = summary["capsule loss"]["paired"]
+    assert diff["FID"][0] == pytest.approx(0.4) and diff["interpenetration (% frames)"][0] == pytest.approx(-27.0)
+    assert diff["FID"][1] == pytest.approx(12.706 * np.std([0.5, 0.3], ddof=1) / np.sqrt(2), rel=1e-3)
+    page = ie.ablation_markdown({"seeds": [0, 1], "steps": 10, "repeats": 1, "runs": runs, "machine": "m",
+                                 "real": {k: [0.0, 0.0] for k in ie.METRICS}, "summary": summary,
+                                 "evaluator": {}}, ie.LEVER_METRICS)
+    assert "capsule loss minus" not in page and "minus full InterMoE" in page and "-27.000" in page
