@@ -50,7 +50,8 @@ def main():
         m.vae.requires_grad_(False)
         m.vae.eval()
         named = [(n, p) for n, p in m.named_parameters() if p.requires_grad]
-        order = im.batches(cache, cfg.batch, 0, 0, lengths=cache.lengths if cfg.bucket else None)
+        order = [idx for epoch in range(rounds // (len(cache) // cfg.batch) + 1)  # as many epochs as it takes
+                 for idx in im.batches(cache, cfg.batch, 0, epoch, lengths=cache.lengths if cfg.bucket else None)]
         runs[name] = {"model": m, "named": named, "opt": im.make_optimizer([p for _, p in named], cfg.lr, 0.0),
                       "ema": im.EMA(named, cfg.ema_decay) if cfg.ema_decay else None,
                       "batches": [im.collate([cache[i] for i in idx]) for idx in order[:rounds]], "times": []}

@@ -77,6 +77,9 @@ def test_the_decoded_losses_vanish_where_the_truth_is_predicted():
     moved[:, 0, :, 4] += 0.05  # a's left knee off its bones
     t2 = im.interaction_losses(moved, J, mask)
     assert float(t2["dm"]) > 1e-3 and float(t2["bl"]) > 1e-4
+    far = J.clone()
+    far[:, 1, :, :, 0] += 5.0  # b walks 5 m away from a partner it should be near: standing apart costs
+    assert float(im.interaction_losses(far, J, mask)["dm"]) > 1.0
     padded = im.interaction_losses(torch.cat([J, moved], 2), torch.cat([J, J], 2),
                                    torch.cat([mask, torch.zeros(1, 60, dtype=torch.bool)], 1))
     assert float(padded["bl"]) < 1e-10  # padding frames do not count
