@@ -1460,7 +1460,12 @@ def run_ablation(out: str | None = None, work: str = os.path.join("runs", "ablat
         train_vae(base, train, ckpt_path=os.path.join(work, "vae.pt"), progress=progress)
     device = pick_device()
     base.to(device).latent_scale.fill_(measure_latent_scale(base, train, device=device))
-    latents = LatentDataset(base, train, train=True, max_frames=cfg.max_frames, progress=progress)
+    latents = []  # the shared latent cache, built when the first run that needs training starts
+
+    def cache():
+        if not latents:
+            latents.append(LatentDataset(base, train, train=True, max_frames=cfg.max_frames, progress=progress))
+        return latents[0]
     ev_dir = work if smoke else os.path.join("runs", "evaluator")  # the one `run_evaluation` uses too
     os.makedirs(ev_dir, exist_ok=True)
     evaluator, ev_report = train_evaluator(train, val, ckpt_path=os.path.join(ev_dir, "evaluator.pt"),
@@ -1486,7 +1491,7 @@ def run_ablation(out: str | None = None, work: str = os.path.join("runs", "ablat
                 model.latent_scale.copy_(base.latent_scale)
                 t = time.time()
                 history = train_denoiser(model, train, steps=steps, ckpt_path=path + ".pt", seed=seed,
-                                         device=device, progress=progress, latents=latents)
+                                         device=device, progress=progress, latents=cache())
                 train_seconds = round(time.time() - t, 1)
                 t = time.time()
                 metrics = evaluate(model, test, evaluator, roles, seed=seed, **eval_kw)
