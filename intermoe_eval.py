@@ -1500,7 +1500,7 @@ def run_ablation(out: str | None = None, work: str = os.path.join("runs", "ablat
                                              "train seconds": train_seconds,
                                              "eval seconds": round(time.time() - t, 1), "metrics": metrics})
             runs.append(_read_json(path + ".json"))
-    results = {"config": asdict(cfg), "steps": steps, "seeds": list(seeds), "repeats": repeats,
+    results = {"config": asdict(cfg), "steps": steps, "seeds": list(seeds), "repeats": repeats, "test clips": len(test),
                "evaluator": {k: v for k, v in ev_report.items() if k != "history"},
                "role classifier": {k: v for k, v in role_report_.items() if k != "history"},
                "real": real, "runs": runs, "summary": _summarise(runs, variants),
@@ -1538,7 +1538,7 @@ def ablation_markdown(results: dict, cols=ABLATION_METRICS) -> str:
     levers = cols == LEVER_METRICS
     lines = ["# " + ("Stage 2's training levers, screened" if levers else
                      "Ablation study: InterMoE's switches in miniature"), "",
-             f"InterSynth test split; {len(results['seeds'])} seeds x {results['steps']} denoiser steps each on one "
+             f"InterSynth test split ({results.get('test clips', 'all')} clips); {len(results['seeds'])} seeds x {results['steps']} denoiser steps each on one "
              f"shared VAE; each run evaluated on {results['repeats']} fresh generations; mean ± 95% interval over "
              f"seeds (Student's t, n - 1 degrees of freedom: 12.7 s / sqrt(2) for 2 seeds, 4.30 s / sqrt(3) for 3); the real row: mean ± 1.96 std / sqrt(repeats). The runs took {sum(r['train seconds'] + r['eval seconds'] for r in results['runs']) / 60:.0f}"
              f" min of training and evaluation on {results['machine']} (shared models and caches aside).", "",
