@@ -1391,6 +1391,7 @@ ABLATIONS = {  # name -> (the paper's row it stands for, changes to the denoiser
     "decoded losses": (None, {"geo_weight": 1.0}),
     "capsule loss": (None, {"pen_weight": 100.0}),
     "decoded + capsule": (None, {"geo_weight": 1.0, "pen_weight": 100.0}),
+    "decoded + capsule, light": (None, {"geo_weight": 0.3, "pen_weight": 30.0}),
 }
 LEVERS = ["full InterMoE", "EMA", "decoded losses", "capsule loss", "decoded + capsule"]  # the lever screen
 PAPER_VARIANTS = [name for name, (row, _) in ABLATIONS.items() if row]  # the study's default: the paper's rows
