@@ -1392,8 +1392,12 @@ ABLATIONS = {  # name -> (the paper's row it stands for, changes to the denoiser
     "capsule loss": (None, {"pen_weight": 100.0}),
     "decoded + capsule": (None, {"geo_weight": 1.0, "pen_weight": 100.0}),
     "decoded + capsule, light": (None, {"geo_weight": 0.3, "pen_weight": 30.0}),
+    # the second round: the same losses only where the x0 prediction is sharp (t <= 300, not InterGen's 700)
+    "capsule loss, t <= 300": (None, {"pen_weight": 100.0, "geo_t_max": 300}),
+    "decoded + capsule, t <= 300": (None, {"geo_weight": 1.0, "pen_weight": 100.0, "geo_t_max": 300}),
 }
-LEVERS = ["full InterMoE", "EMA", "decoded losses", "capsule loss", "decoded + capsule"]  # the lever screen
+LEVERS = ["full InterMoE", "EMA", "decoded losses", "capsule loss", "decoded + capsule",  # the lever screen
+          "capsule loss, t <= 300", "decoded + capsule, t <= 300"]
 PAPER_VARIANTS = [name for name, (row, _) in ABLATIONS.items() if row]  # the study's default: the paper's rows
 PAPER_ABLATION = {  # REFERENCE 1.5: FID, R@1, MM-Dist on InterHuman
     "Baseline (InterGen + CS-VAE, FFN instead of MoE)": (5.251, 0.489, 3.771),

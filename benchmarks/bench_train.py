@@ -26,7 +26,9 @@ router picks). In one run it measures:
    FLOP/s as a share of the fp32 matmul throughput measured in the same run (the faster of a 2048^3 and a
    1024^3 torch.matmul, same thread count, before each step so both see the same background load; the
    peak is the best of them all). Data loading (dataset fetches + collate, done serially inside
-   train_loop) is timed apart and folded into a second steps/s figure.
+   train_loop) is timed apart and folded into a second steps/s figure. Stage 2 again with and without
+   length buckets (mean seconds over alternating steps), and the whole lab run's time per stage estimated
+   from these step times.
 2. DDIM-50 sampling with classifier-free guidance for 8 interactions of 180 frames (6 s), text encoding and
    VAE decoding included (model.sample). Untrained, the zero-initialised output layer is given small random
    weights and every InterMoE block's bias is set so that ~1 expert per token is selected (see below).
@@ -196,15 +198,15 @@ def latent_data(model, records, cfg):
     return im.LatentDataset(model, records, train=True, max_frames=cfg.max_frames, seed=0)
 
 
-def make_batches(data, collate_fn, batch_size: int, n: int):
+def make_batches(data, collate_fn, batch_size: int, n: int, lengths=None):
     """n batches as train_loop makes them from the seeded dataset `data` (its epoch set, im.batches order,
-    collate_fn), and the seconds each took to fetch and collate (train_loop does this serially, between
-    steps)."""
+    with length buckets if `lengths` are given, collate_fn), and the seconds each took to fetch and collate
+    (train_loop does this serially, between steps)."""
     out, seconds, epoch = [], [], 0
     while len(out) < n:
         data.epoch = epoch
         t0 = time.perf_counter()
-        for idx in im.batches(data, batch_size, 0, epoch):
+        for idx in im.batches(data, batch_size, 0, epoch, lengths=lengths):
             out.append(collate_fn([data[i] for i in idx]))
             seconds.append(time.perf_counter() - t0)
             if len(out) == n:
@@ -576,7 +578,8 @@ def main():
     n_fetch = 4 if args.quick else 8  # batches fetched (for the data-loading time); the steps cycle through 3
     vae_batches, vae_data_s = make_batches(vae_data(records, model.normalizer, cfg), im.collate,
                                            cfg.vae_batch, n_fetch)
-    den_batches, den_data_s = make_batches(cost.pop("data"), im.collate, cfg.batch, n_fetch)
+    den_cache = cost.pop("data")
+    den_batches, den_data_s = make_batches(den_cache, im.collate, cfg.batch, n_fetch)
     vae_batches, den_batches = vae_batches[:3], den_batches[:3]
     vae_model = copy.deepcopy(model.vae)  # stage 1 trains its own copy; stage 2's stays frozen
     sampler_state = copy.deepcopy(model.state_dict())  # untouched weights for the sampling measurement
@@ -659,6 +662,38 @@ def main():
     print("   experts per token in the last step, per layer: "
           + ", ".join(f"{k / real:.2f}" for k in den_step.selections)
           + f"  ({real} real latent tokens of {2 * den_step.last_batch['mask'].numel()} slots)")
+
+    # ---- length buckets (cfg.bucket): an epoch's batches differ in length by design, so the mean step over
+    # many batches, not the best of three, is what an epoch costs; the two orders alternate step by step
+    n_b = 8 if args.quick else 24
+    plain, _ = make_batches(den_cache, im.collate, cfg.batch, n_b)
+    bucketed, _ = make_batches(den_cache, im.collate, cfg.batch, n_b, lengths=den_cache.lengths)
+    secs = {"plain": [], "bucketed": []}
+    for b_plain, b_bucket in zip(plain, bucketed):
+        for key, b in (("plain", b_plain), ("bucketed", b_bucket)):
+            secs[key].append(den_step(b)["step"])
+    print(f"\n== stage 2 with and without length buckets (im.batches(..., lengths=); mean of {n_b} alternating steps)")
+    mean_s = {}
+    for key, bs in (("plain", plain), ("bucketed", bucketed)):
+        mean_s[key] = sum(secs[key]) / len(secs[key])
+        pad = 1 - sum(b["mask"].float().mean().item() for b in bs) / len(bs)
+        print(f"   {key:8s}: {mean_s[key]:.3f} s/step = {1 / mean_s[key]:.2f} steps/s, {pad:.1%} of latent frames padding")
+    print(f"   bucketed / plain step time: {mean_s['bucketed'] / mean_s['plain']:.3f}")
+
+    # ---- the whole lab run, estimated from this run's step times (the `train` command: stage 1, then stage 2's
+    # one-off costs and its steps; evaluation and data generation not included)
+    one = lab_split or cost
+    vae_best = min(p["step"] for p, _, _ in runs["vae"])
+    est1 = cfg.vae_steps * (vae_best + median(vae_data_s))
+    print(f"\n== the lab run's wall time per stage, estimated ({cfg.vae_steps} VAE steps, {cfg.steps} denoiser steps"
+          f"{'' if lab_split else '; one-off costs scaled from this subset'})")
+    scale = 1.0 if lab_split else n_lab * 0.8 / one["clips"]  # the train split keeps 80% of the clips
+    one_s = (one["cache_s"] + one["scale_s"]) * scale
+    print(f"   stage 1: {est1 / 60:.1f} min")
+    for key in ("plain", "bucketed"):
+        est2 = one_s + cfg.steps * (mean_s[key] + median(den_data_s))
+        print(f"   stage 2, {key}: {est2 / 60:.1f} min (latent cache {one_s / 60:.1f} min)  -> both stages "
+              f"{(est1 + est2) / 60:.1f} min")
 
     # ---- sampling
     model.load_state_dict(sampler_state)
