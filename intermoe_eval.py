@@ -22,6 +22,7 @@ import re
 import sys
 import textwrap
 import time
+import warnings
 from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
@@ -1435,6 +1436,63 @@ def _slug(name: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in name.lower()).strip("_")
 
 
+@torch.no_grad()
+def expert_load(model, records: list[dict], n: int = 32, seed: int = 0, t_bins: int = 10, around: int = 8) -> dict:
+    """How the experts share the work while `model` generates for the first n `records` (each its first caption
+    and its own length, DDIM with guidance, as `sample` runs): per MoE layer, the share of real tokens each
+    expert takes (the shares sum to the experts per token); experts per token by noise step t (t_bins equal
+    bins of the diffusion's steps); and experts per token by latent frame from the clip's first key event
+    (meta['key_frames'], -around..around latent frames; clips without one count elsewhere only). Guidance's
+    unconditional half counts in the shares and the noise curve, not around the key events."""
+    blocks = model.denoiser.moe_blocks()
+    if not blocks:
+        raise ValueError("expert_load: this model has no MoE blocks (the FFN baseline has no experts to load)")
+    recs = records[:n]
+    B, L, E, A = len(recs), len(blocks), blocks[0].n_experts, 2 * around + 1
+    lengths = [int(np.clip(r["joints"].shape[1], im.MIN_FRAMES, im.MAX_FRAMES)) for r in recs]
+    Tz = -(-max(lengths) // 4)
+    key = torch.tensor([min(r["meta"].get("key_frames") or [-10 ** 6]) // 4 for r in recs])  # (B,) latent frame
+    offset = torch.arange(Tz)[None] - key[:, None] + around  # (B, Tz): 0..A-1 within reach of the key event
+    real = torch.arange(Tz)[None] < torch.tensor([-(-n_ // 4) for n_ in lengths])[:, None]  # (B, Tz)
+    near = F.one_hot(offset.clamp(0, A - 1), A).float() * ((offset >= 0) & (offset < A) & real)[..., None].float()
+    counts, tokens = torch.zeros(L, E), torch.zeros(L)
+    by_t, tok_t = torch.zeros(L, t_bins), torch.zeros(L, t_bins)
+    by_key, tok_key = torch.zeros(L, A), torch.zeros(L, A)
+    now = {}
+    n_steps = model.diffusion.n_steps
+
+    def on_denoiser(module, args):
+        now["bin"] = min(int(args[2][0]) * t_bins // n_steps, t_bins - 1)  # args: x_a, x_b, t (2B,), ...
+
+    def on_block(layer):
+        def hook(module, args, out):
+            sel = module.last_selection.cpu()  # (2 * 2B, Tz, E): rows person-major, conditional samples first
+            picked, S = sel.sum((0, 1)).float(), float(module.last_tokens)
+            counts[layer] += picked
+            tokens[layer] += S
+            by_t[layer, now["bin"]] += picked.sum()
+            tok_t[layer, now["bin"]] += S
+            per_frame = rearrange(sel, "(p b) t e -> b p t e", p=2)[:B].sum((1, 3)).float()  # (B, Tz), both people
+            by_key[layer] += torch.einsum("bt,bta->a", per_frame, near)
+            tok_key[layer] += 2 * near.sum((0, 1))
+        return hook
+    handles = [model.denoiser.register_forward_pre_hook(on_denoiser)]
+    handles += [b.register_forward_hook(on_block(i)) for i, b in enumerate(blocks)]
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", ".*not in the vocabulary")
+            model.sample([r["captions"][0] for r in recs], lengths, seed=seed)
+    finally:
+        for h in handles:
+            h.remove()
+    edges = [round(k * n_steps / t_bins) for k in range(t_bins + 1)]
+    return {"clips": B, "experts": E, "share": (counts / tokens[:, None]).tolist(),  # (L, E)
+            "experts per token": (counts.sum(1) / tokens).tolist(),  # (L,)
+            "t bins": edges, "by t": (by_t / tok_t).tolist(),  # (L, t_bins), NaN where no DDIM step fell
+            "offsets": list(range(-around, around + 1)), "around key event": (by_key / tok_key).tolist(),  # (L, A)
+            "key event clips": int((key >= 0).sum())}
+
+
 def run_ablation(out: str | None = None, work: str = os.path.join("runs", "ablation"), variants=None,
                  seeds=(0, 1, 2), steps: int | None = None, vae_ckpt: str | None = None, repeats: int = 2,
                  n_test: int = 96, smoke: bool = False, progress: bool = True,
@@ -1446,8 +1504,8 @@ def run_ablation(out: str | None = None, work: str = os.path.join("runs", "ablat
     Shared by all runs: the data, one VAE (trained into {work}/vae.pt, or read from vae_ckpt, e.g. the lab
     demo's runs/demo/vae.pt), its latent cache, the evaluator and the role classifier (trained once into
     runs/evaluator/, the ones `run_evaluation` uses; into {work} for the smoke study). Per run: a fresh text encoder + denoiser (initialised by the seed) trained for the same `steps`,
-    then `evaluate` with `repeats` fresh generations of the test split (MultiModality left out: 30 generations
-    per caption would triple the study's time). Everything is cached in {work}: an interrupted study
+    then `evaluate` with `repeats` fresh generations of the first n_test test clips (0: all; MultiModality left
+    out: 30 generations per caption would triple the study's time) and `expert_load` on 32 of them. Everything is cached in {work}: an interrupted study
     rerun with the same arguments picks up where it stopped. Returns the results dict written to JSON.
     """
     t_start = time.time()
@@ -1477,7 +1535,7 @@ def run_ablation(out: str | None = None, work: str = os.path.join("runs", "ablat
                                            normalizer=base.normalizer, progress=progress, **_smoke_eval(smoke))
     roles, role_report_ = train_role_classifier(train, val, ckpt_path=os.path.join(ev_dir, "roles.pt"),
                                                 normalizer=base.normalizer, progress=progress, **_smoke_eval(smoke))
-    test = test[:n_test]  # one batch of 96 for R-Precision: generation is most of a run's evaluation time
+    test = test[:n_test] if n_test else test  # default one batch of 96: generation is most of a run's evaluation
     batch = min(96, len(test))
     eval_kw = dict(repeats=repeats, batch=batch, mm_captions=0, progress=progress)
     real_path = os.path.join(work, "real.json")
@@ -1500,10 +1558,12 @@ def run_ablation(out: str | None = None, work: str = os.path.join("runs", "ablat
                 train_seconds = round(time.time() - t, 1)
                 t = time.time()
                 metrics = evaluate(model, test, evaluator, roles, seed=seed, **eval_kw)
+                load = expert_load(model, test, n=min(32, len(test)), seed=seed) if model.denoiser.moe_blocks() else None
                 _write_json(path + ".json", {"variant": name, "seed": seed, "steps": steps, "checkpoint": path + ".pt",
                                              "final loss": history[-1]["loss"] if history else None,
                                              "train seconds": train_seconds,
-                                             "eval seconds": round(time.time() - t, 1), "metrics": metrics})
+                                             "eval seconds": round(time.time() - t, 1), "metrics": metrics,
+                                             "load": load})
             runs.append(_read_json(path + ".json"))
     results = {"config": asdict(cfg), "steps": steps, "seeds": list(seeds), "repeats": repeats, "test clips": len(test),
                "evaluator": {k: v for k, v in ev_report.items() if k != "history"},
@@ -1530,6 +1590,11 @@ def _summarise(runs: list[dict], variants: list[str]) -> dict:
         mine = [r for r in runs if r["variant"] == name]
         out[name] = {k: mean_ci([r["metrics"][k][0] for r in mine], student_t=True) for k in metrics}
         out[name]["train seconds"] = float(np.mean([r["train seconds"] for r in mine]))
+        loads = [r["load"] for r in mine if r.get("load")]
+        if loads:  # the experts' load, mean over the seeds that measured it
+            out[name]["load"] = {k: np.mean([ld[k] for ld in loads], 0).tolist()
+                                 for k in ("share", "experts per token", "by t", "around key event")}
+            out[name]["load"].update({k: loads[0][k] for k in ("t bins", "offsets")})
         pairs = [(r, ref[r["seed"]]) for r in mine if r["seed"] in ref]
         if name != variants[0] and pairs:
             out[name]["paired"] = {k: mean_ci([r["metrics"][k][0] - f["metrics"][k][0] for r, f in pairs],
@@ -1558,6 +1623,20 @@ def ablation_markdown(results: dict, cols=ABLATION_METRICS) -> str:
                   "interval that holds 0 separates nothing):", "",
                   "| variant | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
         lines += [f"| {name} | " + " | ".join(_fmt(d[k]) for k in cols) + " |" for name, d in paired]
+    loads = [(name, row["load"]) for name, row in results["summary"].items() if "load" in row]
+    if loads:
+        lines += ["", "The experts' load while generating 32 test clips (mean over seeds; per layer, first to last): "
+                  "experts per token; the busiest expert's share of the tokens over the mean share (1 = even); "
+                  "experts per token at the noisiest tenth of the steps and the cleanest; and at the key event's "
+                  "latent frame against 8 latent frames (32 frames) before it:", "",
+                  "| variant | experts per token | busiest / mean share | at t >= 900 | at t < 100 | at the key event "
+                  "| 8 latent frames before |", "|---|---|---|---|---|---|---|"]
+        for name, ld in loads:
+            share = np.array(ld["share"])
+            by_t, key = np.array(ld["by t"]), np.array(ld["around key event"])
+            cells = [share.sum(1), share.max(1) / share.mean(1), by_t[:, -1], by_t[:, 0],
+                     key[:, ld["offsets"].index(0)], key[:, 0]]
+            lines.append(f"| {name} | " + " | ".join(" / ".join(f"{v:.2f}" for v in c) for c in cells) + " |")
     if levers:
         return "\n".join(lines + [""])
     lines += ["", "The paper's table (InterHuman, full-size models; REFERENCE 1.5):", "",
@@ -1711,6 +1790,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="default: the paper's variants; any of: " + ", ".join(ABLATIONS))
     a.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one run per variant and seed")
     a.add_argument("--repeats", type=int, default=2, help="fresh generations of the test batch per run")
+    a.add_argument("--test-clips", type=int, default=96, help="test clips each run is judged on (0: the whole split)")
     a.add_argument("--smoke", action="store_true", help="a tiny study (seconds) to check the pipeline")
     a.add_argument("--preset", default="ablation", choices=list(im.PRESETS), help="the model every variant changes")
     a.add_argument("--report", default="ablation", choices=["ablation", "levers"],
@@ -1729,8 +1809,8 @@ def _check_args(p: argparse.ArgumentParser, args) -> None:
     for seed in [args.seed] if hasattr(args, "seed") else getattr(args, "seeds", []):
         if not 0 <= seed <= im.MAX_SEED:
             p.error(f"--{'seed' if hasattr(args, 'seed') else 'seeds'} must be between 0 and 2**63 - 1, got {seed}")
-    for name in ("repeats", "vae_steps", "steps"):
-        positive(name, 0 if name.endswith("steps") else 1)
+    for name in ("repeats", "vae_steps", "steps", "test_clips"):
+        positive(name, 0 if name.endswith("steps") or name == "test_clips" else 1)
     if args.cmd == "ablate" and args.variants:
         unknown = [v for v in args.variants if v not in ABLATIONS]
         if unknown:
@@ -1779,7 +1859,7 @@ def _run(args) -> None:
     if args.cmd == "ablate":
         res = run_ablation(out=args.out, work=args.work, variants=args.variants, seeds=tuple(args.seeds),
                            steps=args.steps, vae_ckpt=args.vae, repeats=args.repeats, smoke=args.smoke,
-                           preset_name=args.preset, report=args.report)
+                           preset_name=args.preset, report=args.report, n_test=args.test_clips)
         print(ablation_markdown(res, LEVER_METRICS if args.report == "levers" else ABLATION_METRICS))
         print(f"written to {os.path.join(args.out or args.work, args.report + '.md')} and {args.report}.json")
         return

@@ -279,3 +279,30 @@ def test_the_interval_over_seeds_is_students_t():
     m, ci = ie.mean_ci([1.0, 2.0, 3.0], student_t=True)
     assert m == 2.0 and abs(ci - 4.303 * 1.0 / math.sqrt(3)) < 1e-9
     assert math.isnan(ie.mean_ci([1.0], student_t=True)[1])
+
+
+# ---- the experts' load (issue 14) -------------------------------------------------------------------------
+
+def test_expert_load_counts_what_the_router_selects(synth):
+    """Fixed top-1 selection picks exactly one expert per real token, at every noise level and every frame
+    around the key event; with the paper's dynamic selection the shares still add up to experts per token."""
+    cfg = im.preset("nano", sample_steps=10)
+    for name in ("fixed top-k", "full InterMoE"):
+        torch.manual_seed(0)
+        model = im.build_model(ie.ablation_config(cfg, name), synth)
+        load = ie.expert_load(model, synth, n=4, t_bins=5, around=3)
+        share = np.array(load["share"])  # (layers, experts)
+        assert share.shape == (cfg.denoiser.n_layers, cfg.denoiser.moe.n_experts)
+        assert np.allclose(share.sum(1), load["experts per token"], atol=1e-5)
+        assert load["key event clips"] == 4 and len(load["offsets"]) == 7
+        if name == "fixed top-k":
+            assert np.allclose(load["experts per token"], 1.0)
+            assert np.allclose(load["by t"], 1.0) and np.allclose(load["around key event"], 1.0)
+        else:  # an untrained block selects about half its experts (sigmoid ~ 0.5 against the bias -0.5)
+            assert 0.1 < np.mean(load["experts per token"]) < cfg.denoiser.moe.n_experts
+
+
+def test_expert_load_refuses_a_model_without_experts(synth):
+    model = im.build_model(ie.ablation_config(im.preset("nano"), "FFN baseline"), synth)
+    with pytest.raises(ValueError, match="no MoE blocks"):
+        ie.expert_load(model, synth, n=2)
