@@ -1386,6 +1386,8 @@ ABLATIONS = {  # name -> (the paper's row it stands for, changes to the denoiser
     # not in the paper: both people read the same caption, as the paper's denoiser does (egocentric_text,
     # role_embedding off)
     "shared caption": (None, {"egocentric_text": False, "role_embedding": False}),
+    # not in the paper's table: its future work, the router's motion/text mix alpha learnt instead of 0.5
+    "learnable alpha": (None, {"learn_alpha": True}),
     # not in the paper: stage 2's training levers (InterMoEConfig; the README's lever screen)
     "EMA": (None, {"ema_decay": 0.999}),
     "length buckets": (None, {"bucket": True}),

@@ -306,3 +306,10 @@ def test_expert_load_refuses_a_model_without_experts(synth):
     model = im.build_model(ie.ablation_config(im.preset("nano"), "FFN baseline"), synth)
     with pytest.raises(ValueError, match="no MoE blocks"):
         ie.expert_load(model, synth, n=2)
+
+
+def test_the_learnable_alpha_variant_learns_the_routers_mix(synth):
+    cfg = ie.ablation_config(im.preset("nano"), "learnable alpha")
+    assert cfg.denoiser.moe.learn_alpha and not im.preset("nano").denoiser.moe.learn_alpha
+    routers = [b.router for b in im.build_model(cfg, synth).denoiser.moe_blocks()]
+    assert routers and all(r.alpha_logit.requires_grad and abs(float(r.alpha) - 0.5) < 1e-6 for r in routers)
