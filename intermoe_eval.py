@@ -1711,6 +1711,8 @@ def run_training(cfg, out: str, vae_steps=None, steps=None, seed: int = 0, stage
                 f"afresh on a longer-trained VAE, keep the VAE as it is (--vae-steps {done}), or use another "
                 f"output folder.")
     os.makedirs(out, exist_ok=True)
+    # the model records the steps it is trained for (its schedule's length), not the preset's defaults
+    cfg = replace(cfg, **{k: v for k, v in (("vae_steps", vae_steps), ("steps", steps)) if v is not None})
     log = {}
     t = time.time()
     if rank == 0:  # one process writes the data cache; the others read it afterwards
@@ -1867,6 +1869,8 @@ def _run(args) -> None:
         return
     if args.cmd == "sample":
         model = im.InterMoE.load(args.ckpt) if args.ckpt else im.pretrained()
+        if not args.ckpt:
+            print(f"no --ckpt: sampling the shipped model, {im.PRETRAINED} (README, Results)")
         joints = model.sample(args.prompt, args.length, seed=args.seed, progress=True)
         for k, prompt in enumerate(args.prompt):
             print("wrote", save_gif(joints[k].cpu().numpy(), os.path.join(args.out, f"sample_{k}.gif"), caption=prompt))

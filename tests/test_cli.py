@@ -32,6 +32,8 @@ def straight(tmp_path_factory):
 
 def test_two_identical_train_commands_give_identical_weights(tmp_path, straight):
     assert_same_weights(straight, train(tmp_path))
+    cfg = im.InterMoE.load(str(tmp_path / "model.pt")).cfg  # the model says how long it was trained
+    assert (cfg.vae_steps, cfg.steps) == (14, 14) != (im.preset("nano").vae_steps, im.preset("nano").steps)
 
 
 @pytest.mark.parametrize("stage", ["vae", "denoiser"])

@@ -1,4 +1,6 @@
 """Stage 2's levers beyond the paper: EMA weights, length buckets, losses on the decoded motion, capsules."""
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -167,6 +169,19 @@ def test_sample_without_a_checkpoint_uses_the_shipped_model(tmp_path, records, m
     monkeypatch.setattr(im, "PRETRAINED", str(tmp_path / "shipped.pt"))
     ie.main(["sample", "--prompt", "two people shake hands", "--length", "30", "--out", str(tmp_path / "s")])
     assert (tmp_path / "s" / "sample_0.gif").stat().st_size > 0
+
+
+def test_the_shipped_model_is_in_the_repository_and_makes_an_interaction():
+    """models/intermoe_lab.pt: the lab preset's networks in float16, loaded as float32, sampling offline."""
+    assert os.path.isfile(im.PRETRAINED), "the shipped model is missing from the repository"
+    assert os.path.getsize(im.PRETRAINED) < 40 * 2 ** 20  # issue 13: under 40 MB
+    m = im.pretrained(device="cpu")
+    lab = im.preset("lab")
+    assert (m.cfg.vae, m.cfg.text, m.cfg.denoiser) == (lab.vae, lab.text, lab.denoiser)
+    assert m.cfg.steps >= 4 * lab.steps  # trained at least 4x the lab budget's steps
+    joints = m.sample(["two people shake hands"], 60, seed=0)
+    assert joints.shape == (1, 2, 60, 22, 3) and torch.isfinite(joints).all()
+    assert 1.2 < float(joints[0, :, :, 15, 1].mean()) < 2.0  # head height of a standing adult (joint 15: head)
 
 
 def test_the_screen_reports_each_variants_paired_difference_from_the_first():
