@@ -1841,6 +1841,9 @@ def main(argv=None):
     _check_args(p, args)
     if args.threads:
         torch.set_num_threads(args.threads)
+    shown = warnings.formatwarning
+    if not args.debug:  # a warning is a line for the user (e.g. words the model does not know), not a traceback
+        warnings.formatwarning = lambda message, *rest, **kw: f"warning: {message}\n"
     try:
         _run(args)
     except (ValueError, TypeError, OSError, FloatingPointError, im.CheckpointError, im.DataError) as e:
@@ -1850,6 +1853,8 @@ def main(argv=None):
         hint = "" if ours else "\n(run again with --debug to see where it happened)"
         print(f"error: {e}{hint}", file=sys.stderr)
         raise SystemExit(1) from None
+    finally:
+        warnings.formatwarning = shown  # main() may be called in-process (tests, notebooks)
 
 
 def _run(args) -> None:

@@ -197,3 +197,16 @@ def test_sample_writes_bvh_files_a_parser_reads(tmp_path):
         with open(tmp_path / "s" / f"sample_0_{person}.bvh") as f:
             b = bvh.Bvh(f.read())
         assert len(b.get_joints_names()) == 22 and b.nframes == 30 and abs(b.frame_time - 1 / 30) < 1e-6
+
+
+def test_a_warning_reaches_the_user_as_one_line_and_the_format_is_restored(tmp_path, capsys, monkeypatch):
+    import warnings
+    before = warnings.formatwarning
+    monkeypatch.setattr(ie, "_run", lambda args: warnings.warn("2 word(s) not in the vocabulary"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        monkeypatch.setattr(warnings, "showwarning", lambda m, c, f, l, file=None, line=None:
+                            print(warnings.formatwarning(m, c, f, l, line), end=""))
+        ie.main(["sample", "--prompt", "two robots dance", "--out", str(tmp_path)])
+    assert capsys.readouterr().out == "warning: 2 word(s) not in the vocabulary\n"
+    assert warnings.formatwarning is before
