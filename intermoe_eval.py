@@ -1697,8 +1697,10 @@ def run_training(cfg, out: str, vae_steps=None, steps=None, seed: int = 0, stage
     Under torchrun every rank trains; rank 0 generates the data first and writes the files."""
     rank, world = im._world()
     paths = _stage_paths(out)
+    # the model records the steps it is trained for (its schedule's length), not the preset's defaults
+    cfg = replace(cfg, **{k: v for k, v in (("vae_steps", vae_steps), ("steps", steps)) if v is not None})
     if os.path.isfile(paths["denoiser"]):  # stage 2 has begun: stage 1 must not change the VAE under it
-        want = cfg.vae_steps if vae_steps is None else vae_steps
+        want = cfg.vae_steps
         done = im.load_checkpoint(paths["vae"], "vae")["step"] if os.path.isfile(paths["vae"]) else 0
         if not os.path.isfile(paths["vae"]):
             raise im.CheckpointError(f"{paths['denoiser']} was trained on the VAE in {paths['vae']}, which is gone: "
@@ -1711,8 +1713,6 @@ def run_training(cfg, out: str, vae_steps=None, steps=None, seed: int = 0, stage
                 f"afresh on a longer-trained VAE, keep the VAE as it is (--vae-steps {done}), or use another "
                 f"output folder.")
     os.makedirs(out, exist_ok=True)
-    # the model records the steps it is trained for (its schedule's length), not the preset's defaults
-    cfg = replace(cfg, **{k: v for k, v in (("vae_steps", vae_steps), ("steps", steps)) if v is not None})
     log = {}
     t = time.time()
     if rank == 0:  # one process writes the data cache; the others read it afterwards
