@@ -1325,7 +1325,9 @@ def _machine() -> str:
 
 def _fmt(mean_ci_pair, digits: int = 3) -> str:
     m, ci = mean_ci_pair
-    return "n/a" if m != m else f"{m:.{digits}f} ± {ci:.{digits}f}"
+    if m != m:
+        return "n/a"
+    return f"{m:.{digits}f}" if ci != ci else f"{m:.{digits}f} ± {ci:.{digits}f}"  # no interval from one value
 
 
 def run_evaluation(model: "InterMoE", out: str, work: str = os.path.join("runs", "evaluator"),
@@ -1411,8 +1413,8 @@ PAPER_ABLATION = {  # REFERENCE 1.5: FID, R@1, MM-Dist on InterHuman
 }
 LEVER_METRICS = ("FID", "R-Precision top-3", "MM-Dist", "role accuracy", "role swap rate", "foot sliding (cm/frame)",
                  "interpenetration (% frames)", "hand contact (cm)")  # the lever screen's columns
-ABLATION_METRICS = ("FID", "R-Precision top-1", "R-Precision top-3", "MM-Dist", "Diversity",
-                    "role accuracy", "homogenisation gap (cm)", "interpenetration (% frames)")
+ABLATION_METRICS = ("FID", "R-Precision top-1", "R-Precision top-3", "MM-Dist", "Diversity", "role accuracy",
+                    "role swap rate", "homogenisation gap (cm)", "interpenetration (% frames)")
 
 
 def ablation_config(cfg: InterMoEConfig, name: str) -> InterMoEConfig:
@@ -1498,7 +1500,7 @@ def expert_load(model, records: list[dict], n: int = 32, seed: int = 0, t_bins: 
 def run_ablation(out: str | None = None, work: str = os.path.join("runs", "ablation"), variants=None,
                  seeds=(0, 1, 2), steps: int | None = None, vae_ckpt: str | None = None, repeats: int = 2,
                  n_test: int = 96, smoke: bool = False, progress: bool = True,
-                 preset_name: str = "ablation", report: str = "ablation") -> dict:
+                 preset_name: str = "ablation", report: str = "ablation", cached_only: bool = False) -> dict:
     """Train and evaluate every ablation variant x seed; write {out}/{report}.md and {out}/{report}.json
     (out defaults to `work`; the repository's published table is results/, written only on request).
     preset_name: the model every variant changes; report "levers" writes the lever screen's page.
@@ -1508,7 +1510,8 @@ def run_ablation(out: str | None = None, work: str = os.path.join("runs", "ablat
     runs/evaluator/, the ones `run_evaluation` uses; into {work} for the smoke study). Per run: a fresh text encoder + denoiser (initialised by the seed) trained for the same `steps`,
     then `evaluate` with `repeats` fresh generations of the first n_test test clips (0: all; MultiModality left
     out: 30 generations per caption would triple the study's time) and `expert_load` on 32 of them. Everything is cached in {work}: an interrupted study
-    rerun with the same arguments picks up where it stopped. Returns the results dict written to JSON.
+    rerun with the same arguments picks up where it stopped. cached_only: train nothing, report the runs finished
+    so far (a long study's progress). Returns the results dict written to JSON.
     """
     t_start = time.time()
     out = work if out is None else out
@@ -1550,6 +1553,8 @@ def run_ablation(out: str | None = None, work: str = os.path.join("runs", "ablat
         for seed in seeds:
             path = os.path.join(work, f"{_slug(name)}_s{seed}")
             if not os.path.isfile(path + ".json"):
+                if cached_only:
+                    continue  # not run yet
                 torch.manual_seed(seed)  # this run's initial weights
                 model = InterMoE(ablation_config(cfg, name), base.vocab, base.normalizer).to(device)
                 model.vae.load_state_dict(base.vae.state_dict())
@@ -1570,7 +1575,8 @@ def run_ablation(out: str | None = None, work: str = os.path.join("runs", "ablat
     results = {"config": asdict(cfg), "steps": steps, "seeds": list(seeds), "repeats": repeats, "test clips": len(test),
                "evaluator": {k: v for k, v in ev_report.items() if k != "history"},
                "role classifier": {k: v for k, v in role_report_.items() if k != "history"},
-               "real": real, "runs": runs, "summary": _summarise(runs, variants),
+               "real": real, "runs": runs, "preset": preset_name,
+               "summary": _summarise(runs, [n for n in variants if any(r["variant"] == n for r in runs)]),
                "seconds": round(time.time() - t_start, 1), "machine": _machine()}
     _write_json(os.path.join(out, f"{report}.json"), results)
     with open(os.path.join(out, f"{report}.md"), "w") as f:
@@ -1608,9 +1614,12 @@ def ablation_markdown(results: dict, cols=ABLATION_METRICS) -> str:
     """The study as a Markdown page: our table (mean ± 95% interval over seeds), each variant's paired
     difference from the first, and the paper's table where a variant has a row in it."""
     levers = cols == LEVER_METRICS
+    model = results.get("preset") or "ablation"  # results written before the preset was recorded: the study's own
+    clips = f" ({results['test clips']} clips)" if "test clips" in results else ""  # not recorded before issue 14
     lines = ["# " + ("Stage 2's training levers, screened" if levers else
-                     "Ablation study: InterMoE's switches in miniature"), "",
-             f"InterSynth test split ({results.get('test clips', 'all')} clips); {len(results['seeds'])} seeds x {results['steps']} denoiser steps each on one "
+                     f"Ablation study: InterMoE's switches on the `{model}` model, {results['steps']} denoiser steps a run"), "",
+             f"InterSynth test split{clips}; {len(results['runs'])} runs of seeds "
+             f"{', '.join(str(s) for s in sorted({r['seed'] for r in results['runs']}))}, {results['steps']} denoiser steps each on one "
              f"shared VAE; each run evaluated on {results['repeats']} fresh generations; mean ± 95% interval over "
              f"seeds (Student's t, n - 1 degrees of freedom: 12.7 s / sqrt(2) for 2 seeds, 4.30 s / sqrt(3) for 3); the real row: mean ± 1.96 std / sqrt(repeats). The runs took {sum(r['train seconds'] + r['eval seconds'] for r in results['runs']) / 60:.0f}"
              f" min of training and evaluation on {results['machine']} (shared models and caches aside).", "",
@@ -1625,6 +1634,10 @@ def ablation_markdown(results: dict, cols=ABLATION_METRICS) -> str:
                   "interval that holds 0 separates nothing):", "",
                   "| variant | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
         lines += [f"| {name} | " + " | ".join(_fmt(d[k]) for k in cols) + " |" for name, d in paired]
+    lines += ["", "Every run (wall time on one thread of the machine above, which other jobs shared):", "",
+              "| variant | seed | denoiser steps | final loss | training (min) | evaluation (min) |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['variant']} | {r['seed']} | {r['steps']} | {r['final loss']:.4f} | {r['train seconds'] / 60:.1f} | "
+              f"{r['eval seconds'] / 60:.1f} |" for r in results["runs"]]
     loads = [(name, row["load"]) for name, row in results["summary"].items() if "load" in row]
     if loads:
         lines += ["", "The experts' load while generating 32 test clips (mean over seeds; per layer, first to last): "
@@ -1784,7 +1797,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="MultiModality: captions x generations each (InterGen: 100 30)")
     e.add_argument("--out", help="where evaluation.md and .json go (default: the checkpoint's folder; the "
                    "repository's published table: --out results)")
-    a = add("ablate", "the paper's ablation table in miniature (about an hour)")
+    a = add("ablate", "the paper's ablation table (the default: in miniature, about an hour)")
     a.add_argument("--work", default=os.path.join("runs", "ablation"), help="cache of models and runs (resumable)")
     a.add_argument("--out", help="where ablation.md and ablation.json go (default: --work; the repository's "
                    "published table: --out results)")
@@ -1796,6 +1809,8 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--repeats", type=int, default=2, help="fresh generations of the test batch per run")
     a.add_argument("--test-clips", type=int, default=96, help="test clips each run is judged on (0: the whole split)")
     a.add_argument("--smoke", action="store_true", help="a tiny study (seconds) to check the pipeline")
+    a.add_argument("--cached-only", action="store_true",
+                   help="train nothing: write the report from the runs finished so far (a long study's progress)")
     a.add_argument("--preset", default="ablation", choices=list(im.PRESETS), help="the model every variant changes")
     a.add_argument("--report", default="ablation", choices=["ablation", "levers"],
                    help="the page's name and columns: the paper's ablation, or the lever screen")
@@ -1868,7 +1883,8 @@ def _run(args) -> None:
     if args.cmd == "ablate":
         res = run_ablation(out=args.out, work=args.work, variants=args.variants, seeds=tuple(args.seeds),
                            steps=args.steps, vae_ckpt=args.vae, repeats=args.repeats, smoke=args.smoke,
-                           preset_name=args.preset, report=args.report, n_test=args.test_clips)
+                           preset_name=args.preset, report=args.report, n_test=args.test_clips,
+                           cached_only=args.cached_only)
         print(ablation_markdown(res, LEVER_METRICS if args.report == "levers" else ABLATION_METRICS))
         print(f"written to {os.path.join(args.out or args.work, args.report + '.md')} and {args.report}.json")
         return

@@ -1722,7 +1722,7 @@ PRESETS = {
                 vae_steps=1000, vae_batch=32, vae_lr=1e-3, steps=2500, batch=32, lr=4e-4, warmup=100,
                 max_frames=160, ckpt_every=200),
     "paper": dict(text=dict(d_model=768, n_heads=8, d_cond=768)),
-    # the ablation study's model (results/ablation.*): lab's VAE, a smaller denoiser and the paper's dropout, so
+    # the ablation study's model (results/ablation_mini.*): lab's VAE, a smaller denoiser and the paper's dropout, so
     # 6 variants x 3 seeds run in about an hour on 2 cores; it ran before the role vectors existed
     "ablation": dict(vae=dict(width=32, hidden=32, n_blocks=1), text=dict(d_model=128, n_heads=2, d_cond=128),
                      denoiser=dict(width=128, n_layers=3, n_heads=4, d_ffn=176, moe=dict(d_expert=176)),

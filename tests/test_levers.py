@@ -188,7 +188,8 @@ def test_the_screen_reports_each_variants_paired_difference_from_the_first():
     def run(variant, seed, fid, pen):
         metrics = {k: [1.0, 0.0] for k in ie.METRICS}
         metrics["FID"], metrics["interpenetration (% frames)"] = [fid, 0.1], [pen, 1.0]
-        return {"variant": variant, "seed": seed, "metrics": metrics, "train seconds": 1.0, "eval seconds": 1.0}
+        return {"variant": variant, "seed": seed, "steps": 10, "final loss": 0.5, "metrics": metrics,
+                "train seconds": 60.0, "eval seconds": 30.0}
     runs = [run("full InterMoE", 0, 5.0, 40.0), run("full InterMoE", 1, 7.0, 30.0),
             run("capsule loss", 0, 5.5, 10.0), run("capsule loss", 1, 7.3, 6.0)]
     summary = ie._summarise(runs, ["full InterMoE", "capsule loss"])
@@ -200,3 +201,4 @@ def test_the_screen_reports_each_variants_paired_difference_from_the_first():
                                  "real": {k: [0.0, 0.0] for k in ie.METRICS}, "summary": summary,
                                  "evaluator": {}}, ie.LEVER_METRICS)
     assert "capsule loss minus" not in page and "minus full InterMoE" in page and "-27.000" in page
+    assert "| capsule loss | 1 | 10 | 0.5000 | 1.0 | 0.5 |" in page  # every run: seed, steps, wall time
