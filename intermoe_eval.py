@@ -1572,15 +1572,22 @@ def run_ablation(out: str | None = None, work: str = os.path.join("runs", "ablat
                                              "eval seconds": round(time.time() - t, 1), "metrics": metrics,
                                              "load": load})
             runs.append(_read_json(path + ".json"))
+    if cached_only and not runs:
+        raise ValueError(f"--cached-only: no finished run in {work} for variants {variants} and seeds {list(seeds)}")
+    other = sorted({r["steps"] for r in runs} - {steps})
+    if other:  # e.g. --cached-only without the study's --preset or --steps: the report would mislabel its runs
+        raise ValueError(f"runs in {work} were trained for {other} denoiser steps, not {steps}: pass the study's "
+                         f"--preset / --steps")
     results = {"config": asdict(cfg), "steps": steps, "seeds": list(seeds), "repeats": repeats, "test clips": len(test),
                "evaluator": {k: v for k, v in ev_report.items() if k != "history"},
                "role classifier": {k: v for k, v in role_report_.items() if k != "history"},
                "real": real, "runs": runs, "preset": preset_name,
                "summary": _summarise(runs, [n for n in variants if any(r["variant"] == n for r in runs)]),
-               "seconds": round(time.time() - t_start, 1), "machine": _machine()}
+               "seconds": round(time.time() - t_start, 1), "cached only": cached_only, "machine": _machine()}
+    page = ablation_markdown(results, LEVER_METRICS if report == "levers" else ABLATION_METRICS)  # before any file
     _write_json(os.path.join(out, f"{report}.json"), results)
     with open(os.path.join(out, f"{report}.md"), "w") as f:
-        f.write(ablation_markdown(results, LEVER_METRICS if report == "levers" else ABLATION_METRICS))
+        f.write(page)
     return results
 
 
@@ -1616,25 +1623,28 @@ def ablation_markdown(results: dict, cols=ABLATION_METRICS) -> str:
     levers = cols == LEVER_METRICS
     model = results.get("preset") or "ablation"  # results written before the preset was recorded: the study's own
     clips = f" ({results['test clips']} clips)" if "test clips" in results else ""  # not recorded before issue 14
+    seeds = ", ".join(str(s) for s in sorted({r["seed"] for r in results["runs"]}))
+    n_seeds = {name: sum(r["variant"] == name for r in results["runs"]) for name in results["summary"]}
+    nan = (float("nan"), float("nan"))  # a column a study written before it was added does not have
     lines = ["# " + ("Stage 2's training levers, screened" if levers else
                      f"Ablation study: InterMoE's switches on the `{model}` model, {results['steps']} denoiser steps a run"), "",
-             f"InterSynth test split{clips}; {len(results['runs'])} runs of seeds "
-             f"{', '.join(str(s) for s in sorted({r['seed'] for r in results['runs']}))}, {results['steps']} denoiser steps each on one "
+             f"InterSynth test split{clips}; {len(results['runs'])} runs (seeds {seeds}), "
+             f"{results['steps']} denoiser steps each on one "
              f"shared VAE; each run evaluated on {results['repeats']} fresh generations; mean ± 95% interval over "
              f"seeds (Student's t, n - 1 degrees of freedom: 12.7 s / sqrt(2) for 2 seeds, 4.30 s / sqrt(3) for 3); the real row: mean ± 1.96 std / sqrt(repeats). The runs took {sum(r['train seconds'] + r['eval seconds'] for r in results['runs']) / 60:.0f}"
              f" min of training and evaluation on {results['machine']} (shared models and caches aside).", "",
-             "| variant | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|",
-             "| real test clips (vs val) | " + " | ".join(_fmt(results["real"][k]) for k in cols) + " |"]
+             "| variant | seeds | " + " | ".join(cols) + " |", "|---" * (len(cols) + 2) + "|",
+             "| real test clips (vs val) | | " + " | ".join(_fmt(results["real"][k]) for k in cols) + " |"]
     for name, row in results["summary"].items():
-        lines.append(f"| {name} | " + " | ".join(_fmt(row[k]) for k in cols) + " |")
+        lines.append(f"| {name} | {n_seeds[name]} | " + " | ".join(_fmt(row.get(k, nan)) for k in cols) + " |")
     first = next(iter(results["summary"]))
     paired = [(name, row["paired"]) for name, row in results["summary"].items() if "paired" in row]
     if paired:
         lines += ["", f"Each variant minus {first}, seed by seed (mean ± 95% Student-t interval over the seeds; an "
                   "interval that holds 0 separates nothing):", "",
                   "| variant | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
-        lines += [f"| {name} | " + " | ".join(_fmt(d[k]) for k in cols) + " |" for name, d in paired]
-    lines += ["", "Every run (wall time on one thread of the machine above, which other jobs shared):", "",
+        lines += [f"| {name} | " + " | ".join(_fmt(d.get(k, nan)) for k in cols) + " |" for name, d in paired]
+    lines += ["", "Every run (wall time on the machine above, which other jobs may have shared):", "",
               "| variant | seed | denoiser steps | final loss | training (min) | evaluation (min) |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['variant']} | {r['seed']} | {r['steps']} | {r['final loss']:.4f} | {r['train seconds'] / 60:.1f} | "
               f"{r['eval seconds'] / 60:.1f} |" for r in results["runs"]]
@@ -1660,7 +1670,7 @@ def ablation_markdown(results: dict, cols=ABLATION_METRICS) -> str:
               "|---|---|---|---|---|---|---|---|"]
     for name, mine in results["summary"].items():
         row = ABLATIONS[name][0]
-        ours = [_fmt(mine[k]) for k in ("FID", "R-Precision top-1", "MM-Dist")]
+        ours = [_fmt(mine.get(k, nan)) for k in ("FID", "R-Precision top-1", "MM-Dist")]
         paper = PAPER_ABLATION[row] if row else ("", "", "")
         cells = [f"{p} | {o}" for p, o in zip(paper, ours)]
         lines.append(f"| {name} | {row or '(not in the paper: ours)'} | " + " | ".join(cells) + " |")
@@ -1811,7 +1821,8 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--test-clips", type=int, default=96, help="test clips each run is judged on (0: the whole split)")
     a.add_argument("--smoke", action="store_true", help="a tiny study (seconds) to check the pipeline")
     a.add_argument("--cached-only", action="store_true",
-                   help="train nothing: write the report from the runs finished so far (a long study's progress)")
+                   help="train no run: write the report from the runs finished so far (a long study's progress; "
+                        "give the study's own arguments)")
     a.add_argument("--preset", default="ablation", choices=list(im.PRESETS), help="the model every variant changes")
     a.add_argument("--report", default="ablation", choices=["ablation", "levers"],
                    help="the page's name and columns: the paper's ablation, or the lever screen")

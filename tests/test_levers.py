@@ -202,3 +202,10 @@ def test_the_screen_reports_each_variants_paired_difference_from_the_first():
                                  "evaluator": {}}, ie.LEVER_METRICS)
     assert "capsule loss minus" not in page and "minus full InterMoE" in page and "-27.000" in page
     assert "| capsule loss | 1 | 10 | 0.5000 | 1.0 | 0.5 |" in page  # every run: seed, steps, wall time
+    assert "| capsule loss | 2 | 5.000" not in page and "| capsule loss | 2 | 6.400 ± " in page  # 2 seeds, FID mean
+    for row in summary.values():  # a study written before a column existed still renders, the column "n/a"
+        row.pop("role swap rate")
+    old = ie.ablation_markdown({"seeds": [0, 1], "steps": 10, "repeats": 1, "runs": runs, "machine": "m",
+                                "real": {k: [0.0, 0.0] for k in ie.METRICS}, "summary": summary,
+                                "evaluator": {}}, ie.ABLATION_METRICS)
+    assert "n/a" in old and "runs (seeds 0, 1), 10 denoiser steps" in old
