@@ -1518,6 +1518,15 @@ def run_ablation(out: str | None = None, work: str = os.path.join("runs", "ablat
     cfg = ablation_preset(smoke, preset_name)
     steps = cfg.steps if steps is None else steps
     variants = PAPER_VARIANTS if variants is None else list(variants)
+    if cached_only:  # checked before anything loads or trains
+        done = [_read_json(p) for p in (os.path.join(work, f"{_slug(n)}_s{s}.json") for n in variants for s in seeds)
+                if os.path.isfile(p)]
+        if not done:
+            raise ValueError(f"--cached-only: no finished run in {work} for variants {variants} and seeds {list(seeds)}")
+        other = sorted({r["steps"] for r in done} - {steps})
+        if other:  # e.g. without the study's --preset or --steps: the report would mislabel its runs
+            raise ValueError(f"runs in {work} were trained for {other} denoiser steps, not {steps}: pass the study's "
+                             f"--preset / --steps")
     os.makedirs(work, exist_ok=True)
     os.makedirs(out, exist_ok=True)
     train, val, test = (load_intersynth(split, cfg.n_clips) for split in ("train", "val", "test"))
@@ -1572,12 +1581,6 @@ def run_ablation(out: str | None = None, work: str = os.path.join("runs", "ablat
                                              "eval seconds": round(time.time() - t, 1), "metrics": metrics,
                                              "load": load})
             runs.append(_read_json(path + ".json"))
-    if cached_only and not runs:
-        raise ValueError(f"--cached-only: no finished run in {work} for variants {variants} and seeds {list(seeds)}")
-    other = sorted({r["steps"] for r in runs} - {steps})
-    if other:  # e.g. --cached-only without the study's --preset or --steps: the report would mislabel its runs
-        raise ValueError(f"runs in {work} were trained for {other} denoiser steps, not {steps}: pass the study's "
-                         f"--preset / --steps")
     results = {"config": asdict(cfg), "steps": steps, "seeds": list(seeds), "repeats": repeats, "test clips": len(test),
                "evaluator": {k: v for k, v in ev_report.items() if k != "history"},
                "role classifier": {k: v for k, v in role_report_.items() if k != "history"},

@@ -1,4 +1,5 @@
 """Stage 2's levers beyond the paper: EMA weights, length buckets, losses on the decoded motion, capsules."""
+import json
 import os
 
 import numpy as np
@@ -209,3 +210,12 @@ def test_the_screen_reports_each_variants_paired_difference_from_the_first():
                                 "real": {k: [0.0, 0.0] for k in ie.METRICS}, "summary": summary,
                                 "evaluator": {}}, ie.ABLATION_METRICS)
     assert "n/a" in old and "runs (seeds 0, 1), 10 denoiser steps" in old
+
+
+def test_a_progress_report_refuses_an_empty_or_mislabelled_study_before_loading_anything(tmp_path):
+    with pytest.raises(ValueError, match="no finished run"):
+        ie.run_ablation(work=str(tmp_path), cached_only=True, progress=False)
+    with open(tmp_path / "full_intermoe_s0.json", "w") as f:
+        json.dump({"variant": "full InterMoE", "seed": 0, "steps": 2500}, f)  # a lab-budget run
+    with pytest.raises(ValueError, match=r"\[2500\] denoiser steps, not 300"):  # the default preset's 300
+        ie.run_ablation(work=str(tmp_path), cached_only=True, progress=False)
