@@ -469,71 +469,9 @@ def plot_trajectories(joints, caption=None, fps=FPS, colors=None, ax=None, figsi
 
 
 # ---- 1b. Getting motion out: BVH for Blender and friends, InterHuman's raw layout ----------------------------
-# BVH stores a skeleton (each joint's offset from its parent in a rest pose) and, per frame, the root's position
-# and every joint's rotation relative to its parent. We solve the rotations from the positions: a joint with one
-# child turns the rest pose's bone onto the bone it has now by the shortest arc from where its parent already
-# turned it; the pelvis and the chest (three children each) are turned by the frame of two directions (up the
-# spine, across the hips or collars). The rest pose is a T-pose, facing +Z; offsets are the person's own, so
-# forward kinematics gives the positions back (exactly for constant bone lengths).
-_BVH_FRAMES = {0: (3, (1, 2)), 9: (12, (13, 14))}  # joint: (child up the spine, (left, right) children across)
-
-
-def _children(j: int) -> list:
-    return [c for c, p in enumerate(SMPL_PARENTS) if p == j]
-
-
-def _two_axis_frame(a, b):
-    """(..., 3) directions -> (..., 3, 3) rotation whose columns are a, the part of b across a, their cross
-    (a degenerate pose, a of length 0 or b along a, still gives a rotation)."""
-    na = np.linalg.norm(a, axis=-1, keepdims=True)
-    e1 = np.where(na > 1e-9, a / np.maximum(na, 1e-9), np.array([0.0, 1.0, 0.0]))
-    e2 = b - (e1 * b).sum(-1, keepdims=True) * e1
-    n2 = np.linalg.norm(e2, axis=-1, keepdims=True)
-    spare = np.cross(e1, np.eye(3)[np.argmin(np.abs(e1), axis=-1)])  # any direction across e1
-    e2 = np.where(n2 > 1e-9, e2 / np.maximum(n2, 1e-9), spare / np.linalg.norm(spare, axis=-1, keepdims=True))
-    return np.stack([e1, e2, np.cross(e1, e2)], -1)
-
-
-def _shortest_arc(u, v):
-    """(..., 3) unit vectors -> (..., 3, 3) the rotation taking u to v about u x v (identity when parallel)."""
-    axis = np.cross(u, v)
-    s, c = np.linalg.norm(axis, axis=-1), np.clip((u * v).sum(-1), -1.0, 1.0)
-    other = np.eye(3)[np.argmin(np.abs(u), axis=-1)]                   # the axis least along u
-    across = np.cross(u, other)                                        # for u, v opposite: any axis across u
-    axis = np.where(s[..., None] > 1e-9, axis / np.maximum(s, 1e-9)[..., None],
-                    across / np.maximum(np.linalg.norm(across, axis=-1, keepdims=True), 1e-9))
-    return im.axis_angle_matrix(axis, np.arctan2(s, c))
-
-
-def joint_rotations(joints: np.ndarray):
-    """One person's joints (T, 22, 3) -> local rotations (T, 22, 3, 3) (joint 0: global) and the rest offsets
-    (22, 3) that forward kinematics (`intermoe_min.forward_kinematics`) turns back into these joints."""
-    J = np.asarray(joints, dtype=np.float64)
-    rest = im.data_module("intersynth").REST_OFFSETS  # a T-pose's directions (the lengths are the person's)
-    T = len(J)
-    G = np.empty((T, N_JOINTS, 3, 3))
-    for j in range(N_JOINTS):  # parents come first in SMPL's order
-        kids = _children(j)
-        if j in _BVH_FRAMES:
-            up, (l, r) = _BVH_FRAMES[j]
-            now = _two_axis_frame(J[:, up] - J[:, j], J[:, l] - J[:, r])                 # (T, 3, 3)
-            G[:, j] = now @ _two_axis_frame(rest[up], rest[l] - rest[r]).T
-        elif kids:
-            c = kids[0]
-            Gp = G[:, SMPL_PARENTS[j]]
-            was = np.einsum("tij,j->ti", Gp, rest[c] / np.linalg.norm(rest[c]))          # the bone, turned so far
-            now = (J[:, c] - J[:, j]) / np.maximum(np.linalg.norm(J[:, c] - J[:, j], axis=-1, keepdims=True), 1e-9)
-            G[:, j] = _shortest_arc(was, now) @ Gp
-        else:  # a hand, a foot or the head: nothing below it to say how it turns
-            G[:, j] = G[:, SMPL_PARENTS[j]]
-    local = G.copy()
-    for j in range(1, N_JOINTS):
-        local[:, j] = np.swapaxes(G[:, SMPL_PARENTS[j]], -1, -2) @ G[:, j]
-    offsets = np.zeros((N_JOINTS, 3))
-    for j in range(1, N_JOINTS):  # each child's place in its parent's frame, averaged over the clip
-        p = SMPL_PARENTS[j]
-        offsets[j] = np.einsum("tji,tj->ti", G[:, p], J[:, j] - J[:, p]).mean(0)
-    return local, offsets
+# BVH stores a skeleton (each joint's offset from its parent in a rest pose, a T-pose facing +Z) and, per frame,
+# the root's position and every joint's rotation relative to its parent: `im.skeleton_rotations` solves them
+# from the positions. The model's output is already rigid (`im.rigid_bodies`), so the file gives it back exactly.
 
 
 def _euler_zxy(R):
@@ -554,11 +492,14 @@ def save_bvh(motion, path: str, fps: int = FPS) -> list:
     if J.ndim == 4 and J.shape[0] != 2 or J.ndim not in (3, 4) or J.shape[-2:] != (N_JOINTS, 3) or J.shape[-3] < 2:
         raise ValueError(f"save_bvh: expected joints (2, T, 22, 3) or (T, 22, 3), or features (2, T, {FEAT_DIM}), "
                          f"got {np.shape(motion)}")
+    if not np.isfinite(J).all():
+        raise ValueError(f"save_bvh: the joints contain {int((~np.isfinite(J)).sum())} NaN or inf values; "
+                         f"a BVH file cannot hold them")
     people = J if J.ndim == 4 else J[None]
     stem = path[:-4] if path.lower().endswith(".bvh") else path
     out = []
     for n, person in enumerate(people):
-        local, offsets = joint_rotations(person)
+        local, offsets = im.skeleton_rotations(person)
         lines = ["HIERARCHY"]
 
         def write(j, depth):
@@ -568,10 +509,12 @@ def save_bvh(motion, path: str, fps: int = FPS) -> list:
             lines.append(f"{pad}  OFFSET {' '.join(f'{100 * v:.4f}' for v in (offsets[j] if j else np.zeros(3)))}")
             lines.append(f"{pad}  CHANNELS " + ("6 Xposition Yposition Zposition " if j == 0 else "3 ")
                          + "Zrotation Xrotation Yrotation")
-            for c in _children(j):
+            for c in im.CHILDREN[j]:
                 write(c, depth + 1)
-            if not _children(j):
-                lines.extend([f"{pad}  End Site", pad + "  {", f"{pad}    OFFSET 0.0 0.0 0.0", pad + "  }"])
+            if not im.CHILDREN[j]:  # the tip of the head, hand or toes, scaled to the person's own last bone
+                tip = np.asarray(im.END_SITES[j]) * np.linalg.norm(offsets[j]) / np.linalg.norm(im.REST_OFFSETS[j])
+                lines.extend([f"{pad}  End Site", pad + "  {", f"{pad}    OFFSET {' '.join(f'{100 * v:.4f}' for v in tip)}",
+                              pad + "  }"])
             lines.append(pad + "}")
         write(0, 0)
         angles = _euler_zxy(local)                                          # (T, 22, 3)
@@ -589,18 +532,18 @@ def save_bvh(motion, path: str, fps: int = FPS) -> list:
 
 def _dfs_order(j: int = 0) -> list:
     """Joints in the order a BVH file lists them (depth first, children in SMPL order)."""
-    return [j] + [k for c in _children(j) for k in _dfs_order(c)]
+    return [j] + [k for c in im.CHILDREN[j] for k in _dfs_order(c)]
 
 
 def save_interhuman(root: str, clip_id: str, joints, captions, split: str = "test", rot6d=None) -> str:
     """Two people's joints (2, T, 22, 3) and captions -> InterHuman's raw files under `root` (the layout
     `intermoe_min.load_interhuman` reads; data/interhuman.py). rot6d (2, T, 21, 6): the local rotations, e.g. a
-    clip's own; None: solved from the positions (`joint_rotations`, no twist). Adds clip_id to root/<split>.txt."""
+    clip's own; None: solved from the positions (`im.skeleton_rotations`, no twist). Adds clip_id to root/<split>.txt."""
     J = np.asarray(joints, dtype=np.float64)
     if J.ndim != 4 or J.shape[0] != 2 or J.shape[2:] != (N_JOINTS, 3):
         raise ValueError(f"save_interhuman: expected joints of shape (2, T, 22, 3), got {J.shape}")
     if rot6d is None:
-        rot6d = np.stack([im.rot6d_from_matrix(joint_rotations(p)[0][:, 1:]) for p in J])  # (2, T, 21, 6)
+        rot6d = np.stack([im.rot6d_from_matrix(im.skeleton_rotations(p)[0][:, 1:]) for p in J])  # (2, T, 21, 6)
     elif np.shape(rot6d) != J.shape[:2] + (N_JOINTS - 1, 6):
         raise ValueError(f"save_interhuman: rot6d must have shape {J.shape[:2] + (N_JOINTS - 1, 6)}, got {np.shape(rot6d)}")
     im.data_module("interhuman").save_clip(root, clip_id, J, rot6d, list(captions), split)
@@ -1062,10 +1005,8 @@ def homogenisation_gap(real_joints: list, generated_joints: list) -> float:
 # measures its own clips with the same functions.
 
 TORSO_RADIUS = im.CAPSULES[0][2]  # the torso capsule's radius (m), pelvis -> neck
-NECK, WRISTS = JOINT_NAMES.index("neck"), (JOINT_NAMES.index("left_wrist"), JOINT_NAMES.index("right_wrist"))
+NECK, WRISTS = JOINT_NAMES.index("neck"), im.WRISTS
 TOUCH_MARGIN = 30    # frames (1 s) either side of the recorded contacts in which a generated clip may touch
-_TOUCH_RE = re.compile(r"\b(shak\w* hands?|handshake|hug\w*|embrac\w*|high[- ]?fives?|push\w*|shov\w*|pats?|"
-                       r"taps?|hold\w* hands|grab\w*|pull\w*)\b", re.IGNORECASE)
 
 
 def segment_distance(p1, q1, p2, q2) -> np.ndarray:
@@ -1120,7 +1061,7 @@ def touch_window(record: dict) -> slice | None:
     if "contacts" in meta:
         frames = [c[0] for c in meta["contacts"]]
         return slice(max(0, min(frames) - TOUCH_MARGIN), max(frames) + TOUCH_MARGIN + 1) if frames else None
-    return slice(None) if any(_TOUCH_RE.search(c) for c in record["captions"]) else None
+    return slice(None) if any(im.TOUCH_RE.search(c) for c in record["captions"]) else None
 
 
 def physics_metrics(joints: list, windows: list | None = None) -> dict:
@@ -1140,6 +1081,43 @@ def physics_metrics(joints: list, windows: list | None = None) -> dict:
             "interpenetration (% frames)": 100 * float((depth > 0).mean()),
             "interpenetration depth (cm)": 100 * float(depth[depth > 0].mean()) if (depth > 0).any() else 0.0,
             "hand contact (cm)": 100 * float(np.mean(touch)) if touch else nan}
+
+
+def bone_stretch(joints: np.ndarray) -> dict:
+    """Clips' joints, a list of (2, T_i, 22, 3) -> how much bones change length within a clip: the std / median
+    of each bone's length (mean over bones, people and clips) and (max - min) / median (median over them)."""
+    ratio, span = [], []
+    for j in joints:
+        length = np.linalg.norm(np.asarray(j)[..., 1:, :] - np.asarray(j)[..., SMPL_PARENTS[1:], :], axis=-1)  # (2, T, 21)
+        med = np.maximum(np.median(length, axis=1), 1e-9)  # (2, 21)
+        ratio.append(length.std(1) / med)
+        span.append((length.max(1) - length.min(1)) / med)
+    return {"bone length std / median (%)": 100 * float(np.mean(ratio)),
+            "bone length range / median (%)": 100 * float(np.median(np.concatenate(span)))}
+
+
+def reconstruction_errors(joints: list, truth: list) -> dict:
+    """Reconstructed and true clips, lists of (2, T_i, 22, 3) -> MPJPE (cm, every joint, person and frame), the
+    wrists' and feet's, and the error of the pelvis-to-pelvis vector (cm): where the people stand to each other."""
+    err = [np.linalg.norm(np.asarray(j) - t, axis=-1) for j, t in zip(joints, truth)]  # (2, T, 22) each
+    vec = [np.linalg.norm((j[1, :, 0] - j[0, :, 0]) - (t[1, :, 0] - t[0, :, 0]), axis=-1) for j, t in zip(joints, truth)]
+    return {"MPJPE (cm)": 100 * float(np.concatenate([e.ravel() for e in err]).mean()),
+            "MPJPE wrists (cm)": 100 * float(np.concatenate([e[..., WRISTS].ravel() for e in err]).mean()),
+            "MPJPE feet (cm)": 100 * float(np.concatenate([e[..., FOOT_JOINTS].ravel() for e in err]).mean()),
+            "pelvis-to-pelvis error (cm)": 100 * float(np.concatenate(vec).mean())}
+
+
+def vae_ceiling(model, records: list[dict], bodies: bool = True) -> dict:
+    """What the model's VAE lets through: every test clip encoded and decoded (`InterMoE.reconstruct`), against
+    the clip itself -> `reconstruction_errors`, `bone_stretch` and `physics_metrics`, each real clip's own value
+    beside it under "real ..." for the ratios (foot sliding and hand contact are judged against real motion)."""
+    records, real = real_motions(records)
+    truth = [joints_from_features(f) for f in real]
+    recon = [joints_from_features(model.reconstruct(f, bodies=bodies)) for f in real]
+    windows = [touch_window(r) for r in records]
+    out = {**reconstruction_errors(recon, truth), **bone_stretch(recon), **physics_metrics(recon, windows)}
+    out.update({f"real {k}": v for k, v in physics_metrics(truth, windows).items()})
+    return out
 
 
 # ---- 2.5 evaluate: every metric, repeated with fresh generations ----------------------------------------
@@ -1241,11 +1219,13 @@ def generate_features(model, captions: list[str], lengths: list[int], seed: int 
 
 def evaluate(model, records: list[dict], evaluator: Evaluator, role_classifier: RoleClassifier | None = None, *,
              reference: list[dict] | None = None, repeats: int = 20, batch: int = 96, mm_captions: int = 100,
-             mm_repeats: int = 30, seed: int = 0, progress: bool = True) -> dict:
+             mm_repeats: int = 30, seed: int = 0, progress: bool = True, reconstruct: bool = False) -> dict:
     """Every metric of the results table (METRICS), each as (mean, 95% half-interval) over `repeats` runs.
 
     model: an InterMoE (anything with .sample(captions, lengths, seed=, return_features=True)), or None for
            the real-vs-real row: the "generated" clips are then the real ones.
+    reconstruct: the "VAE ceiling" row: the "generated" clips are the model's VAE's encodings and decodings of
+           the real ones (`InterMoE.reconstruct`), the best its denoiser could do through this decoder.
     records: the test clips. Each run draws one caption per clip and generates a clip of the same length
            for it (`generate_features`, `batch` at a time); FID compares those with the real test clips,
            R-Precision and MM-Dist pair them with their captions (batches of `batch`, REFERENCE 3).
@@ -1265,14 +1245,16 @@ def evaluate(model, records: list[dict], evaluator: Evaluator, role_classifier: 
     windows = [touch_window(r) for r in records]
     asym = [i for i, r in enumerate(records) if is_asymmetric(r)]
     ref_emb = embed_motions(evaluator, real_motions(reference)[1], batch) if model is None and reference else None
+    fixed = real if model is None else [model.reconstruct(f) for f in real] if reconstruct else None  # not drawn
+    fixed_emb = real_emb if model is None else embed_motions(evaluator, fixed, batch) if reconstruct else None
     rows = {k: [] for k in METRICS}
     nan = float("nan")
     for r in tqdm(range(repeats), desc="evaluate", disable=not progress):
         rng = np.random.default_rng([seed, r])
         captions = pick_captions(records, rng)
         gen_seed = int(rng.integers(2 ** 31))
-        feats = real if model is None else generate_features(model, captions, lengths, gen_seed, batch)
-        emb = real_emb if model is None else embed_motions(evaluator, feats, batch)
+        feats = fixed if fixed is not None else generate_features(model, captions, lengths, gen_seed, batch)
+        emb = fixed_emb if fixed is not None else embed_motions(evaluator, feats, batch)
         text = embed_texts(evaluator, captions, batch)
         if model is not None:
             rows["FID"].append(frechet_distance(emb, real_emb))
@@ -1286,7 +1268,7 @@ def evaluate(model, records: list[dict], evaluator: Evaluator, role_classifier: 
         rows["MM-Dist"].append(mm_dist(text, emb))
         rows["Diversity"].append(diversity(emb, 300, rng))
         mm = nan
-        if model is not None and mm_captions > 0:
+        if fixed is None and mm_captions > 0:
             pick = rng.choice(len(records), min(mm_captions, len(records)), replace=False)
             caps = [c for c in pick_captions([records[i] for i in pick], rng) for _ in range(mm_repeats)]
             mm_feats = generate_features(model, caps, [lengths[i] for i in pick for _ in range(mm_repeats)],
@@ -1354,17 +1336,25 @@ def run_evaluation(model: "InterMoE", out: str, work: str = os.path.join("runs",
     real = evaluate(None, test, evaluator, roles, reference=val, repeats=repeats, progress=progress, seed=seed)
     t_real = time.time() - t
     t = time.time()
+    ceiling = evaluate(model, test, evaluator, roles, repeats=repeats, progress=progress, seed=seed, reconstruct=True)
+    t_ceiling = time.time() - t
+    t = time.time()
     gen = evaluate(model, test, evaluator, roles, repeats=repeats, mm_captions=mm_captions,
                    mm_repeats=mm_repeats, progress=progress, seed=seed)
-    results = {"real": real, "generated": gen, "repeats": repeats, "mm": [mm_captions, mm_repeats],
+    vae = {"from": model.cfg.vae_from or "trained with this model", "weights": im.vae_fingerprint(model.vae)}
+    results = {"real": real, "vae ceiling": ceiling, "generated": gen, "vae": vae, "physics guidance":
+               model.cfg.physics, "repeats": repeats, "mm": [mm_captions, mm_repeats],
                "test clips": len(test), "evaluator": {k: v for k, v in ev_report.items() if k != "history"},
                "role classifier": {k: v for k, v in role_rep.items() if k != "history"},
-               "seconds": {"real row": round(t_real, 1), "generated row": round(time.time() - t, 1),
+               "seconds": {"real row": round(t_real, 1), "vae ceiling row": round(t_ceiling, 1),
+                           "generated row": round(time.time() - t, 1),
                            "total": round(time.time() - t0, 1)}, "machine": _machine()}
     _write_json(os.path.join(out, "evaluation.json"), results)
-    rows = [("real test clips (vs val)", real), ("generated", gen)]
+    rows = [("real test clips (vs val)", real), ("VAE ceiling (test clips encoded, decoded)", ceiling),
+            ("generated", gen)]
     md = ["| | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 1) + "|"]
     md += [f"| {name} | " + " | ".join(_fmt(r[k]) for k in METRICS) + " |" for name, r in rows]
+    md += ["", f"VAE: {vae['from']} (weights {vae['weights']}); physics guidance {model.cfg.physics}."]
     with open(os.path.join(out, "evaluation.md"), "w") as f:
         f.write("\n".join(md) + "\n")
     return results
@@ -1741,6 +1731,18 @@ def run_training(cfg, out: str, vae_steps=None, steps=None, seed: int = 0, stage
                 f"output folder.")
     os.makedirs(out, exist_ok=True)
     log = {}
+    if cfg.shipped_vae and vae_steps is None and seed == 0:  # stage 1 is the shipped VAE, as a finished checkpoint
+        if not os.path.isfile(paths["vae"]):
+            if rank == 0:
+                im.save_checkpoint(paths["vae"], im.load_checkpoint(im.SHIPPED_VAE, "vae"))
+            if world > 1:
+                torch.distributed.barrier()
+        shipped = im.load_checkpoint(paths["vae"], "vae")
+        cfg = replace(cfg, vae_steps=shipped["step"],
+                      vae_from=f"the shipped VAE, models/{os.path.basename(im.SHIPPED_VAE)} ({shipped['step']} steps)")
+        print(f"stage 1: the shipped VAE, {im.SHIPPED_VAE} ({shipped['step']} steps); --vae-steps N trains one")
+    elif cfg.shipped_vae:
+        cfg = replace(cfg, vae_from=f"trained in {out} ({cfg.vae_steps} steps)")
     t = time.time()
     if rank == 0:  # one process writes the data cache; the others read it afterwards
         train = im.load_intersynth("train", cfg.n_clips, seed)
@@ -1751,6 +1753,8 @@ def run_training(cfg, out: str, vae_steps=None, steps=None, seed: int = 0, stage
     log["data_seconds"] = round(time.time() - t, 2)
     log["train_clips"] = len(train)
     model = im.build_model(cfg, train, seed)  # a resumed run rebuilds the same vocabulary, normaliser and weights
+    if os.path.isfile(paths["vae"]):  # features are normalised as the VAE learnt them (the shipped VAE's own)
+        model.normalizer = im.Normalizer.from_state_dict(im.load_checkpoint(paths["vae"], "vae")["normalizer"])
     t = time.time()
     log["vae_history"] = im.train_vae(model, train, steps=vae_steps, ckpt_path=paths["vae"], seed=seed)
     log["vae_seconds"] = round(time.time() - t, 1)
@@ -1799,6 +1803,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--prompt", action="append", required=True, help="repeat for several")
     s.add_argument("--length", type=int, default=120, help=f"frames at 30 fps ({im.MIN_FRAMES}..{im.MAX_FRAMES})")
     s.add_argument("--seed", type=int, default=0, help="the starting noise")
+    s.add_argument("--physics", type=float, help="physics guidance scale (default: the model's; 0: off, the paper's "
+                   "sampler): pushes overlapping bodies apart and, when the prompt asks for touch, a hand to the partner")
     s.add_argument("--out", default=os.path.join("runs", "samples"), help="folder for the GIFs (sample_0.gif, ...)")
     s.add_argument("--strip", help="also write one PNG with a filmstrip of every prompt, one row each")
     s.add_argument("--bvh", action="store_true", help="also write each sample as two BVH files (one per person, "
@@ -1856,6 +1862,8 @@ def _check_args(p: argparse.ArgumentParser, args) -> None:
             p.error(f"--length must be between {im.MIN_FRAMES} and {im.MAX_FRAMES} frames (30 fps), got {args.length}")
         if any(not prompt.strip() for prompt in args.prompt):
             p.error("--prompt must not be empty")
+        if args.physics is not None and not (math.isfinite(args.physics) and args.physics >= 0):
+            p.error(f"--physics must be a number >= 0 (0: off), got {args.physics}")
     for name in ("ckpt", "vae"):
         path = getattr(args, name, None)
         if path is not None and os.path.isdir(path):
@@ -1907,7 +1915,7 @@ def _run(args) -> None:
         model = im.InterMoE.load(args.ckpt) if args.ckpt else im.pretrained()
         if not args.ckpt:
             print(f"no --ckpt: sampling the shipped model, {im.PRETRAINED} (README, Results)")
-        joints = model.sample(args.prompt, args.length, seed=args.seed, progress=True)
+        joints = model.sample(args.prompt, args.length, seed=args.seed, progress=True, physics=args.physics)
         for k, prompt in enumerate(args.prompt):
             print("wrote", save_gif(joints[k].cpu().numpy(), os.path.join(args.out, f"sample_{k}.gif"), caption=prompt))
             if args.bvh:

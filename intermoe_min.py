@@ -128,6 +128,169 @@ def forward_kinematics(local_rot: np.ndarray, root_pos: np.ndarray, offsets: np.
     return pos
 
 
+# ---- rigid bodies: one skeleton per person, posed by rotations --------------------------------------
+# A decoder outputs 22 free points a frame, so its bones stretch. A body is a skeleton of fixed offsets posed
+# by rotations (forward kinematics), which is also what a BVH file stores. `skeleton_rotations` solves the
+# rotations from positions: a joint with one child turns the rest pose's bone onto the bone it has now by the
+# shortest arc from where its parent already turned it; the pelvis and the chest (three children each) are
+# turned by the frame of two directions (up the spine, across the hips or collars). Twist about a bone is not
+# in the positions, so it is not solved. `rigid_bodies` poses each person's median offsets by those rotations.
+REST_OFFSETS = np.array([  # a ~1.66 m T-pose facing +Z, left at +X: each joint's offset from its parent (m)
+    [0, 0, 0], [.06, -.09, -.01], [-.06, -.09, -.01], [0, .11, -.03], [.035, -.38, .005], [-.035, -.38, .005],
+    [0, .135, .03], [-.01, -.4, -.04], [.01, -.4, -.04], [0, .055, 0], [.02, -.055, .125], [-.02, -.055, .125],
+    [0, .21, -.03], [.075, .11, -.02], [-.075, .11, -.02], [0, .09, .05], [.12, .045, -.015], [-.12, .045, -.015],
+    [.26, -.015, -.02], [-.26, -.015, -.02], [.25, .01, -.005], [-.25, .01, -.005]])
+END_SITES = {15: [0, .11, 0], 20: [.08, 0, 0], 21: [-.08, 0, 0], 10: [0, 0, .05], 11: [0, 0, .05]}  # leaf -> tip (m)
+TWO_AXIS_FRAMES = {0: (3, (1, 2)), 9: (12, (13, 14))}  # joint: (child up the spine, (left, right) children across)
+CHILDREN = [[c for c, p in enumerate(SMPL_PARENTS) if p == j] for j in range(N_JOINTS)]
+
+
+def _two_axis_frame(a, b):
+    """(..., 3) directions -> (..., 3, 3) rotation whose columns are a, the part of b across a, their cross
+    (a degenerate pose, a of length 0 or b along a, still gives a rotation)."""
+    na = np.linalg.norm(a, axis=-1, keepdims=True)
+    e1 = np.where(na > 1e-9, a / np.maximum(na, 1e-9), np.array([0.0, 1.0, 0.0]))
+    e2 = b - (e1 * b).sum(-1, keepdims=True) * e1
+    n2 = np.linalg.norm(e2, axis=-1, keepdims=True)
+    spare = np.cross(e1, np.eye(3)[np.argmin(np.abs(e1), axis=-1)])  # any direction across e1
+    e2 = np.where(n2 > 1e-9, e2 / np.maximum(n2, 1e-9), spare / np.linalg.norm(spare, axis=-1, keepdims=True))
+    return np.stack([e1, e2, np.cross(e1, e2)], -1)
+
+
+def _shortest_arc(u, v):
+    """(..., 3) unit vectors -> (..., 3, 3) the rotation taking u to v about u x v (identity when parallel)."""
+    axis = np.cross(u, v)
+    s, c = np.linalg.norm(axis, axis=-1), np.clip((u * v).sum(-1), -1.0, 1.0)
+    across = np.cross(u, np.eye(3)[np.argmin(np.abs(u), axis=-1)])  # for u, v opposite: any axis across u
+    axis = np.where(s[..., None] > 1e-9, axis / np.maximum(s, 1e-9)[..., None],
+                    across / np.maximum(np.linalg.norm(across, axis=-1, keepdims=True), 1e-9))
+    return axis_angle_matrix(axis, np.arctan2(s, c))
+
+
+def skeleton_rotations(joints: np.ndarray, offsets: np.ndarray | None = None):
+    """One person's joints (T, 22, 3) -> local rotations (T, 22, 3, 3) (joint 0: global) and rest offsets (22, 3),
+    each child's place in its parent's frame (the median over the clip unless `offsets` are given).
+    `forward_kinematics` of the two gives the joints back exactly when the clip is rigid. With `offsets`, each
+    bone aims from where the rigid skeleton has put its joint at the joint's child, so errors do not add up
+    down a limb."""
+    J = np.asarray(joints, dtype=np.float64)
+    T = len(J)
+    G = np.empty((T, N_JOINTS, 3, 3))  # global rotations
+    X = J.copy()  # where the skeleton puts each joint (with `offsets`: the rigid body, built from the root down)
+    for j in range(N_JOINTS):  # parents come first in SMPL's order
+        if j in TWO_AXIS_FRAMES:
+            up, (l, r) = TWO_AXIS_FRAMES[j]
+            now = _two_axis_frame(J[:, up] - X[:, j], J[:, l] - J[:, r])                      # (T, 3, 3)
+            G[:, j] = now @ _two_axis_frame(REST_OFFSETS[up], REST_OFFSETS[l] - REST_OFFSETS[r]).T
+        elif CHILDREN[j]:
+            c, Gp = CHILDREN[j][0], G[:, SMPL_PARENTS[j]]
+            was = np.einsum("tij,j->ti", Gp, REST_OFFSETS[c] / np.linalg.norm(REST_OFFSETS[c]))  # turned so far
+            bone = J[:, c] - X[:, j]
+            now = bone / np.maximum(np.linalg.norm(bone, axis=-1, keepdims=True), 1e-9)
+            G[:, j] = _shortest_arc(was, now) @ Gp
+        else:  # a hand, a foot or the head: nothing below it says how it turns
+            G[:, j] = G[:, SMPL_PARENTS[j]]
+        if offsets is not None:
+            for c in CHILDREN[j]:
+                X[:, c] = X[:, j] + np.einsum("tij,j->ti", G[:, j], offsets[c])
+    local = G.copy()
+    for j in range(1, N_JOINTS):
+        local[:, j] = np.swapaxes(G[:, SMPL_PARENTS[j]], -1, -2) @ G[:, j]
+    if offsets is None:
+        offsets = np.zeros((N_JOINTS, 3))
+        for j in range(1, N_JOINTS):
+            p = SMPL_PARENTS[j]
+            offsets[j] = np.median(np.einsum("tji,tj->ti", G[:, p], J[:, j] - J[:, p]), axis=0)
+    return local, np.asarray(offsets, dtype=np.float64)
+
+
+def rigid_bodies(joints: np.ndarray) -> np.ndarray:
+    """(..., T, 22, 3) joints -> the same posed on one rigid skeleton per person: every bone keeps its median
+    length over the clip (`skeleton_rotations`), the pelvis keeps its path, each bone aims at its child."""
+    J = np.asarray(joints, dtype=np.float64)
+    out = []
+    for person in J.reshape(-1, *J.shape[-3:]):  # (T, 22, 3) each
+        local, offsets = skeleton_rotations(person, skeleton_rotations(person)[1])
+        out.append(forward_kinematics(local, person[:, 0], offsets))
+    return np.stack(out).reshape(J.shape).astype(np.asarray(joints).dtype)
+
+
+# ---- planted feet: the decoded contact bits, held by leg IK ----------------------------------------
+LEGS = [(1, 4, 7, 10), (2, 5, 8, 11)]  # (hip, knee, ankle, toe), left then right
+PLANT_BLEND = 4  # frames over which a foot lock fades in before a contact and out after it
+
+
+def _lock_targets(p: np.ndarray, contact: np.ndarray, blend: int):
+    """One joint's path p (T, 3) and contact bits (T,) -> (target (T, 3), weight (T,)): during each contact run the
+    run's mean position (never below the floor), weighted 1, fading linearly to 0 over `blend` frames around it."""
+    T = len(p)
+    target, weight = p.copy(), np.zeros(T)
+    edges = np.flatnonzero(np.diff(np.r_[0, contact.astype(int), 0]))  # starts and ends of the runs
+    for s, e in zip(edges[::2], edges[1::2]):
+        lock = p[s:e].mean(0)
+        lock[1] = max(lock[1], 0.0)
+        lo, hi = max(0, s - blend), min(T, e + blend)
+        ramp = np.clip(np.minimum(np.arange(lo, hi) - (s - blend - 1), (e + blend) - np.arange(lo, hi)) / (blend + 1),
+                       0, 1)  # 1 inside the run, linear outside
+        take = ramp > weight[lo:hi]
+        target[lo:hi][take], weight[lo:hi][take] = lock, ramp[take]
+    return target, weight
+
+
+def plant_feet(joints: np.ndarray, contacts: np.ndarray, blend: int = PLANT_BLEND) -> np.ndarray:
+    """One person's rigid joints (T, 22, 3) and foot-contact bits (T, 4) in FOOT_JOINTS order -> the joints with
+    every foot in contact held where it stands (InterMask cleans feet with IK the same way) and no foot below
+    the floor: the ankle and toe go to their lock (`_lock_targets`), raised to y >= 0, and the knee follows by
+    two-bone IK in the leg's own bending plane. Bone lengths are kept exactly; an ankle out of the leg's reach
+    stops at full stretch."""
+    J = np.array(joints, dtype=np.float64)
+    bits = np.asarray(contacts) > 0.5
+    for side, (hip, knee, ankle, toe) in enumerate(LEGS):
+        a_tgt, a_w = _lock_targets(J[:, ankle], bits[:, 2 * side], blend)
+        t_tgt, t_w = _lock_targets(J[:, toe], bits[:, 2 * side + 1], blend)
+        h, k, a, t = J[:, hip], J[:, knee], J[:, ankle], J[:, toe]
+        if not (a_w.any() or t_w.any() or (J[:, [ankle, toe], 1] < 0).any()):
+            continue
+        l1, l2, l3 = (np.linalg.norm(x - y, axis=-1).mean() for x, y in ((k, h), (a, k), (t, a)))
+        goal = a + a_w[:, None] * (a_tgt - a)                                            # (T, 3) the new ankle
+        goal[:, 1] = np.maximum(goal[:, 1], 0.0)
+        d = goal - h
+        dist = np.linalg.norm(d, axis=-1, keepdims=True)
+        reach = np.clip(dist, abs(l1 - l2) + 1e-6, l1 + l2 - 1e-6)
+        d_hat = d / np.maximum(dist, 1e-9)
+        goal = h + d_hat * reach
+        bend = (k - h) - ((k - h) * d_hat).sum(-1, keepdims=True) * d_hat               # the knee's side of the axis
+        bend = bend / np.maximum(np.linalg.norm(bend, axis=-1, keepdims=True), 1e-9)
+        x = (l1 ** 2 - l2 ** 2 + reach ** 2) / (2 * reach)                               # law of cosines
+        knee_new = h + d_hat * x + bend * np.sqrt(np.maximum(l1 ** 2 - x ** 2, 0.0))
+        toe_goal = goal + (t - a)                                                         # the foot moved with the ankle
+        toe_goal += t_w[:, None] * (t_tgt - toe_goal)
+        toe_goal[:, 1] = np.maximum(toe_goal[:, 1], 0.0)
+        foot = toe_goal - goal
+        foot = l3 * foot / np.maximum(np.linalg.norm(foot, axis=-1, keepdims=True), 1e-9)
+        low = goal[:, 1] + foot[:, 1] < 0  # toes through the floor: turn the foot up until they rest on it
+        flat = foot[low] * np.array([1.0, 0.0, 1.0])
+        flat *= np.sqrt(np.maximum(l3 ** 2 - goal[low, 1:2] ** 2, 0)) / np.maximum(np.linalg.norm(flat, axis=-1,
+                                                                                                  keepdims=True), 1e-9)
+        foot[low] = flat - goal[low, 1:2] * np.array([0.0, 1.0, 0.0])
+        act = (a_w > 0) | (t_w > 0) | (J[:, [ankle, toe], 1] < 0).any(-1)  # frames with something to do
+        J[act, knee], J[act, ankle], J[act, toe] = knee_new[act], goal[act], goal[act] + foot[act]
+    return J.astype(np.asarray(joints).dtype)
+
+
+def bodies_from_features(features: np.ndarray) -> np.ndarray:
+    """(..., T, 262) de-normalised features -> the same with rigid bodies (`rigid_bodies`) whose decoded foot
+    contacts are planted (`plant_feet`): positions and velocities rewritten, rotations and contact bits kept."""
+    f = np.array(features, dtype=np.float32)
+    flat = f.reshape(-1, *f.shape[-2:])  # (people, T, 262)
+    for person in flat:
+        J = plant_feet(rigid_bodies(joints_from_features(person)), person[:, FEATURE_SLICES["contacts"]])
+        person[:, FEATURE_SLICES["positions"]] = J.reshape(len(J), -1)
+        vel = np.concatenate([J[1:] - J[:-1], J[-1:] - J[-2:-1]]) if len(J) > 1 else np.zeros_like(J)
+        person[:, FEATURE_SLICES["velocities"]] = vel.reshape(len(J), -1)
+    return f
+
+
 # ---- canonicalisation (InterGen's, REFERENCE section 2) --------------------------------------------
 def facing_yaw(joints_frame: np.ndarray) -> float:
     """Yaw (radians about +Y) a person faces, from one frame's (22, 3) joints: forward = up x (left -> right).
@@ -682,8 +845,11 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
 
 
-# ---- 3.5 The VAE loss (REFERENCE 1.1: recon 1.0 + position 0.5 + velocity 0.5 + rotation 0.5 + KL 0.02)
-VAE_LOSS_WEIGHTS = {"recon": 1.0, "pos": 0.5, "vel": 0.5, "rot": 0.5, "kl": 0.02}
+# ---- 3.5 The VAE loss (paper, Method: recon 1.0 + position 0.5 + velocity 0.5 + rotation 0.5 + KL 0.02) ------
+# Beyond the paper, off by default (weight 0): InterGen's per-person terms on the decoded joints (tr3e/InterGen,
+# models/losses.py, with its relative weights: bone lengths 10, joint velocities 30, feet in contact 30).
+VAE_LOSS_WEIGHTS = {"recon": 1.0, "pos": 0.5, "vel": 0.5, "rot": 0.5, "kl": 0.02, "body": 0.0}
+BODY_TERMS = {"bl": 10.0, "jvel": 30.0, "fc": 30.0}  # inside "body"
 
 
 def _masked_mean(err: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -697,20 +863,33 @@ def _masked_mean(err: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
 def vae_loss(recon, x, mu, logvar, mean, std, mask=None, weights=None):
     """-> (total, {term: float}). recon, x (B, T, 262) normalised; mu, logvar (B, ceil(T/4), 448); mean,
     std (262,) to measure positions, velocities, rotations in real units; mask (B, T) bool (a latent frame
-    counts for the KL if any of its 4 frames is valid); weights overrides VAE_LOSS_WEIGHTS. Each term is MSE."""
+    counts for the KL if any of its 4 frames is valid); weights overrides VAE_LOSS_WEIGHTS. Each term is MSE.
+    "body" (BODY_TERMS, on the decoded joints): bone lengths, frame-to-frame joint motion, and the motion of
+    the feet the data has in contact, pushed to 0."""
     w = {**VAE_LOSS_WEIGHTS, **(weights or {})}
     recon_real, x_real = recon * std + mean, x * std + mean  # (B, T, 262) de-normalised
     terms = {"recon": _masked_mean((recon - x) ** 2, mask)}
     for name, part in (("pos", "positions"), ("vel", "velocities"), ("rot", "rotations")):
         s = FEATURE_SLICES[part]
         terms[name] = _masked_mean((recon_real[..., s] - x_real[..., s]) ** 2, mask)
+    if w["body"]:
+        pj, tj = joints_from_features(recon_real), joints_from_features(x_real)  # (B, T, 22, 3) each
+        m2 = None if mask is None else mask[:, 1:] & mask[:, :-1]               # (B, T-1) frame pairs
+        bone = lambda j: (j[..., 1:, :] - j[..., SMPL_PARENTS[1:], :]).norm(dim=-1)  # noqa: E731  (B, T, 21)
+        step, true_step = pj[:, 1:] - pj[:, :-1], tj[:, 1:] - tj[:, :-1]       # (B, T-1, 22, 3)
+        planted = x_real[:, :-1, FEATURE_SLICES["contacts"]] > 0.5             # (B, T-1, 4)
+        body = {"bl": _masked_mean((bone(pj) - bone(tj)) ** 2, mask),
+                "jvel": _masked_mean((step - true_step).flatten(2) ** 2, m2),
+                "fc": _masked_mean(step[:, :, FOOT_JOINTS].square().sum(-1) * planted, m2)}
+        terms.update(body)
+        terms["body"] = sum(BODY_TERMS[k] * v for k, v in body.items())
     kl = 0.5 * (mu ** 2 + logvar.exp() - logvar - 1.0)  # KL(N(mu, sigma) || N(0, I)) per element
     latent_mask = None
     if mask is not None:  # a latent frame counts if any of its 4 frames is real
         padded = F.pad(mask, (0, 4 * mu.shape[1] - mask.shape[1]))  # (B, 4 Tz)
         latent_mask = padded.reshape(mask.shape[0], mu.shape[1], 4).any(-1)  # (B, Tz)
     terms["kl"] = _masked_mean(kl, latent_mask)
-    total = sum(w[k] * v for k, v in terms.items())
+    total = sum(w[k] * v for k, v in terms.items() if k in w)
     return total, {"total": total.item(), **{k: v.item() for k, v in terms.items()}}
 
 
@@ -905,15 +1084,18 @@ class Diffusion(nn.Module):
 
     @torch.no_grad()
     def sample(self, denoise_fn, shape, steps: int = 50, generator: torch.Generator | None = None,
-               device=None, progress: bool = False) -> torch.Tensor:
+               device=None, progress: bool = False, guide=None) -> torch.Tensor:
         """DDIM from pure noise; denoise_fn(x_t, t (B,) long) -> x0. The starting noise, drawn from
-        `generator`, is the only randomness."""
+        `generator`, is the only randomness. guide(x0, t) -> x0, if given, corrects each x0 prediction before
+        the step (guidance by a gradient, as MoLA, Uchida et al. 2024, does for motion latents)."""
         x = torch.randn(shape, generator=generator, device=generator.device if generator is not None else device)
         x = x if device is None else x.to(device)  # a CPU generator's noise, then on the model's device
         from tqdm.auto import tqdm
         ts = self.ddim_timesteps(steps)
         for i, t in enumerate(tqdm(ts, desc="DDIM", leave=False, disable=not progress)):
-            x0 = denoise_fn(x, torch.full((shape[0],), t, device=x.device, dtype=torch.long))
+            tt = torch.full((shape[0],), t, device=x.device, dtype=torch.long)
+            x0 = denoise_fn(x, tt)
+            x0 = x0 if guide is None else guide(x0, tt)
             x = self.ddim_step(x, x0, t, ts[i + 1] if i + 1 < len(ts) else -1)
         return x
 
@@ -1665,6 +1847,28 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
 # =====================================================================================================
 # 8. InterMoE: text -> two-person motion, the whole model, and its presets
 # =====================================================================================================
+# Beyond the paper, sampling makes bodies (`bodies_from_features`: rigid, feet planted) and, at each DDIM step,
+# corrects the x0 prediction by a gradient of `physics_loss` through the frozen decoder only (MoLA's guidance):
+# torsos that overlap the partner are pushed out (the capsules of `capsule_overlap`), and when the caption asks
+# for touch (TOUCH_RE) the hand that comes closest to the partner is pulled to HAND_REACH.
+PHYSICS_GUIDANCE = 1.0  # the step scale s; the step is rho(t) = 4 s t (N - t) / N^2 times the gradient (MoLA)
+HAND_REACH = 0.03       # metres from a wrist to the partner's nearest joint that count as touching
+WRISTS = (20, 21)
+TOUCH_RE = re.compile(r"\b(shak\w* hands?|handshake|hug\w*|embrac\w*|high[- ]?fives?|push\w*|shov\w*|pats?|"
+                      r"taps?|hold\w* hands|grab\w*|pull\w*)\b", re.IGNORECASE)
+
+
+def physics_loss(joints: torch.Tensor, mask: torch.Tensor, touch: torch.Tensor) -> torch.Tensor:
+    """Both people's joints (B, 2, T, 22, 3), frame mask (B, T) bool, touch (B,) bool -> (B,) what physics guidance
+    lowers: the squared overlap of the capsules summed over frames, plus, where touch, the squared distance
+    beyond HAND_REACH of the closest any wrist comes to the partner's joints."""
+    m = mask.to(joints.dtype)
+    pen = (capsule_overlap(joints).square().sum(-1) * m).sum(1)                      # (B,)
+    wrists, partner = joints[..., WRISTS, :], joints.flip(1)                          # (B, 2, T, 2, 3), (B, 2, T, 22, 3)
+    d = (wrists[..., :, None, :] - partner[..., None, :, :]).norm(dim=-1).amin((-1, -2))  # (B, 2, T)
+    reach = (d + 1e3 * (1 - m[:, None])).amin((1, 2))                                 # (B,) over real frames
+    return pen + touch.to(joints.dtype) * (reach - HAND_REACH).clamp(min=0).square()
+
 @dataclass
 class InterMoEConfig:
     """Everything one run needs: the three networks' sizes, diffusion and both training stages."""
@@ -1674,6 +1878,7 @@ class InterMoEConfig:
     diffusion_steps: int = 1000     # cosine schedule, the paper's 1000 steps
     sample_steps: int = 50          # DDIM steps at sampling time (paper: 50)
     guidance: float = 3.5           # classifier-free guidance weight s: s * cond + (1 - s) * uncond
+    physics: float = PHYSICS_GUIDANCE  # beyond the paper: physics guidance scale in DDIM (`physics_loss`; 0: off)
     cond_drop: float = 0.1          # share of training captions replaced by "" (to learn the unconditional)
     # Beyond the paper (README, "Where we go beyond the paper"; False, False is the paper's shared condition):
     egocentric_text: bool = True    # person b reads swap_caption(caption): 'the first person' always means "me"
@@ -1690,6 +1895,10 @@ class InterMoEConfig:
     vae_batch: int = 128            # clips per batch; each gives two people, so 256 sequences
     vae_lr: float = 2e-4
     vae_window: int = 64            # frames per training window
+    vae_kl: float = 0.02            # the KL's weight in the VAE loss (paper: 0.02)
+    vae_body: float = 0.0           # beyond the paper: x InterGen's per-person terms on decoded joints (BODY_TERMS)
+    shipped_vae: bool = False       # `train` starts from SHIPPED_VAE instead of training stage 1 (data seed 0 only)
+    vae_from: str = ""              # where the model's VAE came from, as `train` recorded it ("": trained with it)
     # stage 2: the denoiser + text encoder (paper: AdamW 1e-4, wd 2e-5, batch 64 x 2 GPUs)
     steps: int = 100_000
     batch: int = 64
@@ -1805,6 +2014,18 @@ class InterMoE(Checkpointable, nn.Module):
         feats = self.vae.decode((z * self.latent_scale).to(dtype).reshape(B * P, Tz, C), T).float()  # (2B, T, 262)
         return self.normalizer.denormalise(feats.reshape(B, P, T, FEAT_DIM))
 
+    @torch.no_grad()
+    def reconstruct(self, features, bodies: bool = True) -> np.ndarray:
+        """A clip's de-normalised features (2, T, 262) -> the VAE's decoding of its encoding, (2, T, 262): what
+        the decoder lets through (the "VAE ceiling"), as rigid bodies with planted feet unless bodies=False."""
+        was = self.vae.training
+        self.vae.eval()
+        x = torch.as_tensor(self.normalizer.normalise(np.asarray(features, dtype=np.float32)),
+                            device=self.latent_scale.device)                 # (2, T, 262)
+        out = self.normalizer.denormalise(self.vae.decode(self.vae.encode(x), x.shape[1]).float()).cpu().numpy()
+        self.vae.train(was)
+        return bodies_from_features(out) if bodies else out
+
     @staticmethod
     def latent_mask(mask: torch.Tensor) -> torch.Tensor:
         """(B, T) frame mask -> (B, T/4) latent mask: latent frame k is real if frame 4k is."""
@@ -1862,8 +2083,8 @@ class InterMoE(Checkpointable, nn.Module):
         return loss + extra, terms
 
     # ---- sampling ---------------------------------------------------------------------------------------
-    def _check_sampling(self, prompts, lengths, seed, steps, guidance):
-        """`sample`'s arguments checked and normalised: (prompts, lengths, seed, steps, guidance)."""
+    def _check_sampling(self, prompts, lengths, seed, steps, guidance, physics=None):
+        """`sample`'s arguments checked and normalised: (prompts, lengths, seed, steps, guidance, physics)."""
         prompts = [prompts] if isinstance(prompts, str) else prompts
         if not isinstance(prompts, (list, tuple)) or not prompts or not all(isinstance(p, str) for p in prompts):
             raise TypeError("prompts must be a non-empty list of strings")
@@ -1882,16 +2103,25 @@ class InterMoE(Checkpointable, nn.Module):
                 or not math.isfinite(guidance):
             raise ValueError(f"guidance must be a finite number (1 = no guidance; this model's default is "
                              f"{self.cfg.guidance}), got {guidance!r}")
-        return list(prompts), lengths, seed, steps, float(guidance)
+        physics = self.cfg.physics if physics is None else physics
+        if isinstance(physics, bool) or not isinstance(physics, (int, float, np.number)) \
+                or not math.isfinite(physics) or physics < 0:
+            raise ValueError(f"physics must be a number >= 0 (0 = no physics guidance; this model's default is "
+                             f"{self.cfg.physics}), got {physics!r}")
+        return list(prompts), lengths, seed, steps, float(guidance), float(physics)
 
     @torch.no_grad()
     def sample(self, prompts, lengths, seed: int | None = None, steps: int | None = None,
-               guidance: float | None = None, return_features: bool = False, progress: bool = False):
+               guidance: float | None = None, return_features: bool = False, progress: bool = False,
+               physics: float | None = None, bodies: bool = True):
         """B prompts, lengths (one int or B, 15..300 frames at 30 fps) -> joints (B, 2, T, 22, 3), metres, Y up,
         T = max(lengths), each clip holding its last pose past its length (return_features: also (B, 2, T, 262)).
-        `seed` makes it reproducible; steps and guidance s default to the config's. DDIM with classifier-free
-        guidance, s * cond + (1 - s) * uncond, both halves in one batched forward."""
-        prompts, lengths, seed, steps, s = self._check_sampling(prompts, lengths, seed, steps, guidance)
+        `seed` makes it reproducible; steps, guidance s and physics default to the config's. DDIM with
+        classifier-free guidance, s * cond + (1 - s) * uncond, both halves in one batched forward, each x0
+        corrected by physics guidance (`physics_loss`; physics=0: the paper's sampler). bodies: every person a
+        rigid skeleton with planted feet (`bodies_from_features`); False: the decoder's raw joints."""
+        prompts, lengths, seed, steps, s, physics = self._check_sampling(prompts, lengths, seed, steps, guidance,
+                                                                         physics)
         was_training = self.training
         self.eval()
         device = self.latent_scale.device
@@ -1909,10 +2139,26 @@ class InterMoE(Checkpointable, nn.Module):
             x0 = torch.stack([a, b], 1).float()  # (2B, 2, Tz, C)
             return s * x0[:B] + (1 - s) * x0[B:]  # the sampler's arithmetic stays in float32
 
+        touch = torch.tensor([bool(TOUCH_RE.search(p)) for p in prompts], device=device)
+        n_steps = self.diffusion.n_steps
+
+        def guide(x0, t):  # x0 (B, 2, Tz, C) -> x0 - rho(t) grad physics_loss, the gradient through the decoder only
+            with torch.enable_grad():
+                z = x0.detach().requires_grad_(True)
+                joints = joints_from_features(self.decode_latents(z, 4 * Tz))  # (B, 2, 4 Tz, 22, 3)
+                grad, = torch.autograd.grad(physics_loss(joints, frame_mask, touch).sum(), z)
+            rho = 4 * physics * t.float() * (n_steps - t.float()) / n_steps ** 2  # (B,), 0 at both ends
+            return x0 - rho.view(B, 1, 1, 1) * grad
+
         g = torch.Generator(device="cpu").manual_seed(seed) if seed is not None else None
         z = self.diffusion.sample(denoise, (B, 2, Tz, self.cfg.denoiser.d_latent), steps=steps, generator=g,
-                                  device=device, progress=progress)
+                                  device=device, progress=progress, guide=guide if physics > 0 else None)
         feats = self.decode_latents(z, T)  # (B, 2, T, 262)
+        if bodies:  # one rigid skeleton per person and clip, fitted to its own frames, feet planted
+            feats = feats.cpu().numpy()
+            for k, n in enumerate(lengths):
+                feats[k, :, :n] = bodies_from_features(feats[k, :, :n])
+            feats = torch.from_numpy(feats).to(device)
         for k, n in enumerate(lengths):  # hold the last real pose past each clip's end
             feats[k, :, n:] = feats[k, :, n - 1:n]
         self.train(was_training)
@@ -1920,6 +2166,7 @@ class InterMoE(Checkpointable, nn.Module):
 
 
 PRETRAINED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models", "intermoe_lab.pt")
+SHIPPED_VAE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models", "vae_lab.pt")  # lab's stage 1
 
 
 def pretrained(device=None, path: str | None = None) -> InterMoE:
@@ -1935,7 +2182,7 @@ def pretrained(device=None, path: str | None = None) -> InterMoE:
 # =====================================================================================================
 # 9. The two training stages
 # =====================================================================================================
-def _vae_loss_fn(normalizer: Normalizer):
+def _vae_loss_fn(normalizer: Normalizer, weights: dict | None = None):
     mean, std = torch.from_numpy(normalizer.mean), torch.from_numpy(normalizer.std)
 
     def loss_fn(vae, batch, device):
@@ -1944,7 +2191,7 @@ def _vae_loss_fn(normalizer: Normalizer):
         x = x.reshape(B * P, T, F)  # (2B, T, 262): both people, one at a time
         mask = batch["mask"].to(device).repeat_interleave(P, 0)  # (2B, T)
         recon, mu, logvar = vae(x)
-        loss, logs = vae_loss(recon, x, mu, logvar, mean.to(device), std.to(device), mask)
+        loss, logs = vae_loss(recon, x, mu, logvar, mean.to(device), std.to(device), mask, weights)
         return loss, {k: v for k, v in logs.items() if k != "total"}
     return loss_fn
 
@@ -1956,7 +2203,8 @@ def train_vae(model: InterMoE, records: list[dict], steps: int | None = None, ck
     device = torch.device(device) if device is not None else pick_device()
     data = InteractionDataset(records, model.normalizer, train=True, max_frames=cfg.vae_window, seed=seed)
     steps = cfg.vae_steps if steps is None else steps  # steps=0 means no training, not the default
-    return train_loop(model.vae, _vae_loss_fn(model.normalizer), data, collate, steps=steps,
+    weights = {"kl": cfg.vae_kl, "body": cfg.vae_body}
+    return train_loop(model.vae, _vae_loss_fn(model.normalizer, weights), data, collate, steps=steps,
                       batch_size=cfg.vae_batch, lr=cfg.vae_lr, weight_decay=cfg.weight_decay,
                       warmup=max(1, steps // 20), grad_clip=cfg.grad_clip,
                       ckpt_path=ckpt_path, ckpt_every=ckpt_every or cfg.ckpt_every, seed=seed, kind="vae",

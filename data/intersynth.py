@@ -80,30 +80,7 @@ HAND_GAP = 0.035        # wrist to wrist when two hands hold each other (m)
 
 # Rest-pose offset of each joint from its parent for a ~1.66 m person, symmetric, T-pose, facing +Z,
 # left at +X. Values are rounded from the proportions of SMPL's neutral body.
-REST_OFFSETS = np.array([
-    [0.000, 0.000, 0.000],     # 0 pelvis (root; its offset is unused)
-    [0.060, -0.090, -0.010],   # 1 left hip
-    [-0.060, -0.090, -0.010],  # 2 right hip
-    [0.000, 0.110, -0.030],    # 3 spine1
-    [0.035, -0.380, 0.005],    # 4 left knee
-    [-0.035, -0.380, 0.005],   # 5 right knee
-    [0.000, 0.135, 0.030],     # 6 spine2
-    [-0.010, -0.400, -0.040],  # 7 left ankle
-    [0.010, -0.400, -0.040],   # 8 right ankle
-    [0.000, 0.055, 0.000],     # 9 spine3
-    [0.020, -0.055, 0.125],    # 10 left foot (toes)
-    [-0.020, -0.055, 0.125],   # 11 right foot
-    [0.000, 0.210, -0.030],    # 12 neck
-    [0.075, 0.110, -0.020],    # 13 left collar
-    [-0.075, 0.110, -0.020],   # 14 right collar
-    [0.000, 0.090, 0.050],     # 15 head
-    [0.120, 0.045, -0.015],    # 16 left shoulder
-    [-0.120, 0.045, -0.015],   # 17 right shoulder
-    [0.260, -0.015, -0.020],   # 18 left elbow
-    [-0.260, -0.015, -0.020],  # 19 right elbow
-    [0.250, 0.010, -0.005],    # 20 left wrist
-    [-0.250, 0.010, -0.005],   # 21 right wrist
-])
+REST_OFFSETS = im.REST_OFFSETS  # the SMPL-like T-pose (Y up, facing +Z, left at +X); a body scales it
 REST_ANKLE_HEIGHT = 0.08  # ankle joint above the floor with the foot flat (toes then sit at 0.025 m)
 REST_HEAD_TOP = 0.11      # crown of the head above the head joint
 
