@@ -34,7 +34,8 @@ def test_rigid_bodies_keep_every_bone_and_give_a_rigid_clip_back(record):
     noisy = record["joints"] + np.random.default_rng(0).normal(0, 0.03, record["joints"].shape)
     rigid = im.rigid_bodies(noisy)
     assert rigid.shape == noisy.shape and stretch(noisy) > 0.05 and stretch(rigid) < 1e-6
-    np.testing.assert_allclose(rigid[:, :, 0], noisy[:, :, 0], atol=1e-6)        # the pelvis keeps its path
+    error = lambda j: np.linalg.norm(j - record["joints"], axis=-1).mean()  # noqa: E731
+    assert error(rigid) < error(noisy)                                          # nearer the truth, not further
     np.testing.assert_allclose(im.rigid_bodies(rigid), rigid, atol=1e-5)         # rigid in, the same out
     np.testing.assert_allclose(im.rigid_bodies(record["joints"]), record["joints"], atol=1e-5)
 
