@@ -683,10 +683,7 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 
 # ---- 3.5 The VAE loss (paper, Method: recon 1.0 + position 0.5 + velocity 0.5 + rotation 0.5 + KL 0.02) ------
-# Beyond the paper, off by default (weight 0): InterGen's per-person terms on the decoded joints (tr3e/InterGen,
-# models/losses.py, with its relative weights: bone lengths 10, joint velocities 30, feet in contact 30).
-VAE_LOSS_WEIGHTS = {"recon": 1.0, "pos": 0.5, "vel": 0.5, "rot": 0.5, "kl": 0.02, "body": 0.0}
-BODY_TERMS = {"bl": 10.0, "jvel": 30.0, "fc": 30.0}  # inside "body"
+VAE_LOSS_WEIGHTS = {"recon": 1.0, "pos": 0.5, "vel": 0.5, "rot": 0.5, "kl": 0.02}
 
 
 def _masked_mean(err: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -700,33 +697,20 @@ def _masked_mean(err: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
 def vae_loss(recon, x, mu, logvar, mean, std, mask=None, weights=None):
     """-> (total, {term: float}). recon, x (B, T, 262) normalised; mu, logvar (B, ceil(T/4), 448); mean,
     std (262,) to measure positions, velocities, rotations in real units; mask (B, T) bool (a latent frame
-    counts for the KL if any of its 4 frames is valid); weights overrides VAE_LOSS_WEIGHTS. Each term is MSE.
-    "body" (BODY_TERMS, on the decoded joints): bone lengths, frame-to-frame joint motion, and the motion of
-    the feet the data has in contact, pushed to 0."""
+    counts for the KL if any of its 4 frames is valid); weights overrides VAE_LOSS_WEIGHTS. Each term is MSE."""
     w = {**VAE_LOSS_WEIGHTS, **(weights or {})}
     recon_real, x_real = recon * std + mean, x * std + mean  # (B, T, 262) de-normalised
     terms = {"recon": _masked_mean((recon - x) ** 2, mask)}
     for name, part in (("pos", "positions"), ("vel", "velocities"), ("rot", "rotations")):
         s = FEATURE_SLICES[part]
         terms[name] = _masked_mean((recon_real[..., s] - x_real[..., s]) ** 2, mask)
-    if w["body"]:
-        pj, tj = joints_from_features(recon_real), joints_from_features(x_real)  # (B, T, 22, 3) each
-        m2 = None if mask is None else mask[:, 1:] & mask[:, :-1]               # (B, T-1) frame pairs
-        bone = lambda j: (j[..., 1:, :] - j[..., SMPL_PARENTS[1:], :]).norm(dim=-1)  # noqa: E731  (B, T, 21)
-        step, true_step = pj[:, 1:] - pj[:, :-1], tj[:, 1:] - tj[:, :-1]       # (B, T-1, 22, 3)
-        planted = x_real[:, :-1, FEATURE_SLICES["contacts"]] > 0.5             # (B, T-1, 4)
-        body = {"bl": _masked_mean((bone(pj) - bone(tj)) ** 2, mask),
-                "jvel": _masked_mean((step - true_step).flatten(2) ** 2, m2),
-                "fc": _masked_mean(step[:, :, FOOT_JOINTS].square().sum(-1) * planted, m2)}
-        terms.update(body)
-        terms["body"] = sum(BODY_TERMS[k] * v for k, v in body.items())
     kl = 0.5 * (mu ** 2 + logvar.exp() - logvar - 1.0)  # KL(N(mu, sigma) || N(0, I)) per element
     latent_mask = None
     if mask is not None:  # a latent frame counts if any of its 4 frames is real
         padded = F.pad(mask, (0, 4 * mu.shape[1] - mask.shape[1]))  # (B, 4 Tz)
         latent_mask = padded.reshape(mask.shape[0], mu.shape[1], 4).any(-1)  # (B, Tz)
     terms["kl"] = _masked_mean(kl, latent_mask)
-    total = sum(w[k] * v for k, v in terms.items() if k in w)
+    total = sum(w[k] * v for k, v in terms.items())
     return total, {"total": total.item(), **{k: v.item() for k, v in terms.items()}}
 
 
@@ -921,18 +905,15 @@ class Diffusion(nn.Module):
 
     @torch.no_grad()
     def sample(self, denoise_fn, shape, steps: int = 50, generator: torch.Generator | None = None,
-               device=None, progress: bool = False, guide=None) -> torch.Tensor:
+               device=None, progress: bool = False) -> torch.Tensor:
         """DDIM from pure noise; denoise_fn(x_t, t (B,) long) -> x0. The starting noise, drawn from
-        `generator`, is the only randomness. guide(x0, t) -> x0, if given, corrects each x0 prediction before
-        the step (guidance by a gradient, as MoLA, Uchida et al. 2024, does for motion latents)."""
+        `generator`, is the only randomness."""
         x = torch.randn(shape, generator=generator, device=generator.device if generator is not None else device)
         x = x if device is None else x.to(device)  # a CPU generator's noise, then on the model's device
         from tqdm.auto import tqdm
         ts = self.ddim_timesteps(steps)
         for i, t in enumerate(tqdm(ts, desc="DDIM", leave=False, disable=not progress)):
-            tt = torch.full((shape[0],), t, device=x.device, dtype=torch.long)
-            x0 = denoise_fn(x, tt)
-            x0 = x0 if guide is None else guide(x0, tt)
+            x0 = denoise_fn(x, torch.full((shape[0],), t, device=x.device, dtype=torch.long))
             x = self.ddim_step(x, x0, t, ts[i + 1] if i + 1 < len(ts) else -1)
         return x
 
@@ -1887,15 +1868,19 @@ def bodies_from_features(features: np.ndarray) -> np.ndarray:
     return f
 
 
-# Beyond the paper, sampling makes bodies (`bodies_from_features`: rigid, feet planted) and, at each DDIM step,
-# corrects the x0 prediction by a gradient of `physics_loss` through the frozen decoder only (MoLA's guidance):
-# torsos that overlap the partner are pushed out (the capsules of `capsule_overlap`), and when the caption asks
-# for touch (TOUCH_RE) the hand that comes closest to the partner is pulled to HAND_REACH.
-PHYSICS_GUIDANCE = 1.0  # the step scale s; the step is rho(t) = 4 s t (N - t) / N^2 times the gradient (MoLA)
+# Beyond the paper, sampling makes bodies (`bodies_from_features`: rigid, feet planted) and, after DDIM, moves the
+# latent down the gradient of `physics_loss` taken through the frozen decoder only (as MoLA's guidance does for
+# motion latents, Uchida et al. 2024, but on the final latent, where the decoded motion is sharp): torsos that
+# overlap the partner are pushed out (the capsules of `capsule_overlap`), and when the caption asks for touch
+# (TOUCH_RE) the hand that comes closest to the partner is pulled to HAND_REACH. Where nothing is wrong the
+# gradient is 0 and the latent stays exactly as DDIM left it.
+PHYSICS_GUIDANCE = 0.05  # Adam's step on the unit-variance latent, PHYSICS_STEPS times (0: off)
+PHYSICS_STEPS = 10
 HAND_REACH = 0.03       # metres from a wrist to the partner's nearest joint that count as touching
 WRISTS = (20, 21)
-TOUCH_RE = re.compile(r"\b(shak\w* hands?|handshake|hug\w*|embrac\w*|high[- ]?fives?|push\w*|shov\w*|pats?|"
-                      r"taps?|hold\w* hands|grab\w*|pull\w*)\b", re.IGNORECASE)
+TOUCH_RE = re.compile(r"\b(shak\w* (?:\w+ )?hands?|handshake|hug\w*|embrac\w*|high[- ]?fives?|push\w*|shov\w*|"
+                      r"pats?|taps?|touch\w*|(?:hold\w*|take|takes|taking|grab\w*) (?:\w+ )?hands?|grab\w*|pull\w*|tug\w*|"
+                      r"clap\w*|gives?|hands? (?:over|an?)|pass\w*|offers?|kicks?|blocks?)\b", re.IGNORECASE)  # captions that ask for touch
 
 
 def physics_loss(joints: torch.Tensor, mask: torch.Tensor, touch: torch.Tensor) -> torch.Tensor:
@@ -1935,8 +1920,7 @@ class InterMoEConfig:
     vae_batch: int = 128            # clips per batch; each gives two people, so 256 sequences
     vae_lr: float = 2e-4
     vae_window: int = 64            # frames per training window
-    vae_kl: float = 0.02            # the KL's weight in the VAE loss (paper: 0.02)
-    vae_body: float = 0.0           # beyond the paper: x InterGen's per-person terms on decoded joints (BODY_TERMS)
+    vae_weights: dict = field(default_factory=dict)  # VAE_LOSS_WEIGHTS changed for this run (e.g. {"kl": 1e-4})
     shipped_vae: bool = False       # `train` starts from SHIPPED_VAE instead of training stage 1 (data seed 0 only)
     vae_from: str = ""              # where the model's VAE came from, as `train` recorded it ("": trained with it)
     # stage 2: the denoiser + text encoder (paper: AdamW 1e-4, wd 2e-5, batch 64 x 2 GPUs)
@@ -1959,16 +1943,19 @@ class InterMoEConfig:
 
 
 # Keyword literals per preset (as minGPT's model_type table). nano: the tests' size. lab: a CPU course lab (README,
-# Speed), without dropout (its masks cost CPU time, and 2500 steps do not overfit). paper: the paper's sizes and
-# schedule (a 229 M-parameter denoiser), for a GPU.
+# Speed), without dropout (its masks cost CPU time, and 2500 steps do not overfit); its stage 1 is the shipped VAE
+# (SHIPPED_VAE, made by this recipe: a KL weight of 1e-4, not the paper's 0.02, so the latents keep the detail a
+# hand or a planted foot needs; README, "The VAE"). paper: the paper's sizes and schedule (a 229 M-parameter
+# denoiser), for a GPU.
 PRESETS = {
     "nano": dict(vae=dict(width=8, hidden=16), text=dict(d_model=32, n_heads=2, d_cond=32),
                  denoiser=dict(width=32, n_layers=2, n_heads=2, d_ffn=32, moe=dict(n_experts=4, d_expert=32)),
                  vae_steps=30, vae_batch=8, vae_lr=2e-3, steps=30, batch=8, lr=1e-3, warmup=5, n_clips=48,
                  max_frames=64, ckpt_every=10),
-    "lab": dict(vae=dict(width=32, hidden=32, n_blocks=1), text=dict(d_model=128, n_heads=2, d_cond=192, dropout=0.0),
+    "lab": dict(vae=dict(width=32, hidden=32, n_blocks=1, dropout=0.0), vae_weights={"kl": 1e-4}, shipped_vae=True,
+                text=dict(d_model=128, n_heads=2, d_cond=192, dropout=0.0),
                 denoiser=dict(width=192, n_layers=4, n_heads=4, d_ffn=256, dropout=0.0, moe=dict(d_expert=256)),
-                vae_steps=1000, vae_batch=32, vae_lr=1e-3, steps=2500, batch=32, lr=4e-4, warmup=100,
+                vae_steps=3500, vae_batch=32, vae_lr=1e-3, steps=2500, batch=32, lr=4e-4, warmup=100,
                 max_frames=160, ckpt_every=200),
     "paper": dict(text=dict(d_model=768, n_heads=8, d_cond=768)),
     # the ablation study's model (results/ablation_mini.*): lab's VAE, a smaller denoiser and the paper's dropout, so
@@ -2053,6 +2040,22 @@ class InterMoE(Checkpointable, nn.Module):
         dtype = next(self.vae.parameters()).dtype  # bf16 for a model cast with .to(torch.bfloat16)
         feats = self.vae.decode((z * self.latent_scale).to(dtype).reshape(B * P, Tz, C), T).float()  # (2B, T, 262)
         return self.normalizer.denormalise(feats.reshape(B, P, T, FEAT_DIM))
+
+    def physics_guidance(self, z: torch.Tensor, frame_mask: torch.Tensor, touch: torch.Tensor, step: float,
+                         n_steps: int = PHYSICS_STEPS) -> torch.Tensor:
+        """Scaled latents z (B, 2, Tz, C), frame mask (B, 4 Tz), touch (B,) bool -> z moved by n_steps Adam steps
+        of size `step` down `physics_loss` of its decoding, the gradient through the frozen decoder only."""
+        z = z.detach().clone().requires_grad_(True)
+        opt = torch.optim.Adam([z], lr=step)
+        with torch.enable_grad():
+            for _ in range(n_steps):
+                joints = joints_from_features(self.decode_latents(z, z.shape[2] * 4))  # (B, 2, 4 Tz, 22, 3)
+                loss = physics_loss(joints, frame_mask, touch).sum()
+                if loss.item() == 0:  # nothing to fix
+                    break
+                z.grad, = torch.autograd.grad(loss, z)  # the latent's only: the VAE's weights stay untouched
+                opt.step()
+        return z.detach()
 
     @torch.no_grad()
     def reconstruct(self, features, bodies: bool = True) -> np.ndarray:
@@ -2179,20 +2182,12 @@ class InterMoE(Checkpointable, nn.Module):
             x0 = torch.stack([a, b], 1).float()  # (2B, 2, Tz, C)
             return s * x0[:B] + (1 - s) * x0[B:]  # the sampler's arithmetic stays in float32
 
-        touch = torch.tensor([bool(TOUCH_RE.search(p)) for p in prompts], device=device)
-        n_steps = self.diffusion.n_steps
-
-        def guide(x0, t):  # x0 (B, 2, Tz, C) -> x0 - rho(t) grad physics_loss, the gradient through the decoder only
-            with torch.enable_grad():
-                z = x0.detach().requires_grad_(True)
-                joints = joints_from_features(self.decode_latents(z, 4 * Tz))  # (B, 2, 4 Tz, 22, 3)
-                grad, = torch.autograd.grad(physics_loss(joints, frame_mask, touch).sum(), z)
-            rho = 4 * physics * t.float() * (n_steps - t.float()) / n_steps ** 2  # (B,), 0 at both ends
-            return x0 - rho.view(B, 1, 1, 1) * grad
-
         g = torch.Generator(device="cpu").manual_seed(seed) if seed is not None else None
         z = self.diffusion.sample(denoise, (B, 2, Tz, self.cfg.denoiser.d_latent), steps=steps, generator=g,
-                                  device=device, progress=progress, guide=guide if physics > 0 else None)
+                                  device=device, progress=progress)
+        if physics > 0:
+            touch = torch.tensor([bool(TOUCH_RE.search(p)) for p in prompts], device=device)
+            z = self.physics_guidance(z, frame_mask, touch, physics)
         feats = self.decode_latents(z, T)  # (B, 2, T, 262)
         if bodies:  # one rigid skeleton per person and clip, fitted to its own frames, feet planted
             feats = feats.cpu().numpy()
@@ -2243,8 +2238,7 @@ def train_vae(model: InterMoE, records: list[dict], steps: int | None = None, ck
     device = torch.device(device) if device is not None else pick_device()
     data = InteractionDataset(records, model.normalizer, train=True, max_frames=cfg.vae_window, seed=seed)
     steps = cfg.vae_steps if steps is None else steps  # steps=0 means no training, not the default
-    weights = {"kl": cfg.vae_kl, "body": cfg.vae_body}
-    return train_loop(model.vae, _vae_loss_fn(model.normalizer, weights), data, collate, steps=steps,
+    return train_loop(model.vae, _vae_loss_fn(model.normalizer, cfg.vae_weights), data, collate, steps=steps,
                       batch_size=cfg.vae_batch, lr=cfg.vae_lr, weight_decay=cfg.weight_decay,
                       warmup=max(1, steps // 20), grad_clip=cfg.grad_clip,
                       ckpt_path=ckpt_path, ckpt_every=ckpt_every or cfg.ckpt_every, seed=seed, kind="vae",

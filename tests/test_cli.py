@@ -210,3 +210,17 @@ def test_a_warning_reaches_the_user_as_one_line_and_the_format_is_restored(tmp_p
         ie.main(["sample", "--prompt", "two robots dance", "--out", str(tmp_path)])
     assert capsys.readouterr().out == "warning: 2 word(s) not in the vocabulary\n"
     assert warnings.formatwarning is before
+
+
+def test_stage_2_starts_from_the_shipped_vae_unless_told_to_train_one(tmp_path, monkeypatch):
+    shipped = tmp_path / "shipped_vae.pt"
+    ie.main(["train-vae", "--preset", "nano", "--out", str(tmp_path / "maker"), "--vae-steps", "12"])
+    os.replace(tmp_path / "maker" / "vae.pt", shipped)
+    monkeypatch.setattr(im, "SHIPPED_VAE", str(shipped))
+    cfg = im.preset("nano", shipped_vae=True)
+    model, log = ie.run_training(cfg, str(tmp_path / "a"), steps=4)
+    assert model.cfg.vae_steps == 12 and "shipped" in model.cfg.vae_from and len(log["vae_history"]) > 0
+    assert_same_weights({k: v for k, v in im.load_checkpoint(str(shipped), "vae")["model"].items()},
+                        model.vae.state_dict())
+    own, _ = ie.run_training(cfg, str(tmp_path / "b"), vae_steps=3, steps=4)  # --vae-steps: a VAE of its own
+    assert own.cfg.vae_steps == 3 and own.cfg.vae_from.startswith("trained in")
