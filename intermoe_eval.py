@@ -1731,16 +1731,10 @@ def run_training(cfg, out: str, vae_steps=None, steps=None, seed: int = 0, stage
                 f"output folder.")
     os.makedirs(out, exist_ok=True)
     log = {}
-    if cfg.shipped_vae and vae_steps is None and seed == 0:  # stage 1 is the shipped VAE, as a finished checkpoint
-        if not os.path.isfile(paths["vae"]):
-            if rank == 0:
-                im.save_checkpoint(paths["vae"], im.load_checkpoint(im.SHIPPED_VAE, "vae"))
-            if world > 1:
-                torch.distributed.barrier()
-        shipped = im.load_checkpoint(paths["vae"], "vae")
-        cfg = replace(cfg, vae_steps=shipped["step"],
-                      vae_from=f"the shipped VAE, models/{os.path.basename(im.SHIPPED_VAE)} ({shipped['step']} steps)")
-        print(f"stage 1: the shipped VAE, {im.SHIPPED_VAE} ({shipped['step']} steps); --vae-steps N trains one")
+    shipped = cfg.shipped_vae and vae_steps is None and seed == 0  # stage 1: the VAE that ships
+    if shipped:
+        cfg = im.shipped_vae_config(cfg, paths["vae"])
+        print(f"stage 1: {cfg.vae_from}; --vae-steps N trains one")
     elif cfg.shipped_vae:
         cfg = replace(cfg, vae_from=f"trained in {out} ({cfg.vae_steps} steps)")
     t = time.time()
@@ -1753,6 +1747,10 @@ def run_training(cfg, out: str, vae_steps=None, steps=None, seed: int = 0, stage
     log["data_seconds"] = round(time.time() - t, 2)
     log["train_clips"] = len(train)
     model = im.build_model(cfg, train, seed)  # a resumed run rebuilds the same vocabulary, normaliser and weights
+    if shipped and rank == 0:
+        im.start_from_shipped_vae(model, paths["vae"])
+    if world > 1:
+        torch.distributed.barrier()
     if os.path.isfile(paths["vae"]):  # features are normalised as the VAE learnt them (the shipped VAE's own)
         model.normalizer = im.Normalizer.from_state_dict(im.load_checkpoint(paths["vae"], "vae")["normalizer"])
     t = time.time()

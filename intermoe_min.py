@@ -2204,6 +2204,34 @@ PRETRAINED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models", 
 SHIPPED_VAE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models", "vae_lab.pt")  # lab's stage 1
 
 
+def vae_model(path: str | None = None, device=None) -> InterMoE:
+    """A model around a stage-1 checkpoint (`train_vae`'s; default SHIPPED_VAE): its VAE, normaliser, vocabulary and
+    configuration, an untrained denoiser. For looking at the VAE (`InterMoE.reconstruct`), or to train stage 2 on."""
+    state = load_checkpoint(path or SHIPPED_VAE, "vae")
+    model = InterMoE(_config_from_dict(state["config"]), Vocab.from_state_dict(state["vocab"]),
+                     Normalizer.from_state_dict(state["normalizer"]))
+    model.vae.load_state_dict(state["model"])
+    return model.to(device or pick_device()).eval()
+
+
+def shipped_vae_config(cfg: InterMoEConfig, ckpt_path: str) -> InterMoEConfig:
+    """cfg with stage 1 done by the shipped VAE (or the copy of it ckpt_path already holds): vae_steps its steps,
+    vae_from saying where it came from."""
+    done = load_checkpoint(ckpt_path if os.path.isfile(ckpt_path) else SHIPPED_VAE, "vae")["step"]
+    return replace(cfg, vae_steps=done, vae_from=f"the shipped VAE, models/{os.path.basename(SHIPPED_VAE)} ({done} steps)")
+
+
+def start_from_shipped_vae(model: InterMoE, ckpt_path: str) -> int:
+    """Stage 1 done by the shipped VAE: SHIPPED_VAE copied to ckpt_path (a finished `train_vae` checkpoint, so
+    `train_vae` finds it and returns) unless a VAE is there already, and model.normalizer set to the one that VAE
+    learnt with -> its steps."""
+    state = load_checkpoint(ckpt_path if os.path.isfile(ckpt_path) else SHIPPED_VAE, "vae")
+    if not os.path.isfile(ckpt_path):
+        save_checkpoint(ckpt_path, state)
+    model.normalizer = Normalizer.from_state_dict(state["normalizer"])
+    return state["step"]
+
+
 def pretrained(device=None, path: str | None = None) -> InterMoE:
     """The trained model this repository ships (PRETRAINED, models/intermoe_lab.pt: the lab preset's recipe
     trained longer than a lab run; README, Results), loaded offline, ready to `sample`."""
