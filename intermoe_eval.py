@@ -1927,8 +1927,8 @@ def _run(args) -> None:
     out = args.out
     if args.cmd == "demo":  # a quick run keeps its own folder: resuming a full run from it would mix the two
         out = out or os.path.join("runs", "demo-quick" if args.quick else "demo")
-        if args.quick:
-            vae_steps, steps = max(1, cfg.vae_steps // 10), max(1, cfg.steps // 10)
+        if args.quick:  # a tenth of the steps; stage 1 stays the shipped VAE where the preset has one
+            vae_steps, steps = None if cfg.shipped_vae else max(1, cfg.vae_steps // 10), max(1, cfg.steps // 10)
     t0 = time.time()
     stages = ("vae",) if args.cmd == "train-vae" else ("vae", "denoiser")
     model, log = run_training(cfg, out, vae_steps, steps, args.seed, stages)

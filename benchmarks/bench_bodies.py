@@ -63,6 +63,7 @@ def main(argv=None):
     p.add_argument("--clips", type=int, default=96, help="the first N test clips")
     p.add_argument("--physics", type=float, nargs="+", help="physics guidance scales to generate with "
                    "(default: 0 and the model's own)")
+    p.add_argument("--reconstruct-only", action="store_true", help="the real and VAE rows only, no generation")
     p.add_argument("--out", help="write OUT.md and OUT.json")
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args(argv)
@@ -80,7 +81,7 @@ def main(argv=None):
         row = {**ie.reconstruction_errors(recon, truth), **ie.bone_stretch(recon), **ie.physics_metrics(recon, windows)}
         rows[f"VAE reconstruction, {'bodies' if bodies else 'raw decoder'}"] = _ratios(row, real_physics)
         print(f"reconstructions ({'bodies' if bodies else 'raw'}): {time.time() - t0:.0f} s", flush=True)
-    for physics in a.physics or sorted({0.0, model.cfg.physics}):
+    for physics in [] if a.reconstruct_only else a.physics or sorted({0.0, model.cfg.physics}):
         for bodies in ((False, True) if physics == 0 else (True,)):
             name = f"generated, physics {physics:g}, {'bodies' if bodies else 'raw decoder'}"
             rows[name] = generated_row(model, records, windows, real_physics, physics, bodies)
