@@ -91,7 +91,7 @@ def main(argv=None):
     if a.out:
         os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
         with open(a.out + ".md", "w") as f:
-            f.write(f"Model: {a.ckpt or im.PRETRAINED}; VAE: {model.cfg.vae_from or 'trained with it'}; first {len(records)} "
+            f.write(f"Model: {a.ckpt or os.path.relpath(im.PRETRAINED)}; VAE: {model.cfg.vae_from or 'trained with it'}; first {len(records)} "
                     f"test clips; {torch.get_num_threads()} thread(s).\n\n" + md)
         with open(a.out + ".json", "w") as f:
             json.dump({"model": a.ckpt or im.PRETRAINED, "clips": len(records), "rows": rows}, f, indent=1, default=float)
