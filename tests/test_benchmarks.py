@@ -48,3 +48,18 @@ def test_bench_compare_loads_a_revision_beside_the_working_tree():
     old = bench.load_revision("HEAD")
     assert old.__name__ == "intermoe_old" and old is not im
     assert old.InterMoEBlock is not im.InterMoEBlock and hasattr(old, "preset")
+
+
+def test_bench_bodies_prints_the_table_of_reconstructions_and_samples(tmp_path, capsys):
+    import torch
+    import intermoe_min as im
+    from helpers import make_record
+    records = [make_record(T=40, seed=i, clip_id=str(i)) for i in range(8)]
+    torch.manual_seed(0)
+    im.build_model(im.preset("nano"), records).save(str(tmp_path / "m.pt"))
+    load("bench_bodies").main(["--ckpt", str(tmp_path / "m.pt"), "--clips", "2", "--physics", "0", "0.05",
+                               "--out", str(tmp_path / "b")])
+    table = open(tmp_path / "b.md").read()
+    for row in ("real clips", "VAE reconstruction, bodies", "generated, physics 0, raw decoder",
+                "generated, physics 0.05, bodies"):
+        assert f"| {row} |" in table
