@@ -1,4 +1,5 @@
 """Stage 2's levers beyond the paper: EMA weights, length buckets, losses on the decoded motion, capsules."""
+import dataclasses
 import json
 import os
 
@@ -178,7 +179,8 @@ def test_the_shipped_model_is_in_the_repository_and_makes_an_interaction():
     assert os.path.getsize(im.PRETRAINED) < 40 * 2 ** 20  # issue 13: under 40 MB
     m = im.pretrained(device="cpu")
     lab = im.preset("lab")
-    assert (m.cfg.vae, m.cfg.text, m.cfg.denoiser) == (lab.vae, lab.text, lab.denoiser)
+    # its VAE is the previous lab VAE (dropout 0.1 in training), of the same shape as the shipped VAE
+    assert (dataclasses.replace(m.cfg.vae, dropout=0.0), m.cfg.text, m.cfg.denoiser) == (lab.vae, lab.text, lab.denoiser)
     assert m.cfg.steps >= 4 * lab.steps  # trained at least 4x the lab budget's steps
     joints = m.sample(["two people shake hands"], 60, seed=0)
     assert joints.shape == (1, 2, 60, 22, 3) and torch.isfinite(joints).all()
@@ -219,3 +221,10 @@ def test_a_progress_report_refuses_an_empty_or_mislabelled_study_before_loading_
         json.dump({"variant": "full InterMoE", "seed": 0, "steps": 2500}, f)  # a lab-budget run
     with pytest.raises(ValueError, match=r"\[2500\] denoiser steps, not 300"):  # the default preset's 300
         ie.run_ablation(work=str(tmp_path), cached_only=True, progress=False)
+
+
+def test_the_shipped_vae_is_in_the_repository_and_is_the_lab_presets():
+    """models/vae_lab.pt: a finished stage-1 checkpoint of the lab preset's VAE; with the model under 40 MB."""
+    assert os.path.getsize(im.SHIPPED_VAE) + os.path.getsize(im.PRETRAINED) < 40 * 2 ** 20
+    m = im.vae_model(device="cpu")
+    assert m.cfg.vae == im.preset("lab").vae and im.load_checkpoint(im.SHIPPED_VAE, "vae")["step"] == m.cfg.vae_steps

@@ -77,8 +77,10 @@ def test_integer_lengths_of_any_integer_type_are_accepted_and_long_captions_warn
 def test_a_model_cast_to_bfloat16_samples(records):
     m = nano_model(records)
     torch.nn.init.normal_(m.denoiser.out.weight, std=0.1)
-    ref = m.sample(["two people hug"], 20, seed=0, steps=3)
-    low = m.to(torch.bfloat16).sample(["two people hug"], 20, seed=0, steps=3)
+    # without physics guidance: its Adam steps move each latent by the step size whatever the gradient's scale, so
+    # bf16's rounding may send them elsewhere (the guidance is tested in test_bodies.py)
+    ref = m.sample(["two people hug"], 20, seed=0, steps=3, physics=0)
+    low = m.to(torch.bfloat16).sample(["two people hug"], 20, seed=0, steps=3, physics=0)
     assert low.dtype == torch.float32 and (low - ref).abs().max() < 0.05  # metres
 
 
