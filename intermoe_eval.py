@@ -37,7 +37,7 @@ from intermoe_min import (Checkpointable, DataError, FEATURE_SLICES, FEAT_DIM, F
                           MAX_FRAMES, MIN_FRAMES, N_JOINTS, Normalizer, R_HIP, R_SHOULDER, SMPL_PARENTS, TextConfig,
                           TextEncoder,
                           Vocab, build_model, caption_initiator, collate, facing_yaw, foot_contacts,
-                          joints_from_features, load_checkpoint, load_intersynth, measure_latent_scale,
+                          joints_from_features, load_checkpoint, load_intersynth, measure_latent_stats,
                           pick_device, preset, sinusoidal_embedding,
                           train_denoiser, train_loop, train_vae, yaw_matrix)
 
@@ -1526,7 +1526,7 @@ def run_ablation(out: str | None = None, work: str = os.path.join("runs", "ablat
     else:
         train_vae(base, train, ckpt_path=os.path.join(work, "vae.pt"), progress=progress)
     device = pick_device()
-    base.to(device).latent_scale.fill_(measure_latent_scale(base, train, device=device))
+    base.to(device).set_latent_stats(*measure_latent_stats(base, train, device=device))
     latents = []  # the shared latent cache, built when the first run that needs training starts
 
     def cache():
@@ -1557,7 +1557,7 @@ def run_ablation(out: str | None = None, work: str = os.path.join("runs", "ablat
                 torch.manual_seed(seed)  # this run's initial weights
                 model = InterMoE(ablation_config(cfg, name), base.vocab, base.normalizer).to(device)
                 model.vae.load_state_dict(base.vae.state_dict())
-                model.latent_scale.copy_(base.latent_scale)
+                model.set_latent_stats(base.latent_mean, base.latent_scale)
                 t = time.time()
                 history = train_denoiser(model, train, steps=steps, ckpt_path=path + ".pt", seed=seed,
                                          device=device, progress=progress, latents=cache())

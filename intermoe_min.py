@@ -2007,8 +2007,9 @@ def _check_int(value, name: str, low: int | None = None, high: int | None = None
 
 class InterMoE(Checkpointable, nn.Module):
     """Text -> two-person motion, the paper's whole pipeline: the Causal-Skeletal VAE (one person at a time;
-    frozen in stage 2), the text encoder, the Cooperative Denoiser and the diffusion. Latents are divided by
-    `latent_scale`, their std over the training set (measured before stage 2), so diffusion sees unit variance."""
+    frozen in stage 2), the text encoder, the Cooperative Denoiser and the diffusion. Diffusion runs on scaled
+    latents: each latent channel less `latent_mean`, over `latent_scale` (its mean and std over the training set,
+    measured before stage 2: `measure_latent_stats`), so every channel it sees has zero mean and unit variance."""
 
     KINDS = ("intermoe", "denoiser")  # save's whole model, or train_denoiser's checkpoint (it holds the same)
     config_from_dict = staticmethod(_config_from_dict)
@@ -2023,7 +2024,29 @@ class InterMoE(Checkpointable, nn.Module):
         if cfg.role_embedding:  # 0: I am named first, 1: the partner is, 2: neither is named by index
             self.role_embed = nn.Embedding(3, cfg.denoiser.width)
             nn.init.normal_(self.role_embed.weight, std=2 ** -0.5)  # the scale of the frame positions it joins
-        self.register_buffer("latent_scale", torch.tensor(1.0))
+        self.register_buffer("latent_mean", torch.zeros(cfg.vae.latent_dim))  # (C,) per latent channel
+        self.register_buffer("latent_scale", torch.ones(cfg.vae.latent_dim))  # (C,)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """Models saved with one global latent std (and no mean) load as that std in every channel, mean 0."""
+        scale = state_dict.get(prefix + "latent_scale")
+        if scale is not None and scale.dim() == 0:
+            state_dict[prefix + "latent_scale"] = scale.expand_as(self.latent_scale).clone()
+            state_dict.setdefault(prefix + "latent_mean", torch.zeros_like(self.latent_mean))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def scale_latents(self, z: torch.Tensor) -> torch.Tensor:
+        """VAE latents (..., C) -> the scaled latents diffusion runs on (zero mean, unit variance per channel)."""
+        return (z - self.latent_mean) / self.latent_scale
+
+    def unscale_latents(self, z: torch.Tensor) -> torch.Tensor:
+        """Scaled latents (..., C) -> VAE latents: `scale_latents` undone."""
+        return z * self.latent_scale + self.latent_mean
+
+    def set_latent_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Set the per-channel mean and std (C,) that `scale_latents` removes (`measure_latent_stats` measures)."""
+        self.latent_mean.copy_(mean)
+        self.latent_scale.copy_(std)
 
     # ---- motion <-> latents ------------------------------------------------------------------------
     @torch.no_grad()
@@ -2031,14 +2054,14 @@ class InterMoE(Checkpointable, nn.Module):
         """(B, 2, T, 262) normalised features -> (B, 2, T/4, d_latent) scaled latents (the VAE's mean)."""
         B, P, T, F = motion.shape
         z = self.vae.encode(motion.reshape(B * P, T, F))  # (2B, T/4, d_latent)
-        return z.reshape(B, P, *z.shape[1:]) / self.latent_scale
+        return self.scale_latents(z.reshape(B, P, *z.shape[1:]))
 
     def decode_latents(self, z: torch.Tensor, T: int) -> torch.Tensor:
         """(B, 2, T', d_latent) scaled latents -> (B, 2, T, 262) de-normalised features (differentiable: stage
         2's decoded-motion losses train through it; wrap it in torch.no_grad() to only look)."""
         B, P, Tz, C = z.shape
         dtype = next(self.vae.parameters()).dtype  # bf16 for a model cast with .to(torch.bfloat16)
-        feats = self.vae.decode((z * self.latent_scale).to(dtype).reshape(B * P, Tz, C), T).float()  # (2B, T, 262)
+        feats = self.vae.decode(self.unscale_latents(z).to(dtype).reshape(B * P, Tz, C), T).float()  # (2B, T, 262)
         return self.normalizer.denormalise(feats.reshape(B, P, T, FEAT_DIM))
 
     def physics_guidance(self, z: torch.Tensor, frame_mask: torch.Tensor, touch: torch.Tensor, step: float,
@@ -2275,8 +2298,12 @@ def train_vae(model: InterMoE, records: list[dict], steps: int | None = None, ck
 
 
 @torch.no_grad()
-def measure_latent_scale(model: InterMoE, records: list[dict], n: int = 256, device=None) -> float:
-    """The std of the VAE's latents over (up to) n training clips: stage 2 divides latents by it."""
+def measure_latent_stats(model: InterMoE, records: list[dict], n: int = 256,
+                         device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean and std (C,) of each channel of the VAE's latents over (up to) n training clips: stage 2 scales
+    latents by them (`InterMoE.set_latent_stats`). Per channel, not one global std: a VAE with a weak KL term
+    leaves channels off zero by several stds (the shipped VAE's means reach 6.8, its stds 0.4-2.0), which one
+    global std would leave in the data, and squeeze the part that varies, far below the diffusion's noise."""
     device = device or next(model.parameters()).device
     data = InteractionDataset(records[:n], model.normalizer, train=False, max_frames=model.cfg.max_frames)
     model.vae.eval()
@@ -2285,7 +2312,8 @@ def measure_latent_scale(model: InterMoE, records: list[dict], n: int = 256, dev
         batch = collate([data[j] for j in range(i, min(i + 32, len(data)))])
         z = model.vae.encode(batch["motion"].to(device).flatten(0, 1))  # (2B, T', C)
         zs.append(z[model.latent_mask(batch["mask"].to(device)).repeat_interleave(2, 0)])  # (N, C)
-    return float(torch.cat(zs).std())
+    z = torch.cat(zs)  # (N, C)
+    return z.mean(0), z.std(0).clamp_min(1e-4)
 
 
 def vae_fingerprint(weights) -> str:
@@ -2463,7 +2491,7 @@ def train_denoiser(model: InterMoE, records: list[dict], steps: int | None = Non
                 f"has changed since (trained further, or another vae.pt). Its denoiser cannot be resumed on this "
                 f"VAE. Delete {ckpt_path} to train stage 2 afresh on the new VAE, or use another output folder.")
     else:
-        model.latent_scale.fill_(measure_latent_scale(model, records, device=device))
+        model.set_latent_stats(*measure_latent_stats(model, records, device=device))
     model.vae.requires_grad_(False)
     model.vae.eval()
 
@@ -2473,7 +2501,7 @@ def train_denoiser(model: InterMoE, records: list[dict], steps: int | None = Non
         return cache
 
     def loss_fn(m, batch, dev):
-        z0 = batch["latent"].to(dev) / model.latent_scale  # (B, 2, T', C) unit-variance latents
+        z0 = model.scale_latents(batch["latent"].to(dev))  # (B, 2, T', C) unit-variance latents
         return m(z0, batch["mask"].to(dev), batch["captions"])
 
     steps = cfg.steps if steps is None else steps  # steps=0 means no training, not the default

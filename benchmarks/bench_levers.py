@@ -40,7 +40,7 @@ def main():
     t_start = time.perf_counter()
     records = im.load_intersynth("train")[:args.clips]
     base = im.build_model(im.preset("lab"), records, seed=0)
-    base.latent_scale.fill_(im.measure_latent_scale(base, records))
+    base.set_latent_stats(*im.measure_latent_stats(base, records))
     cache = im.LatentDataset(base, records, train=True, max_frames=base.cfg.max_frames, seed=0)
     runs = {}
     for name in VARIANTS:
@@ -60,7 +60,7 @@ def main():
             run = runs[name]
             m, batch = run["model"], run["batches"][r]
             t = time.perf_counter()
-            loss, _ = m(batch["latent"] / m.latent_scale, batch["mask"], batch["captions"])
+            loss, _ = m(m.scale_latents(batch["latent"]), batch["mask"], batch["captions"])
             run["opt"].zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_value_([p for _, p in run["named"]], m.cfg.grad_clip)

@@ -10,7 +10,7 @@ Each phase runs in a fresh subprocess on one torch thread, so no phase's peak hi
   stage-1 step        two VAE steps on vae_batch clips of vae_window frames (bench_train.VAEStep, as
                       train_loop runs them): the first allocates AdamW's state, the second runs its forward
                       beside the first's gradients, as every later step does
-  stage-2 cache       measure_latent_scale, then the latent cache (LatentDataset over the whole split), as
+  stage-2 cache       measure_latent_stats, then the latent cache (LatentDataset over the whole split), as
                       train_denoiser builds them before its first step
   stage-2 step        two denoiser steps on batches of the preset's size from that cache (bench_train.DenoiserStep)
   lab run             `python intermoe_min.py train --preset lab --vae-steps 3 --steps 3` into a temporary
@@ -129,7 +129,7 @@ def child(kind: str, preset_name: str, tmp: str) -> list:
         meter.phase(f"stage-1 step (batch {cfg.vae_batch})", lambda: [step(b) for b in batches])
     elif kind == "denoiser":
         def cache():
-            model.latent_scale.fill_(im.measure_latent_scale(model, records))
+            model.set_latent_stats(*im.measure_latent_stats(model, records))
             return bt.latent_data(model, records, cfg)
         data = meter.phase(f"stage-2 latent cache ({len(records)} clips x 4)", cache)
         batches, _ = bt.make_batches(data, im.collate, cfg.batch, 2)

@@ -30,7 +30,7 @@ def main(argv=None) -> dict:
     cfg, records, model = bt.setup(100 if args.quick else bt.N_CLIPS)
     vae_step = bt.VAEStep(copy.deepcopy(model.vae), model.normalizer, cfg)  # stage 2 freezes model.vae
     vae_batches, _ = bt.make_batches(bt.vae_data(records, model.normalizer, cfg), bt.im.collate, cfg.vae_batch, steps)
-    model.latent_scale.fill_(bt.im.measure_latent_scale(model, records))
+    model.set_latent_stats(*bt.im.measure_latent_stats(model, records))
     den_step = bt.DenoiserStep(model, cfg)
     den_batches, _ = bt.make_batches(bt.latent_data(model, records, cfg), bt.im.collate, cfg.batch, steps)
     prompts = [r["captions"][0] for r in records[:8]]

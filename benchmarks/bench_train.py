@@ -11,8 +11,8 @@ Everything is the `lab` preset (im.preset('lab')), built with im.build_model on 
 untrained weights (the time of a step does not depend on what the weights are, only on how many experts the
 router picks). In one run it measures:
 
-0. Stage 2's one-off costs before its first step, as train_denoiser pays them: measuring latent_scale
-   (im.measure_latent_scale) and building the latent cache (im.LatentDataset: every clip encoded whole by
+0. Stage 2's one-off costs before its first step, as train_denoiser pays them: measuring the latent statistics
+   (im.measure_latent_stats) and building the latent cache (im.LatentDataset: every clip encoded whole by
    the frozen VAE encoder in its 4 (swap, mirror) variants). Timed once each, in seconds and seconds per
    training clip: on the benchmark's own clips always, and on the lab preset's whole training split (all
    of InterSynth's train clips) in a full run; --quick measures only the subset and says so.
@@ -21,7 +21,7 @@ router picks). In one run it measures:
    train_loop makes them (seeded dataset, im.batches order, the stage's collate function). Stage 1:
    vae_batch clips of vae_window frames (InteractionDataset, im.collate). Stage 2: batch clips' cached
    latents, windows of up to max_frames / 4 latent frames (LatentDataset, im.collate), divided by
-   latent_scale inside the step as train_denoiser's loss_fn does: no VAE encoder runs in a stage-2 step.
+   scale_latents inside the step as train_denoiser's loss_fn does: no VAE encoder runs in a stage-2 step.
    Time per step (best of repeats), the step's model FLOPs counted analytically (`*_terms` below) and
    FLOP/s as a share of the fp32 matmul throughput measured in the same run (the faster of a 2048^3 and a
    1024^3 torch.matmul, same thread count, before each step so both see the same background load; the
@@ -317,7 +317,7 @@ class VAEStep:
 
 class DenoiserStep:
     """Stage 2 (train_denoiser) on a collate batch of latents: the cached unscaled latents divided by
-    latent_scale (train_denoiser's loss_fn), diffusion loss through text encoder and denoiser, backward, value
+    scale_latents (train_denoiser's loss_fn), diffusion loss through text encoder and denoiser, backward, value
     clip, AdamW, schedule, MoE bias update. No VAE runs here: its latents were cached before the first step.
     Remembers each step's expert selections."""
 
@@ -357,7 +357,7 @@ class DenoiserStep:
     def loss(self, batch):
         """train_denoiser's loss_fn (on the CPU: train_loop's autocast is a no-op there)."""
         m = self.model
-        z0 = batch["latent"] / m.latent_scale  # (B, 2, T', C) unit-variance latents
+        z0 = m.scale_latents(batch["latent"])  # (B, 2, T', C) unit-variance latents
         return m(z0, batch["mask"], batch["captions"])
 
     def __call__(self, batch) -> dict:
@@ -384,19 +384,19 @@ class DenoiserStep:
 
 def latent_cache_cost(model, records, cfg) -> dict:
     """Stage 2's one-off costs on these clips, as train_denoiser pays them before its first step: the
-    latent_scale measurement and the latent cache (LatentDataset). Seconds; the model is left unchanged."""
-    scale = model.latent_scale.clone()
+    latent statistics (measure_latent_stats) and the latent cache (LatentDataset). Seconds; the model is left unchanged."""
+    mean, scale = model.latent_mean.clone(), model.latent_scale.clone()
     t0 = time.perf_counter()
-    s = im.measure_latent_scale(model, records, device=torch.device("cpu"))
+    s = im.measure_latent_stats(model, records, device=torch.device("cpu"))
     t1 = time.perf_counter()
     data = latent_data(model, records, cfg)
     t2 = time.perf_counter()
     n_latents = sum(len(v) for v in data.latents)
     mib = sum(z.numel() * z.element_size() for v in data.latents for z in v) / 2 ** 20
-    model.latent_scale.copy_(scale)
-    n_scale = inspect.signature(im.measure_latent_scale).parameters["n"].default  # clips it encodes, at most
+    model.set_latent_stats(mean, scale)
+    n_scale = inspect.signature(im.measure_latent_stats).parameters["n"].default  # clips it encodes, at most
     return {"clips": len(records), "scale_clips": min(len(records), n_scale), "scale_s": t1 - t0,
-            "cache_s": t2 - t1, "encodes": n_latents, "cache_mib": mib, "latent_scale": s, "data": data}
+            "cache_s": t2 - t1, "encodes": n_latents, "cache_mib": mib, "latent_stats": s, "data": data}
 
 
 def prepare_sampler(model, records, steps: int, passes: int):
@@ -475,7 +475,7 @@ def child(kind: str, state_path: str, n_clips: int) -> dict:
         batches, _ = make_batches(vae_data(records, model.normalizer, cfg), im.collate, cfg.vae_batch, 3)
         step = VAEStep(model.vae, model.normalizer, cfg)
     else:
-        model.load_state_dict(state)  # the calibrated biases and latent_scale
+        model.load_state_dict(state)  # the calibrated biases and latent statistics
         out = {}
         cache = measure_peak(lambda: out.setdefault("data", latent_data(model, records, cfg)))
         _trim_heap()  # the encoder's freed activations would otherwise hide the step's own need
@@ -549,10 +549,10 @@ def main():
              " slower than 1; run with OMP_WAIT_POLICY=PASSIVE or --threads 1"
              if load > os.cpu_count() - 0.5 and not wait and torch.get_num_threads() > 1 else ""))
 
-    # stage 2's one-off costs (latent_scale, latent cache), timed once: on the benchmark's clips, whose cache
+    # stage 2's one-off costs (latent statistics, latent cache), timed once: on the benchmark's clips, whose cache
     # the stage-2 batches come from, and (full run) on the lab preset's whole training split
     cost = latent_cache_cost(model, records, cfg)
-    model.latent_scale.fill_(cost["latent_scale"])  # as train_denoiser does before building the cache
+    model.set_latent_stats(*cost["latent_stats"])  # as train_denoiser does before building the cache
     lab_split = None
     if not args.quick:
         lab_records = im.load_intersynth("train", cfg.n_clips)
@@ -564,7 +564,7 @@ def main():
     def one_off(c, what):
         print(f"   {what}: latent cache (LatentDataset, {c['encodes']} clip variants encoded, "
               f"{c['cache_mib']:.0f} MiB) {c['cache_s']:.1f} s = {c['cache_s'] / c['clips'] * 1e3:.0f} ms/clip; "
-              f"latent_scale (measure_latent_scale, {c['scale_clips']} clips) {c['scale_s']:.1f} s")
+              f"latent statistics (measure_latent_stats, {c['scale_clips']} clips) {c['scale_s']:.1f} s")
     n_lab = cfg.n_clips or im.data_module("intersynth").DEFAULT_N_CLIPS  # InterSynth clips the lab preset asks for
     subset = args.clips < n_lab
     one_off(cost, f"benchmark's {cost['clips']} clips" + (" (a subset of the lab preset's training split)"

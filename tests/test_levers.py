@@ -116,7 +116,6 @@ def test_capsule_overlap_is_pushed_apart_by_its_gradient():
 def test_the_decoded_motion_loss_falls_when_the_prediction_is_trained_through_the_frozen_decoder(records):
     m = im.build_model(im.preset("nano", geo_weight=1.0, pen_weight=10.0), records)
     m.vae.requires_grad_(False)
-    m.latent_scale.fill_(1.0)
     batch = im.collate([im.InteractionDataset(records[:4], m.normalizer, train=False)[i] for i in range(4)])
     with torch.no_grad():
         z0 = m.vae.encode(batch["motion"].flatten(0, 1)).unflatten(0, (4, 2))  # (4, 2, T', C)
@@ -157,7 +156,7 @@ def test_a_model_stored_in_half_precision_loads_as_float32_and_samples_alike(tmp
     monkeypatch.setattr(im, "PRETRAINED", str(tmp_path / "half.pt"))
     h = im.pretrained(device="cpu")
     assert all(p.dtype == torch.float32 for p in h.parameters())
-    assert h.latent_scale == m.latent_scale  # buffers keep their precision
+    assert torch.equal(h.latent_scale, m.latent_scale) and torch.equal(h.latent_mean, m.latent_mean)  # buffers keep their precision
     a, b = m.sample(["two people hug"], 24, seed=0, steps=4), h.sample(["two people hug"], 24, seed=0, steps=4)
     assert (a - b).abs().max() < 0.02  # metres
     monkeypatch.setattr(im, "PRETRAINED", str(tmp_path / "absent.pt"))

@@ -33,6 +33,40 @@ def test_sampling_is_deterministic_for_a_seed_and_has_the_documented_shape(recor
     assert torch.equal(a[1, :, 23:], a[1, :, 22:23].expand(2, 17, 22, 3))  # past its length: last pose held
 
 
+def test_latents_are_scaled_per_channel_to_zero_mean_and_unit_variance(records):
+    m = nano_model(records)
+    with torch.no_grad():  # a VAE whose channels sit far from zero and at different spreads, as a weak KL leaves them
+        mu_bias = m.vae.to_dist.bias[:, : m.vae.to_dist.bias.shape[1] // 2]  # (7, C): the mean's half
+        mu_bias.copy_(torch.linspace(-5, 5, mu_bias.numel()).reshape(mu_bias.shape))
+    mean, std = im.measure_latent_stats(m, records, device="cpu")
+    m.set_latent_stats(mean, std)
+    batch = im.collate([im.InteractionDataset(records, m.normalizer, train=False)[i] for i in range(8)])
+    z = m.encode_motion(batch["motion"])  # (8, 2, T', C) scaled
+    z = z.transpose(1, 2)[m.latent_mask(batch["mask"])]  # (N, 2, C) real latent frames
+    assert z.mean((0, 1)).abs().max() < 0.2 and (z.std((0, 1)) - 1).abs().max() < 0.2  # every channel
+    assert torch.allclose(m.unscale_latents(m.scale_latents(mean + std)), mean + std, atol=1e-5)
+    with torch.no_grad():  # decoding the scaled latents gives the VAE's own decoding of its latents back
+        raw = m.vae.encode(batch["motion"].flatten(0, 1))  # (16, T', C)
+        T = batch["motion"].shape[2]
+        direct = m.normalizer.denormalise(m.vae.decode(raw, T).unflatten(0, (8, 2)))
+    assert torch.allclose(m.decode_latents(m.encode_motion(batch["motion"]), T), direct, atol=1e-4)
+
+
+def test_a_model_saved_with_one_global_latent_std_loads_with_it_in_every_channel(records, tmp_path):
+    m = nano_model(records)
+    m.set_latent_stats(torch.zeros(m.latent_mean.shape), torch.full(m.latent_scale.shape, 0.7))
+    m.save(str(tmp_path / "new.pt"))
+    state = im.load_checkpoint(str(tmp_path / "new.pt"))
+    del state["model"]["latent_mean"]  # as models saved before the per-channel statistics hold it
+    state["model"]["latent_scale"] = torch.tensor(0.7)
+    im.save_checkpoint(str(tmp_path / "old.pt"), state)
+    old = im.InterMoE.load(str(tmp_path / "old.pt"), "cpu")
+    assert torch.equal(old.latent_scale, m.latent_scale) and not old.latent_mean.any()
+    torch.nn.init.normal_(m.denoiser.out.weight, std=0.1)
+    old.denoiser.out.weight.data.copy_(m.denoiser.out.weight)
+    assert torch.equal(m.sample(["two people hug"], 24, seed=0, steps=3), old.sample(["two people hug"], 24, seed=0, steps=3))
+
+
 def test_bad_prompts_and_lengths_are_rejected_clearly(records):
     m = nano_model(records)
     with pytest.raises(TypeError, match="list of strings"):
