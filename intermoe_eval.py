@@ -57,7 +57,8 @@ BONE_CHAINS = [  # (joints along the chain, side)
 ]
 HEAD = JOINT_NAMES.index("head")
 PERSON_COLORS = ["#1f6fb4", "#e0530f"]  # person 1 blue, person 2 orange
-FLOOR_GRID = 0.5                        # metres between floor grid lines
+FLOOR_GRID = 0.5                        # metres between floor grid lines ...
+FLOOR_LINES = 40                        # ... at most this many each way: a larger floor gets 10x, 100x ... wider
 HIGHLIGHT_HOLD = 0.3                    # seconds a highlight tag stays up (one frame is too short to see)
 
 
@@ -121,10 +122,23 @@ def _facing_xz(J: np.ndarray) -> np.ndarray:
 
 
 def _wrap(caption, width_in: float, fontsize: float = 9) -> str:
+    """The caption in at most three lines, each measured in the font to fit width_in inches, ' ...' where cut."""
     if not caption:
         return ""
-    chars = max(16, int(width_in * 72 / (fontsize * 0.55)))  # ~0.55 em per character
-    return textwrap.fill(str(caption), chars, max_lines=3, placeholder=" ...")
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextToPath
+    font, room = FontProperties(size=fontsize), 0.94 * width_in * 72  # points
+    chars = max(8, int(room / (fontsize * 0.5)))
+    while True:
+        text = textwrap.fill(str(caption), chars, max_lines=3, placeholder=" ...")
+        widest = max(TextToPath().get_text_width_height_descent(line, font, ismath=False)[0]
+                     for line in text.splitlines())
+        if widest <= room or chars <= 8:
+            return text
+        chars = max(8, min(chars - 1, int(chars * room / widest)))
+
+
+PLAIN = dict(usetex=False, parse_math=False)  # a caption is text: no TeX or mathtext read into its $ or \
 
 
 def _highlights(highlight_frames) -> dict:
@@ -179,8 +193,9 @@ def _setup_axes(ax, lims, elev, azim):
     (x0, x1), (y0, y1) = lims[0], lims[1]
     ax.add_collection3d(Poly3DCollection([[(x0, y0, 0), (x1, y0, 0), (x1, y1, 0), (x0, y1, 0)]],
                                          facecolor="0.92", edgecolor="0.75", zorder=0))
-    gx = np.arange(np.ceil(x0 / FLOOR_GRID), np.floor(x1 / FLOOR_GRID) + 1) * FLOOR_GRID
-    gy = np.arange(np.ceil(y0 / FLOOR_GRID), np.floor(y1 / FLOOR_GRID) + 1) * FLOOR_GRID
+    step = FLOOR_GRID * 10 ** max(0, math.ceil(math.log10(max(x1 - x0, y1 - y0) / (FLOOR_GRID * FLOOR_LINES))))
+    gx = np.arange(np.ceil(x0 / step), np.floor(x1 / step) + 1) * step  # drawing costs the same however far
+    gy = np.arange(np.ceil(y0 / step), np.floor(y1 / step) + 1) * step  # the people went
     grid = [[(x, y0, 0), (x, y1, 0)] for x in gx] + [[(x0, y, 0), (x1, y, 0)] for y in gy]
     ax.add_collection3d(Line3DCollection(grid, colors="0.8", linewidths=0.5, zorder=1))
     if x0 < 0 < x1 and y0 < 0 < y1:  # origin arrows (data +x and +z) when the origin is in view
@@ -262,12 +277,12 @@ def _scene(joints, caption=None, fps=FPS, colors=None, stride=1, elev=20.0, azim
     ax = fig.add_axes((rect[0], rect[1] / H, rect[2], rect[3] / H), projection="3d")
     _setup_axes(ax, lims, elev, azim)
     if title:
-        fig.suptitle(title, fontsize=9, y=1 - 0.04 / H, va="top")
+        fig.suptitle(title, fontsize=9, y=1 - 0.04 / H, va="top", **PLAIN)
     _legend(fig, shades, loc="lower right")
     people = _Figures(ax, J, shades, trail=trail)
     inches = fig.dpi_scale_trans  # place the counter and tag in inches from the bottom left
     counter = fig.text(0.08, 0.06, "", fontsize=8, family="monospace", transform=inches)
-    tag = fig.text(0.08, 0.24, "", fontsize=9, color="crimson", weight="bold", transform=inches)
+    tag = fig.text(0.08, 0.24, "", fontsize=9, color="crimson", weight="bold", transform=inches, **PLAIN)
     marks, hold = _highlights(highlight_frames), max(stride, round(HIGHLIGHT_HOLD * fps))
 
     def update(t):
@@ -291,8 +306,8 @@ def animate(joints, caption=None, fps=FPS, colors=None, stride=1, elev=20.0, azi
     colors: one matplotlib colour per person (default blue, orange); left limbs are drawn lighter and
         right limbs darker, so left and right can be told apart.
     elev, azim: camera angles in degrees (matplotlib's); the default looks at the front of someone
-        facing +Z, slightly from above. The floor grid is FLOOR_GRID metres; the arrows at the
-        origin are +x and +z.
+        facing +Z, slightly from above. The floor grid is FLOOR_GRID metres (wider on a floor of
+        more than FLOOR_LINES lines); the arrows at the origin are +x and +z.
     highlight_frames: frames of key events, a list [40, 95] or a dict {40: "contact"}; the frame
         counter turns red and the label appears for HIGHLIGHT_HOLD seconds from that frame.
     trail: draw each pelvis's path so far on the floor.
@@ -393,9 +408,9 @@ def filmstrip(joints, n=6, caption=None, frames=None, ax_size=2.0, fps=FPS, colo
         _Figures(ax, J, shades, trail=trail).draw(f)
         label = f"frame {f}  {f / fps:.2f} s" + (f"  \u25cf {marks[f]}" if f in marks else "")
         fig.text((i + 0.5) / n, (foot - 0.02) / H, label, ha="center", va="top", fontsize=8,
-                 color="crimson" if f in marks else "0.2", weight="bold" if f in marks else "normal")
+                 color="crimson" if f in marks else "0.2", weight="bold" if f in marks else "normal", **PLAIN)
     if title:
-        fig.suptitle(title, fontsize=10, y=1 - 0.05 / H, va="top")
+        fig.suptitle(title, fontsize=10, y=1 - 0.05 / H, va="top", **PLAIN)
     _legend(fig, shades, row=True, loc="lower center", bbox_to_anchor=(0.5, 0.0))
     return fig
 
@@ -464,7 +479,7 @@ def plot_trajectories(joints, caption=None, fps=FPS, colors=None, ax=None, figsi
     ax.grid(True, lw=0.4, color="0.85")
     ax.legend(fontsize=7, frameon=False, title="o start  \u25a0 end  \u2192 facing", title_fontsize=7)
     if caption:
-        ax.set_title(_wrap(caption, fig.get_figwidth()), fontsize=9)
+        ax.set_title(_wrap(caption, fig.get_figwidth()), fontsize=9, **PLAIN)
     return fig
 
 

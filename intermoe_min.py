@@ -1391,31 +1391,30 @@ def temp_path(path: str) -> str:
 
 
 def atomic_write(paths, write, what: str = "file"):
-    """write(temps) fills a temporary file (`temp_path`) for each of `paths` (one path, or a list, in the order
-    written); then each replaces its path by a rename. A reader sees the old file or the new one, never part of one,
-    and the files of one call come from that call: a failure or Ctrl-C before the renames removes every temporary
-    file and leaves every path as it was. A write that fails raises WriteError naming the file (and, when the disk
-    is full, its free space). Returns paths."""
+    """write(temp) fills a temporary file (`temp_path`) for `paths`, or, for a list of paths, write (a list of
+    functions, one a path, called in order) fills one each; then each temporary file replaces its path by a rename.
+    A reader sees the old file or the new one, never part of one, and the files of one call come from that call: a
+    failure or Ctrl-C before the renames removes every temporary file and leaves every path as it was. A write that
+    fails raises WriteError naming the file (and, when the disk is full, its free space). Returns paths."""
     one = isinstance(paths, (str, os.PathLike))
-    paths = [os.fspath(p) for p in ([paths] if one else paths)]
-    temps = [temp_path(p) for p in paths]
+    paths, writes = ([os.fspath(paths)], [write]) if one else ([os.fspath(p) for p in paths], list(write))
+    temps, path = [temp_path(p) for p in paths], paths[0]
     try:
-        for p in paths:
-            os.makedirs(os.path.dirname(os.path.abspath(p)), exist_ok=True)
-        write(temps[0] if one else temps)
-        for t, p in zip(temps, paths):
-            os.replace(t, p)
+        for path, temp, fill in zip(paths, temps, writes):
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            fill(temp)
+        for path, temp in zip(paths, temps):
+            os.replace(temp, path)
     except BaseException as e:  # a failed write (torch says 'enforce fail ...'), or Ctrl-C mid-write
-        started = [p for t, p in zip(temps, paths) if os.path.exists(t)]
-        path = started[-1] if started else paths[0]  # the file being written when it failed
         folder = os.path.dirname(os.path.abspath(path))
         free = shutil.disk_usage(folder).free if os.path.isdir(folder) else 0  # while partial files take space
-        for t in temps:
+        for temp in temps:
             with contextlib.suppress(OSError):
-                os.remove(t)
+                os.remove(temp)
         if not isinstance(e, (OSError, RuntimeError)):
             raise
-        kept = f"the last good {what} at {path} is intact" if os.path.isfile(path) else f"no {what} was left there"
+        kept = "every file there is as it was" if not one else \
+            f"the last good {what} at {path} is intact" if os.path.isfile(path) else f"no {what} was left there"
         if getattr(e, "errno", None) == errno.ENOSPC or free < 64 * 2 ** 20:
             raise WriteError(f"could not write the {what} {path}: the disk is full ({free / 2 ** 20:.0f} MiB free in "
                              f"{folder}); {kept}. Free some space (or pass another output folder) and run the same "

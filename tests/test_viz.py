@@ -228,4 +228,4 @@ def test_the_floor_grid_has_a_few_lines_however_large_the_scene():
     J[1] += np.array([500.0, 0.0, 300.0])
     fig = V.filmstrip(J, n=1, dpi=30)
     grid = [c for c in fig.axes[0].collections if type(c).__name__ == "Line3DCollection"]
-    assert 0 < sum(len(c.get_segments()) for c in grid) <= 100
+    assert 0 < sum(len(c._segments3d) for c in grid) <= 100
