@@ -123,7 +123,8 @@ def test_a_folder_trained_with_one_seed_refuses_another(tmp_path):
         ie.main(["train", "--preset", "nano", "--out", str(tmp_path), *STEPS, "--seed", "3", "--debug"])
 
 
-def test_quick_demo_and_full_demo_keep_separate_folders(monkeypatch):
+def test_quick_demo_and_full_demo_keep_separate_folders(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the folders it names (and locks) are relative: here, not the repository's runs/
     seen = []
     monkeypatch.setattr(ie, "run_training", lambda cfg, out, *a, **kw: seen.append(out) or (None, {}))
     monkeypatch.setattr(im, "init_distributed", lambda: (1, 2))
@@ -189,6 +190,7 @@ def test_bad_arguments_are_refused_before_anything_loads(tmp_path, monkeypatch, 
 
 
 def test_an_error_prints_its_message_and_the_traceback_only_with_debug(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # sample's default --out, runs/samples, here
     ckpt = tmp_path / "model.pt"
     ckpt.write_bytes(b"not a checkpoint")
     with pytest.raises(SystemExit) as e:
@@ -201,6 +203,7 @@ def test_an_error_prints_its_message_and_the_traceback_only_with_debug(tmp_path,
 
 
 def test_threads_sets_torchs_thread_count(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # sample's default --out, runs/samples, here
     ckpt = tmp_path / "model.pt"
     ckpt.write_bytes(b"not a checkpoint")
     before = torch.get_num_threads()
@@ -315,7 +318,7 @@ def test_a_lock_left_by_a_process_that_is_gone_is_taken_over_with_a_notice(tmp_p
 
 def test_two_samples_into_one_folder_at_once_never_mix_their_files(straight_dir, tmp_path):
     out, ckpt = tmp_path / "s", straight_dir / "model.pt"
-    prompts = [a for p in ("two people hug", "one person waves", "they dance") for a in ("--prompt", p)]
+    prompts = [a for p in ("two people hug", "one person waves") for a in ("--prompt", p)]
     first = subprocess.Popen(**cli("sample", "--ckpt", ckpt, *prompts, "--length", "120", "--bvh", "--out", out))
     try:
         assert wait_for(out / ie.LOCK_FILE, first), "the first sample took no lock on its folder"
@@ -325,9 +328,9 @@ def test_two_samples_into_one_folder_at_once_never_mix_their_files(straight_dir,
     finally:
         first.kill()
     assert second.returncode == 1 and f"process {first.pid}" in second.stderr
-    for k in range(3):
+    for k in range(2):
         for person in ("p1", "p2"):
-            assert f"Frames: 120" in (out / f"sample_{k}_{person}.bvh").read_text()
+            assert "Frames: 120" in (out / f"sample_{k}_{person}.bvh").read_text()
 
 
 def sample_twice(straight_dir, out, monkeypatch, failure, first):
