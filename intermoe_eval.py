@@ -15,10 +15,13 @@ run as a script. Written for this project from the InterMoE and InterGen papers'
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import re
+import shlex
+import socket
 import sys
 import textwrap
 import time
@@ -57,7 +60,8 @@ BONE_CHAINS = [  # (joints along the chain, side)
 ]
 HEAD = JOINT_NAMES.index("head")
 PERSON_COLORS = ["#1f6fb4", "#e0530f"]  # person 1 blue, person 2 orange
-FLOOR_GRID = 0.5                        # metres between floor grid lines
+FLOOR_GRID = 0.5                        # metres between floor grid lines ...
+FLOOR_LINES = 40                        # ... at most this many each way: a larger floor gets 10x, 100x ... wider
 HIGHLIGHT_HOLD = 0.3                    # seconds a highlight tag stays up (one frame is too short to see)
 
 
@@ -121,10 +125,23 @@ def _facing_xz(J: np.ndarray) -> np.ndarray:
 
 
 def _wrap(caption, width_in: float, fontsize: float = 9) -> str:
+    """The caption in at most three lines, each measured in the font to fit width_in inches, ' ...' where cut."""
     if not caption:
         return ""
-    chars = max(16, int(width_in * 72 / (fontsize * 0.55)))  # ~0.55 em per character
-    return textwrap.fill(str(caption), chars, max_lines=3, placeholder=" ...")
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextToPath
+    font, room = FontProperties(size=fontsize), 0.94 * width_in * 72  # points
+    chars = max(8, int(room / (fontsize * 0.5)))
+    while True:
+        text = textwrap.fill(str(caption), chars, max_lines=3, placeholder=" ...")
+        widest = max(TextToPath().get_text_width_height_descent(line, font, ismath=False)[0]
+                     for line in text.splitlines())
+        if widest <= room or chars <= 8:
+            return text
+        chars = max(8, min(chars - 1, int(chars * room / widest)))
+
+
+PLAIN = dict(usetex=False, parse_math=False)  # a caption is text: no TeX or mathtext read into its $ or \
 
 
 def _highlights(highlight_frames) -> dict:
@@ -179,8 +196,9 @@ def _setup_axes(ax, lims, elev, azim):
     (x0, x1), (y0, y1) = lims[0], lims[1]
     ax.add_collection3d(Poly3DCollection([[(x0, y0, 0), (x1, y0, 0), (x1, y1, 0), (x0, y1, 0)]],
                                          facecolor="0.92", edgecolor="0.75", zorder=0))
-    gx = np.arange(np.ceil(x0 / FLOOR_GRID), np.floor(x1 / FLOOR_GRID) + 1) * FLOOR_GRID
-    gy = np.arange(np.ceil(y0 / FLOOR_GRID), np.floor(y1 / FLOOR_GRID) + 1) * FLOOR_GRID
+    step = FLOOR_GRID * 10 ** max(0, math.ceil(math.log10(max(x1 - x0, y1 - y0) / (FLOOR_GRID * FLOOR_LINES))))
+    gx = np.arange(np.ceil(x0 / step), np.floor(x1 / step) + 1) * step  # drawing costs the same however far
+    gy = np.arange(np.ceil(y0 / step), np.floor(y1 / step) + 1) * step  # the people went
     grid = [[(x, y0, 0), (x, y1, 0)] for x in gx] + [[(x0, y, 0), (x1, y, 0)] for y in gy]
     ax.add_collection3d(Line3DCollection(grid, colors="0.8", linewidths=0.5, zorder=1))
     if x0 < 0 < x1 and y0 < 0 < y1:  # origin arrows (data +x and +z) when the origin is in view
@@ -262,12 +280,12 @@ def _scene(joints, caption=None, fps=FPS, colors=None, stride=1, elev=20.0, azim
     ax = fig.add_axes((rect[0], rect[1] / H, rect[2], rect[3] / H), projection="3d")
     _setup_axes(ax, lims, elev, azim)
     if title:
-        fig.suptitle(title, fontsize=9, y=1 - 0.04 / H, va="top")
+        fig.suptitle(title, fontsize=9, y=1 - 0.04 / H, va="top", **PLAIN)
     _legend(fig, shades, loc="lower right")
     people = _Figures(ax, J, shades, trail=trail)
     inches = fig.dpi_scale_trans  # place the counter and tag in inches from the bottom left
     counter = fig.text(0.08, 0.06, "", fontsize=8, family="monospace", transform=inches)
-    tag = fig.text(0.08, 0.24, "", fontsize=9, color="crimson", weight="bold", transform=inches)
+    tag = fig.text(0.08, 0.24, "", fontsize=9, color="crimson", weight="bold", transform=inches, **PLAIN)
     marks, hold = _highlights(highlight_frames), max(stride, round(HIGHLIGHT_HOLD * fps))
 
     def update(t):
@@ -291,8 +309,8 @@ def animate(joints, caption=None, fps=FPS, colors=None, stride=1, elev=20.0, azi
     colors: one matplotlib colour per person (default blue, orange); left limbs are drawn lighter and
         right limbs darker, so left and right can be told apart.
     elev, azim: camera angles in degrees (matplotlib's); the default looks at the front of someone
-        facing +Z, slightly from above. The floor grid is FLOOR_GRID metres; the arrows at the
-        origin are +x and +z.
+        facing +Z, slightly from above. The floor grid is FLOOR_GRID metres (wider on a floor of
+        more than FLOOR_LINES lines); the arrows at the origin are +x and +z.
     highlight_frames: frames of key events, a list [40, 95] or a dict {40: "contact"}; the frame
         counter turns red and the label appears for HIGHLIGHT_HOLD seconds from that frame.
     trail: draw each pelvis's path so far on the floor.
@@ -343,23 +361,29 @@ def show(joints, caption=None, stride=2, **kw):
 
 
 def save_gif(joints, path, caption=None, fps=FPS, stride=2, **kw):
-    """Write the animation to `path` as a GIF through Pillow (no ffmpeg), creating parent folders.
+    """Write the animation to `path` as a GIF through Pillow (no ffmpeg), whole or not at all (`im.atomic_write`),
+    creating parent folders.
 
     stride=2 by default: 15 drawn frames a second look smooth enough and take half the time.
     Playback is real time, up to GIF's clock: frame times are whole 1/100 s, so 33 ms becomes 30 ms
     and 67 ms becomes 60 ms (a 10% fast replay). Keyword arguments are animate()'s. Returns the path.
     """
-    import matplotlib.pyplot as plt
-    from matplotlib.animation import PillowWriter
-    fig, update, frames, interval = _scene(joints, caption, fps=fps, stride=stride, **kw)
-    parent = os.path.dirname(os.fspath(path))
-    if parent:
-        os.makedirs(parent, exist_ok=True)
-    try:
-        _record(PillowWriter(fps=1000 / interval), fig, update, frames, path)
-    finally:
-        plt.close(fig)
-    return path
+    return im.atomic_write(os.fspath(path), _gif_writer(joints, caption, fps, stride, **kw))
+
+
+def _gif_writer(joints, caption=None, fps=FPS, stride=2, **kw):
+    """A function that writes the GIF of save_gif to the path it is given (the joints checked now)."""
+    _as_people(joints)
+
+    def write(path):
+        import matplotlib.pyplot as plt
+        from matplotlib.animation import PillowWriter
+        fig, update, frames, interval = _scene(joints, caption, fps=fps, stride=stride, **kw)
+        try:
+            _record(PillowWriter(fps=1000 / interval), fig, update, frames, path)
+        finally:
+            plt.close(fig)
+    return write
 
 
 def filmstrip(joints, n=6, caption=None, frames=None, ax_size=2.0, fps=FPS, colors=None, elev=20.0,
@@ -393,15 +417,21 @@ def filmstrip(joints, n=6, caption=None, frames=None, ax_size=2.0, fps=FPS, colo
         _Figures(ax, J, shades, trail=trail).draw(f)
         label = f"frame {f}  {f / fps:.2f} s" + (f"  \u25cf {marks[f]}" if f in marks else "")
         fig.text((i + 0.5) / n, (foot - 0.02) / H, label, ha="center", va="top", fontsize=8,
-                 color="crimson" if f in marks else "0.2", weight="bold" if f in marks else "normal")
+                 color="crimson" if f in marks else "0.2", weight="bold" if f in marks else "normal", **PLAIN)
     if title:
-        fig.suptitle(title, fontsize=10, y=1 - 0.05 / H, va="top")
+        fig.suptitle(title, fontsize=10, y=1 - 0.05 / H, va="top", **PLAIN)
     _legend(fig, shades, row=True, loc="lower center", bbox_to_anchor=(0.5, 0.0))
     return fig
 
 
 def save_filmstrips(clips, captions, path: str, **kw) -> str:
-    """One PNG of `filmstrip` rows, one per clip (e.g. a model's samples for several prompts). Returns path."""
+    """One PNG of `filmstrip` rows, one per clip (e.g. a model's samples for several prompts), whole or not at all.
+    Returns path."""
+    return im.atomic_write(os.fspath(path), _filmstrips_writer(clips, captions, **kw))
+
+
+def _filmstrips_writer(clips, captions, **kw):
+    """A function that writes the sheet of save_filmstrips to the path it is given (the sheet drawn now)."""
     import io
 
     import matplotlib.pyplot as plt
@@ -418,9 +448,7 @@ def save_filmstrips(clips, captions, path: str, **kw) -> str:
     for r in rows:
         sheet.paste(r, (0, y))
         y += r.height
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    sheet.save(path)
-    return path
+    return sheet.save
 
 
 def plot_trajectories(joints, caption=None, fps=FPS, colors=None, ax=None, figsize=(4.0, 4.0), dpi=80,
@@ -464,7 +492,7 @@ def plot_trajectories(joints, caption=None, fps=FPS, colors=None, ax=None, figsi
     ax.grid(True, lw=0.4, color="0.85")
     ax.legend(fontsize=7, frameon=False, title="o start  \u25a0 end  \u2192 facing", title_fontsize=7)
     if caption:
-        ax.set_title(_wrap(caption, fig.get_figwidth()), fontsize=9)
+        ax.set_title(_wrap(caption, fig.get_figwidth()), fontsize=9, **PLAIN)
     return fig
 
 
@@ -485,19 +513,26 @@ def _euler_zxy(R):
 
 def save_bvh(motion, path: str, fps: int = FPS) -> list:
     """Two people's joints (2, T, 22, 3) metres, or features (2, T, 262), -> one BVH file each, `path` with
-    '_p1' / '_p2' before '.bvh'; returns their paths. Centimetres, Y up, 'Zrotation Xrotation Yrotation'."""
+    '_p1' / '_p2' before '.bvh', both written or neither (`im.atomic_write`); returns their paths. Centimetres,
+    Y up, 'Zrotation Xrotation Yrotation'."""
+    paths, writers = _bvh_writers(motion, path, fps)
+    return im.atomic_write(paths, writers)
+
+
+def _bvh_writers(motion, path: str, fps: int = FPS) -> tuple[list, list]:
+    """save_bvh's file names and, for each, a function that writes its text to the path it is given."""
     J = np.asarray(motion, dtype=np.float64)
     if J.ndim == 3 and J.shape[-1] == FEAT_DIM:
         J = joints_from_features(J)
     if J.ndim == 4 and J.shape[0] != 2 or J.ndim not in (3, 4) or J.shape[-2:] != (N_JOINTS, 3) or J.shape[-3] < 2:
         raise ValueError(f"save_bvh: expected joints (2, T, 22, 3) or (T, 22, 3), or features (2, T, {FEAT_DIM}), "
-                         f"got {np.shape(motion)}")
+                         f"with T >= 2 frames; got {np.shape(motion)}")
     if not np.isfinite(J).all():
         raise ValueError(f"save_bvh: the joints contain {int((~np.isfinite(J)).sum())} NaN or inf values; "
                          f"a BVH file cannot hold them")
     people = J if J.ndim == 4 else J[None]
     stem = path[:-4] if path.lower().endswith(".bvh") else path
-    out = []
+    paths, writers = [], []
     for n, person in enumerate(people):
         local, offsets = im.skeleton_rotations(person)
         lines = ["HIERARCHY"]
@@ -522,12 +557,14 @@ def save_bvh(motion, path: str, fps: int = FPS) -> list:
         rows = np.concatenate([100 * person[:, 0], angles[:, order].reshape(len(person), -1)], 1)
         lines += ["MOTION", f"Frames: {len(person)}", f"Frame Time: {1.0 / fps:.8f}"]
         lines += [" ".join(f"{v:.5f}" for v in row) for row in rows]
-        name = f"{stem}_p{n + 1}.bvh"
-        os.makedirs(os.path.dirname(os.path.abspath(name)), exist_ok=True)
-        with open(name, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        out.append(name)
-    return out
+        paths.append(f"{stem}_p{n + 1}.bvh")
+        writers.append(lambda p, text="\n".join(lines) + "\n": _write_text(p, text))
+    return paths, writers
+
+
+def _write_text(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
 
 
 def _dfs_order(j: int = 0) -> list:
@@ -1287,11 +1324,12 @@ def evaluate(model, records: list[dict], evaluator: Evaluator, role_classifier: 
     return {k: mean_ci(rows[k]) for k in METRICS}
 
 
+def _json_text(obj) -> str:
+    return json.dumps(obj, indent=1, default=float)
+
+
 def _write_json(path: str, obj) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, default=float)
-    os.replace(tmp, path)  # atomic: an interrupted write never leaves half a file
+    im.atomic_write(path, lambda p: _write_text(p, _json_text(obj)))
 
 
 def _read_json(path: str):
@@ -1328,6 +1366,7 @@ def run_evaluation(model: "InterMoE", out: str, work: str = os.path.join("runs",
     train, val, test = (load_intersynth(split, n_clips) for split in ("train", "val", "test"))
     os.makedirs(work, exist_ok=True)
     os.makedirs(out, exist_ok=True)
+    im.remove_stale_temps(work)  # of a cached evaluator's save that was killed
     evaluator, ev_report = train_evaluator(train, val, ckpt_path=os.path.join(work, "evaluator.pt"),
                                            normalizer=model.normalizer, progress=progress)
     roles, role_rep = train_role_classifier(train, val, ckpt_path=os.path.join(work, "roles.pt"),
@@ -1349,14 +1388,13 @@ def run_evaluation(model: "InterMoE", out: str, work: str = os.path.join("runs",
                "seconds": {"real row": round(t_real, 1), "vae ceiling row": round(t_ceiling, 1),
                            "generated row": round(time.time() - t, 1),
                            "total": round(time.time() - t0, 1)}, "machine": _machine()}
-    _write_json(os.path.join(out, "evaluation.json"), results)
     rows = [("real test clips (vs val)", real), ("VAE ceiling (test clips encoded, decoded)", ceiling),
             ("generated", gen)]
     md = ["| | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 1) + "|"]
     md += [f"| {name} | " + " | ".join(_fmt(r[k]) for k in METRICS) + " |" for name, r in rows]
     md += ["", f"VAE: {vae['from']} (weights {vae['weights']}); physics guidance {model.cfg.physics}."]
-    with open(os.path.join(out, "evaluation.md"), "w") as f:
-        f.write("\n".join(md) + "\n")
+    im.atomic_write([os.path.join(out, "evaluation.json"), os.path.join(out, "evaluation.md")],  # one unit
+                    [lambda p: _write_text(p, _json_text(results)), lambda p: _write_text(p, "\n".join(md) + "\n")])
     return results
 
 
@@ -1508,6 +1546,8 @@ def run_ablation(out: str | None = None, work: str = os.path.join("runs", "ablat
     cfg = ablation_preset(smoke, preset_name)
     steps = cfg.steps if steps is None else steps
     variants = PAPER_VARIANTS if variants is None else list(variants)
+    vae_state = check_vae(vae_ckpt, cfg, "--smoke (--preset nano)" if smoke else f"--preset {preset_name}") \
+        if vae_ckpt else None
     if cached_only:  # checked before anything loads or trains
         done = [_read_json(p) for p in (os.path.join(work, f"{_slug(n)}_s{s}.json") for n in variants for s in seeds)
                 if os.path.isfile(p)]
@@ -1521,8 +1561,8 @@ def run_ablation(out: str | None = None, work: str = os.path.join("runs", "ablat
     os.makedirs(out, exist_ok=True)
     train, val, test = (load_intersynth(split, cfg.n_clips) for split in ("train", "val", "test"))
     base = build_model(cfg, train, seed=0)  # the shared VAE's initial weights: the same study every time
-    if vae_ckpt:
-        base.vae.load_state_dict(load_checkpoint(vae_ckpt, "vae")["model"])
+    if vae_state:
+        base.vae.load_state_dict(vae_state["model"])
     else:
         train_vae(base, train, ckpt_path=os.path.join(work, "vae.pt"), progress=progress)
     device = pick_device()
@@ -1578,9 +1618,8 @@ def run_ablation(out: str | None = None, work: str = os.path.join("runs", "ablat
                "summary": _summarise(runs, [n for n in variants if any(r["variant"] == n for r in runs)]),
                "seconds": round(time.time() - t_start, 1), "cached only": cached_only, "machine": _machine()}
     page = ablation_markdown(results, LEVER_METRICS if report == "levers" else ABLATION_METRICS)  # before any file
-    _write_json(os.path.join(out, f"{report}.json"), results)
-    with open(os.path.join(out, f"{report}.md"), "w") as f:
-        f.write(page)
+    im.atomic_write([os.path.join(out, f"{report}.json"), os.path.join(out, f"{report}.md")],  # one unit
+                    [lambda p: _write_text(p, _json_text(results)), lambda p: _write_text(p, page)])
     return results
 
 
@@ -1708,35 +1747,95 @@ def _stage_paths(out: str) -> dict:
             "model": os.path.join(out, "model.pt"), "log": os.path.join(out, "log.json")}
 
 
-def run_training(cfg, out: str, vae_steps=None, steps=None, seed: int = 0, stages=("vae", "denoiser")):
+def _fits(weights: dict, cfg, part: str) -> bool:
+    """Whether a checkpoint's weights hold the VAE (part 'vae') or the denoiser ('denoiser') of cfg's sizes: their
+    shapes against the network built on the meta device (no memory, no time)."""
+    with torch.device("meta"):
+        net = im.CausalSkeletalVAE(cfg.vae) if part == "vae" else im.CooperativeDenoiser(cfg.denoiser)
+    prefix = f"{part}." if any(k.startswith(f"{part}.") for k in weights) else ""
+    held = {k[len(prefix):]: tuple(v.shape) for k, v in weights.items() if k.startswith(prefix)}
+    return held == {k: tuple(v.shape) for k, v in net.state_dict().items()}
+
+
+def _presets_of(held: dict) -> list:
+    """The presets whose sizes every checkpoint in held ({part: checkpoint}) has."""
+    return [n for n in im.PRESETS if all(_fits(state["model"], im.preset(n), part) for part, state in held.items())]
+
+
+def check_vae(path: str, cfg, study: str) -> dict:
+    """The stage-1 checkpoint at path, refused (CheckpointError) unless its VAE has cfg's sizes; study names cfg."""
+    state = im.load_checkpoint(path, "vae")
+    if not _fits(state["model"], cfg, "vae"):
+        names = _presets_of({"vae": state})
+        raise im.CheckpointError(f"{path} holds a VAE of {'--preset ' + ' or '.join(names) if names else 'no preset'}"
+                                 f"'s size, not of {study}'s: pass a vae.pt trained with {study}, or none to train one")
+    return state
+
+
+def _check_run_folder(out: str, cfg, name: str | None) -> None:
+    """Before anything loads, a run folder's checkpoints against the run asked for (cfg, of preset `name`): of its
+    sizes; trained no further than it asks (a model is never relabelled with fewer steps than it has); stage 1 not
+    trained further under a begun stage 2. Each refusal says the command that resumes the folder's own run."""
+    paths = _stage_paths(out)
+    held = {part: im.load_checkpoint(paths[part], part) for part in ("vae", "denoiser") if os.path.isfile(paths[part])}
+    if not held:
+        return
+    done = {part: state["step"] for part, state in held.items()}
+    theirs = held["denoiser" if "denoiser" in held else "vae"]["config"]  # the run's own targets, as it recorded them
+    names = _presets_of(held)
+    own = name if name in names else (names or [None])[0]
+    resume = "python intermoe_min.py train" + (f" --preset {own}" if own else "") + f" --out {shlex.quote(out)}" + \
+        ("" if theirs.get("vae_from", "").startswith("the shipped VAE") else f" --vae-steps {theirs['vae_steps']}") + \
+        f" --steps {theirs['steps']}"
+    if not all(_fits(state["model"], cfg, part) for part, state in held.items()):
+        raise im.CheckpointError(
+            f"{out} holds a run of {'--preset ' + ' or '.join(names) if names else 'sizes no preset has'} "
+            f"({', '.join(paths[p] for p in held)}), not of {f'--preset {name}' if name else 'this configuration'}: "
+            f"resume it with {resume}, or pass another --out")
+    for part, flag, want in (("vae", "--vae-steps", cfg.vae_steps), ("denoiser", "--steps", cfg.steps)):
+        if done.get(part, 0) > want:
+            raise im.CheckpointError(
+                f"{paths[part]} was trained for {done[part]} steps, more than the {want} asked ({flag} {want}): the "
+                f"run stays as it was. Resume or extend it with {resume} (or more steps), or pass another --out")
+    if "denoiser" in held:  # stage 2 has begun: stage 1 must not change the VAE under it
+        if "vae" not in held:
+            raise im.CheckpointError(f"{paths['denoiser']} was trained on the VAE in {paths['vae']}, which is gone: "
+                                     f"a new one would not be the same. Delete {paths['denoiser']} too, or use "
+                                     f"another output folder.")
+        if done["vae"] < cfg.vae_steps:
+            raise im.CheckpointError(
+                f"{paths['denoiser']} was trained on the VAE in {paths['vae']} ({done['vae']} steps); training stage 1 "
+                f"to {cfg.vae_steps} steps would change that VAE under it. Delete {paths['denoiser']} to train stage 2 "
+                f"afresh on a longer-trained VAE, keep the VAE as it is (--vae-steps {done['vae']}), or use another "
+                f"output folder.")
+
+
+def _stage_seconds(history: list, t0: float, own: bool = True) -> float:
+    """A stage's training seconds, summed over every run that trained it (its history's last 'seconds', which the
+    checkpoints carry across resumes); this run's own time where that is more, or where own is False."""
+    return round(max(time.time() - t0, history[-1]["seconds"] if own and history else 0.0), 1)
+
+
+def run_training(cfg, out: str, vae_steps=None, steps=None, seed: int = 0, stages=("vae", "denoiser"),
+                 name: str | None = None):
     """The `train` command: the stages into the folder `out` -> (model, log of losses and timings). Run it
-    again after an interruption and it resumes; it refuses to train stage 1 further under a begun stage 2.
-    Under torchrun every rank trains; rank 0 generates the data first and writes the files."""
+    again after an interruption and it resumes; a folder of another preset (name: this run's, for messages), one
+    trained for more steps than asked, or stage 1 trained further under a begun stage 2 are refused before
+    anything loads. Under torchrun every rank trains; rank 0 generates the data first and writes the files."""
     rank, world = im._world()
     paths = _stage_paths(out)
     # the model records the steps it is trained for (its schedule's length), not the preset's defaults
     cfg = replace(cfg, **{k: v for k, v in (("vae_steps", vae_steps), ("steps", steps)) if v is not None})
-    if os.path.isfile(paths["denoiser"]):  # stage 2 has begun: stage 1 must not change the VAE under it
-        want = cfg.vae_steps
-        done = im.load_checkpoint(paths["vae"], "vae")["step"] if os.path.isfile(paths["vae"]) else 0
-        if not os.path.isfile(paths["vae"]):
-            raise im.CheckpointError(f"{paths['denoiser']} was trained on the VAE in {paths['vae']}, which is gone: "
-                                  f"a new one would not be the same. Delete {paths['denoiser']} too, or use "
-                                  f"another output folder.")
-        if done < want:
-            raise im.CheckpointError(
-                f"{paths['denoiser']} was trained on the VAE in {paths['vae']} ({done} steps); training stage 1 "
-                f"to {want} steps would change that VAE under it. Delete {paths['denoiser']} to train stage 2 "
-                f"afresh on a longer-trained VAE, keep the VAE as it is (--vae-steps {done}), or use another "
-                f"output folder.")
-    os.makedirs(out, exist_ok=True)
-    log = {}
     shipped = cfg.shipped_vae and vae_steps is None and seed == 0  # stage 1: the VAE that ships
     if shipped:
         cfg = im.shipped_vae_config(cfg, paths["vae"])
-        print(f"stage 1: {cfg.vae_from}; --vae-steps N trains one")
     elif cfg.shipped_vae:
         cfg = replace(cfg, vae_from=f"trained in {out} ({cfg.vae_steps} steps)")
+    _check_run_folder(out, cfg, name)
+    os.makedirs(out, exist_ok=True)
+    log = {}
+    if shipped:
+        print(f"stage 1: {cfg.vae_from}; --vae-steps N trains one")
     t = time.time()
     if rank == 0:  # one process writes the data cache; the others read it afterwards
         train = im.load_intersynth("train", cfg.n_clips, seed)
@@ -1755,14 +1854,67 @@ def run_training(cfg, out: str, vae_steps=None, steps=None, seed: int = 0, stage
         model.normalizer = im.Normalizer.from_state_dict(im.load_checkpoint(paths["vae"], "vae")["normalizer"])
     t = time.time()
     log["vae_history"] = im.train_vae(model, train, steps=vae_steps, ckpt_path=paths["vae"], seed=seed)
-    log["vae_seconds"] = round(time.time() - t, 1)
+    log["vae_seconds"] = _stage_seconds(log["vae_history"], t, own=not shipped)
+    log["earlier_seconds"] = round(log["vae_seconds"] - (time.time() - t), 1)  # training in runs this one resumed
     if "denoiser" in stages:
         t = time.time()
         log["denoiser_history"] = im.train_denoiser(model, train, steps=steps, ckpt_path=paths["denoiser"], seed=seed)
-        log["denoiser_seconds"] = round(time.time() - t, 1)
+        log["denoiser_seconds"] = _stage_seconds(log["denoiser_history"], t)
+        log["earlier_seconds"] = round(log["earlier_seconds"] + log["denoiser_seconds"] - (time.time() - t), 1)
         if rank == 0:
             model.save(paths["model"])
     return model, log
+
+
+# ---- one run in a folder at a time ----------------------------------------------------------------------------
+LOCK_FILE = ".lock"  # in a folder a command works in: "pid host command" of the process that holds it
+
+
+class FolderInUse(RuntimeError):
+    """A folder that another running command holds (`run_lock`)."""
+
+
+@contextlib.contextmanager
+def run_lock(folder: str, arg: str = "--out", command: str = "python intermoe_min.py"):
+    """Holds `folder` for this process while the block runs: a lock file created only if there is none (O_EXCL),
+    holding this process's id, host and command, removed at the end. Another command on the folder is refused
+    (FolderInUse, naming the process that holds it and `arg`, the option that chose the folder); a lock whose
+    process is gone (killed) is taken over with a notice. Then the temporary files of killed writes are removed."""
+    os.makedirs(folder, exist_ok=True)
+    path, host = os.path.join(folder, LOCK_FILE), socket.gethostname()
+    me = f"{os.getpid()} {host} {command}\n"
+    while True:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            try:
+                with open(path, encoding="utf-8") as f:
+                    pid, their_host, their_command = (f.read().strip().split(" ", 2) + ["", "", ""])[:3]
+                age = time.time() - os.path.getmtime(path)
+            except FileNotFoundError:  # its holder just let it go
+                continue
+            gone = their_host == host and pid.isdigit() and not im.process_alive(int(pid)) or not pid and age > 10
+            if not gone:
+                where = f"process {pid}" + ("" if their_host == host else f" on {their_host}") if pid else "a starting run"
+                raise FolderInUse(f"{folder} is in use by {where} ({their_command or 'its command'}): wait for it to "
+                                  f"end, or pass another {arg} (if no such run is going on, delete {path})")
+            print(f"{folder}: taking over the lock of process {pid or '?'} ({their_command}), which is no longer running")
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(me)
+    removed = im.remove_stale_temps(folder)
+    if removed:
+        print(f"{folder}: removed {len(removed)} temporary file(s) of a killed run: {', '.join(removed)}")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            with open(path, encoding="utf-8") as f:
+                mine = f.read() == me
+            if mine:
+                os.remove(path)
 
 
 class _ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
@@ -1869,11 +2021,52 @@ def _check_args(p: argparse.ArgumentParser, args) -> None:
                     + (f", e.g. {os.path.join(path, 'model.pt')}" if name == "ckpt" else ""))
         if path is not None and not os.path.isfile(path):
             p.error(f"--{name}: no file {path}")
+    for name in ("out", "work"):  # folders a command writes into
+        if getattr(args, name, None) is not None:
+            _check_writable(p, f"--{name}", args.__dict__[name], folder=True)
+    if getattr(args, "strip", None) is not None:
+        _check_writable(p, "--strip", args.strip, folder=False)
+        from PIL import Image
+        Image.init()
+        kinds = {ext for ext, kind in Image.registered_extensions().items() if kind in Image.SAVE}
+        if os.path.splitext(args.strip)[1].lower() not in kinds:
+            p.error(f"--strip: {args.strip} has no picture extension Pillow writes (.png, .jpg, ...): e.g. "
+                    f"{os.path.splitext(args.strip)[0]}.png")
+    try:
+        im.pick_device()  # $INTERMOE_DEVICE, if set, names a device that is there
+    except ValueError as e:
+        p.error(str(e))
+    if args.cmd == "ablate" and args.vae:
+        study = "--smoke (--preset nano)" if args.smoke else f"--preset {args.preset}"
+        try:
+            check_vae(args.vae, ablation_preset(args.smoke, args.preset), study)
+        except im.CheckpointError as e:
+            p.error(f"--vae: {e}")
+
+
+def _check_writable(p, arg: str, path: str, folder: bool) -> None:
+    """A path a command will write (a folder, or a file when folder is False): refused now, naming `arg`, if it is a
+    file where a folder is needed (or the reverse), lies under a file, or its nearest existing folder cannot be
+    written."""
+    if folder and os.path.isfile(path):
+        p.error(f"{arg}: {path} is a file, not a folder; pass a folder")
+    if not folder and os.path.isdir(path):
+        p.error(f"{arg}: {path} is a folder; pass a file name, e.g. {os.path.join(path, 'strip.png')}")
+    above = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(above):
+        above = os.path.dirname(above)
+    if not os.path.isdir(above):
+        p.error(f"{arg}: {os.path.relpath(above) if not os.path.isabs(path) else above} is a file, not a folder; "
+                f"pass a path under a folder")
+    if not os.access(above, os.W_OK | os.X_OK):
+        p.error(f"{arg}: {above} cannot be written (no permission there); pass another path")
 
 
 def main(argv=None):
     p = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = p.parse_args(argv)
+    args.command = "python intermoe_min.py " + shlex.join(argv)  # the command again: resumes, names a lock's holder
     _check_args(p, args)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -1882,10 +2075,18 @@ def main(argv=None):
         warnings.formatwarning = lambda message, *rest, **kw: f"warning: {message}\n"
     try:
         _run(args)
-    except (ValueError, TypeError, OSError, FloatingPointError, im.CheckpointError, im.DataError) as e:
+    except KeyboardInterrupt:  # Ctrl-C: one line, what was kept and how to go on
         if args.debug:
             raise
-        ours = isinstance(e, (im.CheckpointError, im.DataError))  # written to say all there is to say
+        from tqdm import tqdm
+        for bar in list(getattr(tqdm, "_instances", [])):  # ended now, not drawn again after the message
+            bar.close()
+        print(f"interrupted: {_after_interrupt(args)}", file=sys.stderr)
+        raise SystemExit(130) from None
+    except (ValueError, TypeError, OSError, FloatingPointError, im.CheckpointError, im.DataError, FolderInUse) as e:
+        if args.debug:
+            raise
+        ours = isinstance(e, (im.CheckpointError, im.DataError, im.WriteError, FolderInUse))  # say all there is
         hint = "" if ours else "\n(run again with --debug to see where it happened)"
         print(f"error: {e}{hint}", file=sys.stderr)
         raise SystemExit(1) from None
@@ -1893,9 +2094,37 @@ def main(argv=None):
         warnings.formatwarning = shown  # main() may be called in-process (tests, notebooks)
 
 
-def _run(args) -> None:
+def _after_interrupt(args) -> str:
+    """What an interrupted command kept, and the command that goes on from there."""
+    if args.cmd == "sample":
+        return f"no sample was written; {args.out} holds the earlier samples as they were"
+    if args.cmd in ("evaluate", "ablate"):
+        return f"finished parts are cached; the same command goes on from them: {args.command}"
+    paths = _stage_paths(_run_folder(args))
+    last = [paths[k] for k in ("denoiser", "vae") if os.path.isfile(paths[k])]
+    return (f"the last checkpoint is {last[0]}; the same command resumes from it: {args.command}" if last else
+            f"before the first checkpoint; the same command starts again: {args.command}")
+
+
+def _run_folder(args) -> str:
+    """The folder a command works in (and locks)."""
+    if args.cmd == "demo":  # a quick run keeps its own folder: resuming a full run from it would mix the two
+        return args.out or os.path.join("runs", "demo-quick" if args.quick else "demo")
     if args.cmd == "evaluate":
-        out = args.out or os.path.dirname(os.path.abspath(args.ckpt))
+        return args.out or os.path.dirname(os.path.abspath(args.ckpt))
+    return args.work if args.cmd == "ablate" else args.out
+
+
+def _run(args) -> None:
+    if int(os.environ.get("RANK", 0)):  # a torchrun rank other than the first: rank 0 holds the folder
+        return _command(args)
+    with run_lock(_run_folder(args), "--work" if args.cmd == "ablate" else "--out", args.command):
+        return _command(args)
+
+
+def _command(args) -> None:
+    out = _run_folder(args)
+    if args.cmd == "evaluate":
         res = run_evaluation(im.InterMoE.load(args.ckpt), out=out, repeats=args.repeats,
                              mm_captions=args.mm[0], mm_repeats=args.mm[1])
         print(open(os.path.join(out, "evaluation.md")).read())
@@ -1910,41 +2139,57 @@ def _run(args) -> None:
         print(f"written to {os.path.join(args.out or args.work, args.report + '.md')} and {args.report}.json")
         return
     if args.cmd == "sample":
-        model = im.InterMoE.load(args.ckpt) if args.ckpt else im.pretrained()
-        if not args.ckpt:
-            print(f"no --ckpt: sampling the shipped model, {im.PRETRAINED} (README, Results)")
-        joints = model.sample(args.prompt, args.length, seed=args.seed, progress=True, physics=args.physics)
-        for k, prompt in enumerate(args.prompt):
-            print("wrote", save_gif(joints[k].cpu().numpy(), os.path.join(args.out, f"sample_{k}.gif"), caption=prompt))
-            if args.bvh:
-                print("wrote", ", ".join(save_bvh(joints[k].cpu().numpy(), os.path.join(args.out, f"sample_{k}.bvh"))))
-        if args.strip:
-            print("wrote", save_filmstrips(joints.cpu().numpy(), args.prompt, args.strip))
-        return
+        return _sample(args)
     rank, _ = im.init_distributed()  # (0, 1) unless launched by torchrun
     cfg = im.preset(args.preset)
     vae_steps, steps = (args.vae_steps, args.steps) if args.cmd != "demo" else (None, None)
-    out = args.out
-    if args.cmd == "demo":  # a quick run keeps its own folder: resuming a full run from it would mix the two
-        out = out or os.path.join("runs", "demo-quick" if args.quick else "demo")
-        if args.quick:  # a tenth of the steps; stage 1 stays the shipped VAE where the preset has one
-            vae_steps, steps = None if cfg.shipped_vae else max(1, cfg.vae_steps // 10), max(1, cfg.steps // 10)
+    if args.cmd == "demo" and args.quick:  # a tenth of the steps; stage 1 stays the shipped VAE where the preset has one
+        vae_steps, steps = None if cfg.shipped_vae else max(1, cfg.vae_steps // 10), max(1, cfg.steps // 10)
     t0 = time.time()
     stages = ("vae",) if args.cmd == "train-vae" else ("vae", "denoiser")
-    model, log = run_training(cfg, out, vae_steps, steps, args.seed, stages)
+    model, log = run_training(cfg, out, vae_steps, steps, args.seed, stages, name=args.preset)
     if rank != 0:
         return
+    files, writers = [], []
     if args.cmd == "demo":
         t = time.time()
         joints = model.sample(DEMO_PROMPTS, 150, seed=args.seed, progress=True).cpu().numpy()
         log["sample_seconds"] = round(time.time() - t, 2)
-        log["gifs"] = [save_gif(joints[k], os.path.join(out, f"demo_{k}.gif"), caption=c, stride=2)
-                       for k, c in enumerate(DEMO_PROMPTS)]
-    log["total_seconds"] = round(time.time() - t0, 1)
+        files = [os.path.join(out, f"demo_{k}.gif") for k in range(len(DEMO_PROMPTS))]
+        writers = [_gif_writer(joints[k], caption=c, stride=2) for k, c in enumerate(DEMO_PROMPTS)]
+        log["gifs"], log["prompts"] = files, DEMO_PROMPTS
+    # seconds across resumes: this command's, and the training that runs it resumed did before it
+    log["total_seconds"] = round(time.time() - t0 + log.pop("earlier_seconds"), 1)
     log["preset"], log["device"], log["threads"] = args.preset, str(im.pick_device()), torch.get_num_threads()
-    if args.cmd == "demo":
-        log["prompts"] = DEMO_PROMPTS
-    with open(_stage_paths(out)["log"], "w") as f:
-        json.dump(log, f, indent=1)
-    print(f"done in {log['total_seconds']} s; model {_stage_paths(out)['model']}, log {_stage_paths(out)['log']}"
+    log_path = _stage_paths(out)["log"]
+    im.atomic_write(files + [log_path], writers + [lambda p: _write_text(p, json.dumps(log, indent=1))])
+    print(f"done in {log['total_seconds']} s; model {_stage_paths(out)['model']}, log {log_path}"
           + (f", GIFs {', '.join(log['gifs'])}" if args.cmd == "demo" else ""))
+
+
+SAMPLE_FILE = re.compile(r"sample_\d+(\.gif|_p[12]\.bvh)$")  # the files `sample` writes into its --out folder
+
+
+def _sample(args) -> None:
+    """The `sample` command: every file of its samples (GIFs, BVH pairs, the strip) written as one unit; files of
+    earlier samples in --out that this run does not replace are removed, so the folder holds one run's samples."""
+    model = im.InterMoE.load(args.ckpt) if args.ckpt else im.pretrained()
+    if not args.ckpt:
+        print(f"no --ckpt: sampling the shipped model, {im.PRETRAINED} (README, Results)")
+    joints = model.sample(args.prompt, args.length, seed=args.seed, progress=True, physics=args.physics).cpu().numpy()
+    files, writers = [], []
+    for k, prompt in enumerate(args.prompt):
+        files.append(os.path.join(args.out, f"sample_{k}.gif"))
+        writers.append(_gif_writer(joints[k], caption=prompt))
+        if args.bvh:
+            names, write = _bvh_writers(joints[k], os.path.join(args.out, f"sample_{k}.bvh"))
+            files, writers = files + names, writers + write
+    if args.strip:
+        files.append(args.strip)
+        writers.append(_filmstrips_writer(joints, args.prompt))
+    im.atomic_write(files, writers)
+    ours = {os.path.basename(f) for f in files}
+    older = sorted(f for f in os.listdir(args.out) if SAMPLE_FILE.match(f) and f not in ours)
+    for f in older:
+        os.remove(os.path.join(args.out, f))
+    print("wrote", ", ".join(files) + (f"; removed {len(older)} file(s) of earlier samples" if older else ""))

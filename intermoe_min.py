@@ -1309,10 +1309,25 @@ class CooperativeDenoiser(nn.Module):
 # 7. Training machinery: device, schedule, atomic resumable checkpoints, data parallel, one loop
 # =====================================================================================================
 def pick_device(prefer: str | None = None) -> torch.device:
-    """`prefer`, else $INTERMOE_DEVICE (the tests set cpu), else CUDA, then Apple's MPS, then the CPU."""
-    prefer = prefer or os.environ.get("INTERMOE_DEVICE")
+    """`prefer`, else $INTERMOE_DEVICE (the tests set cpu; any case), else CUDA, then Apple's MPS, then the CPU. A
+    device asked for that is not there is refused, in one line naming where it was asked for."""
+    asked = prefer or os.environ.get("INTERMOE_DEVICE")
     mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-    return torch.device(prefer or ("cuda" if torch.cuda.is_available() else "mps" if mps else "cpu"))
+    if not asked:
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps else "cpu")
+    where = f"INTERMOE_DEVICE={asked}" if not prefer else f"device {asked!r}"
+    try:
+        device = torch.device(str(asked).strip().lower())
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"{where} is not a device: use cpu, cuda (or cuda:N) or mps")
+    if device.type == "cuda" and not (torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()):
+        raise ValueError(f"{where}, but torch sees no CUDA GPU{'' if device.index is None else f' {device.index}'} "
+                         f"here (a CPU build of torch, or no driver): use cpu")
+    if device.type == "mps" and not mps:
+        raise ValueError(f"{where}, but Apple's MPS is not available here: use cpu")
+    return device
 
 
 def autocast(device: torch.device):
@@ -1354,37 +1369,123 @@ def _world() -> tuple[int, int]:
     return 0, 1
 
 
-# ---- checkpoints ---------------------------------------------------------------------------------------
+# ---- files written whole, and checkpoints ------------------------------------------------------------------
 class CheckpointError(RuntimeError):
-    """A checkpoint that is missing, unreadable or of the wrong kind."""
+    """A checkpoint that is missing, unreadable, damaged or of the wrong kind."""
+
+
+class WriteError(OSError):
+    """A file that could not be written whole (a full disk, a folder that cannot be written); it was left as it was."""
 
 
 # Bumped when saved weights would mean something else (2: sinusoids as [sin | cos] halves, not interleaved).
 CHECKPOINT_FORMAT = 2
+TEMP_NAME = re.compile(r"\.tmp(\d+)(\.\w+)?$")  # `temp_path`'s names: the writing process's id, then the extension
+
+
+def temp_path(path: str) -> str:
+    """Where `atomic_write` writes `path` first: beside it, named by this process, with its extension (Pillow and
+    matplotlib choose the format by it). vae.pt -> vae.tmp1234.pt."""
+    root, ext = os.path.splitext(os.fspath(path))
+    return f"{root}.tmp{os.getpid()}{ext}"
+
+
+def atomic_write(paths, write, what: str = "file"):
+    """write(temp) fills a temporary file (`temp_path`) for `paths`, or, for a list of paths, write (a list of
+    functions, one a path, called in order) fills one each; then each temporary file replaces its path by a rename.
+    A reader sees the old file or the new one, never part of one, and the files of one call come from that call: a
+    failure or Ctrl-C before the renames removes every temporary file and leaves every path as it was. A write that
+    fails raises WriteError naming the file (and, when the disk is full, its free space). Returns paths."""
+    one = isinstance(paths, (str, os.PathLike))
+    paths, writes = ([os.fspath(paths)], [write]) if one else ([os.fspath(p) for p in paths], list(write))
+    temps, path = [temp_path(p) for p in paths], paths[0]
+    try:
+        for path, temp, fill in zip(paths, temps, writes):
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            fill(temp)
+        for path, temp in zip(paths, temps):
+            os.replace(temp, path)
+    except BaseException as e:  # a failed write (torch says 'enforce fail ...'), or Ctrl-C mid-write
+        folder = os.path.dirname(os.path.abspath(path))
+        free = shutil.disk_usage(folder).free if os.path.isdir(folder) else 0  # while partial files take space
+        for temp in temps:
+            with contextlib.suppress(OSError):
+                os.remove(temp)
+        if not isinstance(e, (OSError, RuntimeError)):
+            raise
+        kept = "every file there is as it was" if not one else \
+            f"the last good {what} at {path} is intact" if os.path.isfile(path) else f"no {what} was left there"
+        if getattr(e, "errno", None) == errno.ENOSPC or free < 64 * 2 ** 20:
+            raise WriteError(f"could not write the {what} {path}: the disk is full ({free / 2 ** 20:.0f} MiB free in "
+                             f"{folder}); {kept}. Free some space (or pass another output folder) and run the same "
+                             f"command again.") from e
+        raise WriteError(f"could not write the {what} {path} ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else ''}); {kept}.") from e
+    return paths[0] if one else paths
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` is running on this machine."""
+    if os.name == "nt":  # os.kill would end it
+        import ctypes
+        handle = ctypes.windll.kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+        code = ctypes.c_ulong()
+        alive = bool(handle) and ctypes.windll.kernel32.GetExitCodeProcess(handle, ctypes.byref(code)) \
+            and code.value == 259  # STILL_ACTIVE
+        if handle:
+            ctypes.windll.kernel32.CloseHandle(handle)
+        return bool(alive)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_temps(folder: str) -> list:
+    """Removes the temporary files (`temp_path`'s, and name.ext.tmpPID) that writers killed mid-write left in
+    `folder`; a file of a process still running is kept. -> the names removed."""
+    gone = []
+    for name in os.listdir(folder) if os.path.isdir(folder) else []:
+        m = TEMP_NAME.search(name)
+        if m and os.path.isfile(os.path.join(folder, name)) and not process_alive(int(m.group(1))):
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(folder, name))
+                gone.append(name)
+    return gone
+
+
+def tensor_digest(state) -> str:
+    """sha256 of every tensor in a state (a state_dict, or nested dicts and lists), each with its place in it, in
+    sorted order: a checkpoint's checksum (the entry 'checksum' itself left out) and `vae_fingerprint`."""
+    h = hashlib.sha256()
+
+    def walk(x, name):
+        if isinstance(x, torch.Tensor):
+            h.update(name.encode())
+            h.update(x.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+        elif isinstance(x, dict):
+            for k in sorted(x, key=str):
+                if not (k == "checksum" and not name):
+                    walk(x[k], f"{name}/{k}" if name else str(k))
+        elif isinstance(x, (list, tuple)):
+            for i, v in enumerate(x):
+                walk(v, f"{name}/{i}")
+    walk(state, "")
+    return h.hexdigest()
 
 
 def save_checkpoint(path: str, state: dict) -> None:
-    """Write to a temporary file in the same folder, then rename over the old one: an interrupted or failed
-    save (a full disk) removes its temporary file and leaves the previous checkpoint whole."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
+    """`atomic_write` of `state` with the format number and a checksum of its tensors (`tensor_digest`): an
+    interrupted or failed save (a full disk) leaves the previous checkpoint whole and no temporary file."""
+    state = {**state, "format": CHECKPOINT_FORMAT}
+    state["checksum"] = tensor_digest(state)
     try:
-        torch.save({**state, "format": CHECKPOINT_FORMAT}, tmp)
-        os.replace(tmp, path)
-    except BaseException as e:  # a failed write (torch says 'enforce fail ...'), or Ctrl-C mid-write
-        free = shutil.disk_usage(folder).free  # measured while the partial file still takes its space
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        if not isinstance(e, (OSError, RuntimeError)):
-            raise
-        kept = f"the last good checkpoint at {path} is intact" if os.path.isfile(path) else "none was there before"
-        if getattr(e, "errno", None) == errno.ENOSPC or free < 64 * 2 ** 20:
-            raise CheckpointError(f"could not write the checkpoint {path}: the disk is full ({free / 2 ** 20:.0f} "
-                                  f"MiB free in {folder}); {kept}. Free some space (or pass another output "
-                                  f"folder) and run the same command again to resume.") from e
-        raise CheckpointError(f"could not write the checkpoint {path} ({type(e).__name__}: "
-                              f"{str(e).splitlines()[0] if str(e) else ''}); {kept}.") from e
+        atomic_write(path, lambda tmp: torch.save(state, tmp), what="checkpoint")
+    except WriteError as e:
+        raise CheckpointError(str(e)) from e.__cause__
 
 
 def load_checkpoint(path: str, kind: str | None = None) -> dict:
@@ -1411,6 +1512,9 @@ def load_checkpoint(path: str, kind: str | None = None) -> dict:
         raise CheckpointError(f"{path} was written by an earlier version of intermoe_min (checkpoint format "
                               f"{state.get('format', 1)}, this version reads {CHECKPOINT_FORMAT}): train it again (a "
                               f"cached evaluator in runs/evaluator is retrained by itself once deleted)")
+    if "checksum" in state and tensor_digest(state) != state["checksum"]:  # checkpoints written before have none
+        raise CheckpointError(f"{path} is damaged (its tensors no longer match the checksum saved with them): train "
+                              f"it again or restore it from a copy")
     if kind is not None and state["kind"] != kind:
         raise CheckpointError(f"{path} holds a '{state['kind']}' checkpoint, expected '{kind}'")
     return state
@@ -1549,8 +1653,8 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
                workers: int = 0, ema_decay: float = 0.0, bucket: bool = False) -> list[dict]:
     """One loop for both stages -> the loss history. loss_fn(module, batch, device) -> (loss, logs);
     after_step(step) runs after each optimiser step (the MoE bias rule); extra_state() adds to checkpoints.
-    Resumes from `ckpt_path` exactly (model, optimiser, schedule, RNG, place in the data, EMA); refuses another
-    seed's checkpoint; stops on a NaN loss with the last checkpoint intact. `dataset` may be a function that
+    Resumes from `ckpt_path` exactly (model, optimiser, schedule, RNG, place in the data, EMA, and the seconds of
+    training so far, which the history's 'seconds' continue); refuses another seed's checkpoint; stops on a NaN loss with the last checkpoint intact. `dataset` may be a function that
     builds it, called only if steps are left. `workers` DataLoader processes give the same batches.
     ema_decay > 0: an `EMA` of the trained parameters, which the module holds when the loop returns.
     bucket: length-bucketed batches (`batches`), by the dataset's `lengths`."""
@@ -1567,7 +1671,7 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
     if world > 1:  # every parameter gets a gradient every step (see InterMoEBlock): no search for unused ones
         model = torch.nn.parallel.DistributedDataParallel(
             module, device_ids=[device.index] if device.type == "cuda" else None)
-    step, history = 0, []
+    step, history, spent, t0 = 0, [], 0.0, time.time()  # spent: seconds of training before this run
     torch.manual_seed(seed + rank)  # seeds the accelerator's generator too
     if ckpt_path and os.path.isfile(ckpt_path):
         state = load_checkpoint(ckpt_path, kind)
@@ -1581,7 +1685,7 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
                                   f"path or delete it to start afresh ({str(e).splitlines()[0]})") from e
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
-        step, history = state["step"], state["history"]
+        step, history, spent = state["step"], state["history"], state.get("seconds", 0.0)
         if ema is not None:
             if "ema" not in state:
                 raise CheckpointError(f"{ckpt_path} was trained without an EMA of its weights; resume it without "
@@ -1600,7 +1704,8 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
         if rank == 0 and ckpt_path:
             save_checkpoint(ckpt_path, {"kind": kind, "model": module.state_dict(), "optimizer": opt.state_dict(),
                                         "scheduler": sched.state_dict(), "step": step, "history": history,
-                                        "seed": seed, "rng": rngs, **(extra_state() if extra_state else {}),
+                                        "seed": seed, "rng": rngs, "seconds": spent + time.time() - t0,
+                                        **(extra_state() if extra_state else {}),
                                         **({"ema": ema.state_dict()} if ema is not None else {})})
 
     def finish():  # the module ends holding the averaged weights, what sampling uses
@@ -1619,7 +1724,6 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
         from tqdm.auto import tqdm
         bar = tqdm(total=steps, initial=step, desc=f"train {kind}")
     model.train()
-    t0 = time.time()
     while step < steps:
         epoch, skip = divmod(step, per_epoch)
         dataset.epoch = epoch  # set before the workers start: they take a copy of the dataset
@@ -1649,7 +1753,7 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
             step += 1
             if step % log_every == 0 or step == steps:
                 history.append({"step": step, "loss": loss.item(), "lr": sched.get_last_lr()[0],
-                                "seconds": round(time.time() - t0, 2), **{k2: float(v) for k2, v in logs.items()}})
+                                "seconds": round(spent + time.time() - t0, 2), **{k2: float(v) for k2, v in logs.items()}})
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss.item():.4f}")
@@ -2185,7 +2289,8 @@ class InterMoE(Checkpointable, nn.Module):
         `seed` makes it reproducible; steps, guidance s and physics default to the config's. DDIM with
         classifier-free guidance, s * cond + (1 - s) * uncond, both halves in one batched forward, each x0
         corrected by physics guidance (`physics_loss`; physics=0: the paper's sampler). bodies: every person a
-        rigid skeleton with planted feet (`bodies_from_features`); False: the decoder's raw joints."""
+        rigid skeleton with planted feet (`bodies_from_features`); False: the decoder's raw joints. A sample with a
+        joint beyond PLAUSIBLE_SCENE metres (a far too strong guidance, say) is warned about."""
         prompts, lengths, seed, steps, s, physics = self._check_sampling(prompts, lengths, seed, steps, guidance,
                                                                          physics)
         was_training = self.training
@@ -2220,9 +2325,16 @@ class InterMoE(Checkpointable, nn.Module):
         for k, n in enumerate(lengths):  # hold the last real pose past each clip's end
             feats[k, :, n:] = feats[k, :, n - 1:n]
         self.train(was_training)
-        return (joints_from_features(feats), feats) if return_features else joints_from_features(feats)
+        joints = joints_from_features(feats)
+        far = joints.nan_to_num(nan=math.inf).abs().flatten(1).amax(1)  # (B,) metres from the origin
+        if (far > PLAUSIBLE_SCENE).any():
+            warnings.warn(f"{int((far > PLAUSIBLE_SCENE).sum())} of {B} samples leave any plausible scene (a joint "
+                          f"{far.max().item():.3g} m from the origin, beyond {PLAUSIBLE_SCENE} m; guidance {s}, physics "
+                          f"{physics}, this model's defaults {self.cfg.guidance} and {self.cfg.physics})")
+        return (joints, feats) if return_features else joints
 
 
+PLAUSIBLE_SCENE = 50  # metres from the origin that no joint of a sample of two people interacting goes beyond
 PRETRAINED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models", "intermoe_lab.pt")
 SHIPPED_VAE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models", "vae_lab.pt")  # lab's stage 1
 
@@ -2321,11 +2433,7 @@ def vae_fingerprint(weights) -> str:
     sd = weights.state_dict() if isinstance(weights, nn.Module) else weights
     if any(k.startswith("vae.") for k in sd):  # a whole model's state_dict: its VAE part
         sd = {k.removeprefix("vae."): v for k, v in sd.items() if k.startswith("vae.")}
-    h = hashlib.sha256()
-    for name, t in sorted(sd.items()):
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
+    return tensor_digest(sd)[:16]
 
 
 # ---- stage 2's losses on the decoded motion (beyond the paper) ------------------------------------------

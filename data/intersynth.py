@@ -2525,6 +2525,8 @@ def main(argv=None):
     ap.add_argument("--n", type=int, default=None, help=f"number of clips (default {DEFAULT_N_CLIPS}, cached)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
+    if not 0 <= args.seed < 2 ** 63:  # numpy's generators take seeds >= 0; the cache's name holds it as int64
+        ap.error(f"--seed must be between 0 and 2**63 - 1, got {args.seed}")
     if args.n is not None:
         try:
             check_n_clips(args.n, name="--n")

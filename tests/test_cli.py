@@ -1,8 +1,14 @@
 """The command line: reproducible runs, exact resume across both stages, safe folders, clear errors.
 
 Each training test runs `python intermoe_min.py train --preset nano` in-process with a few steps (seconds)."""
+import json
 import os
 import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -10,6 +16,7 @@ import torch
 import intermoe_eval as ie
 import intermoe_min as im
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = ["--vae-steps", "14", "--steps", "14"]  # the nano preset checkpoints every 10 steps
 
 
@@ -25,9 +32,38 @@ def assert_same_weights(a, b):
 
 
 @pytest.fixture(scope="module")
-def straight(tmp_path_factory):
-    """The uninterrupted run every other run is compared with."""
-    return train(tmp_path_factory.mktemp("straight"))
+def straight_dir(tmp_path_factory):
+    """The folder of the uninterrupted run every other run is compared with (copy it before changing it)."""
+    out = tmp_path_factory.mktemp("straight")
+    train(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def straight(straight_dir):
+    return im.load_checkpoint(os.path.join(straight_dir, "model.pt"), "intermoe")["model"]
+
+
+def run_copy(straight_dir, tmp_path):
+    """A copy of the straight run's folder, to change."""
+    return shutil.copytree(straight_dir, tmp_path / "run")
+
+
+def cli(*argv):
+    """`python intermoe_min.py ARGV --threads 1` as a process of its own (not started: Popen's arguments)."""
+    return dict(args=[sys.executable, os.path.join(ROOT, "intermoe_min.py"), *map(str, argv), "--threads", "1"],
+                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def wait_for(path, proc, timeout=120):
+    """Until `path` exists (True), or proc ends or the time runs out (False)."""
+    end = time.time() + timeout
+    while time.time() < end and proc.poll() is None:
+        if os.path.exists(path):
+            return True
+        time.sleep(0.05)
+    return os.path.exists(path)
 
 
 def test_two_identical_train_commands_give_identical_weights(tmp_path, straight):
@@ -46,8 +82,9 @@ def test_a_kill_in_either_stage_then_the_same_command_equals_the_uninterrupted_r
         if state["kind"] == stage and state["step"] == 10:
             raise KeyboardInterrupt  # the process dies right after its checkpoint
     monkeypatch.setattr(im, "save_checkpoint", killed_after_step_10)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(SystemExit) as e:  # Ctrl-C ends the command with a line saying how to resume
         train(tmp_path)
+    assert e.value.code == 130
     monkeypatch.setattr(im, "save_checkpoint", real_save)
     assert not os.path.exists(tmp_path / "model.pt")
     assert_same_weights(straight, train(tmp_path))  # a fresh process would rebuild the model the same way
@@ -86,9 +123,10 @@ def test_a_folder_trained_with_one_seed_refuses_another(tmp_path):
         ie.main(["train", "--preset", "nano", "--out", str(tmp_path), *STEPS, "--seed", "3", "--debug"])
 
 
-def test_quick_demo_and_full_demo_keep_separate_folders(monkeypatch):
+def test_quick_demo_and_full_demo_keep_separate_folders(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the folders it names (and locks) are relative: here, not the repository's runs/
     seen = []
-    monkeypatch.setattr(ie, "run_training", lambda cfg, out, *a: seen.append(out) or (None, {}))
+    monkeypatch.setattr(ie, "run_training", lambda cfg, out, *a, **kw: seen.append(out) or (None, {}))
     monkeypatch.setattr(im, "init_distributed", lambda: (1, 2))
     ie.main(["demo", "--quick"])
     ie.main(["demo"])
@@ -128,21 +166,31 @@ def test_evaluate_and_ablate_write_to_the_run_not_to_results(tmp_path, monkeypat
     (["ablate", "--seeds", "0", "-2"], "--seeds must be between 0 and"),
     (["sample", "--ckpt", "FOLDER", "--prompt", "hug"], "is a folder; pass the checkpoint in it, e.g."),
     (["evaluate", "--ckpt", "CKPT", "--repeats", "0"], "--repeats must be at least 1"),
+    (["sample", "--ckpt", "CKPT", "--prompt", "hug", "--out", "CKPT"], "--out: CKPT is a file, not a folder"),
+    (["sample", "--ckpt", "CKPT", "--prompt", "hug", "--out", "CKPT/samples"], "--out: CKPT is a file, not a folder"),
+    (["sample", "--ckpt", "CKPT", "--prompt", "hug", "--strip", "FOLDER"], "--strip: FOLDER is a folder"),
+    (["sample", "--ckpt", "CKPT", "--prompt", "hug", "--strip", "sheet"], "--strip: sheet has no picture extension"),
+    (["sample", "--ckpt", "CKPT", "--prompt", "hug", "--strip", "sheet.xyz"], "--strip: sheet.xyz has no picture"),
+    (["train", "--out", "CKPT"], "--out: CKPT is a file, not a folder"),
+    (["evaluate", "--ckpt", "CKPT", "--out", "CKPT"], "--out: CKPT is a file, not a folder"),
+    (["ablate", "--work", "CKPT"], "--work: CKPT is a file, not a folder"),
 ])
 def test_bad_arguments_are_refused_before_anything_loads(tmp_path, monkeypatch, capsys, argv, message):
     ckpt = tmp_path / "model.pt"
     ckpt.write_bytes(b"")
     monkeypatch.setattr(im.InterMoE, "load", classmethod(lambda *a, **k: pytest.fail("the model was loaded")))
     monkeypatch.setattr(ie, "run_training", lambda *a, **k: pytest.fail("training started"))
+    names = {"CKPT": str(ckpt), "FOLDER": str(tmp_path)}
     with pytest.raises(SystemExit) as e:
-        ie.main([{"CKPT": str(ckpt), "FOLDER": str(tmp_path)}.get(a, a) for a in argv])
+        ie.main([re.sub("CKPT|FOLDER", lambda m: names[m.group()], a) for a in argv])
     assert e.value.code == 2
     err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err
+    assert re.sub("CKPT|FOLDER", lambda m: names[m.group()], message) in err and "Traceback" not in err
     assert f"usage: python intermoe_min.py {argv[0]}" in err  # the command's own usage, not the program's
 
 
 def test_an_error_prints_its_message_and_the_traceback_only_with_debug(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # sample's default --out, runs/samples, here
     ckpt = tmp_path / "model.pt"
     ckpt.write_bytes(b"not a checkpoint")
     with pytest.raises(SystemExit) as e:
@@ -155,6 +203,7 @@ def test_an_error_prints_its_message_and_the_traceback_only_with_debug(tmp_path,
 
 
 def test_threads_sets_torchs_thread_count(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # sample's default --out, runs/samples, here
     ckpt = tmp_path / "model.pt"
     ckpt.write_bytes(b"not a checkpoint")
     before = torch.get_num_threads()
@@ -224,3 +273,182 @@ def test_stage_2_starts_from_the_shipped_vae_unless_told_to_train_one(tmp_path, 
                         model.vae.state_dict())
     own, _ = ie.run_training(cfg, str(tmp_path / "b"), vae_steps=3, steps=4)  # --vae-steps: a VAE of its own
     assert own.cfg.vae_steps == 3 and own.cfg.vae_from.startswith("trained in")
+
+
+# ---- nothing lost: whole files, one run per folder, clear refusals -------------------------------------------
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs a folder this user cannot write")
+def test_an_output_folder_that_cannot_be_written_is_refused_before_anything_loads(tmp_path, monkeypatch, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    monkeypatch.setattr(im.InterMoE, "load", classmethod(lambda *a, **k: pytest.fail("the model was loaded")))
+    with pytest.raises(SystemExit) as e:
+        ie.main(["sample", "--prompt", "hug", "--out", str(locked / "samples")])
+    assert e.value.code == 2 and f"--out: {locked} cannot be written" in capsys.readouterr().err
+
+
+def test_a_second_train_in_a_folder_in_use_is_refused_naming_the_process_and_ctrl_c_says_how_to_resume(tmp_path):
+    out = tmp_path / "run"
+    first = subprocess.Popen(**cli("train", "--preset", "nano", "--out", out, "--vae-steps", "5000", "--steps", "10"))
+    try:
+        assert wait_for(out / ie.LOCK_FILE, first), "the first run took no lock on its folder"
+        second = subprocess.run(**cli("train", "--preset", "nano", "--out", out, "--seed", "1"), timeout=120)
+        assert second.returncode == 1 and first.poll() is None
+        assert second.stderr.count("\n") == 1 and f"process {first.pid}" in second.stderr and str(out) in second.stderr
+        while not (out / "vae.pt").exists() and first.poll() is None:  # a checkpoint to resume from
+            time.sleep(0.05)
+        first.send_signal(signal.SIGINT)  # Ctrl-C
+        _, err = first.communicate(timeout=120)
+    finally:
+        first.kill()
+    last = err.strip().splitlines()[-1]
+    assert first.returncode == 130 and "Traceback" not in err, err
+    assert str(out / "vae.pt") in last and f"python intermoe_min.py train --preset nano --out {out}" in last
+    assert not (out / ie.LOCK_FILE).exists()
+
+
+def test_a_lock_left_by_a_process_that_is_gone_is_taken_over_with_a_notice(tmp_path, capsys):
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(gone.stdout)
+    (tmp_path / ie.LOCK_FILE).write_text(f"{pid} {ie.socket.gethostname()} python intermoe_min.py train\n")
+    with ie.run_lock(str(tmp_path), "--out"):
+        assert (tmp_path / ie.LOCK_FILE).read_text().split()[0] == str(os.getpid())
+    assert f"process {pid}" in capsys.readouterr().out and not (tmp_path / ie.LOCK_FILE).exists()
+
+
+def test_two_samples_into_one_folder_at_once_never_mix_their_files(straight_dir, tmp_path):
+    out, ckpt = tmp_path / "s", straight_dir / "model.pt"
+    prompts = [a for p in ("two people hug", "one person waves") for a in ("--prompt", p)]
+    first = subprocess.Popen(**cli("sample", "--ckpt", ckpt, *prompts, "--length", "120", "--bvh", "--out", out))
+    try:
+        assert wait_for(out / ie.LOCK_FILE, first), "the first sample took no lock on its folder"
+        second = subprocess.run(**cli("sample", "--ckpt", ckpt, "--prompt", "hug", "--length", "119", "--bvh",
+                                      "--out", out), timeout=120)
+        assert first.wait(timeout=300) == 0, first.stderr.read()
+    finally:
+        first.kill()
+    assert second.returncode == 1 and f"process {first.pid}" in second.stderr
+    for k in range(2):
+        for person in ("p1", "p2"):
+            assert "Frames: 120" in (out / f"sample_{k}_{person}.bvh").read_text()
+
+
+def sample_twice(straight_dir, out, monkeypatch, failure, first):
+    """Samples two prompts into out (its files then go into `first`, name -> bytes), then two others whose second
+    GIF stops half written with `failure`."""
+    ie.main(["sample", "--ckpt", str(straight_dir / "model.pt"), "--prompt", "two people hug", "--prompt",
+             "one person waves", "--length", "20", "--bvh", "--out", str(out)])
+    first.update({f: (out / f).read_bytes() for f in os.listdir(out)})
+    real, calls = ie._record, []
+
+    def half_written(writer, fig, update, frames, path):
+        calls.append(path)
+        if len(calls) < 2:
+            return real(writer, fig, update, frames, path)
+        open(path, "wb").write(b"GIF89a")  # the first bytes of sample_1.gif, then the end
+        raise failure
+    monkeypatch.setattr(ie, "_record", half_written)
+    ie.main(["sample", "--ckpt", str(straight_dir / "model.pt"), "--prompt", "they dance", "--prompt",
+             "one person pushes the other", "--length", "24", "--seed", "1", "--bvh", "--out", str(out)])
+
+
+def test_a_sample_killed_while_writing_leaves_the_previous_samples_as_they_were(straight_dir, tmp_path, monkeypatch):
+    out, first = tmp_path / "s", {}
+    with pytest.raises((KeyboardInterrupt, SystemExit)) as e:
+        sample_twice(straight_dir, out, monkeypatch, KeyboardInterrupt(), first)
+    assert len(first) == 6  # two GIFs and four BVH files
+    assert {f: (out / f).read_bytes() for f in os.listdir(out)} == first  # every file of the first run, as it was
+    assert e.type is SystemExit and e.value.code == 130
+
+
+def test_a_full_disk_while_sampling_names_the_file_and_leaves_nothing_partial(straight_dir, tmp_path, monkeypatch,
+                                                                              capsys):
+    import errno
+    out, first = tmp_path / "s", {}
+    with pytest.raises(SystemExit) as e:
+        sample_twice(straight_dir, out, monkeypatch, OSError(errno.ENOSPC, "No space left on device"), first)
+    err = capsys.readouterr().err
+    assert {f: (out / f).read_bytes() for f in os.listdir(out)} == first
+    assert e.value.code == 1 and err.count("\n") == 1, err
+    assert f"{out / 'sample_1.gif'}" in err and "the disk is full" in err
+
+
+def test_the_device_variable_is_named_in_its_error_and_read_in_any_case(tmp_path, monkeypatch, capsys):
+    ckpt = tmp_path / "model.pt"
+    ckpt.write_bytes(b"")
+    monkeypatch.setattr(im.InterMoE, "load", classmethod(lambda *a, **k: pytest.fail("the model was loaded")))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a CPU build, even on a GPU machine
+    for value, message in (("banana", "INTERMOE_DEVICE=banana is not a device"),
+                           ("cuda", "INTERMOE_DEVICE=cuda, but torch sees no CUDA GPU")):
+        monkeypatch.setenv("INTERMOE_DEVICE", value)
+        with pytest.raises(SystemExit) as e:
+            ie.main(["sample", "--ckpt", str(ckpt), "--prompt", "hug"])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and message in err.strip().splitlines()[-1] and "Traceback" not in err, err
+    monkeypatch.setenv("INTERMOE_DEVICE", "CPU")
+    assert im.pick_device() == torch.device("cpu")
+
+
+def test_ablate_refuses_a_vae_of_another_preset_before_loading_anything(straight_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(im, "load_intersynth", lambda *a, **k: pytest.fail("the data was loaded"))
+    with pytest.raises(SystemExit) as e:
+        ie.main(["ablate", "--vae", str(straight_dir / "vae.pt"), "--work", str(tmp_path / "abl")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "--vae" in err and "--preset nano" in err and "ablation" in err, err
+
+
+def test_train_with_another_preset_in_a_run_folder_names_both_presets(straight_dir, tmp_path, monkeypatch, capsys):
+    run = run_copy(straight_dir, tmp_path)
+    monkeypatch.setattr(im, "load_intersynth", lambda *a, **k: pytest.fail("the data was loaded"))
+    with pytest.raises(SystemExit) as e:
+        ie.main(["train", "--preset", "lab", "--out", str(run)])
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and err.count("\n") == 1, err
+    assert "--preset nano" in err and "--preset lab" in err and "--vae-steps 14 --steps 14" in err
+
+
+@pytest.mark.parametrize("steps", [["--vae-steps", "10", "--steps", "14"], ["--vae-steps", "14", "--steps", "10"]])
+def test_fewer_steps_than_a_run_has_done_leave_its_model_as_it_was(straight_dir, tmp_path, monkeypatch, capsys,
+                                                                    steps):
+    run = run_copy(straight_dir, tmp_path)
+    before = {f: (run / f).read_bytes() for f in os.listdir(run)}
+    monkeypatch.setattr(im, "load_intersynth", lambda *a, **k: pytest.fail("the data was loaded"))
+    with pytest.raises(SystemExit) as e:
+        ie.main(["train", "--preset", "nano", "--out", str(run), *steps])
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and err.count("\n") == 1 and "14 steps" in err and "--vae-steps 14 --steps 14" in err
+    assert {f: (run / f).read_bytes() for f in os.listdir(run)} == before
+
+
+def test_temporary_files_of_a_killed_save_are_removed_by_the_next_run(straight_dir, tmp_path):
+    run = run_copy(straight_dir, tmp_path)
+    gone = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    left = [f"vae.pt.tmp{gone}", f"denoiser.tmp{gone}.pt", f"log.tmp{gone}.json"]
+    alive = f"model.tmp{os.getppid()}.pt"  # another process still writing it
+    for name in left + [alive]:
+        (run / name).write_bytes(b"PK partial")
+    train(run)
+    assert not any((run / name).exists() for name in left) and (run / alive).exists()
+
+
+def test_log_times_add_up_across_a_resume(tmp_path, monkeypatch):
+    real_save, real_loss = im.save_checkpoint, im._vae_loss_fn
+
+    def killed_after_step_10(path, state):
+        real_save(path, state)
+        if state["kind"] == "vae" and state["step"] == 10:
+            raise KeyboardInterrupt
+
+    def slow_loss(*a, **kw):  # 0.3 s a step: 3 s of training before the kill
+        loss_fn = real_loss(*a, **kw)
+        return lambda *b: time.sleep(0.3) or loss_fn(*b)
+    monkeypatch.setattr(im, "save_checkpoint", killed_after_step_10)
+    monkeypatch.setattr(im, "_vae_loss_fn", slow_loss)
+    with pytest.raises((KeyboardInterrupt, SystemExit)):  # SystemExit: the command's own end on Ctrl-C
+        train(tmp_path)
+    monkeypatch.setattr(im, "save_checkpoint", real_save)
+    monkeypatch.setattr(im, "_vae_loss_fn", real_loss)
+    train(tmp_path)
+    log = json.load(open(tmp_path / "log.json"))
+    assert log["vae_seconds"] >= 3.0 and log["total_seconds"] >= log["vae_seconds"] + log["denoiser_seconds"]

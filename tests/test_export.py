@@ -76,3 +76,20 @@ def test_euler_angles_survive_gimbal_lock():
     z, x, y = np.radians(ie._euler_zxy(R[None]))[0]
     rz, rx, ry = (im.axis_angle_matrix(np.eye(3)[k], a) for k, a in ((2, z), (0, x), (1, y)))
     np.testing.assert_allclose(rz @ rx @ ry, R, atol=1e-6)
+
+
+@pytest.mark.parametrize("where", ["one NaN", "all NaN", "inf"])
+def test_non_finite_joints_are_refused_and_no_file_is_written(clip, tmp_path, where):
+    J = clip["joints"].astype(np.float64).copy()
+    if where == "one NaN":
+        J[1, 3, 7, 2] = np.nan
+    else:
+        J[:] = np.nan if where == "all NaN" else np.inf
+    with pytest.raises(ValueError, match="NaN or inf"):
+        ie.save_bvh(J, str(tmp_path / "x.bvh"))
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_clip_of_one_frame_is_refused_saying_two_are_needed(clip, tmp_path):
+    with pytest.raises(ValueError, match=r"T >= 2 frames.*got \(2, 1, 22, 3\)"):
+        ie.save_bvh(clip["joints"][:, :1], str(tmp_path / "x.bvh"))

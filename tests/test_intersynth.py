@@ -346,3 +346,10 @@ def test_every_combination_of_flags_leaves_three_captions_to_choose_from():
             flags = dict(zip(names, values))
             usable = [t for c, t in templates if S._flag_ok(c, flags) and t != held]
             assert len(usable) >= 3, (kind, flags, len(usable))
+
+
+def test_the_script_refuses_a_negative_seed_in_one_line(capsys):
+    with pytest.raises(SystemExit) as e:
+        S.main(["--seed", "-1"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "--seed must be between 0 and" in err and "Traceback" not in err

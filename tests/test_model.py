@@ -403,3 +403,38 @@ def test_a_notebook_on_a_gpu_gets_a_preset_that_fits_it(monkeypatch, gib, bf16, 
     assert cfg.steps <= 5000 and cfg.vae_steps <= 2000 if name == "paper" else cfg == im.preset("lab")
     assert ie.choose_preset("cpu")[0] == "lab"
     assert isinstance(tr.autocast(torch.device("cuda")), __import__("contextlib").nullcontext) != bf16
+
+
+def flip_a_byte_of_a_tensor(path):
+    """Flips one byte inside the stored data of the checkpoint's largest tensor (the zip's entries are stored,
+    not compressed: the file stays a readable zip and a loadable checkpoint)."""
+    import zipfile
+    with zipfile.ZipFile(path) as z:
+        info = max((i for i in z.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    with open(path, "r+b") as f:
+        f.seek(info.header_offset + 26)
+        name_len, extra_len = int.from_bytes(f.read(2), "little"), int.from_bytes(f.read(2), "little")
+        at = info.header_offset + 30 + name_len + extra_len + info.file_size // 2
+        f.seek(at)
+        byte = f.read(1)[0]
+        f.seek(at)
+        f.write(bytes([byte ^ 0x40]))
+
+
+def test_flipped_bytes_in_a_checkpoint_are_named_at_load(records, tmp_path):
+    path = str(tmp_path / "model.pt")
+    nano_model(records).save(path)
+    flip_a_byte_of_a_tensor(path)
+    with pytest.raises(tr.CheckpointError, match="model.pt is damaged.*train it again or restore it"):
+        im.InterMoE.load(path)
+
+
+def test_sampling_warns_when_a_sample_leaves_any_plausible_scene(records):
+    m = nano_model(records)
+    torch.nn.init.normal_(m.denoiser.out.weight, std=0.1)
+    with pytest.warns(UserWarning, match=r"beyond 50 m"):
+        m.sample(["one person waves"], 20, seed=0, steps=3, guidance=1e6, physics=0)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a sample within the scene: no warning
+        m.sample(["one person waves"], 20, seed=0, steps=3, physics=0)

@@ -196,3 +196,36 @@ def test_script_without_display_gets_agg_and_no_pyplot_at_import():
                          timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().lower() == "agg"
+
+
+@pytest.mark.parametrize("caption", [r"one person pays $\frac{1}{$ to the other", "$5 and then $10"])
+def test_captions_are_text_whatever_they_hold(tmp_path, caption):
+    """A caption is drawn as written: matplotlib reads no TeX or mathtext in it."""
+    J = random_walk(T=3)
+    V.save_gif(J, tmp_path / "clip.gif", caption=caption, highlight_frames={1: caption}, **SMALL)
+    fig = V.filmstrip(J, n=2, caption=caption, highlight_frames={1: caption}, dpi=30)
+    top = V.plot_trajectories(J, caption=caption, dpi=30)
+    texts = [fig._suptitle, top.axes[0].title] + [t for t in fig.texts if caption in t.get_text()]
+    assert len(texts) == 3
+    for t in texts:
+        assert t._preprocess_math(t.get_text()) == (t.get_text(), False) and caption in t.get_text()
+    fig.canvas.draw()
+    top.canvas.draw()
+
+
+def test_a_very_long_caption_is_wrapped_inside_the_figure():
+    J = random_walk(T=3)
+    for caption in ("one person waves and the other walks round them " * 200, "W" * 10_000):
+        fig = V.animate(J, caption=caption, **SMALL)._fig
+        fig.canvas.draw()
+        box = fig._suptitle.get_window_extent()
+        assert 0 <= box.x0 and box.x1 <= fig.bbox.width and fig._suptitle.get_text().endswith("...")
+
+
+def test_the_floor_grid_has_a_few_lines_however_large_the_scene():
+    """Drawing costs the same for a clip that wandered 500 m off as for one on the spot."""
+    J = random_walk(T=3)
+    J[1] += np.array([500.0, 0.0, 300.0])
+    fig = V.filmstrip(J, n=1, dpi=30)
+    grid = [c for c in fig.axes[0].collections if type(c).__name__ == "Line3DCollection"]
+    assert 0 < sum(len(c._segments3d) for c in grid) <= 100
