@@ -590,7 +590,7 @@ def save_interhuman(root: str, clip_id: str, joints, captions, split: str = "tes
 # =====================================================================================================
 # 2. Evaluation: InterGen's protocol, identity metrics, physics
 # =====================================================================================================
-# The paper's claims are numbers, so the numbers must be reproducible (REFERENCE section 3, issue 4):
+# The paper's claims are numbers, so the numbers must be reproducible (InterGen's tools/eval.py; docs/results.md):
 #   2.1 The evaluator (InterGen's "InterCLIP"): a text encoder and a two-person motion encoder trained
 #        contrastively on the training split. Every InterGen metric is a distance in its embedding space.
 #   2.2 InterGen's metrics: FID, R-Precision, MM-Dist, Diversity, MultiModality, mean +- 95% interval.
@@ -605,7 +605,7 @@ def save_interhuman(root: str, clip_id: str, joints, captions, split: str = "tes
 # ---- 2.1 The evaluator ------------------------------------------------------------------------------
 
 EMBED_SCALE = 6.0  # InterGen's embeddings are unit vectors times a learnt scale (about 6 once trained, the
-                   # "x6" of REFERENCE 3). We fix it at 6, so FID, MM-Dist, Diversity and MultiModality come
+                   # learnt latent_scale of datasets/evaluator_models.py). We fix it at 6, so FID, MM-Dist, Diversity and MultiModality come
                    # out on InterGen's numeric scale. R-Precision does not depend on it.
 MOTION_IN = FEATURE_SLICES["contacts"].start  # 258: a person's feature without its 4 foot-contact bits
 
@@ -642,7 +642,7 @@ def _motion_input(features, lengths, device) -> tuple[torch.Tensor, torch.Tensor
 
 
 class MotionEncoder(nn.Module):
-    """Two people's motion -> one vector: InterGen's evaluator motion branch (REFERENCE 3).
+    """Two people's motion -> one vector: InterGen's evaluator motion branch (datasets/evaluator_models.py).
 
     features (B, 2, T, 262) de-normalised, lengths (B,) -> (B, d_out). The features are normalised with
     the encoder's own statistics and lose the foot contacts (2 x 258 values per frame); every `patch`
@@ -1265,7 +1265,7 @@ def evaluate(model, records: list[dict], evaluator: Evaluator, role_classifier: 
            the real ones (`InterMoE.reconstruct`), the best its denoiser could do through this decoder.
     records: the test clips. Each run draws one caption per clip and generates a clip of the same length
            for it (`generate_features`, `batch` at a time); FID compares those with the real test clips,
-           R-Precision and MM-Dist pair them with their captions (batches of `batch`, REFERENCE 3).
+           R-Precision and MM-Dist pair them with their captions (batches of `batch`; InterGen's: 96).
     reference: for the real row only, other real clips (e.g. the val split): its FID compares a random
            len(records) of them with the test clips, the floor finite samples give. Without it, NaN.
     MultiModality: mm_captions clips x mm_repeats generations each (NaN for the real row, or mm_captions=0).
@@ -1353,7 +1353,7 @@ def _fmt(mean_ci_pair, digits: int = 3) -> str:
 def run_evaluation(model: "InterMoE", out: str, work: str = os.path.join("runs", "evaluator"),
                    repeats: int = 5, mm_captions: int = 20, mm_repeats: int = 10, seed: int = 0,
                    progress: bool = True) -> dict:
-    """The README's results table for one trained model: trains (or reads, from `work`) the evaluator and the
+    """The results table (docs/results.md) for one trained model: trains (or reads, from `work`) the evaluator and the
     role classifier on InterSynth's train split, then `evaluate`s the real test clips against the val clips
     and the model's generations for the test captions. Writes {out}/evaluation.md and .json (the command line
     passes the model's own folder; the repository's published table is results/, written only on request).
@@ -1402,7 +1402,7 @@ def run_evaluation(model: "InterMoE", out: str, work: str = os.path.join("runs",
 # 3. The paper's ablation table in miniature
 # =====================================================================================================
 # Every variant trains the same denoiser budget (steps, batch, data, seeds) on the same frozen VAE and is
-# judged by the same evaluator; only the InterMoE block's switches differ. REFERENCE 1.5 gives the paper's
+# judged by the same evaluator; only the InterMoE block's switches differ. The paper's ablation table gives its
 # rows (InterHuman, full-size models, ~100k steps); ours are InterSynth and minutes on a CPU, so compare
 # the direction of each difference, not the values.
 
@@ -1418,7 +1418,7 @@ ABLATIONS = {  # name -> (the paper's row it stands for, changes to the denoiser
     "shared caption": (None, {"egocentric_text": False, "role_embedding": False}),
     # not in the paper's table: its future work, the router's motion/text mix alpha learnt instead of 0.5
     "learnable alpha": (None, {"learn_alpha": True}),
-    # not in the paper: stage 2's training levers (InterMoEConfig; the README's lever screen)
+    # not in the paper: stage 2's training levers (InterMoEConfig; the lever screen of docs/results.md)
     "EMA": (None, {"ema_decay": 0.999}),
     "length buckets": (None, {"bucket": True}),
     "decoded losses": (None, {"geo_weight": 1.0}),
@@ -1432,7 +1432,7 @@ ABLATIONS = {  # name -> (the paper's row it stands for, changes to the denoiser
 LEVERS = ["full InterMoE", "EMA", "decoded losses", "capsule loss", "decoded + capsule",  # the lever screen
           "capsule loss, t <= 300", "decoded + capsule, t <= 300"]
 PAPER_VARIANTS = [name for name, (row, _) in ABLATIONS.items() if row]  # the study's default: the paper's rows
-PAPER_ABLATION = {  # REFERENCE 1.5: FID, R@1, MM-Dist on InterHuman
+PAPER_ABLATION = {  # the paper's ablation table: FID, R@1, MM-Dist on InterHuman
     "Baseline (InterGen + CS-VAE, FFN instead of MoE)": (5.251, 0.489, 3.771),
     "w/o motion & text router": (4.782, 0.503, 3.766),
     "w/o batch-level routing": (6.036, 0.492, 3.774),
@@ -1653,11 +1653,11 @@ def ablation_markdown(results: dict, cols=ABLATION_METRICS) -> str:
     """The study as a Markdown page: our table (mean ± 95% interval over seeds), each variant's paired
     difference from the first, and the paper's table where a variant has a row in it."""
     levers = cols == LEVER_METRICS
-    model = results.get("preset") or "ablation"  # results written before the preset was recorded: the study's own
-    clips = f" ({results['test clips']} clips)" if "test clips" in results else ""  # not recorded before issue 14
+    model = results.get("preset") or "ablation"  # a results file without a preset: the study's own
+    clips = f" ({results['test clips']} clips)" if "test clips" in results else ""  # a results file may lack it
     seeds = ", ".join(str(s) for s in sorted({r["seed"] for r in results["runs"]}))
     n_seeds = {name: sum(r["variant"] == name for r in results["runs"]) for name in results["summary"]}
-    nan = (float("nan"), float("nan"))  # a column a study written before it was added does not have
+    nan = (float("nan"), float("nan"))  # a column a results file may lack
     lines = ["# " + ("Stage 2's training levers, screened" if levers else
                      f"Ablation study: InterMoE's switches on the `{model}` model, {results['steps']} denoiser steps a run"), "",
              f"InterSynth test split{clips}; {len(results['runs'])} runs (seeds {seeds}), "
@@ -1696,7 +1696,7 @@ def ablation_markdown(results: dict, cols=ABLATION_METRICS) -> str:
             lines.append(f"| {name} | " + " | ".join(" / ".join(f"{v:.2f}" for v in c) for c in cells) + " |")
     if levers:
         return "\n".join(lines + [""])
-    lines += ["", "Beside the paper's table (InterHuman, full-size models; REFERENCE 1.5). Compare directions, not "
+    lines += ["", "Beside the paper's ablation table (InterHuman, full-size models). Compare directions, not "
               "values: the data, the evaluator and the scale differ.", "",
               "| our variant | paper's row | FID: paper | ours | R@1: paper | ours | MM-Dist: paper | ours |",
               "|---|---|---|---|---|---|---|---|"]
@@ -2175,7 +2175,7 @@ def _sample(args) -> None:
     earlier samples in --out that this run does not replace are removed, so the folder holds one run's samples."""
     model = im.InterMoE.load(args.ckpt) if args.ckpt else im.pretrained()
     if not args.ckpt:
-        print(f"no --ckpt: sampling the shipped model, {im.PRETRAINED} (README, Results)")
+        print(f"no --ckpt: sampling the shipped model, {im.PRETRAINED} (docs/results.md)")
     joints = model.sample(args.prompt, args.length, seed=args.seed, progress=True, physics=args.physics).cpu().numpy()
     files, writers = [], []
     for k, prompt in enumerate(args.prompt):

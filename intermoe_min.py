@@ -128,10 +128,10 @@ def forward_kinematics(local_rot: np.ndarray, root_pos: np.ndarray, offsets: np.
     return pos
 
 
-# ---- canonicalisation (InterGen's, REFERENCE section 2) --------------------------------------------
+# ---- canonicalisation (InterGen's process_motion_np, tr3e/InterGen utils/utils.py) -----------------
 def facing_yaw(joints_frame: np.ndarray) -> float:
     """Yaw (radians about +Y) a person faces, from one frame's (22, 3) joints: forward = up x (left -> right).
-    InterGen uses the hips only; we average hips and shoulders (REFERENCE names both): steadier."""
+    InterGen uses the hips only; we average hips and shoulders (its face_joint_indx lists both): steadier."""
     across = (joints_frame[R_HIP] - joints_frame[L_HIP]) + (joints_frame[R_SHOULDER] - joints_frame[L_SHOULDER])
     forward = np.cross(np.array([0.0, 1.0, 0.0]), across)
     return float(np.arctan2(forward[0], forward[2]))
@@ -189,7 +189,7 @@ def joints_from_features(features):
     return pos.reshape(*pos.shape[:-1], N_JOINTS, 3)
 
 
-# ---- mirroring and person swap (data augmentation, REFERENCE section 2) ----------------------------
+# ---- mirroring and person swap (data augmentation, as InterGen's datasets/interhuman.py) ------------
 # Mirroring reflects x -> -x and swaps left and right joints; the caption's left/right and clockwise must
 # swap too, or the augmented data teaches the model the wrong hand.
 _MIRROR = np.diag([-1.0, 1.0, 1.0])
@@ -445,7 +445,7 @@ def collate(batch: list[dict]) -> dict:
 
 
 # =====================================================================================================
-# 3. The Causal-Skeletal VAE (paper, Method; REFERENCE 1.1)
+# 3. The Causal-Skeletal VAE (paper, Method)
 # =====================================================================================================
 # One person's motion (T, 262) <-> latents (T/4, 448): a skeletal graph convolution mixes neighbouring joints,
 # a causal convolution mixes frames, and neither ever looks into the future.
@@ -555,7 +555,7 @@ class CausalSTConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # The docstring's formula, W1 folded into the conv's tap on the current frame and node (one product fewer:
-        # README, Speed), W2's bias taken out of A / deg (its rows sum to 1); tests/test_vae.py checks it.
+        # docs/speed.md), W2's bias taken out of A / deg (its rows sum to 1); tests/test_vae.py checks it.
         kj = self.temporal.weight.shape[-1]
         weight = self.temporal.weight.clone()                 # (C_out, C_in, 3 frames, kj nodes)
         weight[:, :, -1, kj // 2] += self.w1.weight           # kernel row -1 = the current frame (causal pad)
@@ -718,7 +718,7 @@ def vae_loss(recon, x, mu, logvar, mean, std, mask=None, weights=None):
 # 4. The text encoder
 # =====================================================================================================
 # The paper: frozen CLIP ViT-L/14, a trainable 2-layer transformer, its end-of-text feature through a Linear
-# (REFERENCE 1.2). CLIP cannot be downloaded here, so we learn that shape from scratch (words -> embeddings +
+# (as InterGen's). CLIP cannot be downloaded here, so we learn that shape from scratch (words -> embeddings +
 # positions -> transformer -> <eos> -> Linear); a pretrained encoder plugs in: TextEncoder(..., pretrained=fn).
 class Vocab:
     """Word-level vocabulary of the training captions: lower-cased words and single punctuation marks
@@ -868,8 +868,8 @@ def cosine_alpha_bar(n_steps: int, s: float = 0.008) -> np.ndarray:
 
 
 class Diffusion(nn.Module):
-    """Gaussian diffusion on latents predicting x0, as InterGen and InterMoE do (REFERENCE 1.2); the schedule
-    is float32 buffers (computed in float64), so `.to(device)` moves it."""
+    """Gaussian diffusion on latents predicting x0, as InterGen (models/gaussian_diffusion.py) and InterMoE do;
+    the schedule is float32 buffers (computed in float64), so `.to(device)` moves it."""
 
     def __init__(self, n_steps: int = 1000):
         super().__init__()
@@ -2009,10 +2009,10 @@ class InterMoEConfig:
     guidance: float = 3.5           # classifier-free guidance weight s: s * cond + (1 - s) * uncond
     physics: float = PHYSICS_GUIDANCE  # beyond the paper: physics guidance scale in DDIM (`physics_loss`; 0: off)
     cond_drop: float = 0.1          # share of training captions replaced by "" (to learn the unconditional)
-    # Beyond the paper (README, "Where we go beyond the paper"; False, False is the paper's shared condition):
+    # Beyond the paper (docs/paper.md; False, False is the paper's shared condition):
     egocentric_text: bool = True    # person b reads swap_caption(caption): 'the first person' always means "me"
     role_embedding: bool = True     # a learnt vector per person: its view names it first, the partner, no one
-    # ... and in stage 2's training (off here, the paper's; the lab preset's choice is measured in the README):
+    # ... and in stage 2's training (off here, the paper's; the lab preset's choice is measured in docs/results.md):
     ema_decay: float = 0.0          # > 0: sample with an EMA of the stage-2 weights (`EMA`), not the last ones
     bucket: bool = False            # length-bucketed stage-2 batches (`batches`): less padding per step
     geo_weight: float = 0.0         # x InterGen's geometric + interaction losses on the decoded motion (GEO_WEIGHTS)
@@ -2046,10 +2046,10 @@ class InterMoEConfig:
             raise ValueError(f"text d_cond ({self.text.d_cond}) must match denoiser d_text ({self.denoiser.d_text})")
 
 
-# Keyword literals per preset (as minGPT's model_type table). nano: the tests' size. lab: a CPU course lab (README,
-# Speed), without dropout (its masks cost CPU time, and 2500 steps do not overfit); its stage 1 is the shipped VAE
+# Keyword literals per preset (as minGPT's model_type table). nano: the tests' size. lab: a CPU course lab
+# (docs/speed.md), without dropout (its masks cost CPU time, and 2500 steps do not overfit); its stage 1 is the shipped VAE
 # (SHIPPED_VAE, made by this recipe: a KL weight of 1e-4, not the paper's 0.02, so the latents keep the detail a
-# hand or a planted foot needs; README, "The VAE"). paper: the paper's sizes and schedule (a 229 M-parameter
+# hand or a planted foot needs; docs/results.md, "The VAE"). paper: the paper's sizes and schedule (a 229 M-parameter
 # denoiser), for a GPU.
 PRESETS = {
     "nano": dict(vae=dict(width=8, hidden=16), text=dict(d_model=32, n_heads=2, d_cond=32),
@@ -2063,7 +2063,7 @@ PRESETS = {
                 max_frames=160, ckpt_every=200),
     "paper": dict(text=dict(d_model=768, n_heads=8, d_cond=768)),
     # the ablation study's model (results/ablation_mini.*): lab's VAE, a smaller denoiser and the paper's dropout, so
-    # 6 variants x 3 seeds run in about an hour on 2 cores; it ran before the role vectors existed
+    # 6 variants x 3 seeds run in about an hour on 2 cores; without role vectors, as results/ablation_mini.* ran
     "ablation": dict(vae=dict(width=32, hidden=32, n_blocks=1), text=dict(d_model=128, n_heads=2, d_cond=128),
                      denoiser=dict(width=128, n_layers=3, n_heads=4, d_ffn=176, moe=dict(d_expert=176)),
                      vae_steps=1000, vae_batch=32, vae_lr=1e-3, steps=300, batch=32, lr=4e-4, warmup=100,
@@ -2369,7 +2369,7 @@ def start_from_shipped_vae(model: InterMoE, ckpt_path: str) -> int:
 
 def pretrained(device=None, path: str | None = None) -> InterMoE:
     """The trained model this repository ships (PRETRAINED, models/intermoe_lab.pt: the lab preset's recipe
-    trained longer than a lab run; README, Results), loaded offline, ready to `sample`."""
+    trained longer than a lab run; docs/results.md), loaded offline, ready to `sample`."""
     path = path or PRETRAINED
     if not os.path.isfile(path):
         raise FileNotFoundError(f"the shipped model {path} is missing: a clone of the repository holds it (as a "
@@ -2438,7 +2438,7 @@ def vae_fingerprint(weights) -> str:
 
 # ---- stage 2's losses on the decoded motion (beyond the paper) ------------------------------------------
 # The paper's authors train the latent denoiser on latent MSE alone; InterGen's geometric and interaction
-# terms (REFERENCE 4) need joints, so here the predicted clean latents go through the frozen, differentiable
+# terms (tr3e/InterGen models/losses.py) need joints, so here the predicted clean latents go through the frozen, differentiable
 # VAE decoder. Neither InterGen nor InterMoE penalises two bodies passing through each other: the capsule
 # term is ours, and the evaluation's interpenetration measure uses the same capsules.
 GEO_WEIGHTS = {"dm": 3.0, "ja": 3.0, "ro": 0.01, "vel": 30.0, "bl": 10.0, "fc": 30.0}  # InterGen's weights
@@ -2478,7 +2478,7 @@ def capsule_overlap(joints: torch.Tensor) -> torch.Tensor:
 
 
 def interaction_losses(pred: torch.Tensor, true: torch.Tensor, mask: torch.Tensor) -> dict:
-    """InterGen's terms (REFERENCE 4) between predicted and true joints, both (B, 2, T, 22, 3), metres, Y up;
+    """InterGen's terms (models/losses.py) between predicted and true joints, both (B, 2, T, 22, 3), metres, Y up;
     mask (B, T) bool, the real frames -> {term: loss}: dm, the 22 x 22 distance map between the people (where
     the predicted or the true distance is under 1 m); ja, joint pairs closer than 10 cm in truth pulled together; ro, the
     people's relative facing; vel, bl and fc per person: velocities, bone lengths, and feet in contact on the

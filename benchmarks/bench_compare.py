@@ -1,7 +1,7 @@
 """Old code against new in one process: the `lab` training steps and the MoE layer's ratios of two versions.
 
-    python benchmarks/bench_compare.py --old b7c00f6          # a git revision against the working tree
-    python benchmarks/bench_compare.py --old b7c00f6 --quick  # fewer rounds (a smoke run, not a verdict)
+    python benchmarks/bench_compare.py --old main             # a git revision against the working tree
+    python benchmarks/bench_compare.py --old main --quick     # fewer rounds (a smoke run, not a verdict)
 
 Machines are shared and their speed drifts, so comparing runs made at different times says little. Here both
 versions of intermoe_min.py live in one process (the old one read with `git show REV:intermoe_min.py`), build

@@ -3,7 +3,7 @@
     python benchmarks/bench_memory.py           # the lab preset on InterSynth's whole training split (minutes)
     python benchmarks/bench_memory.py --quick   # the nano preset on 40 training clips (seconds): a smoke test
 
-(The run prints how long it took; the measured figures are in the README.)
+(The run prints how long it took; the measured figures are in docs/speed.md.)
 
 Each phase runs in a fresh subprocess on one torch thread, so no phase's peak hides behind another's:
   data + build_model  load InterSynth's train split, im.build_model(preset, train): vocabulary, normaliser

@@ -31,7 +31,7 @@ call here. How many fall on each layer depends on what else the process allocate
 MoE layer's allocations left the dense FFN paying most of them (its forward slowed from 9.5 to 12 ms),
 which flatters the MoE. --keep-memory makes malloc keep freed memory, so nothing faults: the times are
 steadier (at d 192 the three processes agreed within 5 %) and the ratio is the stricter one, that of compute
-and memory traffic alone. Both are printed in the README.
+and memory traffic alone. Both are in docs/speed.md.
 Figures are noisy on a shared machine: compare ratios from one run, not times across runs.
 """
 import argparse

@@ -6,7 +6,7 @@
 The two counts take turns round by round (torch.set_num_threads between rounds), so both see the same
 background load, and each figure is the median over rounds. Run it on an idle machine: with other jobs on
 the cores, torch's spinning OpenMP threads make 2 threads many times slower than 1, which is what `--threads 1`
-is for, and not what the default should be chosen on. The figures in the README's Speed table come from here.
+is for, and not what the default should be chosen on. The figures in docs/speed.md's table come from here.
 """
 import argparse
 import copy

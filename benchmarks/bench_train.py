@@ -5,7 +5,7 @@
     python benchmarks/bench_train.py --threads 1
     python benchmarks/bench_train.py --profile  # also torch.profiler's top operators
 
-(The run prints how long it took; the measured figures are in the README.)
+(The run prints how long it took; the measured figures are in docs/speed.md.)
 
 Everything is the `lab` preset (im.preset('lab')), built with im.build_model on InterSynth training clips,
 untrained weights (the time of a step does not depend on what the weights are, only on how many experts the

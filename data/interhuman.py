@@ -4,8 +4,8 @@
     root/annots/<id>.txt                           captions, one a line, UTF-8
     root/{train,val,test}.txt                      ids of each split; root/ignore_list.txt (optional) ids to skip
 
-Use it through `intermoe_min.load_interhuman(root, split)`. Written from InterGen's description of the
-format (REFERENCE section 2), not copied.
+Use it through `intermoe_min.load_interhuman(root, split)`. Written from the format as InterGen reads it
+(tr3e/InterGen's datasets/interhuman.py), not copied.
 """
 import os
 import sys

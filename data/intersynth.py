@@ -42,7 +42,7 @@ Conventions: yaw is a rotation about +Y; yaw 0 faces +Z and a positive yaw turns
 counterclockwise. Hand index 0 is left (wrist 20), 1 is right (wrist 21).
 
 Everything here is written for this project, following SMPL's 22-joint layout and InterGen's data
-conventions as the README describes them; no code is taken from elsewhere.
+conventions (tr3e/InterGen's datasets/interhuman.py and utils/utils.py); no code is taken from elsewhere.
 """
 import argparse
 import json
@@ -2466,8 +2466,8 @@ def person_motion(J: np.ndarray, height: float) -> dict:
 
 
 def motion_report(clips: list, by_type: bool = False) -> dict:
-    """Does it move like people? The measures of issue 12, pooled over every person of `clips` (the
-    figures real motion capture gives are in the README): frozen-frame share (no joint moves 1 mm), jerk,
+    """Does it move like people? These measures, pooled over every person of `clips` (the figures real
+    motion capture gives are in docs/intersynth.md): frozen-frame share (no joint moves 1 mm), jerk,
     knee and elbow flexion, wrist and pelvis speed, pelvis bob (peak to peak in a gait cycle), stride over
     body height, all cycles and those at a normal walking speed, and the sliding of feet in contact.
     by_type: one report per interaction type, too."""

@@ -281,7 +281,7 @@ def test_the_interval_over_seeds_is_students_t():
     assert math.isnan(ie.mean_ci([1.0], student_t=True)[1])
 
 
-# ---- the experts' load (issue 14) -------------------------------------------------------------------------
+# ---- the experts' load ---------------------------------------------------------------------------------
 
 def test_expert_load_counts_what_the_router_selects(synth):
     """Fixed top-1 selection picks exactly one expert per real token, at every noise level and every frame

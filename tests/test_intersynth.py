@@ -273,8 +273,8 @@ def typed():
 
 
 def test_people_are_never_frozen_and_move_like_walkers(typed):
-    """Issue 12's targets: under 2 % frozen frames (no joint moves 1 mm) in every type; walking knees nearly
-    straight at heel strike; planted feet do not slide."""
+    """The realism targets of docs/intersynth.md: under 2 % frozen frames (no joint moves 1 mm) in every type;
+    walking knees nearly straight at heel strike; planted feet do not slide."""
     r = S.motion_report(typed, by_type=True)
     for kind, m in r["by_type"].items():
         assert m["frozen_pct"] < 2.0, (kind, m["frozen_pct"])

@@ -175,10 +175,10 @@ def test_sample_without_a_checkpoint_uses_the_shipped_model(tmp_path, records, m
 def test_the_shipped_model_is_in_the_repository_and_makes_an_interaction():
     """models/intermoe_lab.pt: the lab preset's networks in float16, loaded as float32, sampling offline."""
     assert os.path.isfile(im.PRETRAINED), "the shipped model is missing from the repository"
-    assert os.path.getsize(im.PRETRAINED) < 40 * 2 ** 20  # issue 13: under 40 MB
+    assert os.path.getsize(im.PRETRAINED) < 40 * 2 ** 20  # a shipped file under 40 MB
     m = im.pretrained(device="cpu")
     lab = im.preset("lab")
-    # its VAE is the previous lab VAE (dropout 0.1 in training), of the same shape as the shipped VAE
+    # its VAE is the KL-0.02 lab VAE (dropout 0.1 in training), of the same shape as the shipped VAE
     assert (dataclasses.replace(m.cfg.vae, dropout=0.0), m.cfg.text, m.cfg.denoiser) == (lab.vae, lab.text, lab.denoiser)
     assert m.cfg.steps >= 4 * lab.steps  # trained at least 4x the lab budget's steps
     joints = m.sample(["two people shake hands"], 60, seed=0)

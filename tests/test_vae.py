@@ -19,7 +19,7 @@ def n_params(model):
 def test_paper_size_has_about_one_million_parameters():
     n = n_params(CausalSkeletalVAE(VAEConfig()))
     print(f"paper-size VAE: {n / 1e6:.3f} M parameters")
-    assert 0.95e6 < n < 1.05e6  # REFERENCE 1.1: ~1.0 M
+    assert 0.95e6 < n < 1.05e6  # the paper's size: about 1.0 M parameters
 
 
 def test_shapes_and_padding():
