@@ -2281,7 +2281,7 @@ def _read_or_make(path: str, n_clips: int, seed: int, verbose=False) -> list:
     """The whole set from its cache file; generated and written there first if there is none."""
     if os.path.exists(path):
         return load_clips(path)
-    print(f"InterSynth: generating {n_clips} clips once (the default 3000: about 45 s on 2 cores), "
+    print(f"InterSynth: generating {n_clips} clips once (the default 3000: under a minute on 2 cores), "
           f"then cached in {path}", flush=True)
     t0 = time.time()
     clips = generate(n_clips, seed)
