@@ -1106,18 +1106,22 @@ def physics_metrics(joints: list, windows: list | None = None) -> dict:
     foot sliding (cm/frame, over all foot contacts), floor penetration (cm, mean over frames and people),
     interpenetration (% of frames whose torsos overlap) and its depth (cm, mean over those frames), hand
     contact (cm: per clip with a touch window (`touch_window`), the closest a hand comes to the partner in
-    it; mean over those clips)."""
+    it; mean over those clips), jitter (cm/frame^2: the second difference of every joint in time, mean over
+    joints, frames and people; real motion's is a fraction of a centimetre)."""
     slide = np.concatenate([foot_sliding(j) for j in joints])
     floor = np.concatenate([floor_penetration(j).ravel() for j in joints])
     depth = np.concatenate([interpenetration(j) for j in joints])
     windows = windows if windows is not None else [None] * len(joints)
+    jitter = np.concatenate([np.linalg.norm(np.diff(np.asarray(j, dtype=np.float64), 2, axis=-3), axis=-1).ravel()
+                             for j in joints if np.shape(j)[-3] > 2])  # (frames x joints x people,)
     touch = [d.min() for d in (hand_distance(j)[:, w] for j, w in zip(joints, windows) if w is not None) if d.size]
     nan = float("nan")
     return {"foot sliding (cm/frame)": 100 * float(slide.mean()) if len(slide) else nan,
             "floor penetration (cm)": 100 * float(floor.mean()),
             "interpenetration (% frames)": 100 * float((depth > 0).mean()),
             "interpenetration depth (cm)": 100 * float(depth[depth > 0].mean()) if (depth > 0).any() else 0.0,
-            "hand contact (cm)": 100 * float(np.mean(touch)) if touch else nan}
+            "hand contact (cm)": 100 * float(np.mean(touch)) if touch else nan,
+            "jitter (cm/frame^2)": 100 * float(jitter.mean()) if len(jitter) else nan}
 
 
 def bone_stretch(joints: np.ndarray) -> dict:
@@ -1162,7 +1166,7 @@ def vae_ceiling(model, records: list[dict], bodies: bool = True) -> dict:
 METRICS = ["FID", "R-Precision top-1", "R-Precision top-2", "R-Precision top-3", "MM-Dist", "Diversity",
            "MultiModality", "role accuracy", "role swap rate", "homogenisation gap (cm)",
            "foot sliding (cm/frame)", "floor penetration (cm)", "interpenetration (% frames)",
-           "interpenetration depth (cm)", "hand contact (cm)"]  # the results table's columns, in order
+           "interpenetration depth (cm)", "hand contact (cm)", "jitter (cm/frame^2)"]  # the results table's columns
 
 
 def _batched(fn, feats: list, batch: int = 96) -> np.ndarray:

@@ -27,7 +27,7 @@ import intermoe_min as im  # noqa: E402
 COLUMNS = ["MPJPE (cm)", "pelvis-to-pelvis error (cm)", "bone length std / median (%)",
            "bone length range / median (%)", "foot sliding (cm/frame)", "foot sliding / real",
            "floor penetration (cm)", "interpenetration (% frames)", "hand contact (cm)", "hand contact / real",
-           "sampling (s)"]
+           "jitter (cm/frame^2)", "sampling (s)"]
 
 
 def generated_row(model, records, windows, real_physics, physics, bodies, batch=48):

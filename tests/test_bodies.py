@@ -119,3 +119,19 @@ def test_the_vae_ceiling_measures_reconstructions_against_the_clips(model, recor
     row = ie.vae_ceiling(model, records[:3])
     assert row["MPJPE (cm)"] > 0 and row["bone length std / median (%)"] < 0.5
     assert row["real foot sliding (cm/frame)"] >= 0 and "pelvis-to-pelvis error (cm)" in row
+
+
+def test_smoothing_removes_frame_to_frame_jitter_and_leaves_steady_motion_alone():
+    rng = np.random.default_rng(0)
+    t = np.arange(60)[:, None, None]
+    walk = np.zeros((60, 22, 3)) + np.array([0.0, 1.0, 0.0]) + t * np.array([0.01, 0.0, 0.02])  # 1 and 2 cm/frame
+    noisy = walk + rng.normal(0, 0.02, walk.shape)
+    jitter = lambda J: np.linalg.norm(np.diff(J, 2, axis=0), axis=-1).mean()  # noqa: E731
+    smooth = im.smooth_joints(noisy)
+    assert jitter(smooth) < 0.35 * jitter(noisy)
+    assert np.abs(smooth - walk)[5:-5].mean() < np.abs(noisy - walk)[5:-5].mean()  # nearer the truth
+    inner = im.smooth_joints(walk)[5:-5]
+    assert np.allclose(inner, walk[5:-5], atol=1e-9)  # a steady walk is kept (away from the held ends)
+    assert np.array_equal(im.smooth_joints(noisy, sigma=0), noisy)
+    assert im.smooth_joints(noisy[None]).shape == (1, 60, 22, 3)  # any leading axes
+    assert ie.physics_metrics([np.stack([noisy, noisy])])["jitter (cm/frame^2)"] == pytest.approx(100 * jitter(noisy))
