@@ -1112,8 +1112,8 @@ def physics_metrics(joints: list, windows: list | None = None) -> dict:
     floor = np.concatenate([floor_penetration(j).ravel() for j in joints])
     depth = np.concatenate([interpenetration(j) for j in joints])
     windows = windows if windows is not None else [None] * len(joints)
-    jitter = np.concatenate([np.linalg.norm(np.diff(np.asarray(j, dtype=np.float64), 2, axis=-3), axis=-1).ravel()
-                             for j in joints if np.shape(j)[-3] > 2])  # (frames x joints x people,)
+    jitter = np.concatenate([np.zeros(0)] + [np.linalg.norm(np.diff(np.asarray(j, dtype=np.float64), 2, axis=-3),
+                                                            axis=-1).ravel() for j in joints if np.shape(j)[-3] > 2])
     touch = [d.min() for d in (hand_distance(j)[:, w] for j, w in zip(joints, windows) if w is not None) if d.size]
     nan = float("nan")
     return {"foot sliding (cm/frame)": 100 * float(slide.mean()) if len(slide) else nan,
@@ -1635,7 +1635,8 @@ def _summarise(runs: list[dict], variants: list[str]) -> dict:
     """Per variant and metric: the seeds' means combined into a mean with its Student-t interval; and for every
     variant after the first, "paired": its difference from the first variant seed by seed (the same seed
     gives both the same data order and noise), as a mean with its Student-t interval."""
-    out, metrics = {}, [k for k in METRICS if k != "MultiModality"]
+    # the metrics every run measured (runs cached before a column existed lack it: the column reads n/a)
+    out, metrics = {}, [k for k in METRICS if k != "MultiModality" and all(k in r["metrics"] for r in runs)]
     ref = {r["seed"]: r for r in runs if r["variant"] == variants[0]}
     for name in variants:
         mine = [r for r in runs if r["variant"] == name]
@@ -1790,7 +1791,8 @@ def _check_run_folder(out: str, cfg, name: str | None) -> None:
     own = name if name in names else (names or [None])[0]
     resume = "python intermoe_min.py train" + (f" --preset {own}" if own else "") + f" --out {shlex.quote(out)}" + \
         ("" if theirs.get("vae_from", "").startswith("the shipped VAE") else f" --vae-steps {theirs['vae_steps']}") + \
-        f" --steps {theirs['steps']}"
+        f" --steps {theirs['steps']}" + (f" --seed {held_seed}" if (held_seed := next(iter(held.values())).get("seed", 0))
+                                          else "")
     if not all(_fits(state["model"], cfg, part) for part, state in held.items()):
         raise im.CheckpointError(
             f"{out} holds a run of {'--preset ' + ' or '.join(names) if names else 'sizes no preset has'} "
@@ -1887,6 +1889,41 @@ def run_lock(folder: str, arg: str = "--out", command: str = "python intermoe_mi
     os.makedirs(folder, exist_ok=True)
     path, host = os.path.join(folder, LOCK_FILE), socket.gethostname()
     me = f"{os.getpid()} {host} {command}\n"
+    with _folder_mutex(folder):  # one command at a time reads, takes over and writes the lock
+        _take_lock(folder, path, host, me, arg)
+    removed = im.remove_stale_temps(folder)
+    if removed:
+        print(f"{folder}: removed {len(removed)} temporary file(s) of a killed run: {', '.join(removed)}")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            with open(path, encoding="utf-8") as f:
+                mine = f.read() == me
+            if mine:
+                os.remove(path)
+
+
+@contextlib.contextmanager
+def _folder_mutex(folder: str):
+    """An OS lock on the folder itself (flock, released when the process ends, however it ends) around the
+    check-and-take of `run_lock`, so two commands that find the same stale lock cannot both take it over. Where
+    there is no flock (Windows), the O_EXCL create alone refuses a live holder."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _take_lock(folder: str, path: str, host: str, me: str, arg: str) -> None:
+    """`run_lock`'s lock file created and written (a stale one removed first), or FolderInUse."""
     while True:
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
@@ -1908,17 +1945,6 @@ def run_lock(folder: str, arg: str = "--out", command: str = "python intermoe_mi
                 os.remove(path)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(me)
-    removed = im.remove_stale_temps(folder)
-    if removed:
-        print(f"{folder}: removed {len(removed)} temporary file(s) of a killed run: {', '.join(removed)}")
-    try:
-        yield
-    finally:
-        with contextlib.suppress(OSError):
-            with open(path, encoding="utf-8") as f:
-                mine = f.read() == me
-            if mine:
-                os.remove(path)
 
 
 class _ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):

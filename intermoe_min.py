@@ -1398,13 +1398,14 @@ def atomic_write(paths, write, what: str = "file"):
     fails raises WriteError naming the file (and, when the disk is full, its free space). Returns paths."""
     one = isinstance(paths, (str, os.PathLike))
     paths, writes = ([os.fspath(paths)], [write]) if one else ([os.fspath(p) for p in paths], list(write))
-    temps, path = [temp_path(p) for p in paths], paths[0]
+    temps, path, renamed = [temp_path(p) for p in paths], paths[0], []
     try:
         for path, temp, fill in zip(paths, temps, writes):
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             fill(temp)
         for path, temp in zip(paths, temps):
             os.replace(temp, path)
+            renamed.append(path)
     except BaseException as e:  # a failed write (torch says 'enforce fail ...'), or Ctrl-C mid-write
         folder = os.path.dirname(os.path.abspath(path))
         free = shutil.disk_usage(folder).free if os.path.isdir(folder) else 0  # while partial files take space
@@ -1413,7 +1414,8 @@ def atomic_write(paths, write, what: str = "file"):
                 os.remove(temp)
         if not isinstance(e, (OSError, RuntimeError)):
             raise
-        kept = "every file there is as it was" if not one else \
+        kept = f"{', '.join(renamed)} already replaced, the rest as they were" if renamed else \
+            "every file there is as it was" if not one else \
             f"the last good {what} at {path} is intact" if os.path.isfile(path) else f"no {what} was left there"
         if getattr(e, "errno", None) == errno.ENOSPC or free < 64 * 2 ** 20:
             raise WriteError(f"could not write the {what} {path}: the disk is full ({free / 2 ** 20:.0f} MiB free in "
@@ -1444,13 +1446,18 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+STALE_TEMP_S = 600  # seconds since its last write after which a dead process's temporary file is swept
+
+
 def remove_stale_temps(folder: str) -> list:
     """Removes the temporary files (`temp_path`'s, and name.ext.tmpPID) that writers killed mid-write left in
-    `folder`; a file of a process still running is kept. -> the names removed."""
+    `folder`; a file of a process still running here is kept, and so is any file younger than STALE_TEMP_S (its
+    writer may be on another machine sharing the folder, whose process ids this one cannot see). -> the names."""
     gone = []
     for name in os.listdir(folder) if os.path.isdir(folder) else []:
-        m = TEMP_NAME.search(name)
-        if m and os.path.isfile(os.path.join(folder, name)) and not process_alive(int(m.group(1))):
+        m, file = TEMP_NAME.search(name), os.path.join(folder, name)
+        if m and os.path.isfile(file) and not process_alive(int(m.group(1))) \
+                and time.time() - os.path.getmtime(file) > STALE_TEMP_S:
             with contextlib.suppress(OSError):
                 os.remove(os.path.join(folder, name))
                 gone.append(name)

@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -316,6 +317,28 @@ def test_a_lock_left_by_a_process_that_is_gone_is_taken_over_with_a_notice(tmp_p
     assert f"process {pid}" in capsys.readouterr().out and not (tmp_path / ie.LOCK_FILE).exists()
 
 
+def test_two_commands_that_find_the_same_stale_lock_do_not_both_take_it(tmp_path, monkeypatch):
+    gone = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    (tmp_path / ie.LOCK_FILE).write_text(f"{gone} {ie.socket.gethostname()} python intermoe_min.py train\n")
+    monkeypatch.setattr(im, "process_alive", lambda pid: time.sleep(0.3) or pid != gone)  # a slow check: a wide window
+    results = []
+
+    def take():
+        try:
+            with ie.run_lock(str(tmp_path), "--out"):
+                results.append("held")
+                time.sleep(1.0)
+        except ie.FolderInUse:
+            results.append("refused")
+    threads = [threading.Thread(target=take) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == ["held", "refused"]
+
+
 def test_two_samples_into_one_folder_at_once_never_mix_their_files(straight_dir, tmp_path):
     out, ckpt = tmp_path / "s", straight_dir / "model.pt"
     prompts = [a for p in ("two people hug", "one person waves") for a in ("--prompt", p)]
@@ -426,10 +449,14 @@ def test_temporary_files_of_a_killed_save_are_removed_by_the_next_run(straight_d
                               text=True).stdout)
     left = [f"vae.pt.tmp{gone}", f"denoiser.tmp{gone}.pt", f"log.tmp{gone}.json"]
     alive = f"model.tmp{os.getppid()}.pt"  # another process still writing it
-    for name in left + [alive]:
+    fresh = f"vae.tmp{gone}.pt"  # a dead pid's file written moments ago: maybe another machine's writer
+    for name in left + [alive, fresh]:
         (run / name).write_bytes(b"PK partial")
+    old = time.time() - 2 * im.STALE_TEMP_S
+    for name in left + [alive]:
+        os.utime(run / name, (old, old))
     train(run)
-    assert not any((run / name).exists() for name in left) and (run / alive).exists()
+    assert not any((run / name).exists() for name in left) and (run / alive).exists() and (run / fresh).exists()
 
 
 def test_log_times_add_up_across_a_resume(tmp_path, monkeypatch):

@@ -227,3 +227,11 @@ def test_the_shipped_vae_is_in_the_repository_and_is_the_lab_presets():
     assert os.path.getsize(im.SHIPPED_VAE) + os.path.getsize(im.PRETRAINED) < 40 * 2 ** 20
     m = im.vae_model(device="cpu")
     assert m.cfg.vae == im.preset("lab").vae and im.load_checkpoint(im.SHIPPED_VAE, "vae")["step"] == m.cfg.vae_steps
+
+
+def test_a_study_with_runs_cached_before_a_metric_existed_still_summarises():
+    runs = [{"variant": v, "seed": 0, "steps": 10, "train seconds": 1.0,
+             "metrics": {k: [1.0, 0.0] for k in ie.METRICS if not (old and k == "jitter (cm/frame^2)")}}
+            for v, old in (("full InterMoE", True), ("FFN baseline", False))]
+    summary = ie._summarise(runs, ["full InterMoE", "FFN baseline"])
+    assert "jitter (cm/frame^2)" not in summary["FFN baseline"] and "FID" in summary["FFN baseline"]["paired"]
