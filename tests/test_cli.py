@@ -57,6 +57,12 @@ def cli(*argv):
                 env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
+def ctrl_c_heard():
+    """A child's Ctrl-C as a terminal gives it, even when these tests run in a background job (whose children
+    inherit SIGINT ignored, and Python then never raises KeyboardInterrupt)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def wait_for(path, proc, timeout=120):
     """Until `path` exists (True), or proc ends or the time runs out (False)."""
     end = time.time() + timeout
@@ -290,7 +296,8 @@ def test_an_output_folder_that_cannot_be_written_is_refused_before_anything_load
 
 def test_a_second_train_in_a_folder_in_use_is_refused_naming_the_process_and_ctrl_c_says_how_to_resume(tmp_path):
     out = tmp_path / "run"
-    first = subprocess.Popen(**cli("train", "--preset", "nano", "--out", out, "--vae-steps", "5000", "--steps", "10"))
+    first = subprocess.Popen(**cli("train", "--preset", "nano", "--out", out, "--vae-steps", "5000", "--steps", "10"),
+                             preexec_fn=ctrl_c_heard)
     try:
         assert wait_for(out / ie.LOCK_FILE, first), "the first run took no lock on its folder"
         second = subprocess.run(**cli("train", "--preset", "nano", "--out", out, "--seed", "1"), timeout=120)
