@@ -12,6 +12,7 @@ from intersynth.body import (ARMS, FPS, HEAD, LEGS, NECK, PELVIS, SHOULDER, SHOU
                              TORSO_RADIUS, UP, WRIST)
 from intersynth.timing import left2
 
+
 def contact_distances(clip) -> dict:
     """Per contact tuple: hand-to-hand (or foot-to-hand) joint distance, or a hand's gap to a body surface.
 

@@ -61,6 +61,5 @@ def main(argv=None):
             print(f"  {kind:14s}" + "".join(f"{mk[c]:19.3g}" for c in cols))
 
 
-
 if __name__ == "__main__":
     main()

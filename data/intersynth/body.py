@@ -101,4 +101,3 @@ def sample_body(rng: np.random.Generator) -> Body:
                 arm_relax=float(rng.uniform(0.93, 0.975)), arm_out=float(rng.uniform(0.03, 0.09)),
                 arm_swing=float(rng.uniform(0.3, 0.65)), sway=float(rng.uniform(0.7, 1.4)),
                 tempo=float(rng.uniform(0.8, 1.25)))
-

@@ -293,4 +293,3 @@ def rebuild_joints(clip, person: int) -> np.ndarray:
                             im.matrix_from_rot6d(clip["rot6d"][person].astype(np.float64))], 1)  # (T, 22, 3, 3)
     return im.forward_kinematics(local, clip["joints"][person, :, 0].astype(np.float64),
                                  m["offsets"][person].astype(np.float64))
-

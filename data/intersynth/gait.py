@@ -133,4 +133,3 @@ def plan_steps(root_xz, yaw, body, swing=12, thr=0.12, lift=0.07, busy=None, toe
         flat_from[k] = t1 + 1 + max(F, 0)
     ankle = np.concatenate([xz[..., :1], y[..., None], xz[..., 1:]], -1)  # (T, 2, 3)
     return ankle, fy, pitch, swinging
-

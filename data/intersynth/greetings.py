@@ -12,7 +12,7 @@ from .timing import fwd2, keyframes, ramp, unit, window, wrap
 
 
 def handshake(c: Cast) -> Built:
-    k = c.side(0.75)                     # shaking hand, same for both
+    k = c.side(0.75)  # shaking hand, same for both
     sc = c.scene()
     drop, lean = c.rng.uniform(0.45, 0.6) * 0.5 * (c.bA.arm + c.bB.arm), c.rng.uniform(0.05, 0.15)
     d = meet_distance(c.bA, c.bB, drop, c.bA.shoulder[0] + c.bB.shoulder[0], 0.9, lean, lean)

@@ -7,6 +7,7 @@ from .body import FPS, Body
 from .solve import Plan
 from .timing import left2, window
 
+
 def band_noise(rng, T: int, f_lo: float, f_hi: float, shape=(), n: int = 5) -> np.ndarray:
     """Smooth, seeded wandering (T, *shape) with unit RMS: a sum of n sinusoids of random frequency in
     [f_lo, f_hi] Hz, phase and weight. Band-limited, so it adds slow motion, never sensor-like jitter."""
@@ -50,4 +51,3 @@ def add_life(plan: Plan, body: Body, rng, free=None) -> None:
     drift = 0.03 * sw * band_noise(rng, T, 0.1 * f, 0.5 * f, (2, 3))  # (T, 2, 3)
     plan.arm_drift = plan.arm_drift + drift
     plan.target_drift = plan.target_drift + 0.4 * np.clip(free - 0.5, 0, None)[:, None, None] / 0.5 * drift
-

@@ -12,6 +12,7 @@ from .body import ARMS, FPS, HIP, LEGS, NECK, SIDE, SPINE, TOE, UP, Body
 from .gait import plan_steps
 from .timing import rot, unit, fwd2, left2, ramp, to3, window
 
+
 @dataclass
 class Plan:
     """What one person does, as time series over T frames in world coordinates.
@@ -234,4 +235,3 @@ def _apply_kick(plan, tor, ankles, foot_rot, t):
     ankles[:, k] = path
     foot_rot[:, k] = F
     return ankles, foot_rot
-

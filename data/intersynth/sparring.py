@@ -169,8 +169,8 @@ def tug(c: Cast) -> Built:
 
 
 def kick_block(c: Cast) -> Built:
-    k = c.side(0.65)                      # kicking leg
-    kb = 1 - k                                               # B blocks with the hand on that side
+    k = c.side(0.65)  # kicking leg
+    kb = 1 - k        # B blocks with the hand on that side
     sc = c.scene()
     block_y, block_fwd, short, d = kick_reach(c.bA, c.bB)
     d += 0.04
@@ -209,7 +209,7 @@ def fencing(c: Cast) -> Built:
     """Fencing, the paper's scenario: both en garde side-on, A advances while B retreats, then A lunges at
     B's chest with the sword arm straight, B parries across, A recovers. The blades (not modelled) make
     up the distance between the hands: no joints touch."""
-    k = c.side(0.8)                      # the sword hand, the same for both
+    k = c.side(0.8)  # the sword hand, the same for both
     sc = c.scene()
     d0 = c.rng.uniform(2.0, 2.5)
     side_on = (1.0 if k == 1 else -1.0) * c.rng.uniform(0.8, 1.1)  # the sword side turned toward the other
@@ -269,8 +269,8 @@ def fencing(c: Cast) -> Built:
 def taekwondo(c: Cast) -> Built:
     """Taekwondo sparring, the paper's scenario (up to 10 s): guards up, the two circle each other, A throws
     a kick that B blocks with the hands, and they circle on."""
-    k = c.side(0.65)                      # kicking leg
-    kb = 1 - k                                               # B blocks with the hand on that side
+    k = c.side(0.65)  # kicking leg
+    kb = 1 - k        # B blocks with the hand on that side
     sc = c.scene()
     block_y, block_fwd, short, d = kick_reach(c.bA, c.bB)
     d -= 0.02                                                # guard stance: a little closer than kick_block

@@ -8,6 +8,7 @@ from .body import FPS, HAND_GAP, HAND_CLEARANCE, HEAD, NECK, PELVIS, SHOULDER, S
 from .solve import Plan
 from .timing import Scene, keyframes, ramp, unit
 
+
 def meet_points(Sa, Sb, La, Lb, y, gap=HAND_GAP, reach=0.92):
     """Where two hands meet: a point between shoulders Sa, Sb (T, 3) that both arms (lengths La, Lb) reach.
 
@@ -115,11 +116,6 @@ def clamp_reach(S, target, L, frac=0.96):
     return S + d * np.minimum(1.0, frac * L / np.maximum(n, 1e-9))
 
 
-def _sec(x, tempo):
-    """Seconds -> frames at 30 fps, stretched by the clip's tempo."""
-    return max(1, int(round(x * FPS * tempo)))
-
-
 @dataclass
 class Built:
     """What an interaction builder returns."""
@@ -133,7 +129,6 @@ class Built:
     flags: dict = field(default_factory=dict)  # facts the captions may mention
     extra: dict = field(default_factory=dict)  # extra metadata
     holds: list = field(default_factory=list)  # (t0, t1) windows of a grip on an object (a rope): held still too
-
 
 
 def two_plans(sc, t, ap, latB=0.0, yawA=0.0, yawB=np.pi):
@@ -164,7 +159,7 @@ class Cast:
 
     def sec(self, x) -> int:
         """Seconds -> frames at 30 fps, stretched by the clip's tempo."""
-        return _sec(x, self.tempo)
+        return max(1, int(round(x * FPS * self.tempo)))
 
     def scene(self) -> Scene:
         """The clip's floor frame (a random origin and heading)."""
@@ -200,4 +195,3 @@ class Cast:
         t0 = max(0, t1 - self.sec(self.rng.uniform(0.6, 1.0)))
         plan.yaw = plan.yaw + off * (1 - ramp(t, t0, t1))
         return True
-

@@ -2,6 +2,7 @@
 acceleration), directions on the floor, rotations, and the clip's floor frame (`Scene`)."""
 import numpy as np
 
+
 def smoothstep(u):
     """Minimum-jerk 0 -> 1 on u in [0, 1]: zero velocity and acceleration at both ends."""
     u = np.clip(u, 0.0, 1.0)
@@ -91,4 +92,3 @@ class Scene:
 
     def yaw(self, rel):
         return self.h + np.asarray(rel, dtype=float)
-

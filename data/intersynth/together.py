@@ -82,8 +82,8 @@ def circle(c: Cast) -> Built:
 
 
 def handover(c: Cast) -> Built:
-    k = c.side(0.7)                       # giver's hand
-    kb = c.side(0.7)                      # receiver's hand
+    k = c.side(0.7)   # giver's hand
+    kb = c.side(0.7)  # receiver's hand
     sc = c.scene()
     drop = c.rng.uniform(0.5, 0.7) * 0.5 * (c.bA.arm + c.bB.arm)
     lateral = abs(SIDE[k] * c.bA.shoulder[0] + SIDE[kb] * c.bB.shoulder[0])
@@ -275,7 +275,7 @@ def conversation(c: Cast) -> Built:
     pA, pB = two_plans(sc, t, ap)
     ends = [min(s2 - c.sec(0.2), T - 1) for s2 in starts[1:]] + [T - c.sec(0.3)]
     speaker = [(c.A if i % 2 == 0 else c.B) for i in range(n_turns)]
-    k = c.side(0.7)                      # the hand that gestures most, the same for both
+    k = c.side(0.7)  # the hand that gestures most, the same for both
     talking = {}
     for p, bs, bo, who in ((pA, c.bA, c.bB, c.A), (pB, c.bB, c.bA, c.B)):
         talk = sum(window(t, s0, s0 + c.sec(0.3), e0 - c.sec(0.3), e0) for s0, e0, sp in zip(starts, ends, speaker)
