@@ -1,7 +1,7 @@
 """How physical InterSynth's clips are and how they move, measured: the reports behind
 `python -m intersynth --check`. Foot sliding, floor penetration, torso overlap and segment distances are
-intermoe_eval's (section 2.4), so these reports and the evaluation of generated motion measure the same thing;
-that is why they live here, on the tools side, and not in the intersynth package (which imports only
+intermoe_eval's physics measures, so these reports and the evaluation of generated motion measure the same
+thing; that is why they live here, on the tools side, and not in the intersynth package (which imports only
 intermoe_min)."""
 import numpy as np
 from scipy.ndimage import gaussian_filter1d

@@ -44,7 +44,7 @@ def main(argv=None):
         clips = dataset.generate(args.n, args.seed)
     _summary(clips, time.time() - t0)
     if args.check:
-        from intermoe_tools.synth_report import motion_report, physics_report  # the tools side: see above
+        from intermoe_tools.synth_report import motion_report, physics_report  # tools side: see the docstring
         r = physics_report(clips)
         print("physics report:")
         for k, v in r.items():

@@ -11,18 +11,16 @@ UP = np.array([0.0, 1.0, 0.0])
 HAND_NAMES = ("left", "right")
 SIDE = np.array([1.0, -1.0])  # index 0 (left) lies toward the person's +left direction, 1 (right) away
 
-# Joints by name (SMPL's order, im.JOINT_NAMES); pairs are [left, right], as hand indices are.
+# Joints by name (SMPL's order, im.JOINT_NAMES); pairs are (left, right), as hand indices are.
 JOINT = {name: i for i, name in enumerate(im.JOINT_NAMES)}
 PELVIS, SPINE3, NECK, HEAD = JOINT["pelvis"], JOINT["spine3"], JOINT["neck"], JOINT["head"]  # spine3: the chest
-SHOULDER = (JOINT["left_shoulder"], JOINT["right_shoulder"])
-WRIST = (JOINT["left_wrist"], JOINT["right_wrist"])
-TOE = (JOINT["left_foot"], JOINT["right_foot"])  # SMPL's "foot" joints sit at the toes
-HIP = (JOINT["left_hip"], JOINT["right_hip"])
-SPINE = (JOINT["spine1"], JOINT["spine2"], JOINT["spine3"])
-LEGS = [tuple(JOINT[f"{s}_{n}"] for n in ("hip", "knee", "ankle")) for s in HAND_NAMES]  # [left, right]
-ARMS = [tuple(JOINT[f"{s}_{n}"] for n in ("collar", "shoulder", "elbow", "wrist")) for s in HAND_NAMES]
-# pelvis .. neck: the torso capsule's axis runs pelvis -> neck
-TORSO_JOINTS = tuple(JOINT[n] for n in ("pelvis", "spine1", "spine2", "spine3", "neck"))
+SPINE = (JOINT["spine1"], JOINT["spine2"], SPINE3)
+HIP, KNEE, ANKLE, TOE, COLLAR, SHOULDER, ELBOW, WRIST = (  # TOE: SMPL's "foot" joints sit at the toes
+    (JOINT[f"left_{n}"], JOINT[f"right_{n}"])
+    for n in ("hip", "knee", "ankle", "foot", "collar", "shoulder", "elbow", "wrist"))
+LEGS = [(HIP[k], KNEE[k], ANKLE[k]) for k in (0, 1)]                  # [left, right] chains, root first
+ARMS = [(COLLAR[k], SHOULDER[k], ELBOW[k], WRIST[k]) for k in (0, 1)]
+TORSO_JOINTS = (PELVIS, *SPINE, NECK)  # the torso capsule's axis runs pelvis -> neck
 TORSO_RADIUS = 0.12  # torso capsule radius (m) for contacts: intermoe_eval's interpenetration measure's (tested)
 SHOULDER_RADIUS = 0.07  # a hand resting on a shoulder sits this far from the shoulder joint (m)
 HAND_CLEARANCE = 0.03   # wrist to body surface when a hand touches a body: the palm lies in between (m)
@@ -50,24 +48,24 @@ class Body:
     sway: float = 1.0        # how much this person fidgets and sways when idle
     tempo: float = 1.0       # how quickly (breathing and sway frequencies)
 
-    def bone(self, j: int) -> float:
+    def bone(self, j: int) -> float:  # joint j's bone: from its parent to j
         return float(np.linalg.norm(self.offsets[j]))
 
     @property
     def leg(self) -> float:  # hip -> ankle, fully stretched
-        return self.bone(4) + self.bone(7)
+        return self.bone(KNEE[0]) + self.bone(ANKLE[0])
 
     @property
     def arm(self) -> float:  # shoulder -> wrist, fully stretched
-        return self.bone(18) + self.bone(20)
+        return self.bone(ELBOW[0]) + self.bone(WRIST[0])
 
     @property
     def pelvis_y(self) -> float:  # pelvis height standing, knees all but straight
-        return self.ankle_h + 0.998 * self.leg - self.offsets[1, 1]
+        return self.ankle_h + 0.998 * self.leg - self.offsets[HIP[0], 1]
 
     @property
     def shoulder(self) -> np.ndarray:  # left shoulder relative to the pelvis in the rest pose (3,)
-        return self.offsets[[3, 6, 9, 13, 16]].sum(0)
+        return self.offsets[[*SPINE, COLLAR[0], SHOULDER[0]]].sum(0)
 
     @property
     def shoulder_y(self) -> float:  # standing shoulder height
@@ -80,9 +78,9 @@ class Body:
 
 def _stature(off: np.ndarray, ankle_h: float) -> float:
     """Floor-to-crown height of a rest skeleton standing straight."""
-    legs = -(off[1, 1] + off[4, 1] + off[7, 1])
-    trunk = off[[3, 6, 9, 12, 15], 1].sum()
-    return ankle_h + legs + trunk + REST_HEAD_TOP * (off[15, 1] / REST_OFFSETS[15, 1])
+    legs = -(off[HIP[0], 1] + off[KNEE[0], 1] + off[ANKLE[0], 1])
+    trunk = off[[*SPINE, NECK, HEAD], 1].sum()
+    return ankle_h + legs + trunk + REST_HEAD_TOP * (off[HEAD, 1] / REST_OFFSETS[HEAD, 1])
 
 
 def sample_body(rng: np.random.Generator) -> Body:
@@ -91,10 +89,10 @@ def sample_body(rng: np.random.Generator) -> Body:
     height = float(np.clip(rng.normal(1.72, 0.10), 1.50, 1.95))
     f_leg, f_arm, f_torso, f_width = rng.uniform(0.94, 1.06, size=4)
     off = REST_OFFSETS.copy()
-    off[[4, 5, 7, 8]] *= f_leg
-    off[[18, 19, 20, 21]] *= f_arm
-    off[[3, 6, 9, 12, 15]] *= f_torso
-    off[[1, 2, 13, 14, 16, 17], 0] *= f_width
+    off[[*KNEE, *ANKLE]] *= f_leg
+    off[[*ELBOW, *WRIST]] *= f_arm
+    off[[*SPINE, NECK, HEAD]] *= f_torso
+    off[[*HIP, *COLLAR, *SHOULDER], 0] *= f_width
     s = height / _stature(off, REST_ANKLE_HEIGHT)  # one scale brings the stature to `height`
     return Body(offsets=off * s, ankle_h=REST_ANKLE_HEIGHT * s, height=height,
                 slouch=float(np.clip(rng.normal(0.04, 0.05), -0.02, 0.15)), head_down=float(rng.uniform(-0.04, 0.12)),

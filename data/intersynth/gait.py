@@ -4,7 +4,7 @@ and strikes first with the toes up."""
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from .body import FPS, SIDE, TOE
+from .body import FPS, HIP, SIDE, TOE
 from .timing import rot, unit, left2, fwd2, smoothstep, to3, wrap
 
 WALKING = 0.3  # pelvis speed (m/s) above which steps follow a walking cadence instead of drift
@@ -32,7 +32,7 @@ def plan_steps(root_xz, yaw, body, swing=12, thr=0.12, lift=0.07, busy=None, toe
     `busy` = (t0, t1): no step may overlap these frames (used to keep the support foot still in a kick).
     """
     T = len(yaw)
-    half_width = abs(body.offsets[1, 0]) + 0.03 * body.height / 1.7
+    half_width = abs(body.offsets[HIP[0], 0]) + 0.03 * body.height / 1.7
     home = root_xz[:, None, :] + SIDE[None, :, None] * half_width * left2(yaw)[:, None, :]  # (T, 2, 2)
     home_yaw = yaw[:, None] + SIDE[None, :] * toe_out                                           # (T, 2)
     speed = np.r_[np.linalg.norm(np.diff(root_xz, axis=0), axis=1), 0.0] * FPS                  # (T,) m/s

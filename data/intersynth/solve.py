@@ -111,7 +111,7 @@ def _pelvis_height(root_xz, R0, ankle, body, crouch):
     vaults the pelvis over the foot, its knee a little bent at mid-stance, and the pelvis dips at double
     support (the pelvis bob). Smoothed (Gaussian) so it never jumps, and kept at or below the reachable height so planted
     feet are really reached by the leg IK."""
-    hip = np.einsum("tij,kj->tki", R0, body.offsets[[1, 2]])         # (T, 2, 3) hips for a pelvis at y=0
+    hip = np.einsum("tij,kj->tki", R0, body.offsets[list(HIP)])      # (T, 2, 3) hips for a pelvis at y=0
     dh = np.linalg.norm(root_xz[:, None] + hip[..., [0, 2]] - ankle[..., [0, 2]], axis=-1)  # (T, 2)
     reach = 0.999 * body.leg
     dv = np.sqrt(np.maximum(reach * reach - dh * dh, 0.01 * reach * reach))

@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .body import FPS, HAND_GAP, HAND_CLEARANCE, HEAD, NECK, PELVIS, SHOULDER, SIDE, TOE, TORSO_RADIUS, UP
+from .body import FPS, HAND_CLEARANCE, HAND_GAP, HEAD, HIP, NECK, PELVIS, SHOULDER, SIDE, TOE, TORSO_RADIUS, UP
 from .solve import Plan
 from .timing import Scene, keyframes, ramp, unit
 
@@ -88,7 +88,7 @@ def kick_reach(bA, bB):
     of the belly, or lower if A is much shorter: a kick stays at most a little above A's own hip), how far
     B's hands fall short of it standing upright (B bends and crouches to make it up), and the pelvis-to-pelvis
     distance at which A's toes just reach it. Returns (block_y, block_fwd, short, d)."""
-    hipA_y = bA.pelvis_y + bA.offsets[1, 1]
+    hipA_y = bA.pelvis_y + bA.offsets[HIP[0], 1]
     block_y = min(bB.pelvis_y + 0.2 * bB.height / 1.7, hipA_y + 0.25)
     block_fwd = 0.3 * bB.height / 1.7
     short = max(0.0, bB.shoulder_y - np.sqrt((0.9 * bB.arm) ** 2 - block_fwd ** 2) - block_y)
