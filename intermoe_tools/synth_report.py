@@ -117,7 +117,7 @@ def person_motion(J: np.ndarray, height: float) -> dict:
     T = len(J)
     step = np.linalg.norm(np.diff(J, axis=0), axis=-1)                           # (T-1, 22) m per frame
     jerk = np.linalg.norm(np.diff(J, 3, axis=0), axis=-1).mean(-1) * FPS ** 3    # (T-3,) m/s^3, joint mean
-    pelvis_v = np.linalg.norm(np.diff(J[:, 0, [0, 2]], axis=0), axis=-1) * FPS   # (T-1,) horizontal m/s
+    pelvis_v = np.linalg.norm(np.diff(J[:, PELVIS, [0, 2]], axis=0), axis=-1) * FPS   # (T-1,) horizontal m/s
     walking = gaussian_filter1d(pelvis_v, 5.0, mode="nearest") > WALK_SPEED if T > 1 else np.zeros(0, bool)
     knee = np.concatenate([_flexion(J, *LEGS[0]), _flexion(J, *LEGS[1])])
     walk_knee = np.concatenate([_flexion(J[:-1][walking], *LEGS[0]), _flexion(J[:-1][walking], *LEGS[1])])
@@ -131,7 +131,7 @@ def person_motion(J: np.ndarray, height: float) -> dict:
             plants = [s + a for a, b in _runs((v < 0.1) & (J[s:e - 1, toe, 1] < 0.06)) if b - a >= 5]  # stances
             for a, b in zip(plants, plants[1:]):
                 strides.append((np.linalg.norm(J[b, toe, [0, 2]] - J[a, toe, [0, 2]]) / height, pelvis_v[a:b].mean()))
-                y = J[a:b + 1, 0, 1]
+                y = J[a:b + 1, PELVIS, 1]
                 y = y - np.linspace(y[0], y[-1], len(y))  # the cycle's pelvis height, its drift taken out
                 bob.append(y.max() - y.min())
     across = (J[:, im.R_HIP] - J[:, im.L_HIP]) + (J[:, im.R_SHOULDER] - J[:, im.L_SHOULDER])  # as im.facing_yaw, all frames

@@ -8,7 +8,7 @@ from scipy.ndimage import gaussian_filter1d
 
 import intermoe_min as im
 
-from .body import ARMS, FPS, HIP, LEGS, NECK, SIDE, SPINE, TOE, UP, Body
+from .body import ARMS, FPS, HIP, LEGS, NECK, PELVIS, SIDE, SPINE, TOE, UP, Body
 from .gait import plan_steps
 from .timing import rot, unit, fwd2, left2, ramp, to3, window
 
@@ -139,7 +139,7 @@ def solve_trunk(plan: Plan, body: Body) -> dict:
     spine = (plan.bend - pelvis_pitch) / 3.0
     R0 = rot(1, plan.yaw + pelvis_turn) @ rot(0, pelvis_pitch)           # (T, 3, 3) root rotation
     local = np.broadcast_to(np.eye(3), (T, im.N_JOINTS, 3, 3)).copy()       # (T, 22, 3, 3)
-    local[:, 0] = R0
+    local[:, PELVIS] = R0
     R_spine = rot(1, twist / 3) @ rot(0, spine) @ rot(2, -plan.lean / 3)
     for j in SPINE:
         local[:, j] = R_spine
@@ -175,7 +175,7 @@ def solve_limbs(tor: dict):
         K, A = two_bone_ik(H, ankles[:, k], body.bone(knee), body.bone(ank), pole)
         G_hip = _aim(K - H, pole, off[knee], z_axis)
         G_knee = _aim(A - K, pole, off[ank], z_axis)
-        local[:, hip] = np.swapaxes(glob[:, 0], -1, -2) @ G_hip
+        local[:, hip] = np.swapaxes(glob[:, PELVIS], -1, -2) @ G_hip
         local[:, knee] = np.swapaxes(G_hip, -1, -2) @ G_knee
         local[:, ank] = np.swapaxes(G_knee, -1, -2) @ foot_rot[:, k]
     # Arms: shoulder -> elbow -> wrist (under the collar). Relaxed arms hang under the shoulder
