@@ -105,6 +105,7 @@ def child(kind: str, preset_name: str, tmp: str) -> list:
     import bench_train as bt  # its training steps are train_loop's; it imports intermoe_min as im
     im = bt.im
     import intermoe_eval as ie  # the demo's prompts
+    import intersynth
     cfg = im.preset(preset_name)
     if kind == "sample":
         model = im.InterMoE.load(os.path.join(run_dir, "model.pt"))
@@ -114,7 +115,7 @@ def child(kind: str, preset_name: str, tmp: str) -> list:
         return meter.rows
 
     def setup():
-        records = im.load_intersynth("train", cfg.n_clips)
+        records = intersynth.load_split("train", cfg.n_clips)
         torch.manual_seed(0)
         return records, im.build_model(cfg, records)
 

@@ -82,6 +82,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root
 import intermoe_min as im  # noqa: E402
+import intersynth  # noqa: E402
 
 PRESET = "lab"
 N_CLIPS = 200                      # InterSynth clips asked for (the train split keeps 80%)
@@ -182,7 +183,7 @@ def median(xs):
 # ---- the model and its inputs ---------------------------------------------------------------------------
 def setup(n_clips: int):
     """The lab preset built on InterSynth training clips; seeded, so every process gets the same weights."""
-    records = im.load_intersynth("train", n_clips=n_clips)
+    records = intersynth.load_split("train", n_clips=n_clips)
     cfg = im.preset(PRESET)
     model = im.build_model(cfg, records, seed=0)
     return cfg, records, model
@@ -555,7 +556,7 @@ def main():
     model.set_latent_stats(*cost["latent_stats"])  # as train_denoiser does before building the cache
     lab_split = None
     if not args.quick:
-        lab_records = im.load_intersynth("train", cfg.n_clips)
+        lab_records = intersynth.load_split("train", cfg.n_clips)
         lab_split = latent_cache_cost(model, lab_records, cfg)
         del lab_split["data"], lab_records
     print(f"\n== stage 2's one-off costs, before its first step (frozen VAE encoder, {torch.get_num_threads()} "
@@ -565,7 +566,7 @@ def main():
         print(f"   {what}: latent cache (LatentDataset, {c['encodes']} clip variants encoded, "
               f"{c['cache_mib']:.0f} MiB) {c['cache_s']:.1f} s = {c['cache_s'] / c['clips'] * 1e3:.0f} ms/clip; "
               f"latent statistics (measure_latent_stats, {c['scale_clips']} clips) {c['scale_s']:.1f} s")
-    n_lab = cfg.n_clips or im.data_module("intersynth").DEFAULT_N_CLIPS  # InterSynth clips the lab preset asks for
+    n_lab = cfg.n_clips or intersynth.DEFAULT_N_CLIPS  # InterSynth clips the lab preset asks for
     subset = args.clips < n_lab
     one_off(cost, f"benchmark's {cost['clips']} clips" + (" (a subset of the lab preset's training split)"
                                                           if subset else ""))
