@@ -44,15 +44,5 @@ from .dataset import (DEFAULT_N_CLIPS, check_n_clips, generate, load_all, load_s
 from .interactions import INTERACTION_TYPES, KEY_NAMES
 
 __all__ = ["generate", "load_split", "load_all", "make_clip", "split_of", "DEFAULT_N_CLIPS", "check_n_clips",
-           "physics_report", "motion_report", "rebuild_joints", "INTERACTION_TYPES", "KEY_NAMES", "heldout_template"]
+           "rebuild_joints", "INTERACTION_TYPES", "KEY_NAMES", "heldout_template"]
 
-_REPORTS = ("physics_report", "motion_report", "contact_distances", "person_motion")
-
-
-def __getattr__(name):
-    """`intersynth.physics_report` and `intersynth.motion_report` stay at hand: they are looked up on the tools
-    side (intermoe_tools.synth_report) when first asked for, never when this package is imported."""
-    if name in _REPORTS:
-        from intermoe_tools import synth_report
-        return getattr(synth_report, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
