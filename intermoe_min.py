@@ -15,12 +15,18 @@ This file holds the model and how it trains, in the order data flows through it 
    8. InterMoE, the whole model (sampling; save/load through section 7's Checkpointable), its presets (07).
    9. The two training stages: `train_vae`, the latent cache, `train_denoiser` (07).
 
-Looking at motion and judging it (pictures, metrics, evaluation, ablation) and the command line live in
-intermoe_eval.py, which imports this file; this file imports it only when run as a script.
+Looking at motion and judging it (pictures, metrics, evaluation, ablation) and the command line live in the
+package intermoe_tools (viz, export, evaluation, ablation, runs, cli), which imports this file; this file imports
+none of it. Run as a script, it hands over to the command line before it defines anything, so the model loads once.
 Sources: the InterMoE paper (arXiv 2511.13488) and InterHuman's format as InterGen (IJCV 2024) reads it.
 Facts follow the paper; where the authors' code differs, a comment says so. Nothing here is copied.
 """
 from __future__ import annotations
+
+if __name__ == "__main__":  # python intermoe_min.py ...: the command line, which imports this file as intermoe_min
+    from intermoe_tools.cli import main
+
+    raise SystemExit(main())
 
 import contextlib
 import errno
@@ -2634,8 +2640,3 @@ def build_model(cfg: InterMoEConfig, records: list[dict], seed: int = 0) -> Inte
         torch.default_generator.manual_seed(seed)  # weights are initialised on the CPU
         return InterMoE(cfg, vocab, normalizer)
 
-
-if __name__ == "__main__":  # the command line lives in intermoe_eval.py, beside the pictures and metrics it uses
-    import intermoe_eval
-
-    intermoe_eval.main()

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import intermoe_eval as ie  # noqa: E402
 import intermoe_min as im  # noqa: E402
 import intersynth  # noqa: E402
+from intermoe_tools import evaluation as ev  # noqa: E402
 
 COLUMNS = ["MPJPE (cm)", "pelvis-to-pelvis error (cm)", "bone length std / median (%)",
            "bone length range / median (%)", "foot sliding (cm/frame)", "foot sliding / real",
@@ -33,7 +33,7 @@ COLUMNS = ["MPJPE (cm)", "pelvis-to-pelvis error (cm)", "bone length std / media
 
 def generated_row(model, records, windows, real_physics, physics, bodies, batch=48):
     """Each test clip's first caption, generated at its length (seed 0) -> the table's row."""
-    _, real = ie.real_motions(records)
+    _, real = ev.real_motions(records)
     lengths = [f.shape[1] for f in real]
     captions = [r["captions"][0] for r in records]
     t0, joints = time.time(), []
@@ -41,7 +41,7 @@ def generated_row(model, records, windows, real_physics, physics, bodies, batch=
         J = model.sample(captions[s:s + batch], [max(n, im.MIN_FRAMES) for n in lengths[s:s + batch]], seed=s,
                          physics=physics, bodies=bodies).cpu().numpy()
         joints += [J[k, :, :n] for k, n in enumerate(lengths[s:s + batch])]
-    row = {**ie.bone_stretch(joints), **ie.physics_metrics(joints, windows), "sampling (s)": time.time() - t0}
+    row = {**ev.bone_stretch(joints), **ev.physics_metrics(joints, windows), "sampling (s)": time.time() - t0}
     return _ratios(row, real_physics)
 
 
@@ -71,15 +71,15 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
     model = im.InterMoE.load(a.ckpt) if a.ckpt else im.pretrained()
     records = intersynth.load_split("test", model.cfg.n_clips)[:a.clips]
-    records, real = ie.real_motions(records)
-    windows = [ie.touch_window(r) for r in records]
+    records, real = ev.real_motions(records)
+    windows = [ev.touch_window(r) for r in records]
     truth = [im.joints_from_features(f) for f in real]
-    real_physics = ie.physics_metrics(truth, windows)
-    rows = {"real clips": _ratios({**ie.bone_stretch(truth), **real_physics}, real_physics)}
+    real_physics = ev.physics_metrics(truth, windows)
+    rows = {"real clips": _ratios({**ev.bone_stretch(truth), **real_physics}, real_physics)}
     for bodies in (False, True):
         t0 = time.time()
         recon = [im.joints_from_features(model.reconstruct(f, bodies=bodies)) for f in real]
-        row = {**ie.reconstruction_errors(recon, truth), **ie.bone_stretch(recon), **ie.physics_metrics(recon, windows)}
+        row = {**ev.reconstruction_errors(recon, truth), **ev.bone_stretch(recon), **ev.physics_metrics(recon, windows)}
         rows[f"VAE reconstruction, {'bodies' if bodies else 'raw decoder'}"] = _ratios(row, real_physics)
         print(f"reconstructions ({'bodies' if bodies else 'raw'}): {time.time() - t0:.0f} s", flush=True)
     for physics in [] if a.reconstruct_only else a.physics or sorted({0.0, model.cfg.physics}):

@@ -23,8 +23,8 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import intermoe_min as im  # noqa: E402
-import intermoe_eval as ie  # noqa: E402
 import intersynth  # noqa: E402
+from intermoe_tools import ablation  # noqa: E402
 
 VARIANTS = ["full InterMoE", "length buckets", "EMA", "decoded losses", "capsule loss", "decoded + capsule"]
 
@@ -45,7 +45,7 @@ def main():
     cache = im.LatentDataset(base, records, train=True, max_frames=base.cfg.max_frames, seed=0)
     runs = {}
     for name in VARIANTS:
-        cfg = ie.ablation_config(base.cfg, name)
+        cfg = ablation.ablation_config(base.cfg, name)
         m = im.InterMoE(cfg, base.vocab, base.normalizer)
         m.load_state_dict(base.state_dict())
         m.vae.requires_grad_(False)

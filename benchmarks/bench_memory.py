@@ -104,12 +104,12 @@ def child(kind: str, preset_name: str, tmp: str) -> list:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import bench_train as bt  # its training steps are train_loop's; it imports intermoe_min as im
     im = bt.im
-    import intermoe_eval as ie  # the demo's prompts
     import intersynth
+    from intermoe_tools import cli  # the demo's prompts
     cfg = im.preset(preset_name)
     if kind == "sample":
         model = im.InterMoE.load(os.path.join(run_dir, "model.pt"))
-        prompts = (ie.DEMO_PROMPTS * SAMPLE_N)[:SAMPLE_N]
+        prompts = (cli.DEMO_PROMPTS * SAMPLE_N)[:SAMPLE_N]
         meter.phase(f"sampling, DDIM-{cfg.sample_steps}, {SAMPLE_N} x {SAMPLE_FRAMES} frames",
                     lambda: model.sample(prompts, SAMPLE_FRAMES, seed=0))
         return meter.rows

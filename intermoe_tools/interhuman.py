@@ -5,7 +5,7 @@
     root/{train,val,test}.txt                      ids of each split; root/ignore_list.txt (optional) ids to skip
 
 Use it through `load_interhuman(root, split)` (`from intermoe_tools.interhuman import load_interhuman`);
-`intermoe_eval.save_interhuman` writes the same layout. Written from the format as InterGen reads it
+`intermoe_tools.export.save_interhuman` writes the same layout. Written from the format as InterGen reads it
 (tr3e/InterGen's datasets/interhuman.py), not copied.
 """
 import os

@@ -1,13 +1,13 @@
 """How physical InterSynth's clips are and how they move, measured: the reports behind
-`python -m intersynth --check`. Foot sliding, floor penetration, torso overlap and segment distances are
-intermoe_eval's physics measures, so these reports and the evaluation of generated motion measure the same
-thing; that is why they live here, on the tools side, and not in the intersynth package (which imports only
+`python -m intersynth --check`. Foot sliding, floor penetration, torso overlap and segment distances are the
+physics measures of intermoe_tools.evaluation, so these reports and the evaluation of generated motion measure
+the same thing; that is why they live here, on the tools side, and not in the intersynth package (which imports only
 intermoe_min)."""
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-import intermoe_eval as ie
 import intermoe_min as im
+from intermoe_tools import evaluation as ev
 from intersynth.body import (ARMS, FPS, HEAD, LEGS, NECK, PELVIS, SHOULDER, SHOULDER_RADIUS, SPINE, TOE, TORSO_JOINTS,
                              TORSO_RADIUS, UP, WRIST)
 from intersynth.timing import left2
@@ -23,7 +23,7 @@ def contact_distances(clip) -> dict:
     for f, pa, ja, pb, jb in clip["meta"]["contacts"]:
         x = J[pa, f, ja].astype(np.float64)
         if jb in TORSO_JOINTS:
-            axis = ie.segment_distance(x[None], x[None], J[pb, f, PELVIS][None].astype(np.float64),
+            axis = ev.segment_distance(x[None], x[None], J[pb, f, PELVIS][None].astype(np.float64),
                                        J[pb, f, NECK][None].astype(np.float64))[0]
             body.append(axis - TORSO_RADIUS)
         elif jb in SHOULDER:
@@ -57,9 +57,9 @@ def physics_report(clips: list) -> dict:
         J = c["joints"].astype(np.float64)                                   # (2, T, 22, 3)
         lengths = np.linalg.norm(J[:, :, 1:] - J[:, :, parents], axis=-1)  # (2, T, 21)
         bone_max = max(bone_max, float((lengths.std(1) / lengths.mean(1)).max()))
-        floor = max(floor, float(ie.floor_penetration(J).max()))
+        floor = max(floor, float(ev.floor_penetration(J).max()))
         if J.shape[1] > 1:
-            slide.append(ie.foot_sliding(J))
+            slide.append(ev.foot_sliding(J))
             step = np.linalg.norm(J[:, 1:] - J[:, :-1], axis=-1)             # (2, T-1, 22)
             speeds.append(step.max(-1).ravel())
         if J.shape[1] > 2:
@@ -67,8 +67,8 @@ def physics_report(clips: list) -> dict:
             accel = max(accel, float(acc.max()))
         F = im.FOOT_JOINTS
         feet_d = min(feet_d, float(np.linalg.norm(J[0][:, F, None] - J[1][:, None, F], axis=-1).min()))
-        overlap += int((ie.interpenetration(J) > 0).sum())
-        dist = ie.segment_distance(J[0, :, PELVIS], J[0, :, NECK], J[1, :, PELVIS], J[1, :, NECK])
+        overlap += int((ev.interpenetration(J) > 0).sum())
+        dist = ev.segment_distance(J[0, :, PELVIS], J[0, :, NECK], J[1, :, PELVIS], J[1, :, NECK])
         min_d = min(min_d, float(dist.min()))
         cd = contact_distances(c)
         limb.append(cd["limb"])
@@ -143,7 +143,7 @@ def person_motion(J: np.ndarray, height: float) -> dict:
                 walk_knee=walk_knee, elbow=elbow, wrist_speed=step[:, list(WRIST)].ravel() * FPS,
                 pelvis_speed=pelvis_v, bob=np.array(bob), stride=np.array([x for x, _ in strides]),
                 stride_normal=np.array([x for x, v in strides if v >= NORMAL_WALK]),
-                slide=ie.foot_sliding(J[None]), walk_frames=int(walking.sum()))
+                slide=ev.foot_sliding(J[None]), walk_frames=int(walking.sum()))
 
 
 def motion_report(clips: list, by_type: bool = False) -> dict:

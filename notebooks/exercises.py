@@ -1,4 +1,4 @@
-"""Checks for the notebooks' exercises. Each compares your function with intermoe_min's (or intermoe_eval's) on
+"""Checks for the notebooks' exercises. Each compares your function with intermoe_min's (or intermoe_tools') on
 random inputs and, when they differ, says in words what is wrong. They raise AssertionError; a function that still
 raises NotImplementedError gets "not done yet".
 
@@ -7,8 +7,8 @@ raises NotImplementedError gets "not done yet".
 import numpy as np
 import torch
 
-import intermoe_eval as ie
 import intermoe_min as im
+from intermoe_tools import evaluation as ev
 
 TODO = "not done yet: replace `raise NotImplementedError` with your code, then run this cell again"
 
@@ -143,13 +143,13 @@ def check_frechet(fn) -> str:
     """fn(a (N, D), b (M, D)) -> the Frechet distance between Gaussians fitted to the two sets."""
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(400, 6)), rng.normal(size=(300, 6)) @ np.diag([1, 2, 1, 1, 0.5, 1]) + 0.3
-    ref, got = ie.frechet_distance(a, b), float(_call(fn, a, b))
+    ref, got = ev.frechet_distance(a, b), float(_call(fn, a, b))
     no_sqrt = float(((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(np.cov(a.T) + np.cov(b.T) - 2 * np.cov(a.T) @ np.cov(b.T)))
     assert abs(got - no_sqrt) > 1e-6, "the cross term is 2 tr((S1 S2)^(1/2)): take the matrix square root"
     assert abs(float(_call(fn, a, a))) < 1e-6, "the distance of a set from itself should be 0"
     assert abs(got - ref) < 1e-4 * max(1.0, abs(ref)), (
         f"got {got:.5f}, the reference {ref:.5f}: |mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2)), covariances with N - 1")
-    return "correct: your Frechet distance equals ie.frechet_distance"
+    return "correct: your Frechet distance equals ev.frechet_distance"
 
 
 def check_partner_rows(fn) -> str:

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-import intermoe_eval as ie
 import intermoe_min as im
+from intermoe_tools import export, evaluation as ev
 from helpers import make_record, read_bvh_positions
 
 
@@ -103,7 +103,7 @@ def test_physics_guidance_separates_bodies_and_sampling_stays_reproducible(model
 
 def test_a_samples_bvh_reads_back_within_a_centimetre_with_real_end_sites(model, tmp_path):
     joints = model.sample(["two people shake hands"], 40, seed=1, steps=3)[0].numpy()
-    for person, path in zip(joints, ie.save_bvh(joints, str(tmp_path / "s.bvh"))):
+    for person, path in zip(joints, export.save_bvh(joints, str(tmp_path / "s.bvh"))):
         names, P = read_bvh_positions(path)
         assert np.abs(P[:, [names.index(n) for n in im.JOINT_NAMES]] - person).max() < 0.01
         lines = open(path).read().splitlines()
@@ -112,11 +112,11 @@ def test_a_samples_bvh_reads_back_within_a_centimetre_with_real_end_sites(model,
     with pytest.raises(ValueError, match="NaN or inf"):
         bad = joints.copy()
         bad[0, 3, 5, 1] = np.nan
-        ie.save_bvh(bad, str(tmp_path / "bad.bvh"))
+        export.save_bvh(bad, str(tmp_path / "bad.bvh"))
 
 
 def test_the_vae_ceiling_measures_reconstructions_against_the_clips(model, records):
-    row = ie.vae_ceiling(model, records[:3])
+    row = ev.vae_ceiling(model, records[:3])
     assert row["MPJPE (cm)"] > 0 and row["bone length std / median (%)"] < 0.5
     assert row["real foot sliding (cm/frame)"] >= 0 and "pelvis-to-pelvis error (cm)" in row
 
@@ -134,4 +134,4 @@ def test_smoothing_removes_frame_to_frame_jitter_and_leaves_steady_motion_alone(
     assert np.allclose(inner, walk[5:-5], atol=1e-9)  # a steady walk is kept (away from the held ends)
     assert np.array_equal(im.smooth_joints(noisy, sigma=0), noisy)
     assert im.smooth_joints(noisy[None]).shape == (1, 60, 22, 3)  # any leading axes
-    assert ie.physics_metrics([np.stack([noisy, noisy])])["jitter (cm/frame^2)"] == pytest.approx(100 * jitter(noisy))
+    assert ev.physics_metrics([np.stack([noisy, noisy])])["jitter (cm/frame^2)"] == pytest.approx(100 * jitter(noisy))

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -14,16 +15,16 @@ import time
 import pytest
 import torch
 
-import intermoe_eval as ie
 import intermoe_min as im
 import intersynth
+from intermoe_tools import viz, evaluation as ev, runs, ablation, cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = ["--vae-steps", "14", "--steps", "14"]  # the nano preset checkpoints every 10 steps
 
 
 def train(out, *extra):
-    ie.main(["train", "--preset", "nano", "--out", str(out), *STEPS, *extra])
+    cli.main(["train", "--preset", "nano", "--out", str(out), *STEPS, *extra])
     return im.load_checkpoint(os.path.join(out, "model.pt"), "intermoe")["model"]
 
 
@@ -51,7 +52,7 @@ def run_copy(straight_dir, tmp_path):
     return shutil.copytree(straight_dir, tmp_path / "run")
 
 
-def cli(*argv):
+def script(*argv):
     """`python intermoe_min.py ARGV --threads 1` as a process of its own (not started: Popen's arguments)."""
     return dict(args=[sys.executable, os.path.join(ROOT, "intermoe_min.py"), *map(str, argv), "--threads", "1"],
                 cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -103,7 +104,7 @@ def test_stage_2_refuses_to_resume_on_a_vae_that_changed(tmp_path, capsys):
     vae_before = im.load_checkpoint(str(tmp_path / "vae.pt"))["model"]
     # more VAE steps would train stage 1 further, leaving the stage-2 checkpoint on the old VAE: refused at once
     with pytest.raises(SystemExit) as e:
-        ie.main(["train", "--preset", "nano", "--out", str(tmp_path), "--vae-steps", "18", "--steps", "14"])
+        cli.main(["train", "--preset", "nano", "--out", str(tmp_path), "--vae-steps", "18", "--steps", "14"])
     assert e.value.code == 1
     err = capsys.readouterr().err
     assert "would change that VAE" in err and "Delete" in err and "denoiser.pt" in err and "--vae-steps 14" in err
@@ -113,10 +114,10 @@ def test_stage_2_refuses_to_resume_on_a_vae_that_changed(tmp_path, capsys):
     state["model"][next(k for k, v in state["model"].items() if v.is_floating_point())] += 0.01
     im.save_checkpoint(str(tmp_path / "vae.pt"), state)
     with pytest.raises(im.CheckpointError, match="trained on another VAE.*Delete"):
-        ie.main(["train", "--preset", "nano", "--out", str(tmp_path), *STEPS, "--debug"])
+        cli.main(["train", "--preset", "nano", "--out", str(tmp_path), *STEPS, "--debug"])
     (tmp_path / "vae.pt").unlink()
     with pytest.raises(im.CheckpointError, match="which is gone"):
-        ie.main(["train", "--preset", "nano", "--out", str(tmp_path), *STEPS, "--debug"])
+        cli.main(["train", "--preset", "nano", "--out", str(tmp_path), *STEPS, "--debug"])
 
 
 def test_a_finished_run_run_again_loads_without_preparing_any_data(tmp_path, straight, monkeypatch):
@@ -128,16 +129,16 @@ def test_a_finished_run_run_again_loads_without_preparing_any_data(tmp_path, str
 def test_a_folder_trained_with_one_seed_refuses_another(tmp_path):
     train(tmp_path)
     with pytest.raises(im.CheckpointError, match="trained with seed 0, this run asks for seed 3"):
-        ie.main(["train", "--preset", "nano", "--out", str(tmp_path), *STEPS, "--seed", "3", "--debug"])
+        cli.main(["train", "--preset", "nano", "--out", str(tmp_path), *STEPS, "--seed", "3", "--debug"])
 
 
 def test_quick_demo_and_full_demo_keep_separate_folders(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the folders it names (and locks) are relative: here, not the repository's runs/
     seen = []
-    monkeypatch.setattr(ie, "run_training", lambda cfg, out, *a, **kw: seen.append(out) or (None, {}))
+    monkeypatch.setattr(runs, "run_training", lambda cfg, out, *a, **kw: seen.append(out) or (None, {}))
     monkeypatch.setattr(im, "init_distributed", lambda: (1, 2))
-    ie.main(["demo", "--quick"])
-    ie.main(["demo"])
+    cli.main(["demo", "--quick"])
+    cli.main(["demo"])
     assert seen == [os.path.join("runs", "demo-quick"), os.path.join("runs", "demo")]
 
 
@@ -153,14 +154,14 @@ def test_evaluate_and_ablate_write_to_the_run_not_to_results(tmp_path, monkeypat
         open(os.path.join(out, "evaluation.md"), "w").write("table")
         return {"seconds": {"total": 0}}
     monkeypatch.setattr(im.InterMoE, "load", classmethod(lambda cls, path, device=None: None))
-    monkeypatch.setattr(ie, "run_evaluation", fake_evaluation)
-    monkeypatch.setattr(ie, "run_ablation", lambda out=None, work=None, **kw: calls.setdefault("ablate", (out, work)))
-    monkeypatch.setattr(ie, "ablation_markdown", lambda res, cols=None: "table")
-    ie.main(["evaluate", "--ckpt", str(ckpt)])
+    monkeypatch.setattr(ev, "run_evaluation", fake_evaluation)
+    monkeypatch.setattr(ablation, "run_ablation", lambda out=None, work=None, **kw: calls.setdefault("ablate", (out, work)))
+    monkeypatch.setattr(ablation, "ablation_markdown", lambda res, cols=None: "table")
+    cli.main(["evaluate", "--ckpt", str(ckpt)])
     assert calls["evaluate"] == str(tmp_path / "run")
-    ie.main(["ablate", "--work", str(tmp_path / "abl")])
+    cli.main(["ablate", "--work", str(tmp_path / "abl")])
     assert calls["ablate"] == (None, str(tmp_path / "abl"))  # run_ablation writes into work when out is None
-    ie.main(["evaluate", "--ckpt", str(ckpt), "--out", str(tmp_path / "elsewhere")])
+    cli.main(["evaluate", "--ckpt", str(ckpt), "--out", str(tmp_path / "elsewhere")])
     assert calls["evaluate"] == str(tmp_path / "elsewhere")
 
 
@@ -187,10 +188,10 @@ def test_bad_arguments_are_refused_before_anything_loads(tmp_path, monkeypatch, 
     ckpt = tmp_path / "model.pt"
     ckpt.write_bytes(b"")
     monkeypatch.setattr(im.InterMoE, "load", classmethod(lambda *a, **k: pytest.fail("the model was loaded")))
-    monkeypatch.setattr(ie, "run_training", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr(runs, "run_training", lambda *a, **k: pytest.fail("training started"))
     names = {"CKPT": str(ckpt), "FOLDER": str(tmp_path)}
     with pytest.raises(SystemExit) as e:
-        ie.main([re.sub("CKPT|FOLDER", lambda m: names[m.group()], a) for a in argv])
+        cli.main([re.sub("CKPT|FOLDER", lambda m: names[m.group()], a) for a in argv])
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert re.sub("CKPT|FOLDER", lambda m: names[m.group()], message) in err and "Traceback" not in err
@@ -202,12 +203,12 @@ def test_an_error_prints_its_message_and_the_traceback_only_with_debug(tmp_path,
     ckpt = tmp_path / "model.pt"
     ckpt.write_bytes(b"not a checkpoint")
     with pytest.raises(SystemExit) as e:
-        ie.main(["sample", "--ckpt", str(ckpt), "--prompt", "two people hug"])
+        cli.main(["sample", "--ckpt", str(ckpt), "--prompt", "two people hug"])
     assert e.value.code == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "not a readable checkpoint" in err and "Traceback" not in err
     with pytest.raises(im.CheckpointError):
-        ie.main(["sample", "--ckpt", str(ckpt), "--prompt", "two people hug", "--debug"])
+        cli.main(["sample", "--ckpt", str(ckpt), "--prompt", "two people hug", "--debug"])
 
 
 def test_threads_sets_torchs_thread_count(tmp_path, monkeypatch):
@@ -217,20 +218,55 @@ def test_threads_sets_torchs_thread_count(tmp_path, monkeypatch):
     before = torch.get_num_threads()
     try:
         with pytest.raises(SystemExit):
-            ie.main(["sample", "--ckpt", str(ckpt), "--prompt", "hug", "--threads", "2"])
+            cli.main(["sample", "--ckpt", str(ckpt), "--prompt", "hug", "--threads", "2"])
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
 
 
-def test_the_model_file_imports_nothing_of_the_evaluation_file():
-    """intermoe_min is the model; intermoe_eval (pictures, metrics, the command line) imports it, not the reverse."""
+def test_the_model_file_imports_nothing_of_the_tools():
+    """intermoe_min is the model; intermoe_tools (pictures, metrics, the command line) imports it, not the reverse."""
     import subprocess
     import sys
-    code = "import sys, intermoe_min; assert 'intermoe_eval' not in sys.modules and 'matplotlib' not in sys.modules"
+    code = ("import sys, intermoe_min; assert not [m for m in sys.modules if m.startswith('intermoe_tools')] "
+            "and 'matplotlib' not in sys.modules")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert out.returncode == 0, out.stderr
+
+
+def test_run_as_a_script_the_model_file_loads_once():
+    """`python intermoe_min.py ...` hands over to intermoe_tools.cli before it defines anything: the model is
+    defined once, in the module intermoe_min that the command line imports, and never in __main__."""
+    code = ("import sys\n"
+            "sys.argv = ['intermoe_min.py', 'sample', '--help']\n"
+            "script = {'__name__': '__main__', '__file__': 'intermoe_min.py'}\n"
+            "try:\n"
+            "    exec(compile(open('intermoe_min.py').read(), 'intermoe_min.py', 'exec'), script)\n"
+            "except SystemExit as e:\n"
+            "    assert e.code in (0, None), e.code\n"
+            "assert 'InterMoE' not in script and 'build_model' not in script, sorted(script)\n"
+            "assert hasattr(sys.modules['intermoe_min'], 'InterMoE')\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr
+    assert "usage: python intermoe_min.py sample" in out.stdout
+
+
+@pytest.mark.parametrize("entry", [["intermoe_min.py"], ["-m", "intermoe_tools.cli"], "intermoe"])
+def test_every_entry_point_runs_the_same_command_line(entry):
+    """python intermoe_min.py, python -m intermoe_tools.cli and the `intermoe` command pip installs."""
+    if entry == "intermoe":
+        path = os.path.join(os.path.dirname(sys.executable), "intermoe")
+        if not os.path.isfile(path):
+            pytest.skip("the intermoe command is not installed here (pip install -e . installs it)")
+        args = [path]
+    else:
+        args = [sys.executable, *entry]
+    out = subprocess.run([*args, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr
+    assert "{demo,train-vae,train,sample,evaluate,ablate}" in out.stdout
 
 
 def test_the_model_file_reads_in_the_order_the_notebooks_teach():
@@ -248,7 +284,7 @@ def test_the_model_file_reads_in_the_order_the_notebooks_teach():
 def test_sample_writes_bvh_files_a_parser_reads(tmp_path):
     bvh = pytest.importorskip("bvh")
     train(tmp_path)
-    ie.main(["sample", "--ckpt", str(tmp_path / "model.pt"), "--prompt", "two people hug", "--length", "30",
+    cli.main(["sample", "--ckpt", str(tmp_path / "model.pt"), "--prompt", "two people hug", "--length", "30",
              "--out", str(tmp_path / "s"), "--bvh"])
     for person in ("p1", "p2"):
         with open(tmp_path / "s" / f"sample_0_{person}.bvh") as f:
@@ -259,27 +295,27 @@ def test_sample_writes_bvh_files_a_parser_reads(tmp_path):
 def test_a_warning_reaches_the_user_as_one_line_and_the_format_is_restored(tmp_path, capsys, monkeypatch):
     import warnings
     before = warnings.formatwarning
-    monkeypatch.setattr(ie, "_run", lambda args: warnings.warn("2 word(s) not in the vocabulary"))
+    monkeypatch.setattr(cli, "_run", lambda args: warnings.warn("2 word(s) not in the vocabulary"))
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         monkeypatch.setattr(warnings, "showwarning", lambda m, c, f, l, file=None, line=None:
                             print(warnings.formatwarning(m, c, f, l, line), end=""))
-        ie.main(["sample", "--prompt", "two robots dance", "--out", str(tmp_path)])
+        cli.main(["sample", "--prompt", "two robots dance", "--out", str(tmp_path)])
     assert capsys.readouterr().out == "warning: 2 word(s) not in the vocabulary\n"
     assert warnings.formatwarning is before
 
 
 def test_stage_2_starts_from_the_shipped_vae_unless_told_to_train_one(tmp_path, monkeypatch):
     shipped = tmp_path / "shipped_vae.pt"
-    ie.main(["train-vae", "--preset", "nano", "--out", str(tmp_path / "maker"), "--vae-steps", "12"])
+    cli.main(["train-vae", "--preset", "nano", "--out", str(tmp_path / "maker"), "--vae-steps", "12"])
     os.replace(tmp_path / "maker" / "vae.pt", shipped)
     monkeypatch.setattr(im, "SHIPPED_VAE", str(shipped))
     cfg = im.preset("nano", shipped_vae=True)
-    model, log = ie.run_training(cfg, str(tmp_path / "a"), steps=4)
+    model, log = runs.run_training(cfg, str(tmp_path / "a"), steps=4)
     assert model.cfg.vae_steps == 12 and "shipped" in model.cfg.vae_from and len(log["vae_history"]) > 0
     assert_same_weights({k: v for k, v in im.load_checkpoint(str(shipped), "vae")["model"].items()},
                         model.vae.state_dict())
-    own, _ = ie.run_training(cfg, str(tmp_path / "b"), vae_steps=3, steps=4)  # --vae-steps: a VAE of its own
+    own, _ = runs.run_training(cfg, str(tmp_path / "b"), vae_steps=3, steps=4)  # --vae-steps: a VAE of its own
     assert own.cfg.vae_steps == 3 and own.cfg.vae_from.startswith("trained in")
 
 
@@ -291,17 +327,17 @@ def test_an_output_folder_that_cannot_be_written_is_refused_before_anything_load
     locked.chmod(0o555)
     monkeypatch.setattr(im.InterMoE, "load", classmethod(lambda *a, **k: pytest.fail("the model was loaded")))
     with pytest.raises(SystemExit) as e:
-        ie.main(["sample", "--prompt", "hug", "--out", str(locked / "samples")])
+        cli.main(["sample", "--prompt", "hug", "--out", str(locked / "samples")])
     assert e.value.code == 2 and f"--out: {locked} cannot be written" in capsys.readouterr().err
 
 
 def test_a_second_train_in_a_folder_in_use_is_refused_naming_the_process_and_ctrl_c_says_how_to_resume(tmp_path):
     out = tmp_path / "run"
-    first = subprocess.Popen(**cli("train", "--preset", "nano", "--out", out, "--vae-steps", "5000", "--steps", "10"),
+    first = subprocess.Popen(**script("train", "--preset", "nano", "--out", out, "--vae-steps", "5000", "--steps", "10"),
                              preexec_fn=ctrl_c_heard)
     try:
-        assert wait_for(out / ie.LOCK_FILE, first), "the first run took no lock on its folder"
-        second = subprocess.run(**cli("train", "--preset", "nano", "--out", out, "--seed", "1"), timeout=120)
+        assert wait_for(out / runs.LOCK_FILE, first), "the first run took no lock on its folder"
+        second = subprocess.run(**script("train", "--preset", "nano", "--out", out, "--seed", "1"), timeout=120)
         assert second.returncode == 1 and first.poll() is None
         assert second.stderr.count("\n") == 1 and f"process {first.pid}" in second.stderr and str(out) in second.stderr
         while not (out / "vae.pt").exists() and first.poll() is None:  # a checkpoint to resume from
@@ -313,31 +349,31 @@ def test_a_second_train_in_a_folder_in_use_is_refused_naming_the_process_and_ctr
     last = err.strip().splitlines()[-1]
     assert first.returncode == 130 and "Traceback" not in err, err
     assert str(out / "vae.pt") in last and f"python intermoe_min.py train --preset nano --out {out}" in last
-    assert not (out / ie.LOCK_FILE).exists()
+    assert not (out / runs.LOCK_FILE).exists()
 
 
 def test_a_lock_left_by_a_process_that_is_gone_is_taken_over_with_a_notice(tmp_path, capsys):
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     pid = int(gone.stdout)
-    (tmp_path / ie.LOCK_FILE).write_text(f"{pid} {ie.socket.gethostname()} python intermoe_min.py train\n")
-    with ie.run_lock(str(tmp_path), "--out"):
-        assert (tmp_path / ie.LOCK_FILE).read_text().split()[0] == str(os.getpid())
-    assert f"process {pid}" in capsys.readouterr().out and not (tmp_path / ie.LOCK_FILE).exists()
+    (tmp_path / runs.LOCK_FILE).write_text(f"{pid} {socket.gethostname()} python intermoe_min.py train\n")
+    with runs.run_lock(str(tmp_path), "--out"):
+        assert (tmp_path / runs.LOCK_FILE).read_text().split()[0] == str(os.getpid())
+    assert f"process {pid}" in capsys.readouterr().out and not (tmp_path / runs.LOCK_FILE).exists()
 
 
 def test_two_commands_that_find_the_same_stale_lock_do_not_both_take_it(tmp_path, monkeypatch):
     gone = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                               text=True).stdout)
-    (tmp_path / ie.LOCK_FILE).write_text(f"{gone} {ie.socket.gethostname()} python intermoe_min.py train\n")
+    (tmp_path / runs.LOCK_FILE).write_text(f"{gone} {socket.gethostname()} python intermoe_min.py train\n")
     monkeypatch.setattr(im, "process_alive", lambda pid: time.sleep(0.3) or pid != gone)  # a slow check: a wide window
     results = []
 
     def take():
         try:
-            with ie.run_lock(str(tmp_path), "--out"):
+            with runs.run_lock(str(tmp_path), "--out"):
                 results.append("held")
                 time.sleep(1.0)
-        except ie.FolderInUse:
+        except runs.FolderInUse:
             results.append("refused")
     threads = [threading.Thread(target=take) for _ in range(2)]
     for t in threads:
@@ -350,10 +386,10 @@ def test_two_commands_that_find_the_same_stale_lock_do_not_both_take_it(tmp_path
 def test_two_samples_into_one_folder_at_once_never_mix_their_files(straight_dir, tmp_path):
     out, ckpt = tmp_path / "s", straight_dir / "model.pt"
     prompts = [a for p in ("two people hug", "one person waves") for a in ("--prompt", p)]
-    first = subprocess.Popen(**cli("sample", "--ckpt", ckpt, *prompts, "--length", "120", "--bvh", "--out", out))
+    first = subprocess.Popen(**script("sample", "--ckpt", ckpt, *prompts, "--length", "120", "--bvh", "--out", out))
     try:
-        assert wait_for(out / ie.LOCK_FILE, first), "the first sample took no lock on its folder"
-        second = subprocess.run(**cli("sample", "--ckpt", ckpt, "--prompt", "hug", "--length", "119", "--bvh",
+        assert wait_for(out / runs.LOCK_FILE, first), "the first sample took no lock on its folder"
+        second = subprocess.run(**script("sample", "--ckpt", ckpt, "--prompt", "hug", "--length", "119", "--bvh",
                                       "--out", out), timeout=120)
         assert first.wait(timeout=300) == 0, first.stderr.read()
     finally:
@@ -367,10 +403,10 @@ def test_two_samples_into_one_folder_at_once_never_mix_their_files(straight_dir,
 def sample_twice(straight_dir, out, monkeypatch, failure, first):
     """Samples two prompts into out (its files then go into `first`, name -> bytes), then two others whose second
     GIF stops half written with `failure`."""
-    ie.main(["sample", "--ckpt", str(straight_dir / "model.pt"), "--prompt", "two people hug", "--prompt",
+    cli.main(["sample", "--ckpt", str(straight_dir / "model.pt"), "--prompt", "two people hug", "--prompt",
              "one person waves", "--length", "20", "--bvh", "--out", str(out)])
     first.update({f: (out / f).read_bytes() for f in os.listdir(out)})
-    real, calls = ie._record, []
+    real, calls = viz._record, []
 
     def half_written(writer, fig, update, frames, path):
         calls.append(path)
@@ -378,8 +414,8 @@ def sample_twice(straight_dir, out, monkeypatch, failure, first):
             return real(writer, fig, update, frames, path)
         open(path, "wb").write(b"GIF89a")  # the first bytes of sample_1.gif, then the end
         raise failure
-    monkeypatch.setattr(ie, "_record", half_written)
-    ie.main(["sample", "--ckpt", str(straight_dir / "model.pt"), "--prompt", "they dance", "--prompt",
+    monkeypatch.setattr(viz, "_record", half_written)
+    cli.main(["sample", "--ckpt", str(straight_dir / "model.pt"), "--prompt", "they dance", "--prompt",
              "one person pushes the other", "--length", "24", "--seed", "1", "--bvh", "--out", str(out)])
 
 
@@ -413,7 +449,7 @@ def test_the_device_variable_is_named_in_its_error_and_read_in_any_case(tmp_path
                            ("cuda", "INTERMOE_DEVICE=cuda, but torch sees no CUDA GPU")):
         monkeypatch.setenv("INTERMOE_DEVICE", value)
         with pytest.raises(SystemExit) as e:
-            ie.main(["sample", "--ckpt", str(ckpt), "--prompt", "hug"])
+            cli.main(["sample", "--ckpt", str(ckpt), "--prompt", "hug"])
         err = capsys.readouterr().err
         assert e.value.code == 2 and message in err.strip().splitlines()[-1] and "Traceback" not in err, err
     monkeypatch.setenv("INTERMOE_DEVICE", "CPU")
@@ -423,7 +459,7 @@ def test_the_device_variable_is_named_in_its_error_and_read_in_any_case(tmp_path
 def test_ablate_refuses_a_vae_of_another_preset_before_loading_anything(straight_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(intersynth, "load_split", lambda *a, **k: pytest.fail("the data was loaded"))
     with pytest.raises(SystemExit) as e:
-        ie.main(["ablate", "--vae", str(straight_dir / "vae.pt"), "--work", str(tmp_path / "abl")])
+        cli.main(["ablate", "--vae", str(straight_dir / "vae.pt"), "--work", str(tmp_path / "abl")])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "--vae" in err and "--preset nano" in err and "ablation" in err, err
 
@@ -432,7 +468,7 @@ def test_train_with_another_preset_in_a_run_folder_names_both_presets(straight_d
     run = run_copy(straight_dir, tmp_path)
     monkeypatch.setattr(intersynth, "load_split", lambda *a, **k: pytest.fail("the data was loaded"))
     with pytest.raises(SystemExit) as e:
-        ie.main(["train", "--preset", "lab", "--out", str(run)])
+        cli.main(["train", "--preset", "lab", "--out", str(run)])
     err = capsys.readouterr().err
     assert e.value.code == 1 and err.count("\n") == 1, err
     assert "--preset nano" in err and "--preset lab" in err and "--vae-steps 14 --steps 14" in err
@@ -445,7 +481,7 @@ def test_fewer_steps_than_a_run_has_done_leave_its_model_as_it_was(straight_dir,
     before = {f: (run / f).read_bytes() for f in os.listdir(run)}
     monkeypatch.setattr(intersynth, "load_split", lambda *a, **k: pytest.fail("the data was loaded"))
     with pytest.raises(SystemExit) as e:
-        ie.main(["train", "--preset", "nano", "--out", str(run), *steps])
+        cli.main(["train", "--preset", "nano", "--out", str(run), *steps])
     err = capsys.readouterr().err
     assert e.value.code == 1 and err.count("\n") == 1 and "14 steps" in err and "--vae-steps 14 --steps 14" in err
     assert {f: (run / f).read_bytes() for f in os.listdir(run)} == before

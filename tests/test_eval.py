@@ -1,4 +1,4 @@
-"""Evaluation (intermoe_eval.py, sections 2 and 3): each metric on inputs with a known answer, the evaluator and role classifier
+"""Evaluation and the ablation study (intermoe_tools/evaluation.py, ablation.py): each metric on inputs with a known answer, the evaluator and role classifier
 end to end at nano size, physics on constructed joints, clear errors."""
 import math
 
@@ -8,11 +8,11 @@ import scipy.linalg
 import torch
 
 import intermoe_min as im
-import intermoe_eval as ie
 import intersynth
+from intermoe_tools import evaluation as ev, ablation
 from helpers import REST_OFFSETS, make_record
 
-NANO = ie.EvaluatorConfig(d_model=32, n_layers=1, n_heads=2, d_embed=16, steps=20, batch=8, warmup=2)
+NANO = ev.EvaluatorConfig(d_model=32, n_layers=1, n_heads=2, d_embed=16, steps=20, batch=8, warmup=2)
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def synth():
 @pytest.fixture(scope="module")
 def nano_evaluator(synth):
     torch.manual_seed(0)
-    return ie.Evaluator(NANO, im.Vocab.for_records(synth), im.InteractionDataset(synth, train=False).fit_normalizer()).eval()
+    return ev.Evaluator(NANO, im.Vocab.for_records(synth), im.InteractionDataset(synth, train=False).fit_normalizer()).eval()
 
 
 def gaussian_with_stats(mu, cov, n, seed):
@@ -39,8 +39,8 @@ def gaussian_with_stats(mu, cov, n, seed):
 
 def test_fid_of_identical_sets_is_zero():
     a = np.random.default_rng(0).normal(size=(200, 16))
-    assert ie.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-8)
-    assert ie.frechet_distance(a, a[::-1]) == pytest.approx(0.0, abs=1e-8)  # order does not matter
+    assert ev.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-8)
+    assert ev.frechet_distance(a, a[::-1]) == pytest.approx(0.0, abs=1e-8)  # order does not matter
 
 
 def test_fid_matches_scipy_sqrtm_on_gaussians_with_known_covariance():
@@ -50,9 +50,9 @@ def test_fid_matches_scipy_sqrtm_on_gaussians_with_known_covariance():
     cov1, cov2 = A @ A.T + 0.1 * np.eye(D), B @ B.T + 0.1 * np.eye(D)
     mu1, mu2 = rng.normal(size=D), rng.normal(size=D)
     want = ((mu1 - mu2) ** 2).sum() + np.trace(cov1 + cov2 - 2 * scipy.linalg.sqrtm(cov1 @ cov2).real)
-    assert ie.frechet_distance_from_stats(mu1, cov1, mu2, cov2) == pytest.approx(want, rel=1e-8)
+    assert ev.frechet_distance_from_stats(mu1, cov1, mu2, cov2) == pytest.approx(want, rel=1e-8)
     a, b = gaussian_with_stats(mu1, cov1, 500, 2), gaussian_with_stats(mu2, cov2, 300, 3)  # from samples too
-    assert ie.frechet_distance(a, b) == pytest.approx(want, rel=1e-6)
+    assert ev.frechet_distance(a, b) == pytest.approx(want, rel=1e-6)
 
 
 def test_fid_closed_form_for_isotropic_gaussians_and_singular_covariances():
@@ -60,10 +60,10 @@ def test_fid_closed_form_for_isotropic_gaussians_and_singular_covariances():
     mu1, mu2 = np.zeros(D), np.full(D, 0.3)
     a = gaussian_with_stats(mu1, s1 ** 2 * np.eye(D), 400, 0)
     b = gaussian_with_stats(mu2, s2 ** 2 * np.eye(D), 400, 1)
-    assert ie.frechet_distance(a, b) == pytest.approx(((mu1 - mu2) ** 2).sum() + D * (s1 - s2) ** 2, rel=1e-6)
+    assert ev.frechet_distance(a, b) == pytest.approx(((mu1 - mu2) ** 2).sum() + D * (s1 - s2) ** 2, rel=1e-6)
     # fewer samples than dimensions: a rank-deficient covariance is fine, and equal ones cancel exactly
     few = np.random.default_rng(2).normal(size=(5, 32))
-    assert ie.frechet_distance(few, few + 1.0) == pytest.approx(32.0, rel=1e-6)
+    assert ev.frechet_distance(few, few + 1.0) == pytest.approx(32.0, rel=1e-6)
 
 
 # ---- retrieval, distances, diversity ---------------------------------------------------------------------
@@ -71,37 +71,37 @@ def test_fid_closed_form_for_isotropic_gaussians_and_singular_covariances():
 def test_perfect_retrieval_gives_r_precision_one_and_a_shuffled_pairing_about_chance():
     rng = np.random.default_rng(0)
     e = rng.normal(size=(960, 16))
-    assert np.allclose(ie.r_precision(e, e, batch=96), 1.0)
-    assert ie.mm_dist(e, e) == 0.0
-    shuffled = ie.r_precision(e, e[rng.permutation(960)], batch=96, top_k=3)
+    assert np.allclose(ev.r_precision(e, e, batch=96), 1.0)
+    assert ev.mm_dist(e, e) == 0.0
+    shuffled = ev.r_precision(e, e[rng.permutation(960)], batch=96, top_k=3)
     assert np.allclose(shuffled, np.array([1, 2, 3]) / 96, atol=0.02)
     assert shuffled[0] <= shuffled[1] <= shuffled[2]
 
 
 def test_r_precision_drops_the_last_incomplete_batch_and_mm_dist_is_the_pair_distance():
     e = np.eye(100)
-    assert np.allclose(ie.r_precision(e, e, batch=96), 1.0)  # 96 pairs scored, 4 left out, still 1
-    assert ie.mm_dist(e, e + np.full(100, 0.2)) == pytest.approx(0.2 * 10)  # |(0.2, ..., 0.2)| in 100-D
+    assert np.allclose(ev.r_precision(e, e, batch=96), 1.0)  # 96 pairs scored, 4 left out, still 1
+    assert ev.mm_dist(e, e + np.full(100, 0.2)) == pytest.approx(0.2 * 10)  # |(0.2, ..., 0.2)| in 100-D
 
 
 def test_diversity_and_multimodality_known_answers():
-    simplex = ie.EMBED_SCALE * np.eye(10)  # every pair of rows is 6 * sqrt(2) apart
-    assert ie.diversity(simplex, 300) == pytest.approx(6 * math.sqrt(2))
-    assert ie.diversity(np.ones((5, 3)), 50) == 0.0
+    simplex = ev.EMBED_SCALE * np.eye(10)  # every pair of rows is 6 * sqrt(2) apart
+    assert ev.diversity(simplex, 300) == pytest.approx(6 * math.sqrt(2))
+    assert ev.diversity(np.ones((5, 3)), 50) == 0.0
     groups = np.stack([simplex, np.zeros((10, 10))])  # one caption varies, the other never does
-    assert ie.multimodality(groups, 10) == pytest.approx(3 * math.sqrt(2))
+    assert ev.multimodality(groups, 10) == pytest.approx(3 * math.sqrt(2))
 
 
 def test_mean_ci_is_interGens_interval():
-    m, ci = ie.mean_ci([1.0, 2.0, 3.0, 4.0, float("nan")])
+    m, ci = ev.mean_ci([1.0, 2.0, 3.0, 4.0, float("nan")])
     assert m == 2.5 and ci == pytest.approx(1.96 * np.std([1, 2, 3, 4]) / 2)
-    assert math.isnan(ie.mean_ci([1.0])[1])
+    assert math.isnan(ev.mean_ci([1.0])[1])
 
 
 # ---- identity ---------------------------------------------------------------------------------------------
 
 def test_asymmetric_types_exist_and_captions_name_the_initiator_first(synth):
-    assert set(ie.ASYMMETRIC_TYPES) < set(intersynth.INTERACTION_TYPES)
+    assert set(ev.ASYMMETRIC_TYPES) < set(intersynth.INTERACTION_TYPES)
     for r in synth:
         named = [im.caption_initiator(c) for c in r["captions"] if im.caption_initiator(c) is not None]
         assert named == [r["meta"]["initiator"]], r["captions"]  # exactly one caption names roles, correctly
@@ -110,28 +110,28 @@ def test_asymmetric_types_exist_and_captions_name_the_initiator_first(synth):
 
 
 def test_role_scores():
-    assert ie.role_scores([0.9, 0.1, 0.5], [0, 1, 0]) == {"role accuracy": 2 / 3, "role swap rate": 0.0}
-    assert ie.role_scores([0.1, 0.9], [0, 1]) == {"role accuracy": 0.0, "role swap rate": 1.0}
+    assert ev.role_scores([0.9, 0.1, 0.5], [0, 1, 0]) == {"role accuracy": 2 / 3, "role swap rate": 0.0}
+    assert ev.role_scores([0.1, 0.9], [0, 1]) == {"role accuracy": 0.0, "role swap rate": 1.0}
 
 
 def test_role_classifier_finds_the_initiator_in_real_clips_and_not_in_swapped_ones(synth, nano_evaluator):
     """A few seconds of training on the asymmetric clips, checked on the same clips: this tests the labels and the swap
     handling, not how well the classifier generalises (the lab run reports that on the test split)."""
     clips = synth
-    cfg = ie.EvaluatorConfig(d_model=32, n_layers=1, n_heads=2, batch=16, steps=60, lr=3e-3, warmup=5, patch=8)
-    clf, report = ie.train_role_classifier(clips, clips, cfg=cfg, progress=False,
+    cfg = ev.EvaluatorConfig(d_model=32, n_layers=1, n_heads=2, batch=16, steps=60, lr=3e-3, warmup=5, patch=8)
+    clf, report = ev.train_role_classifier(clips, clips, cfg=cfg, progress=False,
                                            normalizer=nano_evaluator.normalizer)  # the same clips' statistics
-    assert report["role clips"] == sum(ie.is_asymmetric(c) for c in clips) >= 20  # 28 of the 56
+    assert report["role clips"] == sum(ev.is_asymmetric(c) for c in clips) >= 20  # 28 of the 56
     assert report["role accuracy (real)"] >= 0.8 and report["role swap rate (real)"] <= 0.1, report
     assert report["role accuracy (swapped)"] <= 0.1 and report["role swap rate (swapped)"] >= 0.6, report
     # judged against the captions that name roles, as generated clips are
-    asym = [c for c in clips if ie.is_asymmetric(c)]
+    asym = [c for c in clips if ev.is_asymmetric(c)]
     data = im.InteractionDataset(asym, train=False)
     feats = [data.features(i) for i in range(len(data))]
     caps = [next(c for c in r["captions"] if im.caption_initiator(c) is not None) for r in data.records]
-    by_caption = ie.role_accuracy(clf, feats, caps)
+    by_caption = ev.role_accuracy(clf, feats, caps)
     assert by_caption["role accuracy"] == report["role accuracy (real)"] and by_caption["role clips"] == len(asym)
-    assert ie.role_accuracy(clf, feats[:2], ["one person punches the other"] * 2)["role clips"] == 0
+    assert ev.role_accuracy(clf, feats[:2], ["one person punches the other"] * 2)["role clips"] == 0
 
 
 def test_person_difference_ignores_place_and_facing_and_the_gap_sees_two_copies_of_one_person():
@@ -139,12 +139,12 @@ def test_person_difference_ignores_place_and_facing_and_the_gap_sees_two_copies_
     J = rec["joints"]
     moved = J.copy()
     moved[1] = (J[1] @ im.yaw_matrix(1.1).T) + np.array([3.0, 0.0, -2.0])  # person 2 elsewhere, turned
-    assert ie.person_difference(moved) == pytest.approx(ie.person_difference(J), rel=1e-5)
+    assert ev.person_difference(moved) == pytest.approx(ev.person_difference(J), rel=1e-5)
     twins = np.stack([J[0], J[0] @ im.yaw_matrix(0.7).T + 1.0])
-    assert ie.person_difference(twins) == pytest.approx(0.0, abs=1e-6)
-    gap = ie.homogenisation_gap([J], [twins])
-    assert gap == pytest.approx(100 * ie.person_difference(J), rel=1e-6) and gap > 1.0
-    assert ie.homogenisation_gap([J], [J]) == 0.0
+    assert ev.person_difference(twins) == pytest.approx(0.0, abs=1e-6)
+    gap = ev.homogenisation_gap([J], [twins])
+    assert gap == pytest.approx(100 * ev.person_difference(J), rel=1e-6) and gap > 1.0
+    assert ev.homogenisation_gap([J], [J]) == 0.0
 
 
 # ---- physics ---------------------------------------------------------------------------------------------
@@ -159,43 +159,43 @@ def test_foot_sliding_at_a_known_speed_and_floor_penetration_at_a_known_depth():
     T = 20
     walk = standing(T)
     walk[:, :, 0] += 0.02 * np.arange(T)[:, None]  # the whole body glides 2 cm per frame: feet low, "slow"
-    assert np.allclose(ie.foot_sliding(walk), 0.02)
-    assert len(ie.foot_sliding(walk)) > 0
-    assert np.allclose(ie.foot_sliding(standing(T)), 0.0)
+    assert np.allclose(ev.foot_sliding(walk), 0.02)
+    assert len(ev.foot_sliding(walk)) > 0
+    assert np.allclose(ev.foot_sliding(standing(T)), 0.0)
     sunk = standing(T, y=-0.05)
-    assert np.allclose(ie.floor_penetration(sunk), 0.05) and np.allclose(ie.floor_penetration(standing(T)), 0.0)
+    assert np.allclose(ev.floor_penetration(sunk), 0.05) and np.allclose(ev.floor_penetration(standing(T)), 0.0)
     both = np.stack([walk, sunk])
-    m = ie.physics_metrics([both])
+    m = ev.physics_metrics([both])
     assert m["floor penetration (cm)"] == pytest.approx(2.5)  # half the frames (one of two people) 5 cm deep
-    assert m["foot sliding (cm/frame)"] == pytest.approx(2.0 * len(ie.foot_sliding(walk)) /
-                                                         (len(ie.foot_sliding(walk)) + len(ie.foot_sliding(sunk))))
+    assert m["foot sliding (cm/frame)"] == pytest.approx(2.0 * len(ev.foot_sliding(walk)) /
+                                                         (len(ev.foot_sliding(walk)) + len(ev.foot_sliding(sunk))))
 
 
 def test_interpenetration_and_hand_contact_on_constructed_bodies():
     a, b = standing(10), standing(10, z=0.2)  # one behind the other, torso axes 20 cm apart: 4 cm overlap
-    assert np.allclose(ie.interpenetration(np.stack([a, b])), 2 * ie.TORSO_RADIUS - 0.2)
+    assert np.allclose(ev.interpenetration(np.stack([a, b])), 2 * ev.TORSO_RADIUS - 0.2)
     side = standing(10, x=0.45)  # beside: torsos apart, but the partner's upper arm reaches into a's torso
     r_arm = next(r for j0, j1, r in im.CAPSULES if (j0, j1) == (17, 19))  # right shoulder -> elbow
-    arm_gap = ie.segment_distance(a[:, 0], a[:, 12], side[:, 17], side[:, 19])  # 1 cm
-    assert np.allclose(ie.interpenetration(np.stack([a, side])), ie.TORSO_RADIUS + r_arm - arm_gap)
-    assert (ie.interpenetration(np.stack([a, side])) > 0).all()
+    arm_gap = ev.segment_distance(a[:, 0], a[:, 12], side[:, 17], side[:, 19])  # 1 cm
+    assert np.allclose(ev.interpenetration(np.stack([a, side])), ev.TORSO_RADIUS + r_arm - arm_gap)
+    assert (ev.interpenetration(np.stack([a, side])) > 0).all()
     far = np.stack([a, standing(10, x=1.0)])
-    assert np.allclose(ie.interpenetration(far), 0.0)
-    m = ie.physics_metrics([np.stack([a, b]), far])
+    assert np.allclose(ev.interpenetration(far), 0.0)
+    m = ev.physics_metrics([np.stack([a, b]), far])
     assert m["interpenetration (% frames)"] == pytest.approx(50.0)
     assert m["interpenetration depth (cm)"] == pytest.approx(4.0)
     # a wrist of person 1 held 3 cm from person 2's right wrist, on frames 4..5 only
     touch = far.copy()
     touch[0, 4:6, 21] = touch[1, 4:6, 21] + np.array([0.0, 0.03, 0.0])
-    d = ie.hand_distance(touch)
+    d = ev.hand_distance(touch)
     assert d.shape == (2, 10) and np.allclose(d[:, 4:6], 0.03)
     rec = {"captions": ["two people shake hands"], "meta": {"contacts": [(5, 0, 21, 1, 21)]}}
-    w = ie.touch_window(rec)
+    w = ev.touch_window(rec)
     assert w.start == 0 and w.stop >= 10
-    assert ie.physics_metrics([touch], [w])["hand contact (cm)"] == pytest.approx(3.0)
-    assert ie.touch_window({"captions": ["two people hug"], "meta": {}}) == slice(None)
-    assert ie.touch_window({"captions": ["one person waves"], "meta": {}}) is None
-    assert ie.touch_window({"captions": ["two people hug"], "meta": {"contacts": []}}) is None
+    assert ev.physics_metrics([touch], [w])["hand contact (cm)"] == pytest.approx(3.0)
+    assert ev.touch_window({"captions": ["two people hug"], "meta": {}}) == slice(None)
+    assert ev.touch_window({"captions": ["one person waves"], "meta": {}}) is None
+    assert ev.touch_window({"captions": ["two people hug"], "meta": {"contacts": []}}) is None
 
 
 # ---- the evaluator ----------------------------------------------------------------------------------------
@@ -206,7 +206,7 @@ def test_evaluator_embeddings_have_the_documented_shape_and_scale(nano_evaluator
     m = nano_evaluator.encode_motion(batch["motion"], batch["lengths"])
     t = nano_evaluator.encode_text(batch["captions"])
     assert m.shape == t.shape == (3, NANO.d_embed)
-    assert torch.allclose(m.norm(dim=-1), torch.full((3,), ie.EMBED_SCALE))
+    assert torch.allclose(m.norm(dim=-1), torch.full((3,), ev.EMBED_SCALE))
     # padding does not change a clip's embedding
     alone = nano_evaluator.encode_motion(batch["motion"][:1, :, :int(batch["lengths"][0])], batch["lengths"][:1])
     assert torch.allclose(alone, m[:1], atol=1e-4)
@@ -214,18 +214,18 @@ def test_evaluator_embeddings_have_the_documented_shape_and_scale(nano_evaluator
 
 def test_evaluator_trains_caches_and_round_trips_through_a_checkpoint(tmp_path, synth):
     path = str(tmp_path / "evaluator.pt")
-    e, report = ie.train_evaluator(synth, synth[:24], cfg=NANO, ckpt_path=path, progress=False)
+    e, report = ev.train_evaluator(synth, synth[:24], cfg=NANO, ckpt_path=path, progress=False)
     assert report["history"][-1]["step"] == NANO.steps and report["clips"] == 24
     assert {"R-Precision top-1", "R-Precision top-3", "MM-Dist"} <= set(report)
-    again, report2 = ie.train_evaluator(synth, cfg=NANO, ckpt_path=path, progress=False)  # cached: no training
+    again, report2 = ev.train_evaluator(synth, cfg=NANO, ckpt_path=path, progress=False)  # cached: no training
     assert report2["history"] == report["history"]
-    loaded = ie.Evaluator.load(path, device="cpu")
+    loaded = ev.Evaluator.load(path, device="cpu")
     data = im.InteractionDataset(synth[:4], train=False)
     feats = [data.features(i) for i in range(4)]
-    assert np.allclose(ie.embed_motions(e, feats), ie.embed_motions(loaded, feats), atol=1e-5)
-    assert np.allclose(ie.embed_texts(e, ["two people hug"]), ie.embed_texts(loaded, ["two people hug"]), atol=1e-5)
+    assert np.allclose(ev.embed_motions(e, feats), ev.embed_motions(loaded, feats), atol=1e-5)
+    assert np.allclose(ev.embed_texts(e, ["two people hug"]), ev.embed_texts(loaded, ["two people hug"]), atol=1e-5)
     with pytest.raises(im.CheckpointError, match="'evaluator' checkpoint, expected 'role_classifier'"):
-        ie.RoleClassifier.load(path)
+        ev.RoleClassifier.load(path)
 
 
 def test_bad_inputs_are_rejected_with_a_clear_message(nano_evaluator):
@@ -236,13 +236,13 @@ def test_bad_inputs_are_rejected_with_a_clear_message(nano_evaluator):
     with pytest.raises(ValueError, match="longer than this encoder reads"):
         nano_evaluator.encode_motion(torch.zeros(1, 2, 301, 262), [301])
     with pytest.raises(ValueError, match="same width"):
-        ie.frechet_distance(np.zeros((5, 3)), np.zeros((5, 4)))
+        ev.frechet_distance(np.zeros((5, 3)), np.zeros((5, 4)))
     with pytest.raises(ValueError, match=r"finite \(N, D\) array"):
-        ie.frechet_distance(np.zeros(5), np.zeros((5, 4)))
+        ev.frechet_distance(np.zeros(5), np.zeros((5, 4)))
     with pytest.raises(ValueError, match="must pair up"):
-        ie.r_precision(np.zeros((5, 3)), np.zeros((4, 3)))
+        ev.r_precision(np.zeros((5, 3)), np.zeros((4, 3)))
     with pytest.raises(im.DataError, match="no clip of an asymmetric type"):
-        ie.train_role_classifier([make_record()], progress=False)
+        ev.train_role_classifier([make_record()], progress=False)
 
 
 # ---- evaluate ---------------------------------------------------------------------------------------------
@@ -250,16 +250,16 @@ def test_bad_inputs_are_rejected_with_a_clear_message(nano_evaluator):
 @pytest.mark.filterwarnings("ignore:.*not in the vocabulary")  # the nano model knows only 8 clips' words
 def test_evaluate_real_row_and_a_nano_model(synth, nano_evaluator):
     test, reference = synth[:16], synth[16:40]
-    real = ie.evaluate(None, test, nano_evaluator, reference=reference, repeats=2, batch=8, progress=False)
-    assert list(real) == ie.METRICS
+    real = ev.evaluate(None, test, nano_evaluator, reference=reference, repeats=2, batch=8, progress=False)
+    assert list(real) == ev.METRICS
     assert all(len(v) == 2 for v in real.values())
     assert real["FID"][0] > 0 and real["homogenisation gap (cm)"][0] == 0.0
     assert math.isnan(real["MultiModality"][0]) and math.isnan(real["role accuracy"][0])  # no model, no classifier
     assert real["floor penetration (cm)"][0] == 0.0  # canonicalised real clips stand on the floor
     torch.manual_seed(0)
     model = im.build_model(im.preset("nano", sample_steps=2), synth[:8])
-    clf = ie.RoleClassifier(NANO, nano_evaluator.normalizer).eval()
-    gen = ie.evaluate(model, test, nano_evaluator, clf, repeats=2, batch=8, mm_captions=2, mm_repeats=3,
+    clf = ev.RoleClassifier(NANO, nano_evaluator.normalizer).eval()
+    gen = ev.evaluate(model, test, nano_evaluator, clf, repeats=2, batch=8, mm_captions=2, mm_repeats=3,
                       progress=False)
     for k in ("FID", "R-Precision top-1", "MM-Dist", "Diversity", "MultiModality", "homogenisation gap (cm)",
               "foot sliding (cm/frame)", "hand contact (cm)"):
@@ -271,14 +271,14 @@ def test_generated_clips_are_put_reference_person_first(record):
     """A symmetric denoiser fills its two output slots in random order; reference_first restores the
     dataset's convention (person 1 starts at the origin facing +Z), and leaves real clips as they are."""
     feats = im.InteractionDataset([record], train=False).features(0)  # (2, T, 262), canonical
-    assert ie.reference_first(feats) is feats
-    assert np.array_equal(ie.reference_first(feats[::-1].copy()), feats)
+    assert ev.reference_first(feats) is feats
+    assert np.array_equal(ev.reference_first(feats[::-1].copy()), feats)
 
 
 def test_the_interval_over_seeds_is_students_t():
-    m, ci = ie.mean_ci([1.0, 2.0, 3.0], student_t=True)
+    m, ci = ev.mean_ci([1.0, 2.0, 3.0], student_t=True)
     assert m == 2.0 and abs(ci - 4.303 * 1.0 / math.sqrt(3)) < 1e-9
-    assert math.isnan(ie.mean_ci([1.0], student_t=True)[1])
+    assert math.isnan(ev.mean_ci([1.0], student_t=True)[1])
 
 
 # ---- the experts' load ---------------------------------------------------------------------------------
@@ -289,8 +289,8 @@ def test_expert_load_counts_what_the_router_selects(synth):
     cfg = im.preset("nano", sample_steps=10)
     for name in ("fixed top-k", "full InterMoE"):
         torch.manual_seed(0)
-        model = im.build_model(ie.ablation_config(cfg, name), synth)
-        load = ie.expert_load(model, synth, n=4, t_bins=5, around=3)
+        model = im.build_model(ablation.ablation_config(cfg, name), synth)
+        load = ablation.expert_load(model, synth, n=4, t_bins=5, around=3)
         share = np.array(load["share"])  # (layers, experts)
         assert share.shape == (cfg.denoiser.n_layers, cfg.denoiser.moe.n_experts)
         assert np.allclose(share.sum(1), load["experts per token"], atol=1e-5)
@@ -303,13 +303,13 @@ def test_expert_load_counts_what_the_router_selects(synth):
 
 
 def test_expert_load_refuses_a_model_without_experts(synth):
-    model = im.build_model(ie.ablation_config(im.preset("nano"), "FFN baseline"), synth)
+    model = im.build_model(ablation.ablation_config(im.preset("nano"), "FFN baseline"), synth)
     with pytest.raises(ValueError, match="no MoE blocks"):
-        ie.expert_load(model, synth, n=2)
+        ablation.expert_load(model, synth, n=2)
 
 
 def test_the_learnable_alpha_variant_learns_the_routers_mix(synth):
-    cfg = ie.ablation_config(im.preset("nano"), "learnable alpha")
+    cfg = ablation.ablation_config(im.preset("nano"), "learnable alpha")
     assert cfg.denoiser.moe.learn_alpha and not im.preset("nano").denoiser.moe.learn_alpha
     routers = [b.router for b in im.build_model(cfg, synth).denoiser.moe_blocks()]
     assert routers and all(r.alpha_logit.requires_grad and abs(float(r.alpha) - 0.5) < 1e-6 for r in routers)

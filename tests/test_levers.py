@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import intermoe_min as im
-import intermoe_eval as ie
 import intersynth
+from intermoe_tools import evaluation as ev, ablation, cli
 from helpers import make_record
 
 
@@ -94,7 +94,7 @@ def test_no_intersynth_clip_overlaps_the_capsules():
     """Real (synthetic) interactions, hugs included, give the capsule loss and the measure nothing."""
     for split in ("train", "test"):
         for rec in intersynth.load_split(split)[:400]:
-            depth = ie.interpenetration(rec["joints"])
+            depth = ev.interpenetration(rec["joints"])
             assert depth.max() == 0.0, (rec["id"], rec["meta"].get("type"), depth.max())
 
 
@@ -140,12 +140,12 @@ def test_the_decoded_motion_loss_falls_when_the_prediction_is_trained_through_th
 
 
 def test_each_lever_of_the_screen_changes_only_its_own_switches():
-    base = ie.ablation_config(im.preset("lab"), "full InterMoE")
+    base = ablation.ablation_config(im.preset("lab"), "full InterMoE")
     assert base == im.preset("lab")
-    for name in ie.LEVERS[1:] + ["length buckets"]:
-        cfg = ie.ablation_config(im.preset("lab"), name)
+    for name in ablation.LEVERS[1:] + ["length buckets"]:
+        cfg = ablation.ablation_config(im.preset("lab"), name)
         changed = {k for k, v in im.asdict(cfg).items() if v != im.asdict(base)[k]}
-        assert changed == set(ie.ABLATIONS[name][1]), (name, changed)
+        assert changed == set(ablation.ABLATIONS[name][1]), (name, changed)
 
 
 def test_a_model_stored_in_half_precision_loads_as_float32_and_samples_alike(tmp_path, records, monkeypatch):
@@ -169,7 +169,7 @@ def test_sample_without_a_checkpoint_uses_the_shipped_model(tmp_path, records, m
     m = im.build_model(im.preset("nano"), records)
     m.save(str(tmp_path / "shipped.pt"), half=True)
     monkeypatch.setattr(im, "PRETRAINED", str(tmp_path / "shipped.pt"))
-    ie.main(["sample", "--prompt", "two people shake hands", "--length", "30", "--out", str(tmp_path / "s")])
+    cli.main(["sample", "--prompt", "two people shake hands", "--length", "30", "--out", str(tmp_path / "s")])
     assert (tmp_path / "s" / "sample_0.gif").stat().st_size > 0
 
 
@@ -189,38 +189,38 @@ def test_the_shipped_model_is_in_the_repository_and_makes_an_interaction():
 
 def test_the_screen_reports_each_variants_paired_difference_from_the_first():
     def run(variant, seed, fid, pen):
-        metrics = {k: [1.0, 0.0] for k in ie.METRICS}
+        metrics = {k: [1.0, 0.0] for k in ev.METRICS}
         metrics["FID"], metrics["interpenetration (% frames)"] = [fid, 0.1], [pen, 1.0]
         return {"variant": variant, "seed": seed, "steps": 10, "final loss": 0.5, "metrics": metrics,
                 "train seconds": 60.0, "eval seconds": 30.0}
     runs = [run("full InterMoE", 0, 5.0, 40.0), run("full InterMoE", 1, 7.0, 30.0),
             run("capsule loss", 0, 5.5, 10.0), run("capsule loss", 1, 7.3, 6.0)]
-    summary = ie._summarise(runs, ["full InterMoE", "capsule loss"])
+    summary = ablation._summarise(runs, ["full InterMoE", "capsule loss"])
     assert "paired" not in summary["full InterMoE"]
     diff = summary["capsule loss"]["paired"]
     assert diff["FID"][0] == pytest.approx(0.4) and diff["interpenetration (% frames)"][0] == pytest.approx(-27.0)
     assert diff["FID"][1] == pytest.approx(12.706 * np.std([0.5, 0.3], ddof=1) / np.sqrt(2), rel=1e-3)
-    page = ie.ablation_markdown({"seeds": [0, 1], "steps": 10, "repeats": 1, "runs": runs, "machine": "m",
-                                 "real": {k: [0.0, 0.0] for k in ie.METRICS}, "summary": summary,
-                                 "evaluator": {}}, ie.LEVER_METRICS)
+    page = ablation.ablation_markdown({"seeds": [0, 1], "steps": 10, "repeats": 1, "runs": runs, "machine": "m",
+                                 "real": {k: [0.0, 0.0] for k in ev.METRICS}, "summary": summary,
+                                 "evaluator": {}}, ablation.LEVER_METRICS)
     assert "capsule loss minus" not in page and "minus full InterMoE" in page and "-27.000" in page
     assert "| capsule loss | 1 | 10 | 0.5000 | 1.0 | 0.5 |" in page  # every run: seed, steps, wall time
     assert "| capsule loss | 2 | 5.000" not in page and "| capsule loss | 2 | 6.400 ± " in page  # 2 seeds, FID mean
     for row in summary.values():  # a study written before a column existed still renders, the column "n/a"
         row.pop("role swap rate")
-    old = ie.ablation_markdown({"seeds": [0, 1], "steps": 10, "repeats": 1, "runs": runs, "machine": "m",
-                                "real": {k: [0.0, 0.0] for k in ie.METRICS}, "summary": summary,
-                                "evaluator": {}}, ie.ABLATION_METRICS)
+    old = ablation.ablation_markdown({"seeds": [0, 1], "steps": 10, "repeats": 1, "runs": runs, "machine": "m",
+                                "real": {k: [0.0, 0.0] for k in ev.METRICS}, "summary": summary,
+                                "evaluator": {}}, ablation.ABLATION_METRICS)
     assert "n/a" in old and "runs (seeds 0, 1), 10 denoiser steps" in old
 
 
 def test_a_progress_report_refuses_an_empty_or_mislabelled_study_before_loading_anything(tmp_path):
     with pytest.raises(ValueError, match="no finished run"):
-        ie.run_ablation(work=str(tmp_path), cached_only=True, progress=False)
+        ablation.run_ablation(work=str(tmp_path), cached_only=True, progress=False)
     with open(tmp_path / "full_intermoe_s0.json", "w") as f:
         json.dump({"variant": "full InterMoE", "seed": 0, "steps": 2500}, f)  # a lab-budget run
     with pytest.raises(ValueError, match=r"\[2500\] denoiser steps, not 300"):  # the default preset's 300
-        ie.run_ablation(work=str(tmp_path), cached_only=True, progress=False)
+        ablation.run_ablation(work=str(tmp_path), cached_only=True, progress=False)
 
 
 def test_the_shipped_vae_is_in_the_repository_and_is_the_lab_presets():
@@ -232,7 +232,7 @@ def test_the_shipped_vae_is_in_the_repository_and_is_the_lab_presets():
 
 def test_a_study_with_runs_cached_before_a_metric_existed_still_summarises():
     runs = [{"variant": v, "seed": 0, "steps": 10, "train seconds": 1.0,
-             "metrics": {k: [1.0, 0.0] for k in ie.METRICS if not (old and k == "jitter (cm/frame^2)")}}
+             "metrics": {k: [1.0, 0.0] for k in ev.METRICS if not (old and k == "jitter (cm/frame^2)")}}
             for v, old in (("full InterMoE", True), ("FFN baseline", False))]
-    summary = ie._summarise(runs, ["full InterMoE", "FFN baseline"])
+    summary = ablation._summarise(runs, ["full InterMoE", "FFN baseline"])
     assert "jitter (cm/frame^2)" not in summary["FFN baseline"] and "FID" in summary["FFN baseline"]["paired"]

@@ -8,7 +8,7 @@ import torch
 
 import intermoe_min as im
 import intermoe_min as tr
-import intermoe_eval as ie
+from intermoe_tools import runs
 from helpers import make_record
 
 
@@ -397,11 +397,11 @@ def test_a_notebook_on_a_gpu_gets_a_preset_that_fits_it(monkeypatch, gib, bf16, 
     props = type("Props", (), {"name": "a GPU", "total_memory": gib * 2 ** 30})()
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: props)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: bf16)
-    name, overrides, why = ie.choose_preset("cuda")
+    name, overrides, why = runs.choose_preset("cuda")
     assert name == expected and "a GPU" in why
     cfg = im.preset(name, **overrides)
     assert cfg.steps <= 5000 and cfg.vae_steps <= 2000 if name == "paper" else cfg == im.preset("lab")
-    assert ie.choose_preset("cpu")[0] == "lab"
+    assert runs.choose_preset("cpu")[0] == "lab"
     assert isinstance(tr.autocast(torch.device("cuda")), __import__("contextlib").nullcontext) != bf16
 
 

@@ -24,7 +24,7 @@ How a clip is made, file by file:
   dataset.py       generating, caching and splitting the set
   __main__.py      the command line
 
-The physics and motion reports (`python -m intersynth --check`) measure with intermoe_eval's functions, so
+The physics and motion reports (`python -m intersynth --check`) measure with intermoe_tools.evaluation's functions, so
 they live on the tools side, in intermoe_tools/synth_report.py: this package imports only intermoe_min.
 
     python -m intersynth            # generate + cache the default set (~25 s on 2 cores), summary

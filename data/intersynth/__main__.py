@@ -1,5 +1,5 @@
 """The command line: `python -m intersynth` generates and caches the default set and prints a summary;
---check also measures the physics and how people move (those reports measure with intermoe_eval's
+--check also measures the physics and how people move (those reports measure with intermoe_tools.evaluation's
 functions, so they live on the tools side, in intermoe_tools/synth_report.py, and only --check loads them)."""
 import argparse
 import time

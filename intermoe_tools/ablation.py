@@ -1,0 +1,431 @@
+"""intermoe_tools.ablation: the paper's ablation table in miniature.
+
+`run_ablation` trains each variant of the InterMoE block on the same budget and judges it with the same
+evaluator; `ablation_markdown` writes the table, `expert_load` measures the experts' load; `plot_paired` and
+`paired_report` show each variant against full InterMoE seed by seed, `plot_expert_load` the load.
+"""
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from dataclasses import asdict, fields, replace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+import intermoe_min as im
+import intersynth
+from intermoe_min import (InterMoE, InterMoEConfig, LatentDataset, build_model, measure_latent_stats, pick_device,
+                          preset, train_denoiser, train_vae)
+from intermoe_tools.export import _write_text
+from intermoe_tools.evaluation import (_fmt, _json_text, _machine, _read_json, _write_json, evaluate, mean_ci, METRICS,
+                                       train_evaluator, train_role_classifier)
+from intermoe_tools.runs import check_vae
+
+
+# Every variant trains the same denoiser budget (steps, batch, data, seeds) on the same frozen VAE and is
+# judged by the same evaluator; only the InterMoE block's switches differ. The paper's ablation table gives its
+# rows (InterHuman, full-size models, ~100k steps); ours are InterSynth and minutes on a CPU, so compare
+# the direction of each difference, not the values.
+
+ABLATIONS = {  # name -> (the paper's row it stands for, changes to the denoiser config)
+    "full InterMoE": ("Full InterMoE", {}),
+    "FFN baseline": ("Baseline (InterGen + CS-VAE, FFN instead of MoE)", {"ffn_type": "ffn"}),
+    "motion-only router": ("w/o motion & text router", {"router_mode": "motion"}),
+    "text-only router": ("w/o motion & text router", {"router_mode": "text"}),
+    "per-sample routing": ("w/o batch-level routing", {"routing": "sample"}),
+    "fixed top-k": ("w/o dynamic selection (fixed top-k)", {"selection": "topk"}),
+    # not in the paper: both people read the same caption, as the paper's denoiser does (egocentric_text,
+    # role_embedding off)
+    "shared caption": (None, {"egocentric_text": False, "role_embedding": False}),
+    # not in the paper's table: its future work, the router's motion/text mix alpha learnt instead of 0.5
+    "learnable alpha": (None, {"learn_alpha": True}),
+    # not in the paper: stage 2's training levers (InterMoEConfig; the lever screen of docs/results.md)
+    "EMA": (None, {"ema_decay": 0.999}),
+    "length buckets": (None, {"bucket": True}),
+    "decoded losses": (None, {"geo_weight": 1.0}),
+    "capsule loss": (None, {"pen_weight": 100.0}),
+    "decoded + capsule": (None, {"geo_weight": 1.0, "pen_weight": 100.0}),
+    "decoded + capsule, light": (None, {"geo_weight": 0.3, "pen_weight": 30.0}),
+    # the second round: the same losses only where the x0 prediction is sharp (t <= 300, not InterGen's 700)
+    "capsule loss, t <= 300": (None, {"pen_weight": 100.0, "geo_t_max": 300}),
+    "decoded + capsule, t <= 300": (None, {"geo_weight": 1.0, "pen_weight": 100.0, "geo_t_max": 300}),
+}
+LEVERS = ["full InterMoE", "EMA", "decoded losses", "capsule loss", "decoded + capsule",  # the lever screen
+          "capsule loss, t <= 300", "decoded + capsule, t <= 300"]
+PAPER_VARIANTS = [name for name, (row, _) in ABLATIONS.items() if row]  # the study's default: the paper's rows
+PAPER_ABLATION = {  # the paper's ablation table: FID, R@1, MM-Dist on InterHuman
+    "Baseline (InterGen + CS-VAE, FFN instead of MoE)": (5.251, 0.489, 3.771),
+    "w/o motion & text router": (4.782, 0.503, 3.766),
+    "w/o batch-level routing": (6.036, 0.492, 3.774),
+    "w/o dynamic selection (fixed top-k)": (6.242, 0.498, 3.772),
+    "Full InterMoE": (4.677, 0.512, 3.762),
+}
+LEVER_METRICS = ("FID", "R-Precision top-3", "MM-Dist", "role accuracy", "role swap rate", "foot sliding (cm/frame)",
+                 "interpenetration (% frames)", "hand contact (cm)")  # the lever screen's columns
+ABLATION_METRICS = ("FID", "R-Precision top-1", "R-Precision top-3", "MM-Dist", "Diversity", "role accuracy",
+                    "role swap rate", "homogenisation gap (cm)", "interpenetration (% frames)")
+
+
+def ablation_config(cfg: InterMoEConfig, name: str) -> InterMoEConfig:
+    """cfg with the denoiser switches of ablation `name` (a key of ABLATIONS)."""
+    if name not in ABLATIONS:
+        raise ValueError(f"unknown ablation {name!r}; choose from {list(ABLATIONS)}")
+    changes = dict(ABLATIONS[name][1])
+    own = {f.name for f in fields(InterMoEConfig)} - {"denoiser"}
+    top = {k: changes.pop(k) for k in list(changes) if k in own}  # InterMoEConfig's; the rest the denoiser's
+    cfg = replace(cfg, **top)
+    den = cfg.denoiser
+    if "ffn_type" in changes:
+        den = replace(den, ffn_type=changes.pop("ffn_type"), d_ffn=den.moe.d_expert)  # one expert's size
+    return replace(cfg, denoiser=replace(den, moe=replace(den.moe, **changes)))
+
+
+def ablation_preset(smoke: bool = False, name: str = "ablation") -> InterMoEConfig:
+    """The study's model, preset(name); smoke: the nano preset, for tests and the notebook's quick run."""
+    return preset("nano", n_clips=96, steps=6) if smoke else preset(name)
+
+
+def _slug(name: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in name.lower()).strip("_")
+
+
+@torch.no_grad()
+def expert_load(model, records: list[dict], n: int = 32, seed: int = 0, t_bins: int = 10, around: int = 8) -> dict:
+    """How the experts share the work while `model` generates for the first n `records` (each its first caption
+    and its own length, DDIM with guidance, as `sample` runs): per MoE layer, the share of real tokens each
+    expert takes (the shares sum to the experts per token); experts per token by noise step t (t_bins equal
+    bins of the diffusion's steps); and experts per token by latent frame from the clip's first key event
+    (meta['key_frames'], -around..around latent frames; clips without one count elsewhere only). Guidance's
+    unconditional half counts in the shares and the noise curve, not around the key events."""
+    blocks = model.denoiser.moe_blocks()
+    if not blocks:
+        raise ValueError("expert_load: this model has no MoE blocks (the FFN baseline has no experts to load)")
+    recs = records[:n]
+    B, L, E, A = len(recs), len(blocks), blocks[0].n_experts, 2 * around + 1
+    lengths = [int(np.clip(r["joints"].shape[1], im.MIN_FRAMES, im.MAX_FRAMES)) for r in recs]
+    Tz = -(-max(lengths) // 4)
+    key = torch.tensor([min(r["meta"].get("key_frames") or [-10 ** 6]) // 4 for r in recs])  # (B,) latent frame
+    offset = torch.arange(Tz)[None] - key[:, None] + around  # (B, Tz): 0..A-1 within reach of the key event
+    real = torch.arange(Tz)[None] < torch.tensor([-(-n_ // 4) for n_ in lengths])[:, None]  # (B, Tz)
+    near = F.one_hot(offset.clamp(0, A - 1), A).float() * ((offset >= 0) & (offset < A) & real)[..., None].float()
+    counts, tokens = torch.zeros(L, E), torch.zeros(L)
+    by_t, tok_t = torch.zeros(L, t_bins), torch.zeros(L, t_bins)
+    by_key, tok_key = torch.zeros(L, A), torch.zeros(L, A)
+    now = {}
+    n_steps = model.diffusion.n_steps
+
+    def on_denoiser(module, args):
+        now["bin"] = min(int(args[2][0]) * t_bins // n_steps, t_bins - 1)  # args: x_a, x_b, t (2B,), ...
+
+    def on_block(layer):
+        def hook(module, args, out):
+            sel = module.last_selection.cpu()  # (2 * 2B, Tz, E): rows person-major, conditional samples first
+            picked, S = sel.sum((0, 1)).float(), float(module.last_tokens)
+            counts[layer] += picked
+            tokens[layer] += S
+            by_t[layer, now["bin"]] += picked.sum()
+            tok_t[layer, now["bin"]] += S
+            per_frame = rearrange(sel, "(p b) t e -> b p t e", p=2)[:B].sum((1, 3)).float()  # (B, Tz), both people
+            by_key[layer] += torch.einsum("bt,bta->a", per_frame, near)
+            tok_key[layer] += 2 * near.sum((0, 1))
+        return hook
+    handles = [model.denoiser.register_forward_pre_hook(on_denoiser)]
+    handles += [b.register_forward_hook(on_block(i)) for i, b in enumerate(blocks)]
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", ".*not in the vocabulary")
+            model.sample([r["captions"][0] for r in recs], lengths, seed=seed)
+    finally:
+        for h in handles:
+            h.remove()
+    edges = [round(k * n_steps / t_bins) for k in range(t_bins + 1)]
+    return {"clips": B, "experts": E, "share": (counts / tokens[:, None]).tolist(),  # (L, E)
+            "experts per token": (counts.sum(1) / tokens).tolist(),  # (L,)
+            "t bins": edges, "by t": (by_t / tok_t).tolist(),  # (L, t_bins), NaN where no DDIM step fell
+            "offsets": list(range(-around, around + 1)), "around key event": (by_key / tok_key).tolist(),  # (L, A)
+            "key event clips": int((key >= 0).sum())}
+
+
+def run_ablation(out: str | None = None, work: str = os.path.join("runs", "ablation"), variants=None,
+                 seeds=(0, 1, 2), steps: int | None = None, vae_ckpt: str | None = None, repeats: int = 2,
+                 n_test: int = 96, smoke: bool = False, progress: bool = True,
+                 preset_name: str = "ablation", report: str = "ablation", cached_only: bool = False) -> dict:
+    """Train and evaluate every ablation variant x seed; write {out}/{report}.md and {out}/{report}.json
+    (out defaults to `work`; the repository's published table is results/, written only on request).
+    preset_name: the model every variant changes; report "levers" writes the lever screen's page.
+
+    Shared by all runs: the data, one VAE (trained into {work}/vae.pt, or read from vae_ckpt, e.g. the lab
+    demo's runs/demo/vae.pt), its latent cache, the evaluator and the role classifier (trained once into
+    runs/evaluator/, the ones `run_evaluation` uses; into {work} for the smoke study). Per run: a fresh text encoder + denoiser (initialised by the seed) trained for the same `steps`,
+    then `evaluate` with `repeats` fresh generations of the first n_test test clips (0: all; MultiModality left
+    out: 30 generations per caption would triple the study's time) and `expert_load` on 32 of them. Everything is cached in {work}: an interrupted study
+    rerun with the same arguments picks up where it stopped. cached_only: train nothing, report the runs finished
+    so far (a long study's progress). Returns the results dict written to JSON.
+    """
+    t_start = time.time()
+    out = work if out is None else out
+    cfg = ablation_preset(smoke, preset_name)
+    steps = cfg.steps if steps is None else steps
+    variants = PAPER_VARIANTS if variants is None else list(variants)
+    vae_state = check_vae(vae_ckpt, cfg, "--smoke (--preset nano)" if smoke else f"--preset {preset_name}") \
+        if vae_ckpt else None
+    if cached_only:  # checked before anything loads or trains
+        done = [_read_json(p) for p in (os.path.join(work, f"{_slug(n)}_s{s}.json") for n in variants for s in seeds)
+                if os.path.isfile(p)]
+        if not done:
+            raise ValueError(f"--cached-only: no finished run in {work} for variants {variants} and seeds {list(seeds)}")
+        other = sorted({r["steps"] for r in done} - {steps})
+        if other:  # e.g. without the study's --preset or --steps: the report would mislabel its runs
+            raise ValueError(f"runs in {work} were trained for {other} denoiser steps, not {steps}: pass the study's "
+                             f"--preset / --steps")
+    os.makedirs(work, exist_ok=True)
+    os.makedirs(out, exist_ok=True)
+    train, val, test = (intersynth.load_split(split, cfg.n_clips) for split in ("train", "val", "test"))
+    base = build_model(cfg, train, seed=0)  # the shared VAE's initial weights: the same study every time
+    if vae_state:
+        base.vae.load_state_dict(vae_state["model"])
+    else:
+        train_vae(base, train, ckpt_path=os.path.join(work, "vae.pt"), progress=progress)
+    device = pick_device()
+    base.to(device).set_latent_stats(*measure_latent_stats(base, train, device=device))
+    latents = []  # the shared latent cache, built when the first run that needs training starts
+
+    def cache():
+        if not latents:
+            latents.append(LatentDataset(base, train, train=True, max_frames=cfg.max_frames, progress=progress))
+        return latents[0]
+    ev_dir = work if smoke else os.path.join("runs", "evaluator")  # the one `run_evaluation` uses too
+    os.makedirs(ev_dir, exist_ok=True)
+    evaluator, ev_report = train_evaluator(train, val, ckpt_path=os.path.join(ev_dir, "evaluator.pt"),
+                                           normalizer=base.normalizer, progress=progress, **_smoke_eval(smoke))
+    roles, role_report_ = train_role_classifier(train, val, ckpt_path=os.path.join(ev_dir, "roles.pt"),
+                                                normalizer=base.normalizer, progress=progress, **_smoke_eval(smoke))
+    test = test[:n_test] if n_test else test  # default one batch of 96: generation is most of a run's evaluation
+    batch = min(96, len(test))
+    eval_kw = dict(repeats=repeats, batch=batch, mm_captions=0, progress=progress)
+    real_path = os.path.join(work, "real.json")
+    if not os.path.isfile(real_path):
+        real = evaluate(None, test, evaluator, roles, reference=val, **eval_kw)
+        _write_json(real_path, real)
+    real = _read_json(real_path)
+    runs = []
+    for name in variants:
+        for seed in seeds:
+            path = os.path.join(work, f"{_slug(name)}_s{seed}")
+            if not os.path.isfile(path + ".json"):
+                if cached_only:
+                    continue  # not run yet
+                torch.manual_seed(seed)  # this run's initial weights
+                model = InterMoE(ablation_config(cfg, name), base.vocab, base.normalizer).to(device)
+                model.vae.load_state_dict(base.vae.state_dict())
+                model.set_latent_stats(base.latent_mean, base.latent_scale)
+                t = time.time()
+                history = train_denoiser(model, train, steps=steps, ckpt_path=path + ".pt", seed=seed,
+                                         device=device, progress=progress, latents=cache())
+                train_seconds = round(time.time() - t, 1)
+                t = time.time()
+                metrics = evaluate(model, test, evaluator, roles, seed=seed, **eval_kw)
+                load = expert_load(model, test, n=min(32, len(test)), seed=seed) if model.denoiser.moe_blocks() else None
+                _write_json(path + ".json", {"variant": name, "seed": seed, "steps": steps, "checkpoint": path + ".pt",
+                                             "final loss": history[-1]["loss"] if history else None,
+                                             "train seconds": train_seconds,
+                                             "eval seconds": round(time.time() - t, 1), "metrics": metrics,
+                                             "load": load})
+            runs.append(_read_json(path + ".json"))
+    results = {"config": asdict(cfg), "steps": steps, "seeds": list(seeds), "repeats": repeats, "test clips": len(test),
+               "evaluator": {k: v for k, v in ev_report.items() if k != "history"},
+               "role classifier": {k: v for k, v in role_report_.items() if k != "history"},
+               "real": real, "runs": runs, "preset": preset_name,
+               "summary": _summarise(runs, [n for n in variants if any(r["variant"] == n for r in runs)]),
+               "seconds": round(time.time() - t_start, 1), "cached only": cached_only, "machine": _machine()}
+    page = ablation_markdown(results, LEVER_METRICS if report == "levers" else ABLATION_METRICS)  # before any file
+    im.atomic_write([os.path.join(out, f"{report}.json"), os.path.join(out, f"{report}.md")],  # one unit
+                    [lambda p: _write_text(p, _json_text(results)), lambda p: _write_text(p, page)])
+    return results
+
+
+def _smoke_eval(smoke: bool) -> dict:
+    return {"steps": 20, "batch": 16} if smoke else {}
+
+
+def _summarise(runs: list[dict], variants: list[str]) -> dict:
+    """Per variant and metric: the seeds' means combined into a mean with its Student-t interval; and for every
+    variant after the first, "paired": its difference from the first variant seed by seed (the same seed
+    gives both the same data order and noise), as a mean with its Student-t interval."""
+    # the metrics every run measured (runs cached before a column existed lack it: the column reads n/a)
+    out, metrics = {}, [k for k in METRICS if k != "MultiModality" and all(k in r["metrics"] for r in runs)]
+    ref = {r["seed"]: r for r in runs if r["variant"] == variants[0]}
+    for name in variants:
+        mine = [r for r in runs if r["variant"] == name]
+        out[name] = {k: mean_ci([r["metrics"][k][0] for r in mine], student_t=True) for k in metrics}
+        out[name]["train seconds"] = float(np.mean([r["train seconds"] for r in mine]))
+        loads = [r["load"] for r in mine if r.get("load")]
+        if loads:  # the experts' load, mean over the seeds that measured it
+            out[name]["load"] = {k: np.mean([ld[k] for ld in loads], 0).tolist()
+                                 for k in ("share", "experts per token", "by t", "around key event")}
+            out[name]["load"].update({k: loads[0][k] for k in ("t bins", "offsets")})
+        pairs = [(r, ref[r["seed"]]) for r in mine if r["seed"] in ref]
+        if name != variants[0] and pairs:
+            out[name]["paired"] = {k: mean_ci([r["metrics"][k][0] - f["metrics"][k][0] for r, f in pairs],
+                                              student_t=True) for k in metrics}
+    return out
+
+
+def ablation_markdown(results: dict, cols=ABLATION_METRICS) -> str:
+    """The study as a Markdown page: our table (mean ± 95% interval over seeds), each variant's paired
+    difference from the first, and the paper's table where a variant has a row in it."""
+    levers = cols == LEVER_METRICS
+    model = results.get("preset") or "ablation"  # a results file without a preset: the study's own
+    clips = f" ({results['test clips']} clips)" if "test clips" in results else ""  # a results file may lack it
+    seeds = ", ".join(str(s) for s in sorted({r["seed"] for r in results["runs"]}))
+    n_seeds = {name: sum(r["variant"] == name for r in results["runs"]) for name in results["summary"]}
+    nan = (float("nan"), float("nan"))  # a column a results file may lack
+    lines = ["# " + ("Stage 2's training levers, screened" if levers else
+                     f"Ablation study: InterMoE's switches on the `{model}` model, {results['steps']} denoiser steps a run"), "",
+             f"InterSynth test split{clips}; {len(results['runs'])} runs (seeds {seeds}), "
+             f"{results['steps']} denoiser steps each on one "
+             f"shared VAE; each run evaluated on {results['repeats']} fresh generations; mean ± 95% interval over "
+             f"seeds (Student's t, n - 1 degrees of freedom: 12.7 s / sqrt(2) for 2 seeds, 4.30 s / sqrt(3) for 3); the real row: mean ± 1.96 std / sqrt(repeats). The runs took {sum(r['train seconds'] + r['eval seconds'] for r in results['runs']) / 60:.0f}"
+             f" min of training and evaluation on {results['machine']} (shared models and caches aside).", "",
+             "| variant | seeds | " + " | ".join(cols) + " |", "|---" * (len(cols) + 2) + "|",
+             "| real test clips (vs val) | | " + " | ".join(_fmt(results["real"][k]) for k in cols) + " |"]
+    for name, row in results["summary"].items():
+        lines.append(f"| {name} | {n_seeds[name]} | " + " | ".join(_fmt(row.get(k, nan)) for k in cols) + " |")
+    first = next(iter(results["summary"]))
+    paired = [(name, row["paired"]) for name, row in results["summary"].items() if "paired" in row]
+    if paired:
+        lines += ["", f"Each variant minus {first}, seed by seed (mean ± 95% Student-t interval over the seeds; an "
+                  "interval that holds 0 separates nothing):", "",
+                  "| variant | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+        lines += [f"| {name} | " + " | ".join(_fmt(d.get(k, nan)) for k in cols) + " |" for name, d in paired]
+    lines += ["", "Every run (wall time on the machine above, which other jobs may have shared):", "",
+              "| variant | seed | denoiser steps | final loss | training (min) | evaluation (min) |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['variant']} | {r['seed']} | {r['steps']} | {r['final loss']:.4f} | {r['train seconds'] / 60:.1f} | "
+              f"{r['eval seconds'] / 60:.1f} |" for r in results["runs"]]
+    loads = [(name, row["load"]) for name, row in results["summary"].items() if "load" in row]
+    if loads:
+        lines += ["", "The experts' load while generating 32 test clips (mean over seeds; per layer, first to last): "
+                  "experts per token; the busiest expert's share of the tokens over the mean share (1 = even); "
+                  "experts per token at the noisiest tenth of the steps and the cleanest; and at the key event's "
+                  "latent frame against 8 latent frames (32 frames) before it:", "",
+                  "| variant | experts per token | busiest / mean share | at t >= 900 | at t < 100 | at the key event "
+                  "| 8 latent frames before |", "|---|---|---|---|---|---|---|"]
+        for name, ld in loads:
+            share = np.array(ld["share"])
+            by_t, key = np.array(ld["by t"]), np.array(ld["around key event"])
+            cells = [share.sum(1), share.max(1) / share.mean(1), by_t[:, -1], by_t[:, 0],
+                     key[:, ld["offsets"].index(0)], key[:, 0]]
+            lines.append(f"| {name} | " + " | ".join(" / ".join(f"{v:.2f}" for v in c) for c in cells) + " |")
+    if levers:
+        return "\n".join(lines + [""])
+    lines += ["", "Beside the paper's ablation table (InterHuman, full-size models). Compare directions, not "
+              "values: the data, the evaluator and the scale differ.", "",
+              "| our variant | paper's row | FID: paper | ours | R@1: paper | ours | MM-Dist: paper | ours |",
+              "|---|---|---|---|---|---|---|---|"]
+    for name, mine in results["summary"].items():
+        row = ABLATIONS[name][0]
+        ours = [_fmt(mine.get(k, nan)) for k in ("FID", "R-Precision top-1", "MM-Dist")]
+        paper = PAPER_ABLATION[row] if row else ("", "", "")
+        cells = [f"{p} | {o}" for p, o in zip(paper, ours)]
+        lines.append(f"| {name} | {row or '(not in the paper: ours)'} | " + " | ".join(cells) + " |")
+    ev = results["evaluator"]
+    lines += ["", "Evaluator's own retrieval on real val clips: " +
+              ", ".join(f"{k} {v:.3f}" for k, v in ev.items() if k.startswith("R-Precision")) + ".", ""]
+    return "\n".join(lines)
+
+
+# ---- pictures of a study: paired differences, the experts' load ---------------------------------------------
+PAIRED_SIGNS = {"FID": -1, "R-Precision top-1": +1, "R-Precision top-3": +1, "MM-Dist": -1, "role accuracy": +1,
+                "role swap rate": -1, "interpenetration (% frames)": -1}  # +1: higher is better
+
+
+def verdict(d: float, ci: float, sign: int) -> str:
+    """A paired difference d (variant minus full InterMoE) with its 95% interval ci, read for a metric whose
+    better direction is sign (+1: higher is better)."""
+    if not np.isfinite(d):
+        return "not measured"
+    if not np.isfinite(ci):
+        return "one seed: no interval"
+    return "not separable" if abs(d) <= ci else ("better" if sign * d > 0 else "worse")
+
+
+def plot_paired(results: dict, paired: dict, signs: dict = PAIRED_SIGNS):
+    """Each variant minus full InterMoE, seed by seed, one panel per metric: the difference and its interval,
+    green where it is better, red where worse, grey where the interval holds 0. paired: {variant: the summary's
+    'paired' entry}. Returns the Figure."""
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(signs), figsize=(2.5 * len(signs), 0.6 * len(paired) + 1.8), dpi=80,
+                             sharey=True, layout="constrained")
+    for ax, (metric, sign) in zip(axes, signs.items()):
+        for y, (name, diff) in enumerate(paired.items()):
+            d, ci = diff[metric]
+            colour = {"better": "tab:green", "worse": "tab:red"}.get(verdict(d, ci, sign), "grey")
+            ax.errorbar(d, y, xerr=ci if np.isfinite(ci) else None, fmt="o", capsize=4, color=colour)
+        ax.axvline(0, color="k", lw=0.8)
+        ax.set_title(f"{metric}\n({'higher' if sign > 0 else 'lower'} is better)", fontsize=9)
+        ax.tick_params(labelsize=8)
+    axes[0].set_yticks(range(len(paired)), list(paired), fontsize=8)
+    axes[0].invert_yaxis()
+    fig.suptitle(f"each variant minus full InterMoE, seed by seed (95% Student-t interval; "
+                 f"{results['steps']} denoiser steps a run)", fontsize=10)
+    return fig
+
+
+def paired_report(results: dict, paired: dict, signs: dict = PAIRED_SIGNS, reference: str = "full InterMoE") -> str:
+    """The paired differences in words, each beside the paper's difference for the same row where the paper's
+    ablation table has one (FID, R-Precision top-1, MM-Dist)."""
+    paper_full, lines = PAPER_ABLATION["Full InterMoE"], []
+    for name, diff in paired.items():
+        seeds = {r["seed"] for r in results["runs"] if r["variant"] == name}
+        n_pairs = len(seeds & {r["seed"] for r in results["runs"] if r["variant"] == reference})
+        lines.append(f"{name} ({n_pairs} seeds paired with {reference}):")
+        for metric, sign in signs.items():
+            d, ci = diff[metric]
+            line = f"   {metric:28s} {d:+8.3f} ± {ci:6.3f}  ours: {verdict(d, ci, sign):22s}"
+            col = {"FID": 0, "R-Precision top-1": 1, "MM-Dist": 2}.get(metric)
+            if col is not None and ABLATIONS[name][0]:
+                delta = PAPER_ABLATION[ABLATIONS[name][0]][col] - paper_full[col]
+                line += f" paper: {delta:+.3f} ({'better' if sign * delta > 0 else 'worse'})"
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def plot_expert_load(loads: dict) -> tuple:
+    """The experts' load of each variant ({variant: the summary's 'load' entry, from expert_load}): each expert's
+    share of the tokens against the mean share, layer by layer; and the experts a token gets along the diffusion
+    steps and around the key event. Returns the two Figures."""
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(loads), figsize=(3.4 * len(loads), 2.6), dpi=80, layout="constrained",
+                             squeeze=False)
+    for ax, (name, ld) in zip(axes[0], loads.items()):
+        share = np.array(ld["share"])  # (layers, experts): each expert's tokens / all real tokens
+        img = ax.imshow(share / share.mean(1, keepdims=True), cmap="coolwarm", vmin=0, vmax=2, aspect="auto")
+        for (i, j), v in np.ndenumerate(share / share.mean(1, keepdims=True)):
+            ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=7)
+        ax.set_xlabel("expert")
+        ax.set_ylabel("layer")
+        ax.set_yticks(range(len(share)), range(1, len(share) + 1))
+        ax.set_title(f"{name}: share / mean share", fontsize=9)
+    fig.colorbar(img, ax=axes[0, -1], shrink=0.8)
+
+    fig2, axes = plt.subplots(2, len(loads), figsize=(3.4 * len(loads), 5), dpi=80, layout="constrained",
+                              squeeze=False, sharey="row")
+    for k, (name, ld) in enumerate(loads.items()):
+        edges = np.array(ld["t bins"])
+        for layer, (by_t, key) in enumerate(zip(ld["by t"], ld["around key event"])):
+            axes[0, k].plot((edges[:-1] + edges[1:]) / 2, by_t, "o-", ms=3, label=f"layer {layer + 1}")
+            axes[1, k].plot(ld["offsets"], key, "o-", ms=3, label=f"layer {layer + 1}")
+        axes[0, k].set_xlabel("diffusion step t (1000: pure noise)", fontsize=8)
+        axes[1, k].set_xlabel("latent frames from the key event (1 = 4 frames)", fontsize=8)
+        axes[1, k].axvline(0, color="k", lw=0.8)
+        axes[0, k].set_title(name, fontsize=9)
+        for ax in axes[:, k]:
+            ax.axhline(1, color="grey", ls=":", lw=1)
+    axes[0, 0].set_ylabel("experts per token")
+    axes[1, 0].set_ylabel("experts per token")
+    axes[0, 0].legend(fontsize=7)
+    return fig, fig2
