@@ -42,7 +42,11 @@ from intermoe_min import (Checkpointable, DataError, FEATURE_SLICES, FEAT_DIM, F
                           Vocab, build_model, caption_initiator, collate, facing_yaw, foot_contacts,
                           joints_from_features, load_checkpoint, load_intersynth, measure_latent_stats,
                           pick_device, preset, sinusoidal_embedding,
-                          train_denoiser, train_loop, train_vae, yaw_matrix)
+                          train_loop, train_vae, yaw_matrix)
+from intermoe_tools import pipeline
+from intermoe_tools.files import WriteError, atomic_write, process_alive, remove_stale_temps
+from intermoe_tools.bodies import CHILDREN, END_SITES, skeleton_rotations
+from intermoe_tools.physics import CAPSULES, TOUCH_RE, WRISTS, capsule_overlap, segment_distance
 
 # =====================================================================================================
 # 1. Looking at motion
@@ -361,14 +365,14 @@ def show(joints, caption=None, stride=2, **kw):
 
 
 def save_gif(joints, path, caption=None, fps=FPS, stride=2, **kw):
-    """Write the animation to `path` as a GIF through Pillow (no ffmpeg), whole or not at all (`im.atomic_write`),
+    """Write the animation to `path` as a GIF through Pillow (no ffmpeg), whole or not at all (`atomic_write`),
     creating parent folders.
 
     stride=2 by default: 15 drawn frames a second look smooth enough and take half the time.
     Playback is real time, up to GIF's clock: frame times are whole 1/100 s, so 33 ms becomes 30 ms
     and 67 ms becomes 60 ms (a 10% fast replay). Keyword arguments are animate()'s. Returns the path.
     """
-    return im.atomic_write(os.fspath(path), _gif_writer(joints, caption, fps, stride, **kw))
+    return atomic_write(os.fspath(path), _gif_writer(joints, caption, fps, stride, **kw))
 
 
 def _gif_writer(joints, caption=None, fps=FPS, stride=2, **kw):
@@ -427,7 +431,7 @@ def filmstrip(joints, n=6, caption=None, frames=None, ax_size=2.0, fps=FPS, colo
 def save_filmstrips(clips, captions, path: str, **kw) -> str:
     """One PNG of `filmstrip` rows, one per clip (e.g. a model's samples for several prompts), whole or not at all.
     Returns path."""
-    return im.atomic_write(os.fspath(path), _filmstrips_writer(clips, captions, **kw))
+    return atomic_write(os.fspath(path), _filmstrips_writer(clips, captions, **kw))
 
 
 def _filmstrips_writer(clips, captions, **kw):
@@ -498,8 +502,8 @@ def plot_trajectories(joints, caption=None, fps=FPS, colors=None, ax=None, figsi
 
 # ---- 1b. Getting motion out: BVH for Blender and friends, InterHuman's raw layout ----------------------------
 # BVH stores a skeleton (each joint's offset from its parent in a rest pose, a T-pose facing +Z) and, per frame,
-# the root's position and every joint's rotation relative to its parent: `im.skeleton_rotations` solves them
-# from the positions. The model's output is already rigid (`im.rigid_bodies`), so the file gives it back exactly.
+# the root's position and every joint's rotation relative to its parent: `skeleton_rotations` (intermoe_tools.bodies) solves them
+# from the positions. The model's output is already rigid (intermoe_tools.bodies.rigid_bodies), so the file gives it back exactly.
 
 
 def _euler_zxy(R):
@@ -513,10 +517,10 @@ def _euler_zxy(R):
 
 def save_bvh(motion, path: str, fps: int = FPS) -> list:
     """Two people's joints (2, T, 22, 3) metres, or features (2, T, 262), -> one BVH file each, `path` with
-    '_p1' / '_p2' before '.bvh', both written or neither (`im.atomic_write`); returns their paths. Centimetres,
+    '_p1' / '_p2' before '.bvh', both written or neither (`atomic_write`); returns their paths. Centimetres,
     Y up, 'Zrotation Xrotation Yrotation'."""
     paths, writers = _bvh_writers(motion, path, fps)
-    return im.atomic_write(paths, writers)
+    return atomic_write(paths, writers)
 
 
 def _bvh_writers(motion, path: str, fps: int = FPS) -> tuple[list, list]:
@@ -534,7 +538,7 @@ def _bvh_writers(motion, path: str, fps: int = FPS) -> tuple[list, list]:
     stem = path[:-4] if path.lower().endswith(".bvh") else path
     paths, writers = [], []
     for n, person in enumerate(people):
-        local, offsets = im.skeleton_rotations(person)
+        local, offsets = skeleton_rotations(person)
         lines = ["HIERARCHY"]
 
         def write(j, depth):
@@ -544,10 +548,10 @@ def _bvh_writers(motion, path: str, fps: int = FPS) -> tuple[list, list]:
             lines.append(f"{pad}  OFFSET {' '.join(f'{100 * v:.4f}' for v in (offsets[j] if j else np.zeros(3)))}")
             lines.append(f"{pad}  CHANNELS " + ("6 Xposition Yposition Zposition " if j == 0 else "3 ")
                          + "Zrotation Xrotation Yrotation")
-            for c in im.CHILDREN[j]:
+            for c in CHILDREN[j]:
                 write(c, depth + 1)
-            if not im.CHILDREN[j]:  # the tip of the head, hand or toes, scaled to the person's own last bone
-                tip = np.asarray(im.END_SITES[j]) * np.linalg.norm(offsets[j]) / np.linalg.norm(im.REST_OFFSETS[j])
+            if not CHILDREN[j]:  # the tip of the head, hand or toes, scaled to the person's own last bone
+                tip = np.asarray(END_SITES[j]) * np.linalg.norm(offsets[j]) / np.linalg.norm(im.REST_OFFSETS[j])
                 lines.extend([f"{pad}  End Site", pad + "  {", f"{pad}    OFFSET {' '.join(f'{100 * v:.4f}' for v in tip)}",
                               pad + "  }"])
             lines.append(pad + "}")
@@ -569,18 +573,18 @@ def _write_text(path: str, text: str) -> None:
 
 def _dfs_order(j: int = 0) -> list:
     """Joints in the order a BVH file lists them (depth first, children in SMPL order)."""
-    return [j] + [k for c in im.CHILDREN[j] for k in _dfs_order(c)]
+    return [j] + [k for c in CHILDREN[j] for k in _dfs_order(c)]
 
 
 def save_interhuman(root: str, clip_id: str, joints, captions, split: str = "test", rot6d=None) -> str:
     """Two people's joints (2, T, 22, 3) and captions -> InterHuman's raw files under `root` (the layout
     `intermoe_min.load_interhuman` reads; data/interhuman.py). rot6d (2, T, 21, 6): the local rotations, e.g. a
-    clip's own; None: solved from the positions (`im.skeleton_rotations`, no twist). Adds clip_id to root/<split>.txt."""
+    clip's own; None: solved from the positions (`skeleton_rotations`, no twist). Adds clip_id to root/<split>.txt."""
     J = np.asarray(joints, dtype=np.float64)
     if J.ndim != 4 or J.shape[0] != 2 or J.shape[2:] != (N_JOINTS, 3):
         raise ValueError(f"save_interhuman: expected joints of shape (2, T, 22, 3), got {J.shape}")
     if rot6d is None:
-        rot6d = np.stack([im.rot6d_from_matrix(im.skeleton_rotations(p)[0][:, 1:]) for p in J])  # (2, T, 21, 6)
+        rot6d = np.stack([im.rot6d_from_matrix(skeleton_rotations(p)[0][:, 1:]) for p in J])  # (2, T, 21, 6)
     elif np.shape(rot6d) != J.shape[:2] + (N_JOINTS - 1, 6):
         raise ValueError(f"save_interhuman: rot6d must have shape {J.shape[:2] + (N_JOINTS - 1, 6)}, got {np.shape(rot6d)}")
     im.data_module("interhuman").save_clip(root, clip_id, J, rot6d, list(captions), split)
@@ -1041,15 +1045,9 @@ def homogenisation_gap(real_joints: list, generated_joints: list) -> float:
 # General functions of joint positions (metres, Y up, floor at y = 0); data/intersynth.py's physics report
 # measures its own clips with the same functions.
 
-TORSO_RADIUS = im.CAPSULES[0][2]  # the torso capsule's radius (m), pelvis -> neck
-NECK, WRISTS = JOINT_NAMES.index("neck"), im.WRISTS
+TORSO_RADIUS = CAPSULES[0][2]  # the torso capsule's radius (m), pelvis -> neck
+NECK = JOINT_NAMES.index("neck")
 TOUCH_MARGIN = 30    # frames (1 s) either side of the recorded contacts in which a generated clip may touch
-
-
-def segment_distance(p1, q1, p2, q2) -> np.ndarray:
-    """im.segment_distance on numpy arrays (N, 3) -> (N,), in float64."""
-    t = [torch.as_tensor(np.asarray(v, dtype=np.float64)) for v in (p1, q1, p2, q2)]
-    return im.segment_distance(*t).numpy()
 
 
 def foot_sliding(joints: np.ndarray) -> np.ndarray:
@@ -1071,8 +1069,8 @@ def floor_penetration(joints: np.ndarray) -> np.ndarray:
 
 def interpenetration(joints: np.ndarray) -> np.ndarray:
     """(2, T, 22, 3) -> (T,) how deep the two bodies overlap (m): the deepest overlap of a torso capsule with
-    the partner's torso or limb capsules (im.CAPSULES, the ones stage 2's capsule loss uses), 0 when apart."""
-    depth = im.capsule_overlap(torch.as_tensor(np.asarray(joints, dtype=np.float64)))  # (T, pairs)
+    the partner's torso or limb capsules (CAPSULES, the ones stage 2's capsule loss uses), 0 when apart."""
+    depth = capsule_overlap(torch.as_tensor(np.asarray(joints, dtype=np.float64)))  # (T, pairs)
     return depth.max(-1).values.numpy()
 
 
@@ -1098,7 +1096,7 @@ def touch_window(record: dict) -> slice | None:
     if "contacts" in meta:
         frames = [c[0] for c in meta["contacts"]]
         return slice(max(0, min(frames) - TOUCH_MARGIN), max(frames) + TOUCH_MARGIN + 1) if frames else None
-    return slice(None) if any(im.TOUCH_RE.search(c) for c in record["captions"]) else None
+    return slice(None) if any(TOUCH_RE.search(c) for c in record["captions"]) else None
 
 
 def physics_metrics(joints: list, windows: list | None = None) -> dict:
@@ -1154,7 +1152,7 @@ def vae_ceiling(model, records: list[dict], bodies: bool = True) -> dict:
     beside it under "real ..." for the ratios (foot sliding and hand contact are judged against real motion)."""
     records, real = real_motions(records)
     truth = [joints_from_features(f) for f in real]
-    recon = [joints_from_features(model.reconstruct(f, bodies=bodies)) for f in real]
+    recon = [joints_from_features(pipeline.reconstruct(model, f, bodies=bodies)) for f in real]
     windows = [touch_window(r) for r in records]
     out = {**reconstruction_errors(recon, truth), **bone_stretch(recon), **physics_metrics(recon, windows)}
     out.update({f"real {k}": v for k, v in physics_metrics(truth, windows).items()})
@@ -1248,8 +1246,8 @@ def generate_features(model, captions: list[str], lengths: list[int], seed: int 
     out = [None] * len(captions)
     for c, s in enumerate(range(0, len(order), batch)):
         idx = order[s:s + batch]
-        _, feats = model.sample([captions[i] for i in idx], [max(int(lengths[i]), MIN_FRAMES) for i in idx],
-                                seed=seed + c, return_features=True)  # feats (b, 2, T, 262)
+        _, feats = pipeline.sample(model, [captions[i] for i in idx], [max(int(lengths[i]), MIN_FRAMES) for i in idx],
+                                   seed=seed + c, return_features=True)  # feats (b, 2, T, 262)
         for k, i in enumerate(idx):
             f = feats[k, :, :int(lengths[i])].cpu().numpy()  # (2, n_i, 262)
             # a caption that names roles told a model that reads it per person which slot is which: keep its slots
@@ -1263,10 +1261,10 @@ def evaluate(model, records: list[dict], evaluator: Evaluator, role_classifier: 
              mm_repeats: int = 30, seed: int = 0, progress: bool = True, reconstruct: bool = False) -> dict:
     """Every metric of the results table (METRICS), each as (mean, 95% half-interval) over `repeats` runs.
 
-    model: an InterMoE (anything with .sample(captions, lengths, seed=, return_features=True)), or None for
+    model: an InterMoE, sampled as intermoe_tools.pipeline.sample does (physics guidance, bodies), or None for
            the real-vs-real row: the "generated" clips are then the real ones.
     reconstruct: the "VAE ceiling" row: the "generated" clips are the model's VAE's encodings and decodings of
-           the real ones (`InterMoE.reconstruct`), the best its denoiser could do through this decoder.
+           the real ones (intermoe_tools.pipeline.reconstruct, as bodies), the best its denoiser could do through this decoder.
     records: the test clips. Each run draws one caption per clip and generates a clip of the same length
            for it (`generate_features`, `batch` at a time); FID compares those with the real test clips,
            R-Precision and MM-Dist pair them with their captions (batches of `batch`; InterGen's: 96).
@@ -1286,7 +1284,7 @@ def evaluate(model, records: list[dict], evaluator: Evaluator, role_classifier: 
     windows = [touch_window(r) for r in records]
     asym = [i for i, r in enumerate(records) if is_asymmetric(r)]
     ref_emb = embed_motions(evaluator, real_motions(reference)[1], batch) if model is None and reference else None
-    fixed = real if model is None else [model.reconstruct(f) for f in real] if reconstruct else None  # not drawn
+    fixed = real if model is None else [pipeline.reconstruct(model, f) for f in real] if reconstruct else None  # not drawn
     fixed_emb = real_emb if model is None else embed_motions(evaluator, fixed, batch) if reconstruct else None
     rows = {k: [] for k in METRICS}
     nan = float("nan")
@@ -1333,7 +1331,7 @@ def _json_text(obj) -> str:
 
 
 def _write_json(path: str, obj) -> None:
-    im.atomic_write(path, lambda p: _write_text(p, _json_text(obj)))
+    atomic_write(path, lambda p: _write_text(p, _json_text(obj)))
 
 
 def _read_json(path: str):
@@ -1370,7 +1368,7 @@ def run_evaluation(model: "InterMoE", out: str, work: str = os.path.join("runs",
     train, val, test = (load_intersynth(split, n_clips) for split in ("train", "val", "test"))
     os.makedirs(work, exist_ok=True)
     os.makedirs(out, exist_ok=True)
-    im.remove_stale_temps(work)  # of a cached evaluator's save that was killed
+    remove_stale_temps(work)  # of a cached evaluator's save that was killed
     evaluator, ev_report = train_evaluator(train, val, ckpt_path=os.path.join(work, "evaluator.pt"),
                                            normalizer=model.normalizer, progress=progress)
     roles, role_rep = train_role_classifier(train, val, ckpt_path=os.path.join(work, "roles.pt"),
@@ -1397,7 +1395,7 @@ def run_evaluation(model: "InterMoE", out: str, work: str = os.path.join("runs",
     md = ["| | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 1) + "|"]
     md += [f"| {name} | " + " | ".join(_fmt(r[k]) for k in METRICS) + " |" for name, r in rows]
     md += ["", f"VAE: {vae['from']} (weights {vae['weights']}); physics guidance {model.cfg.physics}."]
-    im.atomic_write([os.path.join(out, "evaluation.json"), os.path.join(out, "evaluation.md")],  # one unit
+    atomic_write([os.path.join(out, "evaluation.json"), os.path.join(out, "evaluation.md")],  # one unit
                     [lambda p: _write_text(p, _json_text(results)), lambda p: _write_text(p, "\n".join(md) + "\n")])
     return results
 
@@ -1603,8 +1601,8 @@ def run_ablation(out: str | None = None, work: str = os.path.join("runs", "ablat
                 model.vae.load_state_dict(base.vae.state_dict())
                 model.set_latent_stats(base.latent_mean, base.latent_scale)
                 t = time.time()
-                history = train_denoiser(model, train, steps=steps, ckpt_path=path + ".pt", seed=seed,
-                                         device=device, progress=progress, latents=cache())
+                history = pipeline.train_denoiser(model, train, steps=steps, ckpt_path=path + ".pt", seed=seed,
+                                                  device=device, progress=progress, latents=cache())
                 train_seconds = round(time.time() - t, 1)
                 t = time.time()
                 metrics = evaluate(model, test, evaluator, roles, seed=seed, **eval_kw)
@@ -1622,7 +1620,7 @@ def run_ablation(out: str | None = None, work: str = os.path.join("runs", "ablat
                "summary": _summarise(runs, [n for n in variants if any(r["variant"] == n for r in runs)]),
                "seconds": round(time.time() - t_start, 1), "cached only": cached_only, "machine": _machine()}
     page = ablation_markdown(results, LEVER_METRICS if report == "levers" else ABLATION_METRICS)  # before any file
-    im.atomic_write([os.path.join(out, f"{report}.json"), os.path.join(out, f"{report}.md")],  # one unit
+    atomic_write([os.path.join(out, f"{report}.json"), os.path.join(out, f"{report}.md")],  # one unit
                     [lambda p: _write_text(p, _json_text(results)), lambda p: _write_text(p, page)])
     return results
 
@@ -1864,7 +1862,7 @@ def run_training(cfg, out: str, vae_steps=None, steps=None, seed: int = 0, stage
     log["earlier_seconds"] = round(log["vae_seconds"] - (time.time() - t), 1)  # training in runs this one resumed
     if "denoiser" in stages:
         t = time.time()
-        log["denoiser_history"] = im.train_denoiser(model, train, steps=steps, ckpt_path=paths["denoiser"], seed=seed)
+        log["denoiser_history"] = pipeline.train_denoiser(model, train, steps=steps, ckpt_path=paths["denoiser"], seed=seed)
         log["denoiser_seconds"] = _stage_seconds(log["denoiser_history"], t)
         log["earlier_seconds"] = round(log["earlier_seconds"] + log["denoiser_seconds"] - (time.time() - t), 1)
         if rank == 0:
@@ -1891,7 +1889,7 @@ def run_lock(folder: str, arg: str = "--out", command: str = "python intermoe_mi
     me = f"{os.getpid()} {host} {command}\n"
     with _folder_mutex(folder):  # one command at a time reads, takes over and writes the lock
         _take_lock(folder, path, host, me, arg)
-    removed = im.remove_stale_temps(folder)
+    removed = remove_stale_temps(folder)
     if removed:
         print(f"{folder}: removed {len(removed)} temporary file(s) of a killed run: {', '.join(removed)}")
     try:
@@ -1935,7 +1933,7 @@ def _take_lock(folder: str, path: str, host: str, me: str, arg: str) -> None:
                 age = time.time() - os.path.getmtime(path)
             except FileNotFoundError:  # its holder just let it go
                 continue
-            gone = their_host == host and pid.isdigit() and not im.process_alive(int(pid)) or not pid and age > 10
+            gone = their_host == host and pid.isdigit() and not process_alive(int(pid)) or not pid and age > 10
             if not gone:
                 where = f"process {pid}" + ("" if their_host == host else f" on {their_host}") if pid else "a starting run"
                 raise FolderInUse(f"{folder} is in use by {where} ({their_command or 'its command'}): wait for it to "
@@ -2116,7 +2114,7 @@ def main(argv=None):
     except (ValueError, TypeError, OSError, FloatingPointError, im.CheckpointError, im.DataError, FolderInUse) as e:
         if args.debug:
             raise
-        ours = isinstance(e, (im.CheckpointError, im.DataError, im.WriteError, FolderInUse))  # say all there is
+        ours = isinstance(e, (im.CheckpointError, im.DataError, WriteError, FolderInUse))  # say all there is
         hint = "" if ours else "\n(run again with --debug to see where it happened)"
         print(f"error: {e}{hint}", file=sys.stderr)
         raise SystemExit(1) from None
@@ -2183,7 +2181,7 @@ def _command(args) -> None:
     files, writers = [], []
     if args.cmd == "demo":
         t = time.time()
-        joints = model.sample(DEMO_PROMPTS, 150, seed=args.seed, progress=True).cpu().numpy()
+        joints = pipeline.sample(model, DEMO_PROMPTS, 150, seed=args.seed, progress=True).cpu().numpy()
         log["sample_seconds"] = round(time.time() - t, 2)
         files = [os.path.join(out, f"demo_{k}.gif") for k in range(len(DEMO_PROMPTS))]
         writers = [_gif_writer(joints[k], caption=c, stride=2) for k, c in enumerate(DEMO_PROMPTS)]
@@ -2192,7 +2190,7 @@ def _command(args) -> None:
     log["total_seconds"] = round(time.time() - t0 + log.pop("earlier_seconds"), 1)
     log["preset"], log["device"], log["threads"] = args.preset, str(im.pick_device()), torch.get_num_threads()
     log_path = _stage_paths(out)["log"]
-    im.atomic_write(files + [log_path], writers + [lambda p: _write_text(p, json.dumps(log, indent=1))])
+    atomic_write(files + [log_path], writers + [lambda p: _write_text(p, json.dumps(log, indent=1))])
     print(f"done in {log['total_seconds']} s; model {_stage_paths(out)['model']}, log {log_path}"
           + (f", GIFs {', '.join(log['gifs'])}" if args.cmd == "demo" else ""))
 
@@ -2206,7 +2204,8 @@ def _sample(args) -> None:
     model = im.InterMoE.load(args.ckpt) if args.ckpt else im.pretrained()
     if not args.ckpt:
         print(f"no --ckpt: sampling the shipped model, {im.PRETRAINED} (docs/results.md)")
-    joints = model.sample(args.prompt, args.length, seed=args.seed, progress=True, physics=args.physics).cpu().numpy()
+    joints = pipeline.sample(model, args.prompt, args.length, seed=args.seed, progress=True,
+                             physics=args.physics).cpu().numpy()
     files, writers = [], []
     for k, prompt in enumerate(args.prompt):
         files.append(os.path.join(args.out, f"sample_{k}.gif"))
@@ -2217,7 +2216,7 @@ def _sample(args) -> None:
     if args.strip:
         files.append(args.strip)
         writers.append(_filmstrips_writer(joints, args.prompt))
-    im.atomic_write(files, writers)
+    atomic_write(files, writers)
     ours = {os.path.basename(f) for f in files}
     older = sorted(f for f in os.listdir(args.out) if SAMPLE_FILE.match(f) and f not in ours)
     for f in older:

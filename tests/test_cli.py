@@ -16,6 +16,7 @@ import torch
 
 import intermoe_eval as ie
 import intermoe_min as im
+from intermoe_tools import files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = ["--vae-steps", "14", "--steps", "14"]  # the nano preset checkpoints every 10 steps
@@ -328,7 +329,7 @@ def test_two_commands_that_find_the_same_stale_lock_do_not_both_take_it(tmp_path
     gone = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                               text=True).stdout)
     (tmp_path / ie.LOCK_FILE).write_text(f"{gone} {ie.socket.gethostname()} python intermoe_min.py train\n")
-    monkeypatch.setattr(im, "process_alive", lambda pid: time.sleep(0.3) or pid != gone)  # a slow check: a wide window
+    monkeypatch.setattr(ie, "process_alive", lambda pid: time.sleep(0.3) or pid != gone)  # a slow check: a wide window
     results = []
 
     def take():
@@ -459,7 +460,7 @@ def test_temporary_files_of_a_killed_save_are_removed_by_the_next_run(straight_d
     fresh = f"vae.tmp{gone}.pt"  # a dead pid's file written moments ago: maybe another machine's writer
     for name in left + [alive, fresh]:
         (run / name).write_bytes(b"PK partial")
-    old = time.time() - 2 * im.STALE_TEMP_S
+    old = time.time() - 2 * files.STALE_TEMP_S
     for name in left + [alive]:
         os.utime(run / name, (old, old))
     train(run)
