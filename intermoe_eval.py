@@ -36,8 +36,8 @@ from einops import rearrange
 
 import intermoe_min as im
 from intermoe_min import (Checkpointable, DataError, FEATURE_SLICES, FEAT_DIM, FOOT_JOINTS, FPS, InterMoE,
-                          InterMoEConfig, InteractionDataset, JOINT_NAMES, L_HIP, L_SHOULDER, LatentDataset,
-                          MAX_FRAMES, MIN_FRAMES, N_JOINTS, Normalizer, R_HIP, R_SHOULDER, SMPL_PARENTS, TextConfig,
+                          InterMoEConfig, InteractionDataset, JOINT_NAMES, LatentDataset,
+                          MAX_FRAMES, MIN_FRAMES, N_JOINTS, Normalizer, SMPL_PARENTS, TextConfig,
                           TextEncoder,
                           Vocab, build_model, caption_initiator, collate, facing_yaw, foot_contacts,
                           joints_from_features, load_checkpoint, load_intersynth, measure_latent_stats,
@@ -121,11 +121,9 @@ def _limits(J: np.ndarray, margin: float = 0.25, min_size: float = 2.0) -> np.nd
 
 
 def _facing_xz(J: np.ndarray) -> np.ndarray:
-    """(P, T, 2) unit facing direction on the floor, (x, z). As in InterGen: across = right - left
-    (hips + shoulders), forward = up x across; a person in SMPL's rest pose faces +Z."""
-    across = (J[..., R_HIP, :] - J[..., L_HIP, :]) + (J[..., R_SHOULDER, :] - J[..., L_SHOULDER, :])
-    fwd = np.stack([across[..., 2], -across[..., 0]], axis=-1)  # (0,1,0) x across, keeping x and z
-    return fwd / np.maximum(np.linalg.norm(fwd, axis=-1, keepdims=True), 1e-8)
+    """(P, T, 22, 3) -> (P, T, 2) unit facing direction on the floor, (x, z), from `facing_yaw`."""
+    yaw = facing_yaw(J)
+    return np.stack([np.sin(yaw), np.cos(yaw)], axis=-1)
 
 
 def _wrap(caption, width_in: float, fontsize: float = 9) -> str:

@@ -41,7 +41,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
 
-from intermoe_tools.files import CheckpointError, load_checkpoint, save_checkpoint, tensor_digest
+from intermoe_tools.ema import EMA
+from intermoe_tools.files import (CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state,
+                                   tensor_digest)
 
 
 # =====================================================================================================
@@ -135,12 +137,14 @@ REST_OFFSETS = np.array([  # a ~1.66 m T-pose facing +Z, left at +X, each joint'
 
 
 # ---- canonicalisation (InterGen's process_motion_np, tr3e/InterGen utils/utils.py) -----------------
-def facing_yaw(joints_frame: np.ndarray) -> float:
-    """Yaw (radians about +Y) a person faces, from one frame's (22, 3) joints: forward = up x (left -> right).
+def facing_yaw(joints: np.ndarray):
+    """Yaw (radians about +Y) a person faces, from one frame's (22, 3) joints (a float) or from (..., 22, 3) (an
+    array): forward = up x (left -> right) = (across_z, 0, -across_x), so the rest pose (left at +X) faces +Z.
     InterGen uses the hips only; we average hips and shoulders (its face_joint_indx lists both): steadier."""
-    across = (joints_frame[R_HIP] - joints_frame[L_HIP]) + (joints_frame[R_SHOULDER] - joints_frame[L_SHOULDER])
-    forward = np.cross(np.array([0.0, 1.0, 0.0]), across)
-    return float(np.arctan2(forward[0], forward[2]))
+    j = np.asarray(joints)
+    across = ((j[..., R_HIP, :] - j[..., L_HIP, :]) + (j[..., R_SHOULDER, :] - j[..., L_SHOULDER, :])).astype(np.float64)
+    yaw = np.arctan2(across[..., 2], -across[..., 0])
+    return float(yaw) if yaw.ndim == 0 else yaw
 
 
 def canonicalise(joints: np.ndarray) -> np.ndarray:
@@ -1437,52 +1441,6 @@ def batches(dataset, batch_size: int, seed: int, epoch: int, rank: int = 0, worl
     return [out[i] for i in torch.randperm(len(out), generator=g).tolist()] if lengths is not None else out
 
 
-class EMA:
-    """An exponential moving average of parameters, the weights a diffusion model samples with (DDPM, Ho et
-    al. 2020): shadow <- d shadow + (1 - d) weights after every step, d = min(decay, (1 + k) / (10 + k)) at
-    update k (TensorFlow's ExponentialMovingAverage warm-up), so a short run's average does not lag behind."""
-
-    def __init__(self, named_params, decay: float):
-        self.decay, self.updates = decay, 0
-        self.shadow = {n: p.detach().clone() for n, p in named_params}
-
-    def rate(self) -> float:
-        return min(self.decay, (1 + self.updates) / (10 + self.updates))
-
-    @torch.no_grad()
-    def update(self, named_params) -> None:
-        d, named = self.rate(), list(named_params)
-        # shadow + (1 - d) (p - shadow), every tensor in one call (as torch.optim.swa_utils does)
-        torch._foreach_lerp_([self.shadow[n] for n, _ in named], [p.detach() for _, p in named], 1 - d)
-        self.updates += 1
-
-    def state_dict(self) -> dict:
-        return {"decay": self.decay, "updates": self.updates, "shadow": self.shadow}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.decay, self.updates = state["decay"], state["updates"]
-        for n, v in state["shadow"].items():
-            self.shadow[n].copy_(v)
-
-
-def _rng_state(device: torch.device) -> dict:
-    """This process's random state (timesteps, noise, dropout): the CPU generator's and the accelerator's."""
-    state = {"cpu": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    elif device.type == "mps":
-        state["mps"] = torch.mps.get_rng_state()
-    return state
-
-
-def _set_rng_state(state: dict, device: torch.device) -> None:
-    torch.set_rng_state(state["cpu"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
-    elif device.type == "mps" and "mps" in state:
-        torch.mps.set_rng_state(state["mps"])
-
-
 def default_workers(device: torch.device) -> int:
     """Stage 1's DataLoader processes: none off CUDA (they would take the model's cores); on CUDA a few per
     process, so features are made while the GPU computes."""
@@ -1562,16 +1520,16 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
                 raise CheckpointError(f"{ckpt_path} was trained without an EMA of its weights; resume it without "
                                       f"ema_decay, or use another output folder")
             ema.load_state_dict(state["ema"])
-        _set_rng_state(state["rng"][rank] if rank < len(state["rng"]) else state["rng"][0], device)
+        set_rng_state(state["rng"][rank] if rank < len(state["rng"]) else state["rng"][0], device)
         if rank == 0:
             print(f"loaded finished {kind} from {ckpt_path} ({step} steps)" if step >= steps
                   else f"resumed {kind} from {ckpt_path} at step {step}")
 
     def checkpoint():
-        rngs = [_rng_state(device)]
+        rngs = [rng_state(device)]
         if world > 1:
             rngs = [None] * world
-            dist.all_gather_object(rngs, {k: v.cpu() for k, v in _rng_state(device).items()})
+            dist.all_gather_object(rngs, {k: v.cpu() for k, v in rng_state(device).items()})
         if rank == 0 and ckpt_path:
             save_checkpoint(ckpt_path, {"kind": kind, "model": module.state_dict(), "optimizer": opt.state_dict(),
                                         "scheduler": sched.state_dict(), "step": step, "history": history,

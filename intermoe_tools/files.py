@@ -1,6 +1,7 @@
 """Files written whole, and checkpoints: `atomic_write` (a reader sees the old file or the new one, never part of
 one), the temporary files a killed writer leaves (`remove_stale_temps`), and `save_checkpoint` / `load_checkpoint`
-(a format number and a checksum of the tensors, read with weights_only=True).
+(a format number and a checksum of the tensors, read with weights_only=True), and the random state a resumable
+checkpoint keeps (`rng_state`).
 
 It imports nothing of this project's, so intermoe_min imports it: every checkpoint the model writes goes through
 it, and none of it is the paper's.
@@ -176,3 +177,22 @@ def load_checkpoint(path: str, kind: str | None = None) -> dict:
         raise CheckpointError(f"{path} holds a '{state['kind']}' checkpoint, expected '{kind}'")
     return state
 
+
+# ---- the random state a resumable checkpoint stores -------------------------------------------------------
+def rng_state(device: torch.device) -> dict:
+    """This process's random state (timesteps, noise, dropout): the CPU generator's and the accelerator's."""
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    elif device.type == "mps":
+        state["mps"] = torch.mps.get_rng_state()
+    return state
+
+
+def set_rng_state(state: dict, device: torch.device) -> None:
+    """`rng_state`'s state restored: a resumed run draws what the interrupted one would have."""
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+    elif device.type == "mps" and "mps" in state:
+        torch.mps.set_rng_state(state["mps"])

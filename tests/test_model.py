@@ -221,10 +221,10 @@ def test_an_accelerators_random_state_is_saved_and_restored(monkeypatch):
     cuda_state = {"now": torch.tensor([1, 2, 3], dtype=torch.uint8)}
     monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device=None: cuda_state["now"].clone())
     monkeypatch.setattr(torch.cuda, "set_rng_state", lambda s, device=None: cuda_state.update(now=s.clone()))
-    saved = tr._rng_state(torch.device("cuda", 0))
+    saved = tr.rng_state(torch.device("cuda", 0))
     assert set(saved) == {"cpu", "cuda"}
     cuda_state["now"] = torch.tensor([9, 9], dtype=torch.uint8)
-    tr._set_rng_state(saved, torch.device("cuda", 0))
+    tr.set_rng_state(saved, torch.device("cuda", 0))
     assert torch.equal(cuda_state["now"], torch.tensor([1, 2, 3], dtype=torch.uint8))
 
 
