@@ -41,9 +41,10 @@ from intermoe_min import (Checkpointable, DataError, FEATURE_SLICES, FEAT_DIM, F
                           TextEncoder,
                           Vocab, build_model, caption_initiator, collate, facing_yaw, foot_contacts,
                           joints_from_features, load_checkpoint, load_intersynth, measure_latent_stats,
-                          pick_device, preset, sinusoidal_embedding,
+                          preset, sinusoidal_embedding,
                           train_loop, train_vae, yaw_matrix)
 from intermoe_tools import pipeline
+from intermoe_tools.devices import init_distributed, pick_device, rank_world
 from intermoe_tools.files import WriteError, atomic_write, process_alive, remove_stale_temps
 from intermoe_tools.bodies import CHILDREN, END_SITES, skeleton_rotations
 from intermoe_tools.physics import CAPSULES, TOUCH_RE, WRISTS, capsule_overlap, segment_distance
@@ -1824,7 +1825,7 @@ def run_training(cfg, out: str, vae_steps=None, steps=None, seed: int = 0, stage
     again after an interruption and it resumes; a folder of another preset (name: this run's, for messages), one
     trained for more steps than asked, or stage 1 trained further under a begun stage 2 are refused before
     anything loads. Under torchrun every rank trains; rank 0 generates the data first and writes the files."""
-    rank, world = im._world()
+    rank, world = rank_world()
     paths = _stage_paths(out)
     # the model records the steps it is trained for (its schedule's length), not the preset's defaults
     cfg = replace(cfg, **{k: v for k, v in (("vae_steps", vae_steps), ("steps", steps)) if v is not None})
@@ -2059,7 +2060,7 @@ def _check_args(p: argparse.ArgumentParser, args) -> None:
             p.error(f"--strip: {args.strip} has no picture extension Pillow writes (.png, .jpg, ...): e.g. "
                     f"{os.path.splitext(args.strip)[0]}.png")
     try:
-        im.pick_device()  # $INTERMOE_DEVICE, if set, names a device that is there
+        pick_device()  # $INTERMOE_DEVICE, if set, names a device that is there
     except ValueError as e:
         p.error(str(e))
     if args.cmd == "ablate" and args.vae:
@@ -2166,7 +2167,7 @@ def _command(args) -> None:
         return
     if args.cmd == "sample":
         return _sample(args)
-    rank, _ = im.init_distributed()  # (0, 1) unless launched by torchrun
+    rank, _ = init_distributed()  # (0, 1) unless launched by torchrun
     cfg = im.preset(args.preset)
     vae_steps, steps = (args.vae_steps, args.steps) if args.cmd != "demo" else (None, None)
     if args.cmd == "demo" and args.quick:  # a tenth of the steps; stage 1 stays the shipped VAE where the preset has one
@@ -2186,7 +2187,7 @@ def _command(args) -> None:
         log["gifs"], log["prompts"] = files, DEMO_PROMPTS
     # seconds across resumes: this command's, and the training that runs it resumed did before it
     log["total_seconds"] = round(time.time() - t0 + log.pop("earlier_seconds"), 1)
-    log["preset"], log["device"], log["threads"] = args.preset, str(im.pick_device()), torch.get_num_threads()
+    log["preset"], log["device"], log["threads"] = args.preset, str(pick_device()), torch.get_num_threads()
     log_path = _stage_paths(out)["log"]
     atomic_write(files + [log_path], writers + [lambda p: _write_text(p, json.dumps(log, indent=1))])
     print(f"done in {log['total_seconds']} s; model {_stage_paths(out)['model']}, log {log_path}"

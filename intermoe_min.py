@@ -11,13 +11,13 @@ This file holds the paper's model and how it trains, in the order data flows thr
    6. Cooperative denoiser: 6a building blocks (AdaLN, attention) (04), 6b the Synergistic
       Router (05), 6c the InterMoE block: Dynamic Temporal Selection and its bias rule (05, 06),
       6d the Cooperative Denoiser: two weight-sharing people talking by cross-attention (04).
-   7. Training machinery: device, bf16 autocast, resumable checkpoints, torchrun, one step, one loop (07).
+   7. Training machinery: bf16 autocast, AdamW and its schedule, resumable checkpoints, one step, one loop (07).
    8. InterMoE, the whole model (sampling; save/load through section 7's Checkpointable), its presets (07).
    9. The two training stages: `train_vae`, the latent cache, `train_denoiser` (07).
 
-Beyond the paper, the package intermoe_tools plugs into the model's places (`InterMoE.sample`'s guide and finish,
-`train_denoiser`'s extra_loss; intermoe_tools.pipeline fills them); this file imports only its `files`. Pictures,
-metrics, evaluation, ablation and the command line: intermoe_eval.py (imported here only to run as a script).
+Beyond the paper, intermoe_tools plugs into the model's places (`InterMoE.sample`'s guide and finish, `train_denoiser`'s
+extra_loss; intermoe_tools.pipeline fills them); of it, this file imports only files, devices and ema (they import
+nothing of ours). Pictures, metrics, evaluation, ablation, command line: intermoe_eval.py (imported here only to run).
 Sources: the InterMoE paper (arXiv 2511.13488) and InterHuman's format as InterGen (IJCV 2024) reads it.
 Facts follow the paper; where the authors' code differs, a comment says so. Nothing here is copied.
 """
@@ -41,6 +41,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
 
+from intermoe_tools.devices import default_workers, pick_device, rank_world
 from intermoe_tools.ema import EMA
 from intermoe_tools.files import (CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state,
                                    tensor_digest)
@@ -138,12 +139,11 @@ REST_OFFSETS = np.array([  # a ~1.66 m T-pose facing +Z, left at +X, each joint'
 
 # ---- canonicalisation (InterGen's process_motion_np, tr3e/InterGen utils/utils.py) -----------------
 def facing_yaw(joints: np.ndarray):
-    """Yaw (radians about +Y) a person faces, from one frame's (22, 3) joints (a float) or from (..., 22, 3) (an
-    array): forward = up x (left -> right) = (across_z, 0, -across_x), so the rest pose (left at +X) faces +Z.
-    InterGen uses the hips only; we average hips and shoulders (its face_joint_indx lists both): steadier."""
+    """Yaw (radians about +Y) a person faces, from (..., 22, 3) joints (one frame's: a float): forward = up x (left
+    -> right). InterGen uses the hips only; we average hips and shoulders (its face_joint_indx lists both): steadier."""
     j = np.asarray(joints)
-    across = ((j[..., R_HIP, :] - j[..., L_HIP, :]) + (j[..., R_SHOULDER, :] - j[..., L_SHOULDER, :])).astype(np.float64)
-    yaw = np.arctan2(across[..., 2], -across[..., 0])
+    across = (j[..., R_HIP, :] - j[..., L_HIP, :]) + (j[..., R_SHOULDER, :] - j[..., L_SHOULDER, :])  # (..., 3)
+    yaw = np.arctan2(across[..., 2].astype(np.float64), -across[..., 0].astype(np.float64))  # up x across: (z, 0, -x)
     return float(yaw) if yaw.ndim == 0 else yaw
 
 
@@ -1306,30 +1306,9 @@ class CooperativeDenoiser(nn.Module):
 
 
 # =====================================================================================================
-# 7. Training machinery: device, schedule, data parallel, resumable checkpoints, one step, one loop
+# 7. Training machinery: bf16, schedule, optimiser, resumable checkpoints, one step, one loop (the device and
+#    torchrun's processes: intermoe_tools.devices)
 # =====================================================================================================
-def pick_device(prefer: str | None = None) -> torch.device:
-    """`prefer`, else $INTERMOE_DEVICE (the tests set cpu; any case), else CUDA, then Apple's MPS, then the CPU. A
-    device asked for that is not there is refused, in one line naming where it was asked for."""
-    asked = prefer or os.environ.get("INTERMOE_DEVICE")
-    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-    if not asked:
-        return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps else "cpu")
-    where = f"INTERMOE_DEVICE={asked}" if not prefer else f"device {asked!r}"
-    try:
-        device = torch.device(str(asked).strip().lower())
-    except RuntimeError:
-        device = None
-    if device is None or device.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"{where} is not a device: use cpu, cuda (or cuda:N) or mps")
-    if device.type == "cuda" and not (torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()):
-        raise ValueError(f"{where}, but torch sees no CUDA GPU{'' if device.index is None else f' {device.index}'} "
-                         f"here (a CPU build of torch, or no driver): use cpu")
-    if device.type == "mps" and not mps:
-        raise ValueError(f"{where}, but Apple's MPS is not available here: use cpu")
-    return device
-
-
 def autocast(device: torch.device):
     """bf16 autocast on a CUDA GPU with bf16 (weights and optimiser stay fp32); float32 elsewhere (and on
     T4 or V100, which have no bf16 tensor cores)."""
@@ -1350,23 +1329,6 @@ def make_optimizer(params: list, lr: float, weight_decay: float) -> torch.optim.
     """AdamW (the paper's), fused (one pass over every parameter) on CPU and CUDA; the loop elsewhere (MPS)."""
     fused = bool(params) and all(p.device.type in ("cpu", "cuda") for p in params)
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused)
-
-
-# ---- distributed data parallel (torchrun) -------------------------------------------------------------
-def init_distributed() -> tuple[int, int]:
-    """Join the process group torchrun describes (gloo on CPU, NCCL on GPUs) -> (rank, world size);
-    (0, 1) when not launched by torchrun."""
-    if not (dist.is_available() and dist.is_initialized()) and "RANK" in os.environ and "WORLD_SIZE" in os.environ:
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-        if torch.cuda.is_available():
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-    return _world()
-
-
-def _world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 # ---- checkpoints: written whole, checked when read (intermoe_tools.files), and the networks that use them ------
@@ -1441,15 +1403,6 @@ def batches(dataset, batch_size: int, seed: int, epoch: int, rank: int = 0, worl
     return [out[i] for i in torch.randperm(len(out), generator=g).tolist()] if lengths is not None else out
 
 
-def default_workers(device: torch.device) -> int:
-    """Stage 1's DataLoader processes: none off CUDA (they would take the model's cores); on CUDA a few per
-    process, so features are made while the GPU computes."""
-    if device.type != "cuda":
-        return 0
-    per_process = (os.cpu_count() or 2) // int(os.environ.get("LOCAL_WORLD_SIZE", 1))
-    return max(0, min(4, per_process - 1))
-
-
 def train_step(model, loss_fn, batch, device, opt, sched, params: list, grad_clip: float, after=None,
                marks: list | None = None):
     """One optimiser step of `train_loop` -> (loss, logs): loss_fn(model, batch, device) under `autocast`,
@@ -1487,7 +1440,7 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
     builds it, called only if steps are left. `workers` DataLoader processes give the same batches.
     ema_decay > 0: an `EMA` of the trained parameters, which the module holds when the loop returns.
     bucket: length-bucketed batches (`batches`), by the dataset's `lengths`."""
-    rank, world = _world()
+    rank, world = rank_world()
     device = torch.device(device) if device is not None else pick_device()
     module.to(device)
     params = [p for p in (params if params is not None else module.parameters()) if p.requires_grad]

@@ -58,8 +58,8 @@ def load_revision(rev: str):
     spec.loader.exec_module(module)
     if not hasattr(module, "train_step"):  # older than im.train_step: the same step, from this tree
         module.train_step = new.train_step
-        module._denoiser_loss_fn = lambda model, extra_loss=None: (
-            lambda m, batch, dev: m(model.scale_latents(batch["latent"].to(dev)), batch["mask"].to(dev), batch["captions"]))
+        module._denoiser_loss_fn = lambda model, extra_loss=None: (lambda m, batch, dev: m(
+            model.scale_latents(batch["latent"].to(dev)), batch["mask"].to(dev), batch["captions"]))
     return module
 
 
@@ -82,7 +82,7 @@ def steps_for(im, records, vae_batches=None, latent_batches=None):
                                                       cfg.batch, 4, im=im)
         vae_batches, _ = bench_common.make_batches(bench_common.vae_data(records, model.normalizer, cfg, im),
                                                    im.collate, cfg.vae_batch, 4, im=im)
-    vae = bench_common.VAEStep(copy.deepcopy(model.vae), model.normalizer, cfg, im)  # its own: stage 2 freezes model.vae
+    vae = bench_common.VAEStep(copy.deepcopy(model.vae), model.normalizer, cfg, im)  # its own: stage 2 freezes its VAE
     den = bench_common.DenoiserStep(model, cfg, im)
     den.calibrate(latent_batches, 2)  # about one expert per token, as after training
     return {"stage 1": vae, "stage 2": den}, vae_batches, latent_batches

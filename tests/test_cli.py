@@ -135,7 +135,7 @@ def test_quick_demo_and_full_demo_keep_separate_folders(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the folders it names (and locks) are relative: here, not the repository's runs/
     seen = []
     monkeypatch.setattr(ie, "run_training", lambda cfg, out, *a, **kw: seen.append(out) or (None, {}))
-    monkeypatch.setattr(im, "init_distributed", lambda: (1, 2))
+    monkeypatch.setattr(ie, "init_distributed", lambda: (1, 2))
     ie.main(["demo", "--quick"])
     ie.main(["demo"])
     assert seen == [os.path.join("runs", "demo-quick"), os.path.join("runs", "demo")]
