@@ -9,8 +9,9 @@
    4. The command line: `python intermoe_min.py {demo, train, train-vae, sample, evaluate, ablate}` runs
       `main` here (and `run_training`, a run of both stages into one folder; `choose_preset` for notebooks).
 
-It imports intermoe_min, the model; intermoe_min never imports it, except to run the command line when it is
-run as a script. Written for this project from the InterMoE and InterGen papers' descriptions.
+It imports intermoe_min, the model, and the data (intersynth, intermoe_tools); intermoe_min never imports
+it, except to run the command line when it is run as a script. Written for this project from the InterMoE
+and InterGen papers' descriptions.
 """
 from __future__ import annotations
 
@@ -35,12 +36,13 @@ import torch.nn.functional as F
 from einops import rearrange
 
 import intermoe_min as im
+import intersynth
 from intermoe_min import (Checkpointable, DataError, FEATURE_SLICES, FEAT_DIM, FOOT_JOINTS, FPS, InterMoE,
                           InterMoEConfig, InteractionDataset, JOINT_NAMES, LatentDataset,
                           MAX_FRAMES, MIN_FRAMES, N_JOINTS, Normalizer, SMPL_PARENTS, TextConfig,
                           TextEncoder,
                           Vocab, build_model, caption_initiator, collate, facing_yaw, foot_contacts,
-                          joints_from_features, load_checkpoint, load_intersynth, measure_latent_stats,
+                          joints_from_features, load_checkpoint, measure_latent_stats,
                           preset, sinusoidal_embedding,
                           train_loop, train_vae, yaw_matrix)
 from intermoe_tools import pipeline
@@ -48,6 +50,7 @@ from intermoe_tools.devices import init_distributed, pick_device, rank_world
 from intermoe_tools.files import WriteError, atomic_write, process_alive, remove_stale_temps
 from intermoe_tools.bodies import CHILDREN, END_SITES, skeleton_rotations
 from intermoe_tools.physics import CAPSULES, TOUCH_RE, WRISTS, capsule_overlap, segment_distance
+from intermoe_tools import interhuman
 
 # =====================================================================================================
 # 1. Looking at motion
@@ -577,7 +580,7 @@ def _dfs_order(j: int = 0) -> list:
 
 def save_interhuman(root: str, clip_id: str, joints, captions, split: str = "test", rot6d=None) -> str:
     """Two people's joints (2, T, 22, 3) and captions -> InterHuman's raw files under `root` (the layout
-    `intermoe_min.load_interhuman` reads; data/interhuman.py). rot6d (2, T, 21, 6): the local rotations, e.g. a
+    intermoe_tools.interhuman.load_interhuman reads). rot6d (2, T, 21, 6): the local rotations, e.g. a
     clip's own; None: solved from the positions (`skeleton_rotations`, no twist). Adds clip_id to root/<split>.txt."""
     J = np.asarray(joints, dtype=np.float64)
     if J.ndim != 4 or J.shape[0] != 2 or J.shape[2:] != (N_JOINTS, 3):
@@ -586,7 +589,7 @@ def save_interhuman(root: str, clip_id: str, joints, captions, split: str = "tes
         rot6d = np.stack([im.rot6d_from_matrix(skeleton_rotations(p)[0][:, 1:]) for p in J])  # (2, T, 21, 6)
     elif np.shape(rot6d) != J.shape[:2] + (N_JOINTS - 1, 6):
         raise ValueError(f"save_interhuman: rot6d must have shape {J.shape[:2] + (N_JOINTS - 1, 6)}, got {np.shape(rot6d)}")
-    im.data_module("interhuman").save_clip(root, clip_id, J, rot6d, list(captions), split)
+    interhuman.save_clip(root, clip_id, J, rot6d, list(captions), split)
     return root
 
 
@@ -1041,8 +1044,8 @@ def homogenisation_gap(real_joints: list, generated_joints: list) -> float:
 
 
 # ---- 2.4 Physics ----------------------------------------------------------------------------------------
-# General functions of joint positions (metres, Y up, floor at y = 0); data/intersynth.py's physics report
-# measures its own clips with the same functions.
+# General functions of joint positions (metres, Y up, floor at y = 0); InterSynth's physics report
+# (intermoe_tools/synth_report.py) measures its own clips with the same functions.
 
 TORSO_RADIUS = CAPSULES[0][2]  # the torso capsule's radius (m), pelvis -> neck
 NECK = JOINT_NAMES.index("neck")
@@ -1364,7 +1367,7 @@ def run_evaluation(model: "InterMoE", out: str, work: str = os.path.join("runs",
     smaller count costs in precision."""
     t0 = time.time()
     n_clips = model.cfg.n_clips
-    train, val, test = (load_intersynth(split, n_clips) for split in ("train", "val", "test"))
+    train, val, test = (intersynth.load_split(split, n_clips) for split in ("train", "val", "test"))
     os.makedirs(work, exist_ok=True)
     os.makedirs(out, exist_ok=True)
     remove_stale_temps(work)  # of a cached evaluator's save that was killed
@@ -1560,7 +1563,7 @@ def run_ablation(out: str | None = None, work: str = os.path.join("runs", "ablat
                              f"--preset / --steps")
     os.makedirs(work, exist_ok=True)
     os.makedirs(out, exist_ok=True)
-    train, val, test = (load_intersynth(split, cfg.n_clips) for split in ("train", "val", "test"))
+    train, val, test = (intersynth.load_split(split, cfg.n_clips) for split in ("train", "val", "test"))
     base = build_model(cfg, train, seed=0)  # the shared VAE's initial weights: the same study every time
     if vae_state:
         base.vae.load_state_dict(vae_state["model"])
@@ -1841,11 +1844,11 @@ def run_training(cfg, out: str, vae_steps=None, steps=None, seed: int = 0, stage
         print(f"stage 1: {cfg.vae_from}; --vae-steps N trains one")
     t = time.time()
     if rank == 0:  # one process writes the data cache; the others read it afterwards
-        train = im.load_intersynth("train", cfg.n_clips, seed)
+        train = intersynth.load_split("train", cfg.n_clips, seed)
     if world > 1:
         torch.distributed.barrier()
     if rank != 0:
-        train = im.load_intersynth("train", cfg.n_clips, seed)
+        train = intersynth.load_split("train", cfg.n_clips, seed)
     log["data_seconds"] = round(time.time() - t, 2)
     log["train_clips"] = len(train)
     model = im.build_model(cfg, train, seed)  # a resumed run rebuilds the same vocabulary, normaliser and weights

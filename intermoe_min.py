@@ -4,7 +4,7 @@ This file holds the paper's model and how it trains, in the order data flows thr
 
    1. Motion representation: SMPL's 22 joints, InterHuman's 262-value features, canonical frame,
       mirroring and person swap (notebook 01).
-   2. Records and the dataset: InterSynth (data/intersynth.py) and InterHuman (data/interhuman.py) (01).
+   2. Records and the dataset: InterSynth (the intersynth package) and InterHuman (intermoe_tools) (01).
    3. Causal-Skeletal VAE: one person's (T, 262) motion <-> (T/4, 448) latents, causal in time (02).
    4. Text encoder: a caption -> a sentence embedding (03).
    5. Latent diffusion: cosine schedule, x0 prediction, DDIM with classifier-free guidance (03).
@@ -24,11 +24,9 @@ Facts follow the paper; where the authors' code differs, a comment says so. Noth
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import math
 import os
 import re
-import sys
 import time
 import warnings
 from collections import Counter
@@ -312,7 +310,8 @@ class Normalizer:
 # A *record* is one interaction before any processing, whatever its source:
 #   {"id": str, "joints": (2, T, 22, 3) float32 metres Y up, "rot6d": (2, T, 21, 6) float32 or None,
 #    "captions": [str, ...], "meta": dict (InterSynth's ground truth; empty for InterHuman)}
-# data/intersynth.py generates them, data/interhuman.py reads InterHuman's files into them.
+# The intersynth package (data/intersynth/) generates them; intermoe_tools/interhuman.py reads InterHuman's
+# files into them. Both import this module; it imports neither.
 class DataError(ValueError):
     """A clip that cannot be used, with the file or clip it came from in the message."""
 
@@ -334,32 +333,6 @@ def check_record(rec: dict, where: str | None = None) -> None:
         raise DataError(f"{where}: rot6d contains NaN or inf")
     if not [c for c in rec.get("captions") or [] if isinstance(c, str) and c.strip()]:
         raise DataError(f"{where}: no caption")
-
-
-def data_module(name: str):
-    """data/<name>.py ('intersynth': the generator, 'interhuman': the reader), loaded once (they import us)."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", f"{name}.py")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} not found: it ships in the repository's data/ folder")
-    if name not in sys.modules:  # once: the InterSynth generator keeps its cache of loaded clips in the module
-        spec = importlib.util.spec_from_file_location(name, path)
-        sys.modules[name] = module = importlib.util.module_from_spec(spec)  # registered first, as import does
-        try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules[name]  # a failed load must not leave a half-made module behind
-            raise
-    return sys.modules[name]
-
-
-def load_intersynth(split: str, n_clips: int | None = None, seed: int = 0) -> list[dict]:
-    """InterSynth records of one split (generated once, then read from data/cache/)."""
-    return data_module("intersynth").load_split(split, seed=seed, **({} if n_clips is None else {"n_clips": n_clips}))
-
-
-def load_interhuman(root: str, split: str = "train", strict: bool = False):
-    """InterHuman's files under `root` (data/interhuman.py) -> (records, errors naming each unusable file)."""
-    return data_module("interhuman").load(root, split, strict)
 
 
 def _pick_caption(captions: list[str], rng, train: bool, swap: bool, mirror: bool) -> str:

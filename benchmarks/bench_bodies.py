@@ -23,6 +23,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import intermoe_eval as ie  # noqa: E402
 import intermoe_min as im  # noqa: E402
+import intersynth  # noqa: E402
 from intermoe_tools import pipeline  # noqa: E402
 
 COLUMNS = ["MPJPE (cm)", "pelvis-to-pelvis error (cm)", "bone length std / median (%)",
@@ -70,7 +71,7 @@ def main(argv=None):
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     model = im.InterMoE.load(a.ckpt) if a.ckpt else im.pretrained()
-    records = im.load_intersynth("test", model.cfg.n_clips)[:a.clips]
+    records = intersynth.load_split("test", model.cfg.n_clips)[:a.clips]
     records, real = ie.real_motions(records)
     windows = [ie.touch_window(r) for r in records]
     truth = [im.joints_from_features(f) for f in real]

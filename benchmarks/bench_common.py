@@ -9,13 +9,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root
 import intermoe_min as im  # noqa: E402
+import intersynth  # noqa: E402
 
 CPU = torch.device("cpu")
 
 
 def setup(n_clips: int, preset: str = "lab"):
     """The preset built on InterSynth training clips; seeded, so every process gets the same weights."""
-    records = im.load_intersynth("train", n_clips=n_clips)
+    records = intersynth.load_split("train", n_clips=n_clips)
     cfg = im.preset(preset)
     return cfg, records, im.build_model(cfg, records, seed=0)
 

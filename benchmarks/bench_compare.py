@@ -38,6 +38,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks"), str(ROOT / "tests")]
 import intermoe_min as new  # noqa: E402
+import intersynth  # noqa: E402
 import bench_common  # noqa: E402
 import bench_moe  # noqa: E402
 from intermoe_tools import pipeline  # noqa: E402
@@ -99,7 +100,7 @@ def main():
         torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     versions = {"new": new, "old": load_revision(args.old)}
-    records = new.load_intersynth("train", n_clips=200)[:args.clips]
+    records = intersynth.load_split("train", n_clips=200)[:args.clips]
     timers, vb, lb = {}, None, None
     for name, im in versions.items():
         timers[name], vb, lb = steps_for(im, records, vb, lb)

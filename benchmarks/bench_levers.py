@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import intermoe_min as im  # noqa: E402
 from intermoe_tools import motion_losses  # noqa: E402
 import intermoe_eval as ie  # noqa: E402
+import intersynth  # noqa: E402
 
 VARIANTS = ["full InterMoE", "length buckets", "EMA", "decoded losses", "capsule loss", "decoded + capsule"]
 
@@ -48,7 +49,7 @@ def main():
         torch.set_num_threads(args.threads)
     rounds = 8 if args.quick else 24
     t_start = time.perf_counter()
-    records = im.load_intersynth("train")[:args.clips]
+    records = intersynth.load_split("train")[:args.clips]
     base = im.build_model(im.preset("lab"), records, seed=0)
     base.set_latent_stats(*im.measure_latent_stats(base, records))
     cache = im.LatentDataset(base, records, train=True, max_frames=base.cfg.max_frames, seed=0)

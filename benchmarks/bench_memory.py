@@ -105,6 +105,7 @@ def child(kind: str, preset_name: str, tmp: str) -> list:
     import bench_common as common  # the training steps as train_loop runs them; it imports intermoe_min as im
     im = common.im
     import intermoe_eval as ie  # the demo's prompts
+    import intersynth
     from intermoe_tools import pipeline  # sampling as the command line samples
     cfg = im.preset(preset_name)
     if kind == "sample":
@@ -115,7 +116,7 @@ def child(kind: str, preset_name: str, tmp: str) -> list:
         return meter.rows
 
     def setup():
-        records = im.load_intersynth("train", cfg.n_clips)
+        records = intersynth.load_split("train", cfg.n_clips)
         torch.manual_seed(0)
         return records, im.build_model(cfg, records)
 

@@ -46,7 +46,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_common as common  # noqa: E402
-from bench_common import im, latent_data, make_batches, setup, vae_data  # noqa: E402
+from bench_common import im, intersynth, latent_data, make_batches, setup, vae_data  # noqa: E402
 from intermoe_tools import pipeline  # noqa: E402
 
 PRESET = "lab"
@@ -285,7 +285,7 @@ def main():
     model.set_latent_stats(*cost["latent_stats"])  # as train_denoiser does before building the cache
     lab_split = None
     if not args.quick:
-        lab_records = im.load_intersynth("train", cfg.n_clips)
+        lab_records = intersynth.load_split("train", cfg.n_clips)
         lab_split = latent_cache_cost(model, lab_records, cfg)
         del lab_split["data"], lab_records
     print(f"\n== stage 2's one-off costs, before its first step (frozen VAE encoder, {torch.get_num_threads()} "
@@ -295,7 +295,7 @@ def main():
         print(f"   {what}: latent cache (LatentDataset, {c['encodes']} clip variants encoded, "
               f"{c['cache_mib']:.0f} MiB) {c['cache_s']:.1f} s = {c['cache_s'] / c['clips'] * 1e3:.0f} ms/clip; "
               f"latent statistics (measure_latent_stats, {c['scale_clips']} clips) {c['scale_s']:.1f} s")
-    n_lab = cfg.n_clips or im.data_module("intersynth").DEFAULT_N_CLIPS  # InterSynth clips the lab preset asks for
+    n_lab = cfg.n_clips or intersynth.DEFAULT_N_CLIPS  # InterSynth clips the lab preset asks for
     subset = args.clips < n_lab
     one_off(cost, f"benchmark's {cost['clips']} clips" + (" (a subset of the lab preset's training split)"
                                                           if subset else ""))

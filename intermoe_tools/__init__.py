@@ -1,1 +1,1 @@
-"""Beyond the paper: what intermoe_min's model plugs in (bodies, physics guidance, losses on decoded motion), and files."""
+"""Tools beyond the paper, on intermoe_min and the data: the model's plug-ins, files, devices, readers, data reports."""

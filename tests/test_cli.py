@@ -16,6 +16,7 @@ import torch
 
 import intermoe_eval as ie
 import intermoe_min as im
+import intersynth
 from intermoe_tools import files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -421,7 +422,7 @@ def test_the_device_variable_is_named_in_its_error_and_read_in_any_case(tmp_path
 
 
 def test_ablate_refuses_a_vae_of_another_preset_before_loading_anything(straight_dir, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(im, "load_intersynth", lambda *a, **k: pytest.fail("the data was loaded"))
+    monkeypatch.setattr(intersynth, "load_split", lambda *a, **k: pytest.fail("the data was loaded"))
     with pytest.raises(SystemExit) as e:
         ie.main(["ablate", "--vae", str(straight_dir / "vae.pt"), "--work", str(tmp_path / "abl")])
     err = capsys.readouterr().err
@@ -430,7 +431,7 @@ def test_ablate_refuses_a_vae_of_another_preset_before_loading_anything(straight
 
 def test_train_with_another_preset_in_a_run_folder_names_both_presets(straight_dir, tmp_path, monkeypatch, capsys):
     run = run_copy(straight_dir, tmp_path)
-    monkeypatch.setattr(im, "load_intersynth", lambda *a, **k: pytest.fail("the data was loaded"))
+    monkeypatch.setattr(intersynth, "load_split", lambda *a, **k: pytest.fail("the data was loaded"))
     with pytest.raises(SystemExit) as e:
         ie.main(["train", "--preset", "lab", "--out", str(run)])
     err = capsys.readouterr().err
@@ -443,7 +444,7 @@ def test_fewer_steps_than_a_run_has_done_leave_its_model_as_it_was(straight_dir,
                                                                     steps):
     run = run_copy(straight_dir, tmp_path)
     before = {f: (run / f).read_bytes() for f in os.listdir(run)}
-    monkeypatch.setattr(im, "load_intersynth", lambda *a, **k: pytest.fail("the data was loaded"))
+    monkeypatch.setattr(intersynth, "load_split", lambda *a, **k: pytest.fail("the data was loaded"))
     with pytest.raises(SystemExit) as e:
         ie.main(["train", "--preset", "nano", "--out", str(run), *steps])
     err = capsys.readouterr().err

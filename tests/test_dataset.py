@@ -8,6 +8,9 @@ import pytest
 import torch
 
 import intermoe_min as im
+import intersynth
+from intermoe_tools import interhuman
+from intermoe_tools.interhuman import load_interhuman
 from helpers import make_record
 
 
@@ -56,7 +59,7 @@ def interhuman_root(tmp_path):
 def test_interhuman_loader_reads_the_raw_format(interhuman_root):
     root, good = interhuman_root
     with pytest.warns(UserWarning, match="skipped 4 of 7"):
-        records, errors = im.load_interhuman(root, "train")
+        records, errors = load_interhuman(root, "train")
     assert [r["id"] for r in records] == ["0", "1", "2"]
     for rec, ref in zip(records, good):
         np.testing.assert_allclose(rec["joints"], ref["joints"], atol=1e-6)  # Z up converted back to Y up
@@ -67,16 +70,16 @@ def test_interhuman_loader_reads_the_raw_format(interhuman_root):
 def test_bad_interhuman_files_give_errors_naming_the_file(interhuman_root):
     root, _ = interhuman_root
     with pytest.warns(UserWarning):
-        _, errors = im.load_interhuman(root, "train")
+        _, errors = load_interhuman(root, "train")
     text = "\n".join(errors)
     assert "wrongshape.npy" in text and "(T, 492)" in text
     assert "hasnan.npy" in text and "NaN" in text
     assert "nocaption.txt" in text and "missing" in text
     assert "tooshort" in text and "too short" in text
     with pytest.raises(im.DataError, match="wrongshape"):
-        im.load_interhuman(root, "train", strict=True)
+        load_interhuman(root, "train", strict=True)
     with pytest.raises(FileNotFoundError, match="test.txt"):
-        im.load_interhuman(root, "test")
+        load_interhuman(root, "test")
 
 
 def test_unreadable_interhuman_files_name_the_file_and_what_was_expected(tmp_path):
@@ -97,22 +100,22 @@ def test_unreadable_interhuman_files_name_the_file_and_what_was_expected(tmp_pat
     with open(os.path.join(root, "train.txt"), "w") as f:
         f.write("\n".join(ids) + "\n")
     with pytest.warns(UserWarning, match="skipped 6 of 7"):
-        records, errors = im.load_interhuman(root, "train")
+        records, errors = load_interhuman(root, "train")
     assert [r["id"] for r in records] == ["good"]
     for clip_id, error in zip(ids, errors):
         if clip_id in not_npy:
             assert os.path.join(root, "motions_processed", "person2", f"{clip_id}.npy") in error, error
-            assert f"(T, {im.data_module('interhuman').RAW_DIM})" in error and "np.save" in error, error
+            assert f"(T, {interhuman.RAW_DIM})" in error and "np.save" in error, error
     assert annot in errors[-1] and "UTF-8" in errors[-1]
     with pytest.raises(im.DataError, match=r"person2.text\.npy.*expected"):
-        im.load_interhuman(root, "train", strict=True)
+        load_interhuman(root, "train", strict=True)
 
 
-def test_load_intersynth_refuses_bad_n_clips():
+def test_load_split_refuses_bad_n_clips():
     with pytest.raises(ValueError, match="n_clips"):
-        im.load_intersynth("train", 0)
+        intersynth.load_split("train", 0)
     with pytest.raises(TypeError, match="n_clips"):
-        im.load_intersynth("train", 2.5)
+        intersynth.load_split("train", 2.5)
 
 
 def test_dataset_leaves_out_bad_records_and_names_them():

@@ -10,6 +10,7 @@ import torch
 import intermoe_min as im
 from intermoe_tools.physics import CAPSULES
 import intermoe_eval as ie
+import intersynth
 from helpers import REST_OFFSETS, make_record
 
 NANO = ie.EvaluatorConfig(d_model=32, n_layers=1, n_heads=2, d_embed=16, steps=20, batch=8, warmup=2)
@@ -18,7 +19,7 @@ NANO = ie.EvaluatorConfig(d_model=32, n_layers=1, n_heads=2, d_embed=16, steps=2
 @pytest.fixture(scope="module")
 def synth():
     """56 InterSynth clips (4 of each type), generated in well under a second."""
-    return im.data_module("intersynth").generate(56, seed=0, workers=1)
+    return intersynth.generate(56, seed=0, workers=1)
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +102,7 @@ def test_mean_ci_is_interGens_interval():
 # ---- identity ---------------------------------------------------------------------------------------------
 
 def test_asymmetric_types_exist_and_captions_name_the_initiator_first(synth):
-    S = im.data_module("intersynth")
-    assert set(ie.ASYMMETRIC_TYPES) < set(S.INTERACTION_TYPES)
+    assert set(ie.ASYMMETRIC_TYPES) < set(intersynth.INTERACTION_TYPES)
     for r in synth:
         named = [im.caption_initiator(c) for c in r["captions"] if im.caption_initiator(c) is not None]
         assert named == [r["meta"]["initiator"]], r["captions"]  # exactly one caption names roles, correctly

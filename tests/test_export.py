@@ -6,13 +6,15 @@ import pytest
 
 import intermoe_eval as ie
 import intermoe_min as im
+import intersynth
+from intermoe_tools.interhuman import load_interhuman
 from intermoe_tools.bodies import skeleton_rotations
 from helpers import make_record, read_bvh_positions
 
 
 @pytest.fixture(scope="module")
 def clip():
-    return im.data_module("intersynth").make_clip(0, 3)
+    return intersynth.make_clip(0, 3)
 
 
 def test_rotations_solved_from_positions_give_the_positions_back(clip):
@@ -52,7 +54,7 @@ def test_features_export_like_joints_and_bad_input_is_refused(clip, tmp_path):
 def test_an_interhuman_file_we_write_loads_through_load_interhuman(tmp_path):
     rec = make_record(T=40, seed=1, clip_id="c7")
     ie.save_interhuman(str(tmp_path), "c7", rec["joints"], rec["captions"], split="train")
-    records, errors = im.load_interhuman(str(tmp_path), "train", strict=True)
+    records, errors = load_interhuman(str(tmp_path), "train", strict=True)
     assert not errors and records[0]["captions"] == rec["captions"]
     np.testing.assert_allclose(records[0]["joints"], rec["joints"], atol=1e-5)
     offsets = [skeleton_rotations(p)[1] for p in rec["joints"]]

@@ -1,4 +1,4 @@
-"""Tests for data/intersynth.py, the generated two-person interaction dataset.
+"""Tests for the intersynth package (data/intersynth/), the generated two-person interaction dataset.
 
 Small sets only (28 clips cover every interaction type twice), so the whole file runs in a few seconds.
 """
@@ -10,9 +10,10 @@ import sys
 import numpy as np
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "data"))
-import intersynth as S  # noqa: E402
+import intermoe_min as im
+import intersynth as S
+from intersynth import __main__ as cli, body, captions, dataset as D
+from intermoe_tools import synth_report
 
 N = 28  # two blocks of 14: every type appears twice
 
@@ -79,7 +80,7 @@ def test_rot6d_drives_fk_to_the_stored_joints(clips):
 def test_bone_lengths_constant_and_bodies_vary(clips):
     heights = [h for c in clips for h in c["meta"]["heights"]]
     assert 1.5 <= min(heights) and max(heights) <= 1.95 and np.std(heights) > 0.03
-    parents = np.array(S.im.SMPL_PARENTS[1:])
+    parents = np.array(im.SMPL_PARENTS[1:])
     for c in clips:
         L = np.linalg.norm(c["joints"][:, :, 1:] - c["joints"][:, :, parents], axis=-1)  # (2, T, 21)
         assert np.abs(L - L[:, :1]).max() < 1e-4
@@ -87,7 +88,7 @@ def test_bone_lengths_constant_and_bodies_vary(clips):
 
 
 def test_physics_targets_hold(clips):
-    r = S.physics_report(clips)
+    r = synth_report.physics_report(clips)
     assert r["bone_rel_std_max"] < 1e-3
     assert r["foot_contact_frames"] > 1000 and r["foot_slide_cm_median"] < 0.3
     assert r["floor_penetration_cm"] < 1.0
@@ -111,7 +112,7 @@ def test_captions_three_and_roles_recoverable(clips):
 
 
 def test_templates_name_initiator_first_and_use_only_mirrorable_side_words():
-    for kind, templates in S.TEMPLATES.items():
+    for kind, templates in captions.TEMPLATES.items():
         assert len(templates) >= 5
         for _, t in templates:
             assert t.index("{a}") < t.index("{b}"), t
@@ -134,7 +135,7 @@ def test_circle_direction_seen_from_above():
     """Counterclockwise seen from above (looking down -Y) means the angle atan2(x, z) grows."""
     done = 0
     for i in range(60):
-        if S.clip_type(0, i) != "circle":
+        if D.clip_type(0, i) != "circle":
             continue
         c = S.make_clip(0, i)
         J = c["joints"][:, :, 0]                                    # (2, T, 3) pelvis paths
@@ -155,7 +156,7 @@ def test_hands_meet_where_contacts_say(clips):
             assert not c["meta"]["contacts"]
         if c["meta"]["type"] in ("handshake", "high_five", "handover", "tug_of_war", "dance", "greet_walk") and not rope:
             assert c["meta"]["contacts"]
-            d = S.contact_distances(c)["limb"]
+            d = synth_report.contact_distances(c)["limb"]
             assert d.max() < 0.05
 
 
@@ -173,7 +174,7 @@ def test_load_split_caches_and_splits(tmp_path):
     assert len(files) == 1 and files[0].suffix == ".npz"
     ids = [set(c["id"] for c in parts[s]) for s in parts]
     assert sum(map(len, ids)) == n and not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
-    S._LOADED.clear()                                             # force a read from the file
+    D._LOADED.clear()                                             # force a read from the file
     again = S.load_split("val", n_clips=n, seed=5, cache_dir=str(tmp_path))
     fresh = S.generate(n, seed=5)
     for c in again:
@@ -182,7 +183,7 @@ def test_load_split_caches_and_splits(tmp_path):
         assert c["captions"] == ref["captions"]
         assert c["meta"]["contacts"] == ref["meta"]["contacts"]
         assert c["meta"]["key_frames"] == ref["meta"]["key_frames"]
-    assert S.nbytes(again) > 0
+    assert D.nbytes(again) > 0
     # each split holds buffers of its own, none of the whole file's: a training run keeps only its split
     whole = S.load_all(n, seed=5, cache_dir=str(tmp_path))
     train = S.load_split("train", n_clips=n, seed=5, cache_dir=str(tmp_path))
@@ -197,10 +198,10 @@ def _no_generation(*args, **kwargs):
 @pytest.mark.parametrize("n, error", [(0, ValueError), (-3, ValueError), (10 ** 12, ValueError),
                                       (2.5, TypeError), (True, TypeError), ("20", TypeError)])
 def test_bad_n_clips_refused_before_generating(n, error, monkeypatch, tmp_path):
-    monkeypatch.setattr(S, "_make_range", _no_generation)
+    monkeypatch.setattr(D, "_make_range", _no_generation)
     with pytest.raises(error, match="n_clips"):
         S.generate(n, workers=1)
-    monkeypatch.setattr(S, "generate", _no_generation)
+    monkeypatch.setattr(D, "generate", _no_generation)
     with pytest.raises(error, match="n_clips"):
         S.load_split("train", n_clips=n, cache_dir=str(tmp_path))
     assert not list(tmp_path.iterdir())
@@ -214,56 +215,78 @@ def test_n_clips_too_big_for_memory_says_how_many_fit():
 
 @pytest.mark.parametrize("n", ["0", "-3", str(10 ** 12)])
 def test_command_line_refuses_bad_n(n, monkeypatch, capsys):
-    monkeypatch.setattr(S, "generate", _no_generation)
+    monkeypatch.setattr(D, "generate", _no_generation)
     with pytest.raises(SystemExit) as exit_:
-        S.main(["--n", n])
+        cli.main(["--n", n])
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "error: --n" in err and "Traceback" not in err
 
 
 def test_damaged_cache_file_is_named_and_the_fix_given(tmp_path):
     S.load_all(20, seed=7, cache_dir=str(tmp_path))
-    path = S._cache_file(str(tmp_path), 20, 7)
+    path = D._cache_file(str(tmp_path), 20, 7)
     with open(path, "rb") as f:
         data = f.read()
     for damaged in (data[:len(data) // 2], b"garbage, not a zip archive", b""):
         with open(path, "wb") as f:
             f.write(damaged)
-        S._LOADED.pop(path, None)                                 # force a read from the file
+        D._LOADED.pop(path, None)                                 # force a read from the file
         with pytest.raises(ValueError, match=re.escape(path)) as e:
             S.load_split("train", n_clips=20, seed=7, cache_dir=str(tmp_path))
         assert "delete it" in str(e.value)
 
 
 def test_command_line_check_runs():
-    out = subprocess.run([sys.executable, os.path.join(REPO, "data", "intersynth.py"), "--n", "14", "--check"],
+    out = subprocess.run([sys.executable, "-m", "intersynth", "--n", "14", "--check"],
                          capture_output=True, text=True, timeout=60, cwd="/")
     assert out.returncode == 0, out.stderr
     assert "foot_slide_cm_median" in out.stdout and "torso_overlap_frames" in out.stdout
 
 
-def test_loadable_from_its_file_like_intermoe_min_does():
-    """intermoe_min loads data/intersynth.py with importlib, without adding it to sys.modules first."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("intersynth_from_file", os.path.join(REPO, "data", "intersynth.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    clips = module.generate(4, seed=0, workers=2)                  # worker processes must find the module
-    assert np.array_equal(clips[3]["joints"], S.make_clip(0, 3)["joints"])
+PACKAGE = os.path.dirname(S.__file__)
+MODULES = sorted(f[:-3] for f in os.listdir(PACKAGE) if f.endswith(".py"))
 
 
-def test_the_generator_needs_no_evaluation_module_to_load():
-    """data/intersynth.py imports intermoe_eval only where it measures; its torso radius is the evaluation's."""
+# intermoe_tools' modules that import nothing of ours: intermoe_min imports them (files and checkpoints, the device
+# and torchrun, the weights' average), so they come with it; every other tool imports intermoe_min, never the reverse
+LEAVES = ["intermoe_tools", "intermoe_tools.devices", "intermoe_tools.ema", "intermoe_tools.files"]
+
+
+def test_imports_run_one_way():
+    """intermoe_min imports nothing of ours but intermoe_tools' leaves (LEAVES, which import nothing of ours);
+    intersynth imports intermoe_min and none of the other tools (intermoe_eval, intermoe_tools): the reports that
+    measure with the tools live on the tools side (intermoe_tools.synth_report)."""
+    code = ("import sys, intermoe_min\n"
+            "ours = sorted(m for m in sys.modules if m.startswith(('intersynth', 'intermoe_')))\n"
+            f"assert ours == ['intermoe_min'] + {LEAVES!r}, ours\n"
+            f"import importlib, intersynth\nfor m in {[m for m in MODULES if m != '__init__']!r}:\n"
+            "    importlib.import_module('intersynth.' + m)\n"
+            "tools = sorted(m for m in sys.modules if m.startswith(('intermoe_eval', 'intermoe_tools')))\n"
+            f"assert tools == {LEAVES!r}, tools\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd="/")
+    assert out.returncode == 0, out.stderr
+    for leaf in LEAVES[1:]:  # each alone brings nothing else of ours
+        code = (f"import sys, {leaf}\nours = sorted(m for m in sys.modules if m.startswith(('intersynth', 'intermoe_')))\n"
+                f"assert ours == ['intermoe_tools', {leaf!r}], ours\n")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd="/")
+        assert out.returncode == 0, out.stderr
+
+
+def test_no_import_path_editing_in_the_package():
+    for m in MODULES:
+        src = open(os.path.join(PACKAGE, m + ".py")).read()
+        assert "sys.path" not in src and "sys.modules" not in src and "importlib" not in src, m
+
+
+def test_contact_radius_is_the_evaluations():
     import intermoe_eval as ie
-    assert S.TORSO_RADIUS == ie.TORSO_RADIUS
-    src = open(os.path.join(REPO, "data", "intersynth.py")).read()
-    assert "\nimport intermoe_eval" not in src  # not at the top of the module
+    assert body.TORSO_RADIUS == ie.TORSO_RADIUS
 
 
 def _sample_of_every_type(n=3, seed=0):
     out = []
     for kind in S.INTERACTION_TYPES:
-        out += [S.make_clip(seed, i) for i in [i for i in range(400) if S.clip_type(seed, i) == kind][:n]]
+        out += [S.make_clip(seed, i) for i in [i for i in range(400) if D.clip_type(seed, i) == kind][:n]]
     return out
 
 
@@ -275,7 +298,7 @@ def typed():
 def test_people_are_never_frozen_and_move_like_walkers(typed):
     """The realism targets of docs/intersynth.md: under 2 % frozen frames (no joint moves 1 mm) in every type;
     walking knees nearly straight at heel strike; planted feet do not slide."""
-    r = S.motion_report(typed, by_type=True)
+    r = synth_report.motion_report(typed, by_type=True)
     for kind, m in r["by_type"].items():
         assert m["frozen_pct"] < 2.0, (kind, m["frozen_pct"])
         assert m["still_pct"] == 0.0, kind
@@ -286,7 +309,7 @@ def test_people_are_never_frozen_and_move_like_walkers(typed):
 
 def test_two_people_of_a_clip_have_their_own_manner():
     rng = np.random.default_rng(0)
-    bodies = [S.sample_body(rng) for _ in range(40)]
+    bodies = [body.sample_body(rng) for _ in range(40)]
     for field in ("slouch", "arm_relax", "arm_swing", "sway", "tempo"):
         assert np.std([getattr(b, field) for b in bodies]) > 0, field
 
@@ -301,7 +324,7 @@ def test_new_types_carry_their_metadata(typed):
         if m["type"] in ("fencing", "conversation"):
             assert not m["contacts"]  # blades are not joints; talking touches nothing
         assert set(m["key_names"]) <= set(S.KEY_NAMES[m["type"]])
-    r = S.physics_report(typed)
+    r = synth_report.physics_report(typed)
     assert r["hand_contact_cm_max"] < 5.0 and r["torso_overlap_frames"] == 0 and r["floor_penetration_cm"] < 1.0
 
 
@@ -328,7 +351,7 @@ def test_unseen_templates_appear_only_in_the_test_splits_extra_captions():
 def test_a_clip_is_the_same_for_its_seed_and_index_whatever_else_is_generated():
     """Idle life, manner and captions are drawn from the clip's own generator: deterministic per (seed, i)."""
     for kind in ("dance", "conversation", "taekwondo", "fencing", "greet_walk", "clap_game"):
-        i = next(i for i in range(200) if S.clip_type(0, i) == kind)
+        i = next(i for i in range(200) if D.clip_type(0, i) == kind)
         a, b = S.make_clip(0, i), S.make_clip(0, i)
         assert np.array_equal(a["joints"], b["joints"]) and np.array_equal(a["rot6d"], b["rot6d"])
         assert a["captions"] == b["captions"] and a["meta"]["contacts"] == b["meta"]["contacts"]
@@ -339,17 +362,17 @@ def test_a_clip_is_the_same_for_its_seed_and_index_whatever_else_is_generated():
 def test_every_combination_of_flags_leaves_three_captions_to_choose_from():
     """The held-out template and the flags must never leave a type with fewer than three usable templates."""
     import itertools
-    for kind, templates in S.TEMPLATES.items():
+    for kind, templates in captions.TEMPLATES.items():
         names = sorted({c.lstrip("!") for c, _ in templates if c} | {"slow", "fast"})
         held = S.heldout_template(kind)
         for values in itertools.product([False, True], repeat=len(names)):
             flags = dict(zip(names, values))
-            usable = [t for c, t in templates if S._flag_ok(c, flags) and t != held]
+            usable = [t for c, t in templates if captions._flag_ok(c, flags) and t != held]
             assert len(usable) >= 3, (kind, flags, len(usable))
 
 
 def test_the_script_refuses_a_negative_seed_in_one_line(capsys):
     with pytest.raises(SystemExit) as e:
-        S.main(["--seed", "-1"])
+        cli.main(["--seed", "-1"])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "--seed must be between 0 and" in err and "Traceback" not in err

@@ -10,6 +10,7 @@ import torch
 import intermoe_min as im
 from intermoe_tools import motion_losses as ml, physics as tp, pipeline
 import intermoe_eval as ie
+import intersynth
 from helpers import make_record
 
 
@@ -71,7 +72,7 @@ def test_length_buckets_keep_every_clip_once_and_pad_less():
 
 
 def test_the_decoded_losses_vanish_where_the_truth_is_predicted():
-    rec = im.load_intersynth("train", 48)[0]
+    rec = intersynth.load_split("train", 48)[0]
     J = torch.as_tensor(rec["joints"][:, :60], dtype=torch.float32)[None]  # (1, 2, 60, 22, 3)
     mask = torch.ones(1, 60, dtype=torch.bool)
     terms = ml.interaction_losses(J, J, mask)
@@ -93,13 +94,13 @@ def test_the_decoded_losses_vanish_where_the_truth_is_predicted():
 def test_no_intersynth_clip_overlaps_the_capsules():
     """Real (synthetic) interactions, hugs included, give the capsule loss and the measure nothing."""
     for split in ("train", "test"):
-        for rec in im.load_intersynth(split)[:400]:
+        for rec in intersynth.load_split(split)[:400]:
             depth = ie.interpenetration(rec["joints"])
             assert depth.max() == 0.0, (rec["id"], rec["meta"].get("type"), depth.max())
 
 
 def test_capsule_overlap_is_pushed_apart_by_its_gradient():
-    a = torch.as_tensor(im.load_intersynth("train", 48)[0]["joints"][0, :10], dtype=torch.float64)
+    a = torch.as_tensor(intersynth.load_split("train", 48)[0]["joints"][0, :10], dtype=torch.float64)
     b = a.clone()
     b[..., 0] += 0.1  # the same person 10 cm to the side: deep overlap
     b = b.requires_grad_(True)

@@ -4,19 +4,16 @@
     root/annots/<id>.txt                           captions, one a line, UTF-8
     root/{train,val,test}.txt                      ids of each split; root/ignore_list.txt (optional) ids to skip
 
-Use it through `intermoe_min.load_interhuman(root, split)`. Written from the format as InterGen reads it
+Use it through `load_interhuman(root, split)` (`from intermoe_tools.interhuman import load_interhuman`);
+`intermoe_eval.save_interhuman` writes the same layout. Written from the format as InterGen reads it
 (tr3e/InterGen's datasets/interhuman.py), not copied.
 """
 import os
-import sys
 import warnings
 
 import numpy as np
 
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if _REPO not in sys.path:
-    sys.path.insert(0, _REPO)
-import intermoe_min as im  # noqa: E402
+import intermoe_min as im
 
 RAW_DIM = 492  # 62 joint positions x 3, then 51 local 6D rotations
 _RAW_POS, _RAW_ROT = slice(0, 66), slice(186, 312)  # the 22 body joints and their 21 rotations
@@ -27,7 +24,7 @@ def zup_to_yup(p: np.ndarray) -> np.ndarray:
     return np.stack([p[..., 0], p[..., 2], -p[..., 1]], axis=-1)
 
 
-def load(root: str, split: str = "train", strict: bool = False):
+def load_interhuman(root: str, split: str = "train", strict: bool = False):
     """(records, errors) of one split: clips that cannot be used are left out, each described in `errors`
     with the file it came from, and a warning sums them up; strict=True raises at the first instead."""
     split_file = os.path.join(root, f"{split}.txt")
@@ -100,7 +97,7 @@ def yup_to_zup(p: np.ndarray) -> np.ndarray:
 
 
 def save_clip(root: str, clip_id: str, joints: np.ndarray, rot6d: np.ndarray, captions: list, split: str) -> None:
-    """Write one clip in the layout `load` reads: joints (2, T, 22, 3) Y up, local rotations (2, T, 21, 6);
+    """Write one clip in the layout `load_interhuman` reads: joints (2, T, 22, 3) Y up, local rotations (2, T, 21, 6);
     the raw file's other columns (hand joints and their rotations) are zeros. Adds clip_id to <split>.txt."""
     for p, name in enumerate(("person1", "person2")):
         raw = np.zeros((joints.shape[1], RAW_DIM), dtype=np.float32)
