@@ -1,6 +1,6 @@
 """intermoe_min: a compact, teachable implementation of InterMoE (AAAI 2026), text -> two-person 3D motion.
 
-This file holds the model and how it trains, in the order data flows through it (each section's notebook):
+This file holds the paper's model and how it trains, in the order data flows through it (each section's notebook):
 
    1. Motion representation: SMPL's 22 joints, InterHuman's 262-value features, canonical frame,
       mirroring and person swap (notebook 01).
@@ -11,13 +11,15 @@ This file holds the model and how it trains, in the order data flows through it 
    6. Cooperative denoiser: 6a building blocks (AdaLN, attention) (04), 6b the Synergistic
       Router (05), 6c the InterMoE block: Dynamic Temporal Selection and its bias rule (05, 06),
       6d the Cooperative Denoiser: two weight-sharing people talking by cross-attention (04).
-   7. Training machinery: device, bf16 autocast, atomic resumable checkpoints, torchrun, one loop (07).
+   7. Training machinery: bf16 autocast, AdamW and its schedule, resumable checkpoints, one step, one loop (07).
    8. InterMoE, the whole model (sampling; save/load through section 7's Checkpointable), its presets (07).
    9. The two training stages: `train_vae`, the latent cache, `train_denoiser` (07).
 
-Looking at motion and judging it (pictures, metrics, evaluation, ablation) and the command line live in the
-package intermoe_tools (viz, export, evaluation, ablation, runs, cli), which imports this file; this file imports
-none of it. Run as a script, it hands over to the command line before it defines anything, so the model loads once.
+Beyond the paper, intermoe_tools plugs into the model's places (`InterMoE.sample`'s guide and finish, `train_denoiser`'s
+extra_loss; intermoe_tools.pipeline fills them); of it, this file imports only files, devices and ema (they import
+nothing of ours). Looking at motion and judging it (viz, export, evaluation, ablation) and the command line (runs,
+cli) live there too and import this file. Run as a script, it hands over to the command line before it defines
+anything, so the model loads once.
 Sources: the InterMoE paper (arXiv 2511.13488) and InterHuman's format as InterGen (IJCV 2024) reads it.
 Facts follow the paper; where the authors' code differs, a comment says so. Nothing here is copied.
 """
@@ -29,16 +31,11 @@ if __name__ == "__main__":  # python intermoe_min.py ...: the command line, whic
     raise SystemExit(main())
 
 import contextlib
-import errno
-import hashlib
 import math
 import os
-import pickle
 import re
-import shutil
 import time
 import warnings
-import zipfile
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 
@@ -48,6 +45,11 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
+
+from intermoe_tools.devices import default_workers, pick_device, rank_world
+from intermoe_tools.ema import EMA
+from intermoe_tools.files import (CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state,
+                                   tensor_digest)
 
 
 # =====================================================================================================
@@ -132,13 +134,22 @@ def forward_kinematics(local_rot: np.ndarray, root_pos: np.ndarray, offsets: np.
     return pos
 
 
+REST_OFFSETS = np.array([  # a ~1.66 m T-pose facing +Z, left at +X, each joint's offset from its parent (m): the
+    # rest skeleton InterSynth's bodies (data/) and intermoe_tools.bodies start from
+    [0, 0, 0], [.06, -.09, -.01], [-.06, -.09, -.01], [0, .11, -.03], [.035, -.38, .005], [-.035, -.38, .005],
+    [0, .135, .03], [-.01, -.4, -.04], [.01, -.4, -.04], [0, .055, 0], [.02, -.055, .125], [-.02, -.055, .125],
+    [0, .21, -.03], [.075, .11, -.02], [-.075, .11, -.02], [0, .09, .05], [.12, .045, -.015], [-.12, .045, -.015],
+    [.26, -.015, -.02], [-.26, -.015, -.02], [.25, .01, -.005], [-.25, .01, -.005]])
+
+
 # ---- canonicalisation (InterGen's process_motion_np, tr3e/InterGen utils/utils.py) -----------------
-def facing_yaw(joints_frame: np.ndarray) -> float:
-    """Yaw (radians about +Y) a person faces, from one frame's (22, 3) joints: forward = up x (left -> right).
-    InterGen uses the hips only; we average hips and shoulders (its face_joint_indx lists both): steadier."""
-    across = (joints_frame[R_HIP] - joints_frame[L_HIP]) + (joints_frame[R_SHOULDER] - joints_frame[L_SHOULDER])
-    forward = np.cross(np.array([0.0, 1.0, 0.0]), across)
-    return float(np.arctan2(forward[0], forward[2]))
+def facing_yaw(joints: np.ndarray):
+    """Yaw (radians about +Y) a person faces, from (..., 22, 3) joints (one frame's: a float): forward = up x (left
+    -> right). InterGen uses the hips only; we average hips and shoulders (its face_joint_indx lists both): steadier."""
+    j = np.asarray(joints)
+    across = (j[..., R_HIP, :] - j[..., L_HIP, :]) + (j[..., R_SHOULDER, :] - j[..., L_SHOULDER, :])  # (..., 3)
+    yaw = np.arctan2(across[..., 2].astype(np.float64), -across[..., 0].astype(np.float64))  # up x across: (z, 0, -x)
+    return float(yaw) if yaw.ndim == 0 else yaw
 
 
 def canonicalise(joints: np.ndarray) -> np.ndarray:
@@ -243,16 +254,6 @@ def swap_caption(text: str) -> str:
     """Captions that name 'the first person' / 'the second person' follow a person swap."""
     return _swap_words(text, [("first person", "second person"), ("person 1", "person 2"),
                               ("person one", "person two")])
-
-
-_ROLE_RE = re.compile(r"\b(?:(first|second) person|person (1|2|one|two))\b", re.IGNORECASE)
-
-
-def caption_initiator(caption: str) -> int | None:
-    """0 if a caption names 'the first person' ('person 1', 'person one') before the second, 1 if the
-    second first, None if it names neither: in InterSynth the person named first initiates."""
-    m = _ROLE_RE.search(caption)
-    return None if m is None else 0 if (m.group(1) or m.group(2)).lower() in ("first", "1", "one") else 1
 
 
 # ---- normalisation -----------------------------------------------------------------------------------
@@ -1285,30 +1286,9 @@ class CooperativeDenoiser(nn.Module):
 
 
 # =====================================================================================================
-# 7. Training machinery: device, schedule, atomic resumable checkpoints, data parallel, one loop
+# 7. Training machinery: bf16, schedule, optimiser, resumable checkpoints, one step, one loop (the device and
+#    torchrun's processes: intermoe_tools.devices)
 # =====================================================================================================
-def pick_device(prefer: str | None = None) -> torch.device:
-    """`prefer`, else $INTERMOE_DEVICE (the tests set cpu; any case), else CUDA, then Apple's MPS, then the CPU. A
-    device asked for that is not there is refused, in one line naming where it was asked for."""
-    asked = prefer or os.environ.get("INTERMOE_DEVICE")
-    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-    if not asked:
-        return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps else "cpu")
-    where = f"INTERMOE_DEVICE={asked}" if not prefer else f"device {asked!r}"
-    try:
-        device = torch.device(str(asked).strip().lower())
-    except RuntimeError:
-        device = None
-    if device is None or device.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"{where} is not a device: use cpu, cuda (or cuda:N) or mps")
-    if device.type == "cuda" and not (torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()):
-        raise ValueError(f"{where}, but torch sees no CUDA GPU{'' if device.index is None else f' {device.index}'} "
-                         f"here (a CPU build of torch, or no driver): use cpu")
-    if device.type == "mps" and not mps:
-        raise ValueError(f"{where}, but Apple's MPS is not available here: use cpu")
-    return device
-
-
 def autocast(device: torch.device):
     """bf16 autocast on a CUDA GPU with bf16 (weights and optimiser stay fp32); float32 elsewhere (and on
     T4 or V100, which have no bf16 tensor cores)."""
@@ -1331,181 +1311,7 @@ def make_optimizer(params: list, lr: float, weight_decay: float) -> torch.optim.
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused)
 
 
-# ---- distributed data parallel (torchrun) -------------------------------------------------------------
-def init_distributed() -> tuple[int, int]:
-    """Join the process group torchrun describes (gloo on CPU, NCCL on GPUs) -> (rank, world size);
-    (0, 1) when not launched by torchrun."""
-    if not (dist.is_available() and dist.is_initialized()) and "RANK" in os.environ and "WORLD_SIZE" in os.environ:
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-        if torch.cuda.is_available():
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-    return _world()
-
-
-def _world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-# ---- files written whole, and checkpoints ------------------------------------------------------------------
-class CheckpointError(RuntimeError):
-    """A checkpoint that is missing, unreadable, damaged or of the wrong kind."""
-
-
-class WriteError(OSError):
-    """A file that could not be written whole (a full disk, a folder that cannot be written); it was left as it was."""
-
-
-# Bumped when saved weights would mean something else (2: sinusoids as [sin | cos] halves, not interleaved).
-CHECKPOINT_FORMAT = 2
-TEMP_NAME = re.compile(r"\.tmp(\d+)(\.\w+)?$")  # `temp_path`'s names: the writing process's id, then the extension
-
-
-def temp_path(path: str) -> str:
-    """Where `atomic_write` writes `path` first: beside it, named by this process, with its extension (Pillow and
-    matplotlib choose the format by it). vae.pt -> vae.tmp1234.pt."""
-    root, ext = os.path.splitext(os.fspath(path))
-    return f"{root}.tmp{os.getpid()}{ext}"
-
-
-def atomic_write(paths, write, what: str = "file"):
-    """write(temp) fills a temporary file (`temp_path`) for `paths`, or, for a list of paths, write (a list of
-    functions, one a path, called in order) fills one each; then each temporary file replaces its path by a rename.
-    A reader sees the old file or the new one, never part of one, and the files of one call come from that call: a
-    failure or Ctrl-C before the renames removes every temporary file and leaves every path as it was. A write that
-    fails raises WriteError naming the file (and, when the disk is full, its free space). Returns paths."""
-    one = isinstance(paths, (str, os.PathLike))
-    paths, writes = ([os.fspath(paths)], [write]) if one else ([os.fspath(p) for p in paths], list(write))
-    temps, path, renamed = [temp_path(p) for p in paths], paths[0], []
-    try:
-        for path, temp, fill in zip(paths, temps, writes):
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            fill(temp)
-        for path, temp in zip(paths, temps):
-            os.replace(temp, path)
-            renamed.append(path)
-    except BaseException as e:  # a failed write (torch says 'enforce fail ...'), or Ctrl-C mid-write
-        folder = os.path.dirname(os.path.abspath(path))
-        free = shutil.disk_usage(folder).free if os.path.isdir(folder) else 0  # while partial files take space
-        for temp in temps:
-            with contextlib.suppress(OSError):
-                os.remove(temp)
-        if not isinstance(e, (OSError, RuntimeError)):
-            raise
-        kept = f"{', '.join(renamed)} already replaced, the rest as they were" if renamed else \
-            "every file there is as it was" if not one else \
-            f"the last good {what} at {path} is intact" if os.path.isfile(path) else f"no {what} was left there"
-        if getattr(e, "errno", None) == errno.ENOSPC or free < 64 * 2 ** 20:
-            raise WriteError(f"could not write the {what} {path}: the disk is full ({free / 2 ** 20:.0f} MiB free in "
-                             f"{folder}); {kept}. Free some space (or pass another output folder) and run the same "
-                             f"command again.") from e
-        raise WriteError(f"could not write the {what} {path} ({type(e).__name__}: "
-                         f"{str(e).splitlines()[0] if str(e) else ''}); {kept}.") from e
-    return paths[0] if one else paths
-
-
-def process_alive(pid: int) -> bool:
-    """Whether process `pid` is running on this machine."""
-    if os.name == "nt":  # os.kill would end it
-        import ctypes
-        handle = ctypes.windll.kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
-        code = ctypes.c_ulong()
-        alive = bool(handle) and ctypes.windll.kernel32.GetExitCodeProcess(handle, ctypes.byref(code)) \
-            and code.value == 259  # STILL_ACTIVE
-        if handle:
-            ctypes.windll.kernel32.CloseHandle(handle)
-        return bool(alive)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
-
-
-STALE_TEMP_S = 600  # seconds since its last write after which a dead process's temporary file is swept
-
-
-def remove_stale_temps(folder: str) -> list:
-    """Removes the temporary files (`temp_path`'s, and name.ext.tmpPID) that writers killed mid-write left in
-    `folder`; a file of a process still running here is kept, and so is any file younger than STALE_TEMP_S (its
-    writer may be on another machine sharing the folder, whose process ids this one cannot see). -> the names."""
-    gone = []
-    for name in os.listdir(folder) if os.path.isdir(folder) else []:
-        m, file = TEMP_NAME.search(name), os.path.join(folder, name)
-        if m and os.path.isfile(file) and not process_alive(int(m.group(1))) \
-                and time.time() - os.path.getmtime(file) > STALE_TEMP_S:
-            with contextlib.suppress(OSError):
-                os.remove(os.path.join(folder, name))
-                gone.append(name)
-    return gone
-
-
-def tensor_digest(state) -> str:
-    """sha256 of every tensor in a state (a state_dict, or nested dicts and lists), each with its place in it, in
-    sorted order: a checkpoint's checksum (the entry 'checksum' itself left out) and `vae_fingerprint`."""
-    h = hashlib.sha256()
-
-    def walk(x, name):
-        if isinstance(x, torch.Tensor):
-            h.update(name.encode())
-            h.update(x.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
-        elif isinstance(x, dict):
-            for k in sorted(x, key=str):
-                if not (k == "checksum" and not name):
-                    walk(x[k], f"{name}/{k}" if name else str(k))
-        elif isinstance(x, (list, tuple)):
-            for i, v in enumerate(x):
-                walk(v, f"{name}/{i}")
-    walk(state, "")
-    return h.hexdigest()
-
-
-def save_checkpoint(path: str, state: dict) -> None:
-    """`atomic_write` of `state` with the format number and a checksum of its tensors (`tensor_digest`): an
-    interrupted or failed save (a full disk) leaves the previous checkpoint whole and no temporary file."""
-    state = {**state, "format": CHECKPOINT_FORMAT}
-    state["checksum"] = tensor_digest(state)
-    try:
-        atomic_write(path, lambda tmp: torch.save(state, tmp), what="checkpoint")
-    except WriteError as e:
-        raise CheckpointError(str(e)) from e.__cause__
-
-
-def load_checkpoint(path: str, kind: str | None = None) -> dict:
-    """A checkpoint `save_checkpoint` wrote, or a clear CheckpointError. Only tensors and plain values are
-    read (weights_only=True): a .pt file from elsewhere cannot run code here."""
-    if not os.path.isfile(path):
-        raise CheckpointError(f"no checkpoint at {path}")
-    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive
-        raise CheckpointError(f"{path} is not a readable checkpoint (not a file torch.save writes)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))  # a pickled Python object
-        raise CheckpointError(
-            f"{path} holds pickled Python objects ({found.group(1) if found else 'not only tensors and plain values'}), "
-            f"and intermoe_min does not load such files: unpickling them can run any code. It was not written "
-            f"by this version of intermoe_min (earlier versions stored numpy arrays: delete such a file and train "
-            f"it again; a cached evaluator in runs/evaluator is retrained by itself once deleted).") from e
-    except Exception as e:  # truncated or not a torch file
-        raise CheckpointError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e})") from e
-    if not isinstance(state, dict) or "kind" not in state:
-        raise CheckpointError(f"{path} was not written by intermoe_min (no 'kind' entry)")
-    if state.get("format") != CHECKPOINT_FORMAT:  # loadable, but its weights would be read another way
-        raise CheckpointError(f"{path} was written by an earlier version of intermoe_min (checkpoint format "
-                              f"{state.get('format', 1)}, this version reads {CHECKPOINT_FORMAT}): train it again (a "
-                              f"cached evaluator in runs/evaluator is retrained by itself once deleted)")
-    if "checksum" in state and tensor_digest(state) != state["checksum"]:  # checkpoints written before have none
-        raise CheckpointError(f"{path} is damaged (its tensors no longer match the checksum saved with them): train "
-                              f"it again or restore it from a copy")
-    if kind is not None and state["kind"] != kind:
-        raise CheckpointError(f"{path} holds a '{state['kind']}' checkpoint, expected '{kind}'")
-    return state
-
-
+# ---- checkpoints: written whole, checked when read (intermoe_tools.files), and the networks that use them ------
 class Checkpointable:
     """save(path) and cls.load(path) for a network built as cls(cfg, [vocab,] normalizer) (InterMoE, and the
     evaluation networks): what STORED names travels with the weights, as plain values."""
@@ -1577,59 +1383,29 @@ def batches(dataset, batch_size: int, seed: int, epoch: int, rank: int = 0, worl
     return [out[i] for i in torch.randperm(len(out), generator=g).tolist()] if lengths is not None else out
 
 
-class EMA:
-    """An exponential moving average of parameters, the weights a diffusion model samples with (DDPM, Ho et
-    al. 2020): shadow <- d shadow + (1 - d) weights after every step, d = min(decay, (1 + k) / (10 + k)) at
-    update k (TensorFlow's ExponentialMovingAverage warm-up), so a short run's average does not lag behind."""
-
-    def __init__(self, named_params, decay: float):
-        self.decay, self.updates = decay, 0
-        self.shadow = {n: p.detach().clone() for n, p in named_params}
-
-    def rate(self) -> float:
-        return min(self.decay, (1 + self.updates) / (10 + self.updates))
-
-    @torch.no_grad()
-    def update(self, named_params) -> None:
-        d, named = self.rate(), list(named_params)
-        # shadow + (1 - d) (p - shadow), every tensor in one call (as torch.optim.swa_utils does)
-        torch._foreach_lerp_([self.shadow[n] for n, _ in named], [p.detach() for _, p in named], 1 - d)
-        self.updates += 1
-
-    def state_dict(self) -> dict:
-        return {"decay": self.decay, "updates": self.updates, "shadow": self.shadow}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.decay, self.updates = state["decay"], state["updates"]
-        for n, v in state["shadow"].items():
-            self.shadow[n].copy_(v)
-
-
-def _rng_state(device: torch.device) -> dict:
-    """This process's random state (timesteps, noise, dropout): the CPU generator's and the accelerator's."""
-    state = {"cpu": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    elif device.type == "mps":
-        state["mps"] = torch.mps.get_rng_state()
-    return state
-
-
-def _set_rng_state(state: dict, device: torch.device) -> None:
-    torch.set_rng_state(state["cpu"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
-    elif device.type == "mps" and "mps" in state:
-        torch.mps.set_rng_state(state["mps"])
-
-
-def default_workers(device: torch.device) -> int:
-    """Stage 1's DataLoader processes: none off CUDA (they would take the model's cores); on CUDA a few per
-    process, so features are made while the GPU computes."""
-    if device.type != "cuda":
-        return 0
-    per_process = (os.cpu_count() or 2) // int(os.environ.get("LOCAL_WORLD_SIZE", 1))
-    return max(0, min(4, per_process - 1))
+def train_step(model, loss_fn, batch, device, opt, sched, params: list, grad_clip: float, after=None,
+               marks: list | None = None):
+    """One optimiser step of `train_loop` -> (loss, logs): loss_fn(model, batch, device) under `autocast`,
+    backward, gradient value clipping (the paper's setup), AdamW, the schedule, then after() (the EMA and the MoE
+    bias rule). A loss that is not finite raises FloatingPointError before anything changes. marks (a list) gets
+    time.perf_counter() after the forward and after the backward: where a step's time goes (benchmarks/)."""
+    with autocast(device):
+        loss, logs = loss_fn(model, batch, device)
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"the loss became {loss.item()}")
+    if marks is not None:
+        marks.append(time.perf_counter())
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if marks is not None:
+        marks.append(time.perf_counter())
+    if grad_clip:
+        torch.nn.utils.clip_grad_value_(params, grad_clip)
+    opt.step()
+    sched.step()
+    if after is not None:
+        after()
+    return loss, logs
 
 
 def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: int, lr: float,
@@ -1644,7 +1420,7 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
     builds it, called only if steps are left. `workers` DataLoader processes give the same batches.
     ema_decay > 0: an `EMA` of the trained parameters, which the module holds when the loop returns.
     bucket: length-bucketed batches (`batches`), by the dataset's `lengths`."""
-    rank, world = _world()
+    rank, world = rank_world()
     device = torch.device(device) if device is not None else pick_device()
     module.to(device)
     params = [p for p in (params if params is not None else module.parameters()) if p.requires_grad]
@@ -1677,16 +1453,16 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
                 raise CheckpointError(f"{ckpt_path} was trained without an EMA of its weights; resume it without "
                                       f"ema_decay, or use another output folder")
             ema.load_state_dict(state["ema"])
-        _set_rng_state(state["rng"][rank] if rank < len(state["rng"]) else state["rng"][0], device)
+        set_rng_state(state["rng"][rank] if rank < len(state["rng"]) else state["rng"][0], device)
         if rank == 0:
             print(f"loaded finished {kind} from {ckpt_path} ({step} steps)" if step >= steps
                   else f"resumed {kind} from {ckpt_path} at step {step}")
 
     def checkpoint():
-        rngs = [_rng_state(device)]
+        rngs = [rng_state(device)]
         if world > 1:
             rngs = [None] * world
-            dist.all_gather_object(rngs, {k: v.cpu() for k, v in _rng_state(device).items()})
+            dist.all_gather_object(rngs, {k: v.cpu() for k, v in rng_state(device).items()})
         if rank == 0 and ckpt_path:
             save_checkpoint(ckpt_path, {"kind": kind, "model": module.state_dict(), "optimizer": opt.state_dict(),
                                         "scheduler": sched.state_dict(), "step": step, "history": history,
@@ -1709,6 +1485,12 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
     if progress and rank == 0:
         from tqdm.auto import tqdm
         bar = tqdm(total=steps, initial=step, desc=f"train {kind}")
+    def after():  # after each optimiser step: the EMA, then the caller's after_step (the MoE bias rule)
+        if ema is not None:
+            ema.update(named)
+        if after_step is not None:
+            after_step(step)
+
     model.train()
     while step < steps:
         epoch, skip = divmod(step, per_epoch)
@@ -1720,22 +1502,12 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
                                              num_workers=workers, pin_memory=device.type == "cuda",
                                              generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
         for batch in loader:
-            with autocast(device):
-                loss, logs = loss_fn(model, batch, device)
-            if not torch.isfinite(loss):
+            try:
+                loss, logs = train_step(model, loss_fn, batch, device, opt, sched, params, grad_clip, after)
+            except FloatingPointError as e:
                 where = f"; the last good checkpoint at {ckpt_path} is intact" if ckpt_path and os.path.isfile(ckpt_path) else ""
-                raise FloatingPointError(f"{kind}: the loss became {loss.item()} at step {step}{where}. "
-                                         f"Try a lower learning rate (now {sched.get_last_lr()[0]:.2e}).")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if grad_clip:
-                torch.nn.utils.clip_grad_value_(params, grad_clip)  # value clipping, as the paper's setup
-            opt.step()
-            sched.step()
-            if ema is not None:
-                ema.update(named)
-            if after_step is not None:
-                after_step(step)
+                raise FloatingPointError(f"{kind}: {e} at step {step}{where}. "
+                                         f"Try a lower learning rate (now {sched.get_last_lr()[0]:.2e}).") from None
             step += 1
             if step % log_every == 0 or step == steps:
                 history.append({"step": step, "loss": loss.item(), "lr": sched.get_last_lr()[0],
@@ -1755,259 +1527,6 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
 # =====================================================================================================
 # 8. InterMoE: text -> two-person motion, the whole model, and its presets
 # =====================================================================================================
-# ---- rigid bodies: one skeleton per person, posed by rotations --------------------------------------
-# A decoder outputs 22 free points a frame, so its bones stretch. A body is a skeleton of fixed offsets posed
-# by rotations (forward kinematics), which is also what a BVH file stores. `skeleton_rotations` solves the
-# rotations from positions: a joint with one child turns the rest pose's bone onto the bone it has now by the
-# shortest arc from where its parent already turned it; the pelvis and the chest (three children each) are
-# turned by the frame of two directions (up the spine, across the hips or collars). Twist about a bone is not
-# in the positions, so it is not solved. `rigid_bodies` poses each person's median offsets by those rotations.
-REST_OFFSETS = np.array([  # a ~1.66 m T-pose facing +Z, left at +X: each joint's offset from its parent (m)
-    [0, 0, 0], [.06, -.09, -.01], [-.06, -.09, -.01], [0, .11, -.03], [.035, -.38, .005], [-.035, -.38, .005],
-    [0, .135, .03], [-.01, -.4, -.04], [.01, -.4, -.04], [0, .055, 0], [.02, -.055, .125], [-.02, -.055, .125],
-    [0, .21, -.03], [.075, .11, -.02], [-.075, .11, -.02], [0, .09, .05], [.12, .045, -.015], [-.12, .045, -.015],
-    [.26, -.015, -.02], [-.26, -.015, -.02], [.25, .01, -.005], [-.25, .01, -.005]])
-END_SITES = {15: [0, .11, 0], 20: [.08, 0, 0], 21: [-.08, 0, 0], 10: [0, 0, .05], 11: [0, 0, .05]}  # leaf -> tip (m)
-TWO_AXIS_FRAMES = {0: (3, (1, 2)), 9: (12, (13, 14))}  # joint: (child up the spine, (left, right) children across)
-CHILDREN = [[c for c, p in enumerate(SMPL_PARENTS) if p == j] for j in range(N_JOINTS)]
-
-
-def _two_axis_frame(a, b):
-    """(..., 3) directions -> (..., 3, 3) rotation whose columns are a, the part of b across a, their cross
-    (a degenerate pose, a of length 0 or b along a, still gives a rotation)."""
-    na = np.linalg.norm(a, axis=-1, keepdims=True)
-    e1 = np.where(na > 1e-9, a / np.maximum(na, 1e-9), np.array([0.0, 1.0, 0.0]))
-    e2 = b - (e1 * b).sum(-1, keepdims=True) * e1
-    n2 = np.linalg.norm(e2, axis=-1, keepdims=True)
-    spare = np.cross(e1, np.eye(3)[np.argmin(np.abs(e1), axis=-1)])  # any direction across e1
-    e2 = np.where(n2 > 1e-9, e2 / np.maximum(n2, 1e-9), spare / np.linalg.norm(spare, axis=-1, keepdims=True))
-    return np.stack([e1, e2, np.cross(e1, e2)], -1)
-
-
-def _shortest_arc(u, v):
-    """(..., 3) unit vectors -> (..., 3, 3) the rotation taking u to v about u x v (identity when parallel)."""
-    axis = np.cross(u, v)
-    s, c = np.linalg.norm(axis, axis=-1), np.clip((u * v).sum(-1), -1.0, 1.0)
-    across = np.cross(u, np.eye(3)[np.argmin(np.abs(u), axis=-1)])  # for u, v opposite: any axis across u
-    axis = np.where(s[..., None] > 1e-9, axis / np.maximum(s, 1e-9)[..., None],
-                    across / np.maximum(np.linalg.norm(across, axis=-1, keepdims=True), 1e-9))
-    return axis_angle_matrix(axis, np.arctan2(s, c))
-
-
-def skeleton_rotations(joints: np.ndarray, offsets: np.ndarray | None = None):
-    """One person's joints (T, 22, 3) -> local rotations (T, 22, 3, 3) (joint 0: global) and rest offsets (22, 3),
-    each child's place in its parent's frame (the median over the clip unless `offsets` are given).
-    `forward_kinematics` of the two gives the joints back exactly when the clip is rigid. With `offsets`, each
-    bone aims from where the rigid skeleton has put its joint at the joint's child, so errors do not add up
-    down a limb."""
-    J = np.asarray(joints, dtype=np.float64)
-    T = len(J)
-    G = np.empty((T, N_JOINTS, 3, 3))  # global rotations
-    X = J.copy()  # where the skeleton puts each joint (with `offsets`: the rigid body, built from the root down)
-    for j in range(N_JOINTS):  # parents come first in SMPL's order
-        if j in TWO_AXIS_FRAMES:
-            up, (l, r) = TWO_AXIS_FRAMES[j]
-            now = _two_axis_frame(J[:, up] - X[:, j], J[:, l] - J[:, r])                      # (T, 3, 3)
-            G[:, j] = now @ _two_axis_frame(REST_OFFSETS[up], REST_OFFSETS[l] - REST_OFFSETS[r]).T
-        elif CHILDREN[j]:
-            c, Gp = CHILDREN[j][0], G[:, SMPL_PARENTS[j]]
-            was = np.einsum("tij,j->ti", Gp, REST_OFFSETS[c] / np.linalg.norm(REST_OFFSETS[c]))  # turned so far
-            bone = J[:, c] - X[:, j]
-            now = bone / np.maximum(np.linalg.norm(bone, axis=-1, keepdims=True), 1e-9)
-            G[:, j] = _shortest_arc(was, now) @ Gp
-        else:  # a hand, a foot or the head: nothing below it says how it turns
-            G[:, j] = G[:, SMPL_PARENTS[j]]
-        if offsets is not None:
-            for c in CHILDREN[j]:
-                X[:, c] = X[:, j] + np.einsum("tij,j->ti", G[:, j], offsets[c])
-    local = G.copy()
-    for j in range(1, N_JOINTS):
-        local[:, j] = np.swapaxes(G[:, SMPL_PARENTS[j]], -1, -2) @ G[:, j]
-    if offsets is None:
-        offsets = np.zeros((N_JOINTS, 3))
-        for j in range(1, N_JOINTS):
-            p = SMPL_PARENTS[j]
-            offsets[j] = np.median(np.einsum("tji,tj->ti", G[:, p], J[:, j] - J[:, p]), axis=0)
-    return local, np.asarray(offsets, dtype=np.float64)
-
-
-RIGID_FIT_STEPS = 30  # Adam steps of the least-squares fit that follows the aimed start
-
-
-def _fit_rigid(joints: np.ndarray, local: np.ndarray, offsets: np.ndarray, steps: int) -> np.ndarray:
-    """Least squares: one person's skeleton (global rotations of every joint with children in 6D, the pelvis
-    path, one set of offsets) moved by Adam from a start (local, offsets) to the joints (T, 22, 3) it should
-    pass through -> the fitted joints, rigid by construction (forward kinematics)."""
-    target = torch.as_tensor(joints)                                      # (T, 22, 3) float64
-    glob = [None] * N_JOINTS
-    for j in range(N_JOINTS):
-        glob[j] = local[:, j] if j == 0 else glob[SMPL_PARENTS[j]] @ local[:, j]
-    movers = [j for j in range(N_JOINTS) if CHILDREN[j]]
-    rot = torch.tensor(np.stack([glob[j][..., :2].reshape(len(joints), 6) for j in movers], 1), requires_grad=True)
-    root = torch.tensor(joints[:, 0], requires_grad=True)                # (T, 3)
-    off = torch.tensor(offsets, requires_grad=True)                        # (22, 3)
-    opt = torch.optim.Adam([rot, root, off], lr=1e-2)
-
-    def pose():
-        a, b = rot[..., 0::2], rot[..., 1::2]                            # (T, J', 3) the two stored columns
-        x = F.normalize(a, dim=-1)
-        y = F.normalize(b - (x * b).sum(-1, keepdim=True) * x, dim=-1)
-        G = dict(zip(movers, torch.stack([x, y, torch.cross(x, y, dim=-1)], -1).unbind(1)))  # j -> (T, 3, 3)
-        X = [root] + [None] * (N_JOINTS - 1)
-        for j in range(1, N_JOINTS):
-            X[j] = X[SMPL_PARENTS[j]] + G[SMPL_PARENTS[j]] @ off[j]
-        return torch.stack(X, 1)                                          # (T, 22, 3)
-    with torch.enable_grad():
-        for _ in range(steps):
-            loss = (pose() - target).square().sum(-1).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    with torch.no_grad():
-        return pose().numpy()
-
-
-def rigid_bodies(joints: np.ndarray, fit_steps: int = RIGID_FIT_STEPS) -> np.ndarray:
-    """(..., T, 22, 3) joints -> the same posed on one rigid skeleton per person: started from each bone's median
-    offset aimed at its child (`skeleton_rotations`), then fitted to all the joints by least squares
-    (`_fit_rigid`, `fit_steps` steps; 0: the aimed start only). Every bone keeps one length over the clip."""
-    J = np.asarray(joints, dtype=np.float64)
-    out = []
-    for person in J.reshape(-1, *J.shape[-3:]):  # (T, 22, 3) each
-        local, offsets = skeleton_rotations(person, skeleton_rotations(person)[1])
-        start = forward_kinematics(local, person[:, 0], offsets)
-        if fit_steps and np.linalg.norm(start - person, axis=-1).mean() > 1e-4:  # not rigid already (0.1 mm)
-            start = _fit_rigid(person, local, offsets, fit_steps)
-        out.append(start)
-    return np.stack(out).reshape(J.shape).astype(np.asarray(joints).dtype)
-
-
-SMOOTH_SIGMA = 1.0  # frames: the std of the Gaussian that `smooth_joints` averages decoded joints over in time
-
-
-def smooth_joints(joints: np.ndarray, sigma: float = SMOOTH_SIGMA) -> np.ndarray:
-    """(..., T, 22, 3) -> the joints averaged over neighbouring frames with Gaussian weights of std `sigma` frames
-    (the clip's ends held for the frames beyond them; sigma 0: unchanged). The decoder draws each frame with
-    centimetres of independent error, a jitter 13x real motion's on the shipped VAE's reconstructions (second
-    difference 3.3 against 0.25 cm/frame^2); one frame of smoothing brings it to 1.0 and the joints nearer the
-    truth (MPJPE 5.3 -> 5.0 cm; 48 test clips)."""
-    J = np.asarray(joints, dtype=np.float64)
-    if sigma <= 0 or J.shape[-3] < 2:
-        return np.array(joints)
-    r = int(np.ceil(3 * sigma))
-    w = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
-    w /= w.sum()                                                                   # (2r + 1,) weights
-    pad = [(0, 0)] * (J.ndim - 3) + [(r, r), (0, 0), (0, 0)]
-    P = np.pad(J, pad, mode="edge")                                                # (..., T + 2r, 22, 3)
-    T = J.shape[-3]
-    out = sum(w[i] * P[..., i:i + T, :, :] for i in range(2 * r + 1))              # (..., T, 22, 3)
-    return out.astype(np.asarray(joints).dtype)
-
-
-# ---- planted feet: the decoded contact bits, held by leg IK ----------------------------------------
-LEGS = [(1, 4, 7, 10), (2, 5, 8, 11)]  # (hip, knee, ankle, toe), left then right
-PLANT_BLEND = 4  # frames over which a foot lock fades in before a contact and out after it
-
-
-def _lock_targets(p: np.ndarray, contact: np.ndarray, blend: int):
-    """One joint's path p (T, 3) and contact bits (T,) -> (target (T, 3), weight (T,)): during each contact run the
-    run's mean position (never below the floor), weighted 1, fading linearly to 0 over `blend` frames around it."""
-    T = len(p)
-    target, weight = p.copy(), np.zeros(T)
-    edges = np.flatnonzero(np.diff(np.r_[0, contact.astype(int), 0]))  # starts and ends of the runs
-    for s, e in zip(edges[::2], edges[1::2]):
-        lock = p[s:e].mean(0)
-        lock[1] = max(lock[1], 0.0)
-        lo, hi = max(0, s - blend), min(T, e + blend)
-        ramp = np.clip(np.minimum(np.arange(lo, hi) - (s - blend - 1), (e + blend) - np.arange(lo, hi)) / (blend + 1),
-                       0, 1)  # 1 inside the run, linear outside
-        take = ramp > weight[lo:hi]
-        target[lo:hi][take], weight[lo:hi][take] = lock, ramp[take]
-    return target, weight
-
-
-def plant_feet(joints: np.ndarray, contacts: np.ndarray, blend: int = PLANT_BLEND) -> np.ndarray:
-    """One person's rigid joints (T, 22, 3) and foot-contact bits (T, 4) in FOOT_JOINTS order -> the joints with
-    every foot in contact held where it stands (InterMask cleans feet with IK the same way) and no foot below
-    the floor: the ankle and toe go to their lock (`_lock_targets`), raised to y >= 0, and the knee follows by
-    two-bone IK in the leg's own bending plane. Bone lengths are kept exactly; an ankle out of the leg's reach
-    stops at full stretch."""
-    J = np.array(joints, dtype=np.float64)
-    bits = np.asarray(contacts) > 0.5
-    for side, (hip, knee, ankle, toe) in enumerate(LEGS):
-        a_tgt, a_w = _lock_targets(J[:, ankle], bits[:, 2 * side], blend)
-        t_tgt, t_w = _lock_targets(J[:, toe], bits[:, 2 * side + 1], blend)
-        h, k, a, t = J[:, hip], J[:, knee], J[:, ankle], J[:, toe]
-        if not (a_w.any() or t_w.any() or (J[:, [ankle, toe], 1] < 0).any()):
-            continue
-        l1, l2, l3 = (np.linalg.norm(x - y, axis=-1).mean() for x, y in ((k, h), (a, k), (t, a)))
-        goal = a + a_w[:, None] * (a_tgt - a)                                            # (T, 3) the new ankle
-        goal[:, 1] = np.maximum(goal[:, 1], 0.0)
-        d = goal - h
-        dist = np.linalg.norm(d, axis=-1, keepdims=True)
-        reach = np.clip(dist, abs(l1 - l2) + 1e-6, l1 + l2 - 1e-6)
-        d_hat = d / np.maximum(dist, 1e-9)
-        goal = h + d_hat * reach
-        bend = (k - h) - ((k - h) * d_hat).sum(-1, keepdims=True) * d_hat               # the knee's side of the axis
-        bend = bend / np.maximum(np.linalg.norm(bend, axis=-1, keepdims=True), 1e-9)
-        x = (l1 ** 2 - l2 ** 2 + reach ** 2) / (2 * reach)                               # law of cosines
-        knee_new = h + d_hat * x + bend * np.sqrt(np.maximum(l1 ** 2 - x ** 2, 0.0))
-        toe_goal = goal + (t - a)                                                         # the foot moved with the ankle
-        toe_goal += t_w[:, None] * (t_tgt - toe_goal)
-        toe_goal[:, 1] = np.maximum(toe_goal[:, 1], 0.0)
-        foot = toe_goal - goal
-        foot = l3 * foot / np.maximum(np.linalg.norm(foot, axis=-1, keepdims=True), 1e-9)
-        low = goal[:, 1] + foot[:, 1] < 0  # toes through the floor: turn the foot up until they rest on it
-        flat = foot[low] * np.array([1.0, 0.0, 1.0])
-        flat *= np.sqrt(np.maximum(l3 ** 2 - goal[low, 1:2] ** 2, 0)) / np.maximum(np.linalg.norm(flat, axis=-1,
-                                                                                                  keepdims=True), 1e-9)
-        foot[low] = flat - goal[low, 1:2] * np.array([0.0, 1.0, 0.0])
-        act = (a_w > 0) | (t_w > 0) | (J[:, [ankle, toe], 1] < 0).any(-1)  # frames with something to do
-        J[act, knee], J[act, ankle], J[act, toe] = knee_new[act], goal[act], goal[act] + foot[act]
-    return J.astype(np.asarray(joints).dtype)
-
-
-def bodies_from_features(features: np.ndarray) -> np.ndarray:
-    """(..., T, 262) de-normalised features -> the same with rigid bodies (`rigid_bodies` of the joints smoothed in
-    time, `smooth_joints`) whose decoded foot contacts are planted (`plant_feet`): positions and velocities
-    rewritten, rotations and contact bits kept."""
-    f = np.array(features, dtype=np.float32)
-    flat = f.reshape(-1, *f.shape[-2:])  # (people, T, 262)
-    for person in flat:
-        J = plant_feet(rigid_bodies(smooth_joints(joints_from_features(person))),
-                       person[:, FEATURE_SLICES["contacts"]])
-        person[:, FEATURE_SLICES["positions"]] = J.reshape(len(J), -1)
-        vel = np.concatenate([J[1:] - J[:-1], J[-1:] - J[-2:-1]]) if len(J) > 1 else np.zeros_like(J)
-        person[:, FEATURE_SLICES["velocities"]] = vel.reshape(len(J), -1)
-    return f
-
-
-# Beyond the paper, sampling makes bodies (`bodies_from_features`: rigid, feet planted) and, after DDIM, moves the
-# latent down the gradient of `physics_loss` taken through the frozen decoder only (as MoLA's guidance does for
-# motion latents, Uchida et al. 2024, but on the final latent, where the decoded motion is sharp): torsos that
-# overlap the partner are pushed out (the capsules of `capsule_overlap`), and when the caption asks for touch
-# (TOUCH_RE) the hand that comes closest to the partner is pulled to HAND_REACH. Where nothing is wrong the
-# gradient is 0 and the latent stays exactly as DDIM left it.
-PHYSICS_GUIDANCE = 0.05  # Adam's step on the unit-variance latent, PHYSICS_STEPS times (0: off)
-PHYSICS_STEPS = 10
-HAND_REACH = 0.03       # metres from a wrist to the partner's nearest joint that count as touching
-WRISTS = (20, 21)
-TOUCH_RE = re.compile(r"\b(shak\w* (?:\w+ )?hands?|handshake|hug\w*|embrac\w*|high[- ]?fives?|push\w*|shov\w*|"
-                      r"pats?|taps?|touch\w*|(?:hold\w*|take|takes|taking|grab\w*) (?:\w+ )?hands?|grab\w*|pull\w*|tug\w*|"
-                      r"clap\w*|gives?|hands? (?:over|an?)|pass\w*|offers?|kicks?|blocks?)\b", re.IGNORECASE)  # captions that ask for touch
-
-
-def physics_loss(joints: torch.Tensor, mask: torch.Tensor, touch: torch.Tensor) -> torch.Tensor:
-    """Both people's joints (B, 2, T, 22, 3), frame mask (B, T) bool, touch (B,) bool -> (B,) what physics guidance
-    lowers: the squared overlap of the capsules summed over frames, plus, where touch, the squared distance
-    beyond HAND_REACH of the closest any wrist comes to the partner's joints."""
-    m = mask.to(joints.dtype)
-    pen = (capsule_overlap(joints).square().sum(-1) * m).sum(1)                      # (B,)
-    wrists, partner = joints[..., WRISTS, :], joints.flip(1)                          # (B, 2, T, 2, 3), (B, 2, T, 22, 3)
-    d = (wrists[..., :, None, :] - partner[..., None, :, :]).norm(dim=-1).amin((-1, -2))  # (B, 2, T)
-    reach = (d + 1e3 * (1 - m[:, None])).amin((1, 2))                                 # (B,) over real frames
-    return pen + touch.to(joints.dtype) * (reach - HAND_REACH).clamp(min=0).square()
-
 @dataclass
 class InterMoEConfig:
     """Everything one run needs: the three networks' sizes, diffusion and both training stages."""
@@ -2017,7 +1536,7 @@ class InterMoEConfig:
     diffusion_steps: int = 1000     # cosine schedule, the paper's 1000 steps
     sample_steps: int = 50          # DDIM steps at sampling time (paper: 50)
     guidance: float = 3.5           # classifier-free guidance weight s: s * cond + (1 - s) * uncond
-    physics: float = PHYSICS_GUIDANCE  # beyond the paper: physics guidance scale in DDIM (`physics_loss`; 0: off)
+    physics: float = 0.05           # beyond the paper: physics guidance's scale after DDIM (intermoe_tools.physics)
     cond_drop: float = 0.1          # share of training captions replaced by "" (to learn the unconditional)
     # Beyond the paper (docs/paper.md; False, False is the paper's shared condition):
     egocentric_text: bool = True    # person b reads swap_caption(caption): 'the first person' always means "me"
@@ -2025,8 +1544,8 @@ class InterMoEConfig:
     # ... and in stage 2's training (off here, the paper's; the lab preset's choice is measured in docs/results.md):
     ema_decay: float = 0.0          # > 0: sample with an EMA of the stage-2 weights (`EMA`), not the last ones
     bucket: bool = False            # length-bucketed stage-2 batches (`batches`): less padding per step
-    geo_weight: float = 0.0         # x InterGen's geometric + interaction losses on the decoded motion (GEO_WEIGHTS)
-    pen_weight: float = 0.0         # x the interpenetration of the people's capsules (CAPSULES) in it
+    geo_weight: float = 0.0         # x InterGen's losses on the decoded motion (intermoe_tools.motion_losses)
+    pen_weight: float = 0.0         # x the interpenetration of the people's capsules in it
     geo_t_max: int = 700            # both count at noise steps t <= geo_t_max only (InterGen's T_bar)
     geo_clips: int = 8              # at most this many clips a batch are decoded for them (the decoder's cost)
     # stage 1: the VAE (paper: 64-frame windows, AdamW 2e-4, wd 2e-5, batch 256, ~30k steps)
@@ -2119,6 +1638,17 @@ def _check_int(value, name: str, low: int | None = None, high: int | None = None
     return int(value)
 
 
+# The role a caption gives each person (beyond the paper: `InterMoE.roles`, InterMoEConfig.role_embedding).
+_ROLE_RE = re.compile(r"\b(?:(first|second) person|person (1|2|one|two))\b", re.IGNORECASE)
+
+
+def caption_initiator(caption: str) -> int | None:
+    """0 if a caption names 'the first person' ('person 1', 'person one') before the second, 1 if the
+    second first, None if it names neither: in InterSynth the person named first initiates."""
+    m = _ROLE_RE.search(caption)
+    return None if m is None else 0 if (m.group(1) or m.group(2)).lower() in ("first", "1", "one") else 1
+
+
 class InterMoE(Checkpointable, nn.Module):
     """Text -> two-person motion, the paper's whole pipeline: the Causal-Skeletal VAE (one person at a time;
     frozen in stage 2), the text encoder, the Cooperative Denoiser and the diffusion. Diffusion runs on scaled
@@ -2178,33 +1708,17 @@ class InterMoE(Checkpointable, nn.Module):
         feats = self.vae.decode(self.unscale_latents(z).to(dtype).reshape(B * P, Tz, C), T).float()  # (2B, T, 262)
         return self.normalizer.denormalise(feats.reshape(B, P, T, FEAT_DIM))
 
-    def physics_guidance(self, z: torch.Tensor, frame_mask: torch.Tensor, touch: torch.Tensor, step: float,
-                         n_steps: int = PHYSICS_STEPS) -> torch.Tensor:
-        """Scaled latents z (B, 2, Tz, C), frame mask (B, 4 Tz), touch (B,) bool -> z moved by n_steps Adam steps
-        of size `step` down `physics_loss` of its decoding, the gradient through the frozen decoder only."""
-        z = z.detach().clone().requires_grad_(True)
-        opt = torch.optim.Adam([z], lr=step)
-        with torch.enable_grad():
-            for _ in range(n_steps):
-                joints = joints_from_features(self.decode_latents(z, z.shape[2] * 4))  # (B, 2, 4 Tz, 22, 3)
-                loss = physics_loss(joints, frame_mask, touch).sum()
-                if loss.item() == 0:  # nothing to fix
-                    break
-                z.grad, = torch.autograd.grad(loss, z)  # the latent's only: the VAE's weights stay untouched
-                opt.step()
-        return z.detach()
-
     @torch.no_grad()
-    def reconstruct(self, features, bodies: bool = True) -> np.ndarray:
+    def reconstruct(self, features) -> np.ndarray:
         """A clip's de-normalised features (2, T, 262) -> the VAE's decoding of its encoding, (2, T, 262): what
-        the decoder lets through (the "VAE ceiling"), as rigid bodies with planted feet unless bodies=False."""
+        the decoder lets through (the "VAE ceiling"; intermoe_tools.bodies.reconstruct makes bodies of it)."""
         was = self.vae.training
         self.vae.eval()
         x = torch.as_tensor(self.normalizer.normalise(np.asarray(features, dtype=np.float32)),
                             device=self.latent_scale.device)                 # (2, T, 262)
         out = self.normalizer.denormalise(self.vae.decode(self.vae.encode(x), x.shape[1]).float()).cpu().numpy()
         self.vae.train(was)
-        return bodies_from_features(out) if bodies else out
+        return out
 
     @staticmethod
     def latent_mask(mask: torch.Tensor) -> torch.Tensor:
@@ -2244,9 +1758,11 @@ class InterMoE(Checkpointable, nn.Module):
         return vecs[:len(captions)], vecs[len(captions):]
 
     # ---- training: the diffusion loss (stage 2) -------------------------------------------------------
-    def forward(self, z0: torch.Tensor, zmask: torch.Tensor, captions: list[str]):
-        """Stage 2's loss on clean scaled latents z0 (B, 2, T', C), zmask (B, T') bool, B captions ->
-        (loss, logs). cond_drop of the captions become "" (to learn the unconditional, for guidance)."""
+    def forward(self, z0: torch.Tensor, zmask: torch.Tensor, captions: list[str], extra_loss=None):
+        """Stage 2's loss on clean scaled latents z0 (B, 2, T', C), zmask (B, T') bool, B captions -> (loss, logs):
+        the x0 MSE (paper). cond_drop of the captions become "" (to learn the unconditional, for guidance).
+        extra_loss(model, pred, z0, zmask, t) -> (loss, logs): a term added on the prediction pred (B, 2, T', C)
+        (e.g. intermoe_tools.motion_losses.decoded_motion_loss, on the motion it decodes to)."""
         B = z0.shape[0]
         if self.training and self.cfg.cond_drop > 0:
             drop = (torch.rand(B) < self.cfg.cond_drop).tolist()
@@ -2257,14 +1773,14 @@ class InterMoE(Checkpointable, nn.Module):
         out_a, out_b = self.denoiser(x_t[:, 0], x_t[:, 1], t, text_a, zmask, text_b, role_a, role_b)
         pred = torch.stack([out_a, out_b], 1)  # (B, 2, T', C)
         loss = self.diffusion.loss(pred, z0, zmask)
-        if not (self.cfg.geo_weight or self.cfg.pen_weight):
+        if extra_loss is None:
             return loss, {}
-        extra, terms = decoded_motion_loss(self, pred, z0, zmask, t)
+        extra, terms = extra_loss(self, pred, z0, zmask, t)
         return loss + extra, terms
 
     # ---- sampling ---------------------------------------------------------------------------------------
-    def _check_sampling(self, prompts, lengths, seed, steps, guidance, physics=None):
-        """`sample`'s arguments checked and normalised: (prompts, lengths, seed, steps, guidance, physics)."""
+    def _check_sampling(self, prompts, lengths, seed, steps, guidance):
+        """`sample`'s arguments checked and normalised: (prompts, lengths, seed, steps, guidance)."""
         prompts = [prompts] if isinstance(prompts, str) else prompts
         if not isinstance(prompts, (list, tuple)) or not prompts or not all(isinstance(p, str) for p in prompts):
             raise TypeError("prompts must be a non-empty list of strings")
@@ -2283,26 +1799,21 @@ class InterMoE(Checkpointable, nn.Module):
                 or not math.isfinite(guidance):
             raise ValueError(f"guidance must be a finite number (1 = no guidance; this model's default is "
                              f"{self.cfg.guidance}), got {guidance!r}")
-        physics = self.cfg.physics if physics is None else physics
-        if isinstance(physics, bool) or not isinstance(physics, (int, float, np.number)) \
-                or not math.isfinite(physics) or physics < 0:
-            raise ValueError(f"physics must be a number >= 0 (0 = no physics guidance; this model's default is "
-                             f"{self.cfg.physics}), got {physics!r}")
-        return list(prompts), lengths, seed, steps, float(guidance), float(physics)
+        return list(prompts), lengths, seed, steps, float(guidance)
 
     @torch.no_grad()
     def sample(self, prompts, lengths, seed: int | None = None, steps: int | None = None,
                guidance: float | None = None, return_features: bool = False, progress: bool = False,
-               physics: float | None = None, bodies: bool = True):
+               guide=None, finish=None):
         """B prompts, lengths (one int or B, 15..300 frames at 30 fps) -> joints (B, 2, T, 22, 3), metres, Y up,
         T = max(lengths), each clip holding its last pose past its length (return_features: also (B, 2, T, 262)).
-        `seed` makes it reproducible; steps, guidance s and physics default to the config's. DDIM with
-        classifier-free guidance, s * cond + (1 - s) * uncond, both halves in one batched forward, each x0
-        corrected by physics guidance (`physics_loss`; physics=0: the paper's sampler). bodies: every person a
-        rigid skeleton with planted feet (`bodies_from_features`); False: the decoder's raw joints. A sample with a
-        joint beyond PLAUSIBLE_SCENE metres (a far too strong guidance, say) is warned about."""
-        prompts, lengths, seed, steps, s, physics = self._check_sampling(prompts, lengths, seed, steps, guidance,
-                                                                         physics)
+        `seed` makes it reproducible; steps and guidance s default to the config's. The paper's sampler: DDIM with
+        classifier-free guidance, s * cond + (1 - s) * uncond, both halves in one batched forward, then the
+        decoder. Two places for what goes beyond it (intermoe_tools.pipeline.sample fills both):
+        guide(model, z, frame_mask, prompts) -> z moves DDIM's final latent z (B, 2, Tz, C) (physics guidance);
+        finish(features) -> features makes each clip's decoded (2, n, 262) numpy features into bodies.
+        A sample with a joint beyond PLAUSIBLE_SCENE metres (a far too strong guidance, say) is warned about."""
+        prompts, lengths, seed, steps, s = self._check_sampling(prompts, lengths, seed, steps, guidance)
         was_training = self.training
         self.eval()
         device = self.latent_scale.device
@@ -2323,14 +1834,13 @@ class InterMoE(Checkpointable, nn.Module):
         g = torch.Generator(device="cpu").manual_seed(seed) if seed is not None else None
         z = self.diffusion.sample(denoise, (B, 2, Tz, self.cfg.denoiser.d_latent), steps=steps, generator=g,
                                   device=device, progress=progress)
-        if physics > 0:
-            touch = torch.tensor([bool(TOUCH_RE.search(p)) for p in prompts], device=device)
-            z = self.physics_guidance(z, frame_mask, touch, physics)
+        if guide is not None:
+            z = guide(self, z, frame_mask, prompts)
         feats = self.decode_latents(z, T)  # (B, 2, T, 262)
-        if bodies:  # one rigid skeleton per person and clip, fitted to its own frames, feet planted
+        if finish is not None:  # each clip on its own frames
             feats = feats.cpu().numpy()
             for k, n in enumerate(lengths):
-                feats[k, :, :n] = bodies_from_features(feats[k, :, :n])
+                feats[k, :, :n] = finish(feats[k, :, :n])
             feats = torch.from_numpy(feats).to(device)
         for k, n in enumerate(lengths):  # hold the last real pose past each clip's end
             feats[k, :, n:] = feats[k, :, n - 1:n]
@@ -2339,8 +1849,8 @@ class InterMoE(Checkpointable, nn.Module):
         far = joints.nan_to_num(nan=math.inf).abs().flatten(1).amax(1)  # (B,) metres from the origin
         if (far > PLAUSIBLE_SCENE).any():
             warnings.warn(f"{int((far > PLAUSIBLE_SCENE).sum())} of {B} samples leave any plausible scene (a joint "
-                          f"{far.max().item():.3g} m from the origin, beyond {PLAUSIBLE_SCENE} m; guidance {s}, physics "
-                          f"{physics}, this model's defaults {self.cfg.guidance} and {self.cfg.physics})")
+                          f"{far.max().item():.3g} m from the origin, beyond {PLAUSIBLE_SCENE} m; guidance {s}, this "
+                          f"model's default {self.cfg.guidance})")
         return (joints, feats) if return_features else joints
 
 
@@ -2404,6 +1914,13 @@ def _vae_loss_fn(normalizer: Normalizer, weights: dict | None = None):
     return loss_fn
 
 
+def _denoiser_loss_fn(model: InterMoE, extra_loss=None):
+    def loss_fn(m, batch, dev):  # m: the model, or DistributedDataParallel around it
+        z0 = model.scale_latents(batch["latent"].to(dev))  # (B, 2, T', C) unit-variance latents
+        return m(z0, batch["mask"].to(dev), batch["captions"], extra_loss)
+    return loss_fn
+
+
 def train_vae(model: InterMoE, records: list[dict], steps: int | None = None, ckpt_path: str | None = None,
               seed: int = 0, device=None, progress: bool = True, ckpt_every: int | None = None) -> list[dict]:
     """Stage 1: model.vae on random `vae_window`-frame windows of both people; resumable from ckpt_path."""
@@ -2444,109 +1961,6 @@ def vae_fingerprint(weights) -> str:
     if any(k.startswith("vae.") for k in sd):  # a whole model's state_dict: its VAE part
         sd = {k.removeprefix("vae."): v for k, v in sd.items() if k.startswith("vae.")}
     return tensor_digest(sd)[:16]
-
-
-# ---- stage 2's losses on the decoded motion (beyond the paper) ------------------------------------------
-# The paper's authors train the latent denoiser on latent MSE alone; InterGen's geometric and interaction
-# terms (tr3e/InterGen models/losses.py) need joints, so here the predicted clean latents go through the frozen, differentiable
-# VAE decoder. Neither InterGen nor InterMoE penalises two bodies passing through each other: the capsule
-# term is ours, and the evaluation's interpenetration measure uses the same capsules.
-GEO_WEIGHTS = {"dm": 3.0, "ja": 3.0, "ro": 0.01, "vel": 30.0, "bl": 10.0, "fc": 30.0}  # InterGen's weights
-BONES = [(j, p) for j, p in enumerate(SMPL_PARENTS) if p >= 0]  # (joint, parent): 21 bones
-# (joint, joint, radius m): a torso (pelvis -> neck) and the limbs that must not enter a partner's torso.
-# Only pairs with a torso count: hands, forearms and heads touch a partner in hugs, pats and handshakes, and
-# InterSynth's hugging arms and legs come closer than any limb radius; no InterSynth clip overlaps these.
-CAPSULES = [(0, 12, 0.12), (16, 18, 0.05), (17, 19, 0.05), (1, 4, 0.07), (2, 5, 0.07), (4, 7, 0.05), (5, 8, 0.05)]
-
-
-def segment_distance(p1, q1, p2, q2) -> torch.Tensor:
-    """Shortest distance between segments p1-q1 and p2-q2, (..., 3) tensors that broadcast -> (...) (their
-    closest points, Ericson, Real-Time Collision Detection, 5.1.9). A segment may be a point (p == q)."""
-    d1, d2, r = q1 - p1, q2 - p2, p1 - p2
-    a, e = (d1 * d1).sum(-1).clamp(min=1e-12), (d2 * d2).sum(-1).clamp(min=1e-12)
-    b, c, f = (d1 * d2).sum(-1), (d1 * r).sum(-1), (d2 * r).sum(-1)
-    den = a * e - b * b
-    s = torch.where(den > 1e-12, ((b * f - c * e) / den.clamp(min=1e-12)).clamp(0, 1), torch.zeros_like(den))
-    t = (b * s + f) / e
-    s = torch.where(t < 0, (-c / a).clamp(0, 1), torch.where(t > 1, ((b - c) / a).clamp(0, 1), s))
-    t = t.clamp(0, 1)
-    gap = (p1 + d1 * s[..., None]) - (p2 + d2 * t[..., None])
-    return (gap.square().sum(-1) + 1e-12).sqrt()  # the epsilon keeps the gradient finite at contact
-
-
-def capsule_overlap(joints: torch.Tensor) -> torch.Tensor:
-    """(..., 2, T, 22, 3) both people's joints -> (..., T, pairs) how deep each capsule pair that holds a torso
-    overlaps (m, 0 when apart): the sum of the radii minus the distance between the axes."""
-    (j0, j1, rt), limbs = CAPSULES[0], CAPSULES[1:]
-    depth = []
-    for me, other in ((0, 1), (1, 0)):  # my torso against the partner's torso (once) and limbs
-        mine, theirs = joints[..., me, :, :, :], joints[..., other, :, :, :]  # (..., T, 22, 3)
-        for a, b, r in CAPSULES if me == 0 else limbs:
-            d = segment_distance(mine[..., j0, :], mine[..., j1, :], theirs[..., a, :], theirs[..., b, :])
-            depth.append((rt + r - d).clamp(min=0))  # (..., T)
-    return torch.stack(depth, -1)
-
-
-def interaction_losses(pred: torch.Tensor, true: torch.Tensor, mask: torch.Tensor) -> dict:
-    """InterGen's terms (models/losses.py) between predicted and true joints, both (B, 2, T, 22, 3), metres, Y up;
-    mask (B, T) bool, the real frames -> {term: loss}: dm, the 22 x 22 distance map between the people (where
-    the predicted or the true distance is under 1 m); ja, joint pairs closer than 10 cm in truth pulled together; ro, the
-    people's relative facing; vel, bl and fc per person: velocities, bone lengths, and feet in contact on the
-    prediction held still; pen, the capsules' squared overlap (`capsule_overlap`). Means over people and
-    frames (InterGen sums the two people's terms). ro compares the relative turn as (cos, sin), where
-    InterGen compares the y components of a quaternion: the same angle."""
-    m = mask.to(pred.dtype)  # (B, T)
-    m2 = m[:, 1:] * m[:, :-1]  # (B, T-1) frame pairs, for velocities
-
-    def mean(err, w):  # err (B, T, ...) -> its mean over the weighted frames
-        return (err.flatten(2).mean(-1) * w).sum() / w.sum().clamp(min=1)
-
-    B, _, T, J, _ = pred.shape
-    dist = torch.cdist(pred[:, 0].reshape(B * T, J, 3), pred[:, 1].reshape(B * T, J, 3)).reshape(B, T, J, J)
-    true_dist = torch.cdist(true[:, 0].reshape(B * T, J, 3), true[:, 1].reshape(B * T, J, 3)).reshape(B, T, J, J)
-    # dm counts where either distance is under 1 m. InterGen counts the predicted one only; measured here, the
-    # lab model then learnt to stand apart (hand contact 57 cm against 10), where no distance is compared
-    near = ((dist < 1) | (true_dist < 1)).detach()
-    terms = {"dm": mean((dist - true_dist).square() * near, m),
-             "ja": mean(dist.square() * (true_dist < 0.1), m)}
-
-    def turn(j):  # (B, 2, T, 22, 3) -> (B, T, 2): cos, sin of the turn from A's facing to B's
-        across = j[..., 2, :] - j[..., 1, :]  # right hip - left hip, (B, 2, T, 3)
-        face = F.normalize(torch.stack([across[..., 2], -across[..., 0]], -1), dim=-1)  # up x across: (z, -x)
-        fa, fb = face[:, 0], face[:, 1]  # (B, T, 2) as (x, z)
-        return torch.stack([(fa * fb).sum(-1), fa[..., 1] * fb[..., 0] - fa[..., 0] * fb[..., 1]], -1)
-    terms["ro"] = mean((turn(pred) - turn(true)).square(), m)
-    vel, true_vel = pred[:, :, 1:] - pred[:, :, :-1], true[:, :, 1:] - true[:, :, :-1]  # (B, 2, T-1, 22, 3)
-    terms["vel"] = mean((vel - true_vel).square().transpose(1, 2), m2)
-    child, parent = [j for j, _ in BONES], [p for _, p in BONES]
-    bone = lambda j: (j[..., child, :] - j[..., parent, :]).norm(dim=-1)  # noqa: E731  (B, 2, T, 21)
-    terms["bl"] = mean((bone(pred) - bone(true)).square().transpose(1, 2), m)
-    feet = vel[..., FOOT_JOINTS, :]  # (B, 2, T-1, 4, 3)
-    height = pred[:, :, :-1, FOOT_JOINTS, 1]  # (B, 2, T-1, 4)
-    planted = (feet.square().sum(-1) < CONTACT_VEL_THRESHOLD) & (height < torch.tensor(CONTACT_HEIGHT_THRESHOLD,
-                                                                                        device=pred.device))
-    terms["fc"] = mean((feet.square().sum(-1) * planted.detach()).transpose(1, 2), m2)
-    terms["pen"] = mean(capsule_overlap(pred).square(), m)
-    return terms
-
-
-def decoded_motion_loss(model: "InterMoE", pred: torch.Tensor, z0: torch.Tensor, zmask: torch.Tensor,
-                        t: torch.Tensor) -> tuple[torch.Tensor, dict]:
-    """geo_weight x InterGen's terms (GEO_WEIGHTS) + pen_weight x the capsules' overlap, on the motion the
-    frozen VAE decodes from predicted clean latents pred (B, 2, T', C), against the decoding of the true z0,
-    for up to geo_clips clips of noise step t <= geo_t_max -> (loss, its terms for the log)."""
-    cfg = model.cfg
-    keep = (t <= cfg.geo_t_max).nonzero().flatten()[:cfg.geo_clips]
-    if len(keep) == 0:
-        return pred.sum() * 0, {}
-    n = int(zmask[keep].sum(1).max())  # the longest kept clip's latent frames
-    motion = model.decode_latents(pred[keep, :, :n].float(), 4 * n)  # (k, 2, 4n, 262), gradients flow back
-    with torch.no_grad():
-        target = model.decode_latents(z0[keep, :, :n].float(), 4 * n)
-    terms = interaction_losses(joints_from_features(motion), joints_from_features(target),
-                               zmask[keep, :n].repeat_interleave(4, 1))  # (k, 4n) frame mask
-    loss = cfg.geo_weight * sum(w * terms[k] for k, w in GEO_WEIGHTS.items()) + cfg.pen_weight * terms["pen"]
-    return loss, {k: v.detach() for k, v in terms.items()}
 
 
 class LatentDataset(torch.utils.data.Dataset):
@@ -2595,9 +2009,10 @@ class LatentDataset(torch.utils.data.Dataset):
 
 def train_denoiser(model: InterMoE, records: list[dict], steps: int | None = None, ckpt_path: str | None = None,
                    seed: int = 0, device=None, progress: bool = True, ckpt_every: int | None = None,
-                   latents: "LatentDataset | None" = None) -> list[dict]:
+                   latents: "LatentDataset | None" = None, extra_loss=None) -> list[dict]:
     """Stage 2: the text encoder and denoiser on the frozen VAE's cached latents; resumable, but only on the
-    VAE it started with. `latents`: a LatentDataset of this VAE and these records, to share between runs."""
+    VAE it started with. `latents`: a LatentDataset of this VAE and these records, to share between runs.
+    extra_loss: `InterMoE.forward`'s term beyond the x0 MSE (intermoe_tools.pipeline.train_denoiser sets it)."""
     cfg = model.cfg
     device = torch.device(device) if device is not None else pick_device()
     model.to(device)
@@ -2618,12 +2033,8 @@ def train_denoiser(model: InterMoE, records: list[dict], steps: int | None = Non
         cache.seed = seed  # fetches are keyed by (seed, epoch, clip): this run's augmentations and crops
         return cache
 
-    def loss_fn(m, batch, dev):
-        z0 = model.scale_latents(batch["latent"].to(dev))  # (B, 2, T', C) unit-variance latents
-        return m(z0, batch["mask"].to(dev), batch["captions"])
-
     steps = cfg.steps if steps is None else steps  # steps=0 means no training, not the default
-    return train_loop(model, loss_fn, data, collate, steps=steps, batch_size=cfg.batch, lr=cfg.lr,
+    return train_loop(model, _denoiser_loss_fn(model, extra_loss), data, collate, steps=steps, batch_size=cfg.batch, lr=cfg.lr,
                       weight_decay=cfg.weight_decay, warmup=cfg.warmup, grad_clip=cfg.grad_clip,
                       ckpt_path=ckpt_path, ckpt_every=ckpt_every or cfg.ckpt_every, seed=seed, kind="denoiser",
                       extra_state=model.checkpoint_state, after_step=lambda s: model.denoiser.update_biases(),

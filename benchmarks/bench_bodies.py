@@ -22,7 +22,9 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import intermoe_min as im  # noqa: E402
+
 import intersynth  # noqa: E402
+from intermoe_tools import pipeline  # noqa: E402
 from intermoe_tools import evaluation as ev  # noqa: E402
 
 COLUMNS = ["MPJPE (cm)", "pelvis-to-pelvis error (cm)", "bone length std / median (%)",
@@ -38,8 +40,8 @@ def generated_row(model, records, windows, real_physics, physics, bodies, batch=
     captions = [r["captions"][0] for r in records]
     t0, joints = time.time(), []
     for s in range(0, len(records), batch):
-        J = model.sample(captions[s:s + batch], [max(n, im.MIN_FRAMES) for n in lengths[s:s + batch]], seed=s,
-                         physics=physics, bodies=bodies).cpu().numpy()
+        J = pipeline.sample(model, captions[s:s + batch], [max(n, im.MIN_FRAMES) for n in lengths[s:s + batch]],
+                            seed=s, physics=physics, bodies=bodies).cpu().numpy()
         joints += [J[k, :, :n] for k, n in enumerate(lengths[s:s + batch])]
     row = {**ev.bone_stretch(joints), **ev.physics_metrics(joints, windows), "sampling (s)": time.time() - t0}
     return _ratios(row, real_physics)
@@ -78,7 +80,7 @@ def main(argv=None):
     rows = {"real clips": _ratios({**ev.bone_stretch(truth), **real_physics}, real_physics)}
     for bodies in (False, True):
         t0 = time.time()
-        recon = [im.joints_from_features(model.reconstruct(f, bodies=bodies)) for f in real]
+        recon = [im.joints_from_features(pipeline.reconstruct(model, f, bodies=bodies)) for f in real]
         row = {**ev.reconstruction_errors(recon, truth), **ev.bone_stretch(recon), **ev.physics_metrics(recon, windows)}
         rows[f"VAE reconstruction, {'bodies' if bodies else 'raw decoder'}"] = _ratios(row, real_physics)
         print(f"reconstructions ({'bodies' if bodies else 'raw'}): {time.time() - t0:.0f} s", flush=True)

@@ -7,7 +7,7 @@
 The `lab` preset on InterSynth training clips (untrained weights: a step's time does not depend on them,
 except through how many experts the router picks, which is the same for every variant here), one model per
 variant with the same weights, the same latent cache. Each round runs one training step of every variant
-in a shuffled order (forward, backward, AdamW, the bias rule, the EMA update where it is on), each on its
+in a shuffled order (im.train_step: forward, backward, AdamW, the bias rule, the EMA where it is on), each on its
 own next batch as train_loop would make it (im.batches, with the length buckets where they are on). Printed
 per variant: mean seconds per step over the rounds (the mean, not the best: bucketed batches differ in
 length by design, so only their mean tells the epoch's time), the ratio to the lab recipe, the share of
@@ -23,10 +23,20 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import intermoe_min as im  # noqa: E402
+from intermoe_tools import motion_losses  # noqa: E402
 import intersynth  # noqa: E402
 from intermoe_tools import ablation  # noqa: E402
 
 VARIANTS = ["full InterMoE", "length buckets", "EMA", "decoded losses", "capsule loss", "decoded + capsule"]
+
+
+def after_step(model, ema, named):
+    """What follows each stage-2 optimiser step: the MoE bias rule, then the EMA where it is on."""
+    def after():
+        model.denoiser.update_biases()
+        if ema is not None:
+            ema.update(named)
+    return after
 
 
 def main():
@@ -53,22 +63,20 @@ def main():
         named = [(n, p) for n, p in m.named_parameters() if p.requires_grad]
         order = [idx for epoch in range(rounds // (len(cache) // cfg.batch) + 1)  # as many epochs as it takes
                  for idx in im.batches(cache, cfg.batch, 0, epoch, lengths=cache.lengths if cfg.bucket else None)]
-        runs[name] = {"model": m, "named": named, "opt": im.make_optimizer([p for _, p in named], cfg.lr, 0.0),
-                      "ema": im.EMA(named, cfg.ema_decay) if cfg.ema_decay else None,
+        opt = im.make_optimizer([p for _, p in named], cfg.lr, 0.0)
+        ema = im.EMA(named, cfg.ema_decay) if cfg.ema_decay else None
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1)  # a constant rate: the levers' cost alone
+        runs[name] = {"model": m, "named": named, "opt": opt, "sched": sched,
+                      "loss": im._denoiser_loss_fn(m, motion_losses.extra_loss(cfg)),  # as pipeline.train_denoiser
+                      "after": after_step(m, ema, named),
                       "batches": [im.collate([cache[i] for i in idx]) for idx in order[:rounds]], "times": []}
     for r in range(rounds):
         for name in np.random.default_rng(r).permutation(VARIANTS):
             run = runs[name]
             m, batch = run["model"], run["batches"][r]
             t = time.perf_counter()
-            loss, _ = m(m.scale_latents(batch["latent"]), batch["mask"], batch["captions"])
-            run["opt"].zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_value_([p for _, p in run["named"]], m.cfg.grad_clip)
-            run["opt"].step()
-            m.denoiser.update_biases()
-            if run["ema"] is not None:
-                run["ema"].update(run["named"])
+            im.train_step(m, run["loss"], batch, torch.device("cpu"), run["opt"], run["sched"],
+                          [p for _, p in run["named"]], m.cfg.grad_clip, run["after"])
             run["times"].append(time.perf_counter() - t)
     ref = np.mean(runs["full InterMoE"]["times"][1:])
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {rounds} interleaved rounds (the first "

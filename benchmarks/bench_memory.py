@@ -7,12 +7,12 @@
 
 Each phase runs in a fresh subprocess on one torch thread, so no phase's peak hides behind another's:
   data + build_model  load InterSynth's train split, im.build_model(preset, train): vocabulary, normaliser
-  stage-1 step        two VAE steps on vae_batch clips of vae_window frames (bench_train.VAEStep, as
+  stage-1 step        two VAE steps on vae_batch clips of vae_window frames (bench_common.VAEStep, as
                       train_loop runs them): the first allocates AdamW's state, the second runs its forward
                       beside the first's gradients, as every later step does
   stage-2 cache       measure_latent_stats, then the latent cache (LatentDataset over the whole split), as
                       train_denoiser builds them before its first step
-  stage-2 step        two denoiser steps on batches of the preset's size from that cache (bench_train.DenoiserStep)
+  stage-2 step        two denoiser steps on batches of the preset's size from that cache (bench_common.DenoiserStep)
   lab run             `python intermoe_min.py train --preset lab --vae-steps 3 --steps 3` into a temporary
                       folder: all of the above, as the command runs them, in one process
   sampling            as `python intermoe_min.py sample --ckpt` does it: InterMoE.load the run's model.pt (no
@@ -108,16 +108,16 @@ def child(kind: str, preset_name: str, tmp: str) -> list:
     import torch
     torch.set_num_threads(1)
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    import bench_train as bt  # its training steps are train_loop's; it imports intermoe_min as im
-    im = bt.im
+    import bench_common as common  # the training steps as train_loop runs them; it imports intermoe_min as im
+    im = common.im
     import intersynth
-    from intermoe_tools import cli  # the demo's prompts
+    from intermoe_tools import cli, pipeline  # the demo's prompts; sampling as the command line samples
     cfg = im.preset(preset_name)
     if kind == "sample":
         model = im.InterMoE.load(os.path.join(run_dir, "model.pt"))
         prompts = (cli.DEMO_PROMPTS * SAMPLE_N)[:SAMPLE_N]
         meter.phase(f"sampling, DDIM-{cfg.sample_steps}, {SAMPLE_N} x {SAMPLE_FRAMES} frames",
-                    lambda: model.sample(prompts, SAMPLE_FRAMES, seed=0))
+                    lambda: pipeline.sample(model, prompts, SAMPLE_FRAMES, seed=0))
         return meter.rows
 
     def setup():
@@ -131,16 +131,16 @@ def child(kind: str, preset_name: str, tmp: str) -> list:
         return meter.rows
     records, model = setup()
     if kind == "vae":
-        batches, _ = bt.make_batches(bt.vae_data(records, model.normalizer, cfg), im.collate, cfg.vae_batch, 2)
-        step = bt.VAEStep(model.vae, model.normalizer, cfg)
+        batches, _ = common.make_batches(common.vae_data(records, model.normalizer, cfg), im.collate, cfg.vae_batch, 2)
+        step = common.VAEStep(model.vae, model.normalizer, cfg)
         meter.phase(f"stage-1 step (batch {cfg.vae_batch})", lambda: [step(b) for b in batches])
     elif kind == "denoiser":
         def cache():
             model.set_latent_stats(*im.measure_latent_stats(model, records))
-            return bt.latent_data(model, records, cfg)
+            return common.latent_data(model, records, cfg)
         data = meter.phase(f"stage-2 latent cache ({len(records)} clips x 4)", cache)
-        batches, _ = bt.make_batches(data, im.collate, cfg.batch, 2)
-        step = bt.DenoiserStep(model, cfg)
+        batches, _ = common.make_batches(data, im.collate, cfg.batch, 2)
+        step = common.DenoiserStep(model, cfg)
         meter.phase(f"stage-2 step (batch {cfg.batch})", lambda: [step(b) for b in batches])
     return meter.rows
 

@@ -1,88 +1,53 @@
-"""How well does the 'lab' preset use a CPU? Training steps against the matmul peak, sampling time, memory.
+"""How well does the 'lab' preset use a CPU? Training steps against the matmul peak, and sampling time.
 
     python benchmarks/bench_train.py            # the full run: also encodes the lab preset's whole training split
     python benchmarks/bench_train.py --quick    # fewer repeats, shorter calibration, latent cache on a subset
     python benchmarks/bench_train.py --threads 1
     python benchmarks/bench_train.py --profile  # also torch.profiler's top operators
 
-(The run prints how long it took; the measured figures are in docs/speed.md.)
+(The run prints how long it took; the measured figures are in docs/speed.md; memory is bench_memory.py's.)
 
-Everything is the `lab` preset (im.preset('lab')), built with im.build_model on InterSynth training clips,
-untrained weights (the time of a step does not depend on what the weights are, only on how many experts the
-router picks). In one run it measures:
+Everything is the `lab` preset built on InterSynth training clips, untrained weights (a step's time depends on how
+many experts the router picks, not on the weights). It measures, in one run:
 
-0. Stage 2's one-off costs before its first step, as train_denoiser pays them: measuring the latent statistics
-   (im.measure_latent_stats) and building the latent cache (im.LatentDataset: every clip encoded whole by
-   the frozen VAE encoder in its 4 (swap, mirror) variants). Timed once each, in seconds and seconds per
-   training clip: on the benchmark's own clips always, and on the lab preset's whole training split (all
-   of InterSynth's train clips) in a full run; --quick measures only the subset and says so.
-1. Training steps, as im.train_loop does them: forward, backward, gradient value clipping, AdamW, the LR
-   schedule and (stage 2) the MoE bias update; pre-collated batches of the preset's size, made as
-   train_loop makes them (seeded dataset, im.batches order, the stage's collate function). Stage 1:
-   vae_batch clips of vae_window frames (InteractionDataset, im.collate). Stage 2: batch clips' cached
-   latents, windows of up to max_frames / 4 latent frames (LatentDataset, im.collate), divided by
-   scale_latents inside the step as train_denoiser's loss_fn does: no VAE encoder runs in a stage-2 step.
-   Time per step (best of repeats), the step's model FLOPs counted analytically (`*_terms` below) and
-   FLOP/s as a share of the fp32 matmul throughput measured in the same run (the faster of a 2048^3 and a
-   1024^3 torch.matmul, same thread count, before each step so both see the same background load; the
-   peak is the best of them all). Data loading (dataset fetches + collate, done serially inside
-   train_loop) is timed apart and folded into a second steps/s figure. Stage 2 again with and without
-   length buckets (mean seconds over alternating steps), and the whole lab run's time per stage estimated
-   from these step times.
-2. DDIM-50 sampling with classifier-free guidance for 8 interactions of 180 frames (6 s), text encoding and
-   VAE decoding included (model.sample). Untrained, the zero-initialised output layer is given small random
-   weights and every InterMoE block's bias is set so that ~1 expert per token is selected (see below).
-3. Peak memory of a stage-2 step, of a stage-1 step and of one sampling run, each in a fresh subprocess.
+0. Stage 2's one-off costs before its first step, as train_denoiser pays them: the latent statistics
+   (im.measure_latent_stats) and the latent cache (im.LatentDataset), on the benchmark's clips and, in a full
+   run, on the lab preset's whole training split.
+1. Training steps as train_loop runs them: im.train_step on batches made as train_loop makes them
+   (bench_common). Time per step (best of repeats) and its phases, the step's model FLOPs counted analytically
+   (`*_terms` below) as a share of the fp32 matmul throughput measured just before each step (the faster of a
+   2048^3 and a 1024^3 product; the peak is the best of them all), data loading timed apart, stage 2 with and
+   without length buckets, and the whole lab run's time per stage estimated from these.
+2. DDIM-50 sampling with classifier-free guidance for 8 interactions of 180 frames, as the command line samples
+   (intermoe_tools.pipeline.sample: physics guidance and bodies included).
 
-Expert biases. An untrained block has router logits near 0, so sigmoid ~ 0.5 against the initial bias -0.5
-selects about half of the 8 experts; after a few hundred steps the bias rule has brought this down to ~1 per
-token (capacity 1). To time what training and sampling cost at that point, each block's bias b_e is set to
-minus the (1 - capacity / E) quantile of its expert's sigmoid(R) over real tokens of the same kind of input
-(training batches; or the sampler's own forwards over the DDIM steps), layer by layer, three passes (a
-bias changes what later layers see). Stage-2 steps keep applying the bias rule, as train_loop does.
+Expert biases. An untrained block selects about half of its experts; training brings this to ~1 per token. So
+each block's bias is set to minus the (1 - capacity / E) quantile of its experts' sigmoid(R) over the same kind
+of input (bench_common.calibrate_biases), layer by layer, three passes; stage-2 steps keep applying the bias rule.
 
-Model FLOPs: 2*M*N*K per matrix product, counted from the config and the actual shapes: every padded slot
-in the dense layers (the hardware computes them), the experts only on the (token, expert) pairs the router
-selected in that very step (padding never selects). Counted: Linear layers, per-node MLPs, the VAE's graph
-convolutions (W2 and the fixed adjacency / pooling matrices; W1 is folded into the temporal conv's
-current-frame tap, so it is no product of its own) and temporal Conv2d (full 3 x 3 window per
-output), attention QK^T and AV (with the extra zero key), AdaLN and router projections. Backward =
-2 x forward per product (input and weight gradients), 1 x where one operand needs no gradient (the layer
-that reads the data; the fixed graph matrices); no recomputation. Not counted: element-wise work (norms,
-activations, softmax, loss, AdamW, folding W1 into the conv weight). torch's FlopCounterMode is run on one
-step of each stage as a cross-check.
-
-Memory: each measurement in a fresh subprocess: build the model, prepare the inputs, then reset the kernel's
-resident-size high-water mark (write 5 to /proc/self/clear_refs) and read it back (VmHWM, the figure
-ru_maxrss reports) after the work; printed as the peak over the process's resident size just before the
-work, and the absolute peak. (ru_maxrss itself is useless in a subprocess: see measure_peak.) Stage 2's
-subprocess first builds the latent cache of the benchmark's clips (its own peak is printed too), hands the
-encoder's freed memory back (malloc_trim), then measures the steps: their "before" holds that cache.
+Model FLOPs: 2*M*N*K per matrix product, counted from the config and the actual shapes: every padded slot of the
+dense layers, the experts only on the (token, expert) pairs the router selected in that very step. Backward = 2 x
+forward per product, 1 x where one operand needs no gradient; element-wise work is not counted. torch's
+FlopCounterMode is run on one step of each stage as a cross-check.
 
 Figures are noisy on a shared machine: compare ratios from one run, not times across runs. On a busy machine
-torch's OpenMP threads (libgomp, spin-waiting by default) can make every multi-threaded figure 5-50x worse:
-run with OMP_WAIT_POLICY=PASSIVE (set before Python starts; the header says what was in force) or --threads 1.
-On an idle machine PASSIVE costs instead (its threads sleep between the many small operators): compare
-like with like.
+torch's OpenMP threads (spin-waiting by default) can make every multi-threaded figure 5-50x worse: run with
+OMP_WAIT_POLICY=PASSIVE (the header says what was in force) or --threads 1.
 """
 import argparse
 import copy
 import inspect
-import json
 import os
-import resource
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root
-import intermoe_min as im  # noqa: E402
-import intersynth  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_common as common  # noqa: E402
+from bench_common import im, intersynth, latent_data, make_batches, setup, vae_data  # noqa: E402
+from intermoe_tools import pipeline  # noqa: E402
 
 PRESET = "lab"
 N_CLIPS = 200                      # InterSynth clips asked for (the train split keeps 80%)
@@ -180,78 +145,8 @@ def median(xs):
     return xs[len(xs) // 2] if len(xs) % 2 else 0.5 * (xs[len(xs) // 2 - 1] + xs[len(xs) // 2])
 
 
-# ---- the model and its inputs ---------------------------------------------------------------------------
-def setup(n_clips: int):
-    """The lab preset built on InterSynth training clips; seeded, so every process gets the same weights."""
-    records = intersynth.load_split("train", n_clips=n_clips)
-    cfg = im.preset(PRESET)
-    model = im.build_model(cfg, records, seed=0)
-    return cfg, records, model
-
-
-def vae_data(records, normalizer, cfg):
-    """Stage 1's dataset, as train_vae makes it (seed 0)."""
-    return im.InteractionDataset(records, normalizer, train=True, max_frames=cfg.vae_window, seed=0)
-
-
-def latent_data(model, records, cfg):
-    """Stage 2's dataset, as train_denoiser makes it (seed 0): the latent cache of these clips."""
-    return im.LatentDataset(model, records, train=True, max_frames=cfg.max_frames, seed=0)
-
-
-def make_batches(data, collate_fn, batch_size: int, n: int, lengths=None):
-    """n batches as train_loop makes them from the seeded dataset `data` (its epoch set, im.batches order,
-    with length buckets if `lengths` are given, collate_fn), and the seconds each took to fetch and collate
-    (train_loop does this serially, between steps)."""
-    out, seconds, epoch = [], [], 0
-    while len(out) < n:
-        data.epoch = epoch
-        t0 = time.perf_counter()
-        for idx in im.batches(data, batch_size, 0, epoch, lengths=lengths):
-            out.append(collate_fn([data[i] for i in idx]))
-            seconds.append(time.perf_counter() - t0)
-            if len(out) == n:
-                break
-            t0 = time.perf_counter()
-        epoch += 1
-    return out, seconds
-
-
 def sample_prompts(records) -> list:
     return [r["captions"][0] for r in records[:SAMPLE_N]]
-
-
-@torch.no_grad()
-def calibrate_biases(moes, run, passes: int = 3) -> None:
-    """Set each block's b_e so that ~capacity experts per token pass the gate on the tokens `run()` feeds.
-
-    b_e = -quantile(sigmoid(R_e), 1 - capacity / E) over the real tokens each block saw; repeated `passes`
-    times, as a bias changes what the later layers see. Leaves no training tally behind.
-    """
-    moes = [m for m in moes if m.cfg.routing == "batch" and m.cfg.selection == "dynamic"]
-    seen = {id(m): [] for m in moes}
-
-    def hook(m, args, kwargs, out):
-        h, emb = args[0], args[1] if len(args) > 1 else kwargs["emb"]
-        mask = args[2] if len(args) > 2 else kwargs.get("mask")
-        p = torch.sigmoid(m.router(h, emb).float())  # (N, T, E)
-        seen[id(m)].append(p[mask] if mask is not None else p.flatten(0, 1))
-
-    handles = [m.register_forward_hook(hook, with_kwargs=True) for m in moes]
-    try:
-        for _ in range(passes):
-            for m in moes:
-                seen[id(m)].clear()
-            run()
-            for m in moes:
-                p = torch.cat(seen[id(m)])  # (S, E)
-                q = torch.quantile(p, 1 - m.cfg.capacity / m.n_experts, dim=0)  # (E,)
-                m.expert_bias.copy_((-q).clamp(-1 + im.BIAS_EPS, -im.BIAS_EPS))
-    finally:
-        for h in handles:
-            h.remove()
-        for m in moes:
-            m._tally = None
 
 
 class MoECounter:
@@ -275,112 +170,31 @@ class MoECounter:
         return self.pairs / max(self.tokens, 1)
 
 
-# ---- the two training steps, as train_loop runs them -------------------------------------------------------
-def timed_update(loss, opt, sched, params, grad_clip, after=None) -> tuple[float, float]:
-    """train_loop's update after the forward: backward, value clip, AdamW, schedule, then `after()` (the MoE
-    bias rule). Returns the perf_counter times when backward ended and when the update ended."""
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    t_backward = time.perf_counter()
-    torch.nn.utils.clip_grad_value_(params, grad_clip)
-    opt.step()
-    sched.step()
-    if after is not None:
-        after()
-    return t_backward, time.perf_counter()
+# ---- stage 2's step FLOPs, from what the step just ran (bench_common.DenoiserStep remembers it) ----------------
+def denoiser_step_flops(step, batch):
+    """Model FLOP terms of the step that just ran on `batch` (its selections and caption length)."""
+    c = step.cfg
+    B, P, Tz, _ = batch["latent"].shape
+    return {"denoiser": denoiser_terms(c.denoiser, B, Tz, step.selections),
+            "text encoder": text_terms(c.text, *step.text_mask.shape)}
 
 
-class VAEStep:
-    """Stage 1 (train_vae): the VAE loss on both people of a batch, backward, value clip, AdamW, schedule."""
-
-    def __init__(self, vae, normalizer, cfg):
-        self.vae, self.cfg = vae, cfg
-        self.params = [p for p in vae.parameters() if p.requires_grad]
-        self.opt = im.make_optimizer(self.params, cfg.vae_lr, cfg.weight_decay)
-        self.sched = torch.optim.lr_scheduler.LambdaLR(
-            self.opt, lambda s: im.warmup_cosine(s, max(1, cfg.vae_steps // 20), cfg.vae_steps))
-        self.loss_fn = im._vae_loss_fn(normalizer)
-
-    def flops(self, batch):
-        B, P, T, _ = batch["motion"].shape
-        return {"VAE enc+dec": vae_terms(self.cfg.vae, B * P, T)}
-
-    def __call__(self, batch) -> dict:
-        t0 = time.perf_counter()
-        self.vae.train()
-        loss, _ = self.loss_fn(self.vae, batch, torch.device("cpu"))
-        if not torch.isfinite(loss):
-            raise FloatingPointError("VAE loss is not finite")
-        t1 = time.perf_counter()
-        t2, t3 = timed_update(loss, self.opt, self.sched, self.params, self.cfg.grad_clip)
-        return {"step": t3 - t0, "forward": t1 - t0, "backward": t2 - t1, "clip+AdamW": t3 - t2}
+def useful_flops(step, batch) -> int:
+    """The step's FLOPs without the padded slots: each clip at its own length, each distinct caption at its own
+    token count, experts as counted (padding never selects)."""
+    c = step.cfg
+    dense = [denoiser_terms(c.denoiser, 1, int(n), [0] * c.denoiser.n_layers) for n in batch["lengths"]]
+    experts = [(k * 3 * 2 * c.denoiser.width * c.denoiser.moe.d_expert, 2) for k in step.selections]
+    text = [text_terms(c.text, 1, int(n)) for n in step.text_mask.sum(1)]
+    return total(sum(dense, []) + experts + sum(text, []), train=True)
 
 
-class DenoiserStep:
-    """Stage 2 (train_denoiser) on a collate batch of latents: the cached unscaled latents divided by
-    scale_latents (train_denoiser's loss_fn), diffusion loss through text encoder and denoiser, backward, value
-    clip, AdamW, schedule, MoE bias update. No VAE runs here: its latents were cached before the first step.
-    Remembers each step's expert selections."""
-
-    def __init__(self, model, cfg):
-        self.model, self.cfg = model, cfg
-        model.vae.requires_grad_(False)
-        model.vae.eval()
-        self.params = [p for p in model.stage2_parameters() if p.requires_grad]
-        self.opt = im.make_optimizer(self.params, cfg.lr, cfg.weight_decay)
-        self.sched = torch.optim.lr_scheduler.LambdaLR(
-            self.opt, lambda s: im.warmup_cosine(s, cfg.warmup, cfg.steps))
-        self.moes = model.denoiser.moe_blocks()
-        self.text_mask = torch.ones(0, 0, dtype=torch.bool)  # (captions, tokens) the text encoder really ran on
-        model.text.register_forward_hook(lambda m, a, o: setattr(self, "text_mask", o[2]))
-        self.selections = []
-
-    def flops(self, batch):
-        """Model FLOP terms of the step that just ran on `batch` (its selections and caption length)."""
-        c = self.cfg
-        B, P, Tz, _ = batch["latent"].shape
-        return {"denoiser": denoiser_terms(c.denoiser, B, Tz, self.selections),
-                "text encoder": text_terms(c.text, *self.text_mask.shape)}
-
-    def useful_flops(self, batch) -> int:
-        """The step's FLOPs without the padded slots: each clip at its own length, each distinct caption at
-        its own token count, experts as counted (padding never selects)."""
-        c = self.cfg
-        dense = [denoiser_terms(c.denoiser, 1, int(n), [0] * c.denoiser.n_layers) for n in batch["lengths"]]
-        experts = [(k * 3 * 2 * c.denoiser.width * c.denoiser.moe.d_expert, 2) for k in self.selections]
-        text = [text_terms(c.text, 1, int(n)) for n in self.text_mask.sum(1)]
-        return total(sum(dense, []) + experts + sum(text, []), train=True)
-
-    @staticmethod
-    def real_tokens(batch) -> int:
-        return 2 * int(batch["mask"].sum())  # the mask is already per latent frame
-
-    def loss(self, batch):
-        """train_denoiser's loss_fn (on the CPU: train_loop's autocast is a no-op there)."""
-        m = self.model
-        z0 = m.scale_latents(batch["latent"])  # (B, 2, T', C) unit-variance latents
-        return m(z0, batch["mask"], batch["captions"])
-
-    def __call__(self, batch) -> dict:
-        m = self.model
-        t0 = time.perf_counter()
-        m.train()  # train_loop's model.train(); the frozen VAE is not run
-        loss, _ = self.loss(batch)
-        if not torch.isfinite(loss):
-            raise FloatingPointError("diffusion loss is not finite")
-        t1 = time.perf_counter()
-        self.selections = [int(b.last_counts.sum()) for b in self.moes]
-        self.last_batch = batch
-        t2, t3 = timed_update(loss, self.opt, self.sched, self.params, self.cfg.grad_clip,
-                              after=m.denoiser.update_biases)
-        return {"step": t3 - t0, "forward": t1 - t0, "backward": t2 - t1, "clip+AdamW+bias": t3 - t2}
-
-    def calibrate(self, batches, passes: int):
-        def run():
-            self.model.train()
-            for b in batches:
-                self.loss(b)
-        calibrate_biases(self.moes, run, passes)
+def step_flops(step, batch):
+    """Model FLOP terms of either stage's step that just ran on `batch`."""
+    if isinstance(step, common.DenoiserStep):
+        return denoiser_step_flops(step, batch)
+    B, P, T, _ = batch["motion"].shape
+    return {"VAE enc+dec": vae_terms(step.cfg.vae, B * P, T)}
 
 
 def latent_cache_cost(model, records, cfg) -> dict:
@@ -406,7 +220,7 @@ def prepare_sampler(model, records, steps: int, passes: int):
     torch.nn.init.normal_(model.denoiser.out.weight, std=0.02)
     torch.nn.init.normal_(model.denoiser.out.bias, std=0.02)
     prompts = sample_prompts(records)
-    calibrate_biases(model.denoiser.moe_blocks(),
+    common.calibrate_biases(model.denoiser.moe_blocks(),
                      lambda: model.sample(prompts, SAMPLE_FRAMES, seed=0, steps=steps), passes)
     return prompts
 
@@ -419,86 +233,6 @@ def sample_flops(model, text_shape: tuple, pairs: int, n_forwards: int) -> dict:
     return {"denoiser (50 steps)": fwd(dense) * n_forwards + expert,
             "text encoder": fwd(text_terms(c.text, *text_shape)),  # the distinct views it really encoded
             "VAE decoder": fwd(vae_terms(c.vae, 2 * SAMPLE_N, 4 * Tz, encoder=False))}
-
-
-# ---- memory, in fresh subprocesses ------------------------------------------------------------------------
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_memory import _status_kb  # noqa: E402  (one reader of /proc/self/status)
-
-
-def _reset_peak() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # reset the peak RSS (VmHWM) to the current RSS (Linux >= 4.0)
-        return True
-    except OSError:
-        return False
-
-
-def _trim_heap() -> None:
-    """Hand the heap's free pages back to the kernel (glibc malloc_trim), so a resident size measured next
-    is what is held, not what was freed. A no-op elsewhere."""
-    try:
-        import ctypes
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-def measure_peak(fn) -> dict:
-    """Peak resident memory while fn() runs, and the resident size just before it (MiB).
-
-    The kernel's high-water mark is reset first and read back as VmHWM. ru_maxrss is not used as it is:
-    after fork + exec Linux keeps the parent's resident size as the child's ru_maxrss floor (this
-    benchmark's parent holds ~1.5 GiB), and clear_refs does not lower that floor. Without clear_refs
-    (not Linux), the figure is ru_maxrss after fn() (then only an upper bound).
-    """
-    import gc
-    gc.collect()
-    before = _status_kb("VmRSS")
-    exact = before is not None and _reset_peak()
-    fn()
-    peak = _status_kb("VmHWM") if exact else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    before = before if before is not None else 0
-    return {"delta_mib": (peak - before) / 1024, "peak_mib": peak / 1024, "before_mib": before / 1024,
-            "exact": exact}
-
-
-def child(kind: str, state_path: str, n_clips: int) -> dict:
-    """One memory measurement in this fresh process: 'train' (stage 2), 'vae' (stage 1) or 'sample'."""
-    cfg, records, model = setup(n_clips)
-    state = torch.load(state_path, weights_only=True)
-    if kind == "sample":
-        model.load_state_dict(state)
-        prompts = sample_prompts(records)
-        return measure_peak(lambda: model.sample(prompts, SAMPLE_FRAMES, seed=0))
-    if kind == "vae":
-        batches, _ = make_batches(vae_data(records, model.normalizer, cfg), im.collate, cfg.vae_batch, 3)
-        step = VAEStep(model.vae, model.normalizer, cfg)
-    else:
-        model.load_state_dict(state)  # the calibrated biases and latent statistics
-        out = {}
-        cache = measure_peak(lambda: out.setdefault("data", latent_data(model, records, cfg)))
-        _trim_heap()  # the encoder's freed activations would otherwise hide the step's own need
-        batches, _ = make_batches(out.pop("data"), im.collate, cfg.batch, 3)
-        step = DenoiserStep(model, cfg)
-    first = measure_peak(lambda: step(batches[0]))  # AdamW's state and the gradients are allocated here
-    later = [measure_peak(lambda: step(b)) for b in (batches[1], batches[2], batches[0])]
-    peak = max(m["peak_mib"] for m in later)  # steady state: the previous step's gradients still held
-    res = {"first_delta_mib": first["delta_mib"], "delta_mib": peak - first["before_mib"],
-           "peak_mib": max(first["peak_mib"], peak), "before_mib": first["before_mib"], "exact": first["exact"]}
-    if kind == "train":
-        res["cache"] = cache
-    return res
-
-
-def run_child(kind: str, state_path: str, args) -> dict:
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", kind, "--state", state_path,
-           "--threads", str(torch.get_num_threads()), "--clips", str(args.clips)]
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    if out.returncode:
-        raise RuntimeError(f"memory subprocess '{kind}' failed:\n{out.stderr[-2000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 # ---- profiling (--profile) -----------------------------------------------------------------------------------
@@ -525,19 +259,14 @@ def main():
                         help="torch threads (0: torch's default); 1 is steadier on a busy shared machine")
     parser.add_argument("--profile", action="store_true", help="print torch.profiler's top operators too")
     parser.add_argument("--clips", type=int, default=N_CLIPS, help="InterSynth clips to generate/load")
-    parser.add_argument("--child", choices=["train", "vae", "sample"], help=argparse.SUPPRESS)
-    parser.add_argument("--state", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.child:
-        print(json.dumps(child(args.child, args.state, args.clips)))
-        return
 
     repeats = 3 if args.quick else 8
     passes = 2 if args.quick else 3
     t_start = time.perf_counter()
-    cfg, records, model = setup(args.clips)
+    cfg, records, model = setup(args.clips, PRESET)
     d = cfg.denoiser
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {'quick' if args.quick else 'full'} "
           f"run, best of {repeats} interleaved repeats; preset '{PRESET}': VAE width {cfg.vae.width}, "
@@ -585,11 +314,9 @@ def main():
     vae_model = copy.deepcopy(model.vae)  # stage 1 trains its own copy; stage 2's stays frozen
     sampler_state = copy.deepcopy(model.state_dict())  # untouched weights for the sampling measurement
 
-    tmp = tempfile.mkdtemp(prefix="bench_train_")
-    vae_step = VAEStep(vae_model, model.normalizer, cfg)
-    den_step = DenoiserStep(model, cfg)
+    vae_step = common.VAEStep(vae_model, model.normalizer, cfg)
+    den_step = common.DenoiserStep(model, cfg)
     den_step.calibrate(den_batches[:2], passes)
-    torch.save(model.state_dict(), os.path.join(tmp, "train.pt"))  # calibrated biases, for the subprocess
 
     # warm-up (also the FlopCounterMode cross-check)
     mats = [Matmul(MATMUL_N), Matmul(MATMUL_N // 2)]
@@ -604,9 +331,9 @@ def main():
             m_.best = max(getattr(m_, "best", 0.0), r)
         return max(rates)
     vae_check = flop_counter_check(vae_step, vae_batches[0])
-    vae_count = total(sum(vae_step.flops(vae_batches[0]).values(), []), train=True)
+    vae_count = total(sum(step_flops(vae_step, vae_batches[0]).values(), []), train=True)
     den_check = flop_counter_check(den_step, den_batches[0])
-    den_count = total(sum(den_step.flops(den_batches[0]).values(), []), train=True)
+    den_count = total(sum(step_flops(den_step, den_batches[0]).values(), []), train=True)
     vae_step(vae_batches[1])
     den_step(den_batches[1])
 
@@ -617,9 +344,9 @@ def main():
             b = batches[r % len(batches)]
             t_mm = matmul_rate()
             ph = step(b)
-            fl = step.flops(b)
-            ph["useful"] = step.useful_flops(b) / total(sum(fl.values(), []), train=True) \
-                if hasattr(step, "useful_flops") else 1.0  # share of the counted FLOPs on real slots
+            fl = step_flops(step, b)
+            ph["useful"] = useful_flops(step, b) / total(sum(fl.values(), []), train=True) \
+                if step is den_step else 1.0  # share of the counted FLOPs on real slots
             runs[name].append((ph, fl, t_mm))
     mm_rates = [r for rs in runs.values() for _, _, r in rs]
     peak = max(mm_rates)
@@ -659,7 +386,7 @@ def main():
     print(f"   FlopCounterMode cross-check: {vae_check / 1e9:.2f} GFLOP vs counted {vae_count / 1e9:.2f}")
     den_share, den_s, den_flops = summarise("den", den_data_s, "stage 2, denoiser step", den_batches[0])
     print(f"   FlopCounterMode cross-check: {den_check / 1e9:.2f} GFLOP vs counted {den_count / 1e9:.2f}")
-    real = den_step.real_tokens(den_step.last_batch)
+    real = 2 * int(den_step.last_batch["mask"].sum())  # real latent tokens: the mask is per latent frame
     print("   experts per token in the last step, per layer: "
           + ", ".join(f"{k / real:.2f}" for k in den_step.selections)
           + f"  ({real} real latent tokens of {2 * den_step.last_batch['mask'].numel()} slots)")
@@ -700,8 +427,7 @@ def main():
     model.load_state_dict(sampler_state)
     model.eval()
     prompts = prepare_sampler(model, records, steps=5 if args.quick else 10, passes=passes)
-    torch.save(model.state_dict(), os.path.join(tmp, "sample.pt"))
-    model.sample(prompts, SAMPLE_FRAMES, seed=0, steps=3)  # warm-up
+    pipeline.sample(model, prompts, SAMPLE_FRAMES, seed=0, steps=3)  # warm-up
     counter = MoECounter(model.denoiser.moe_blocks())
     text_shapes = []
     hnd = model.text.register_forward_hook(lambda m, a, o: text_shapes.append(tuple(o[1].shape[:2])))
@@ -709,7 +435,7 @@ def main():
     for _ in range(1 if args.quick else 2):
         counter.pairs = counter.tokens = counter.calls = 0
         t0 = time.perf_counter()
-        model.sample(prompts, SAMPLE_FRAMES, seed=0)
+        pipeline.sample(model, prompts, SAMPLE_FRAMES, seed=0)
         times.append(time.perf_counter() - t0)
     counter.remove()
     hnd.remove()
@@ -726,45 +452,14 @@ def main():
     if args.profile:
         profile("stage 2 step", lambda: den_step(den_batches[0]))
         profile("stage 1 step", lambda: vae_step(vae_batches[0]))
-        profile("sampling, 10 DDIM steps", lambda: model.sample(prompts, SAMPLE_FRAMES, seed=0, steps=10))
+        profile("sampling, 10 DDIM steps", lambda: pipeline.sample(model, prompts, SAMPLE_FRAMES, seed=0, steps=10))
 
-    # ---- memory
-    try:
-        mem = {"train": run_child("train", os.path.join(tmp, "train.pt"), args),
-               "vae": run_child("vae", os.path.join(tmp, "train.pt"), args),
-               "sample": run_child("sample", os.path.join(tmp, "sample.pt"), args)}
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    how = ("fresh subprocess each; VmHWM after the work, reset before it by /proc/self/clear_refs"
-           if mem["train"]["exact"] else "fresh subprocess each; ru_maxrss, an upper bound")
-    print(f"\n== peak memory ({how})")
-    for k, label in (("train", "stage 2 step"), ("vae", "stage 1 step")):
-        m = mem[k]
-        print(f"   {label}: first step +{m['first_delta_mib']:.0f} MiB, steps 2-4 +{m['delta_mib']:.0f} MiB "
-              f"over the process before training ({m['before_mib']:.0f} MiB: torch, data, model); "
-              f"absolute peak {m['peak_mib']:.0f} MiB")
-    c = mem["train"]["cache"]
-    print(f"   stage 2's latent cache build ({len(records)} clips, once, before the steps): "
-          f"+{c['delta_mib']:.0f} MiB, absolute peak {c['peak_mib']:.0f} MiB")
-    m = mem["sample"]
-    print(f"   sampling: +{m['delta_mib']:.0f} MiB over the process before it ({m['before_mib']:.0f} MiB); "
-          f"absolute peak {m['peak_mib']:.0f} MiB")
-
-    # ---- verdicts
-    try:
-        import psutil
-        ram = psutil.virtual_memory().total / 2 ** 30
-    except ImportError:
-        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
     print("\nverdicts")
     print(f"   1. stage-2 step at {den_share:.0%} of the matmul peak (stage 1: {vae_share:.0%}): "
           f"{'MET' if den_share >= TARGET_SHARE else 'MISSED'} (target >= {TARGET_SHARE:.0%})")
-    print(f"   2. DDIM-50 sampling, 8 x 180 frames: {s_best:.2f} s, peak +{mem['sample']['delta_mib']:.0f} MiB: "
+    print(f"   2. DDIM-50 sampling, 8 x 180 frames: {s_best:.2f} s: "
           f"{'MET' if s_best < TARGET_SAMPLE_S else 'MISSED'} (target < {TARGET_SAMPLE_S:.0f} s)")
-    tr = mem["train"]
-    print(f"   3. stage-2 step peak +{tr['delta_mib']:.0f} MiB (absolute {tr['peak_mib']:.0f} MiB) = "
-          f"{tr['peak_mib'] / 1024 / ram:.1%} of this machine's {ram:.0f} GiB: "
-          f"{'fits a laptop (< 4 GiB absolute)' if tr['peak_mib'] < 4096 else 'over 4 GiB'}")
+    print("   (memory: python benchmarks/bench_memory.py)")
     print(f"(bench took {time.perf_counter() - t_start:.0f} s)")
 
 

@@ -1,1 +1,1 @@
-"""Tools built on intermoe_min and the data packages: readers of other datasets and reports on data."""
+"""Tools beyond the paper, on intermoe_min and the data: the model's plug-ins, files, devices, readers, data reports."""

@@ -18,8 +18,10 @@ from einops import rearrange
 
 import intermoe_min as im
 import intersynth
-from intermoe_min import (InterMoE, InterMoEConfig, LatentDataset, build_model, measure_latent_stats, pick_device,
-                          preset, train_denoiser, train_vae)
+from intermoe_min import InterMoE, InterMoEConfig, LatentDataset, build_model, measure_latent_stats, preset, train_vae
+from intermoe_tools import pipeline
+from intermoe_tools.devices import pick_device
+from intermoe_tools.files import atomic_write
 from intermoe_tools.export import _write_text
 from intermoe_tools.evaluation import (_fmt, _json_text, _machine, _read_json, _write_json, evaluate, mean_ci, METRICS,
                                        train_evaluator, train_role_classifier)
@@ -224,8 +226,8 @@ def run_ablation(out: str | None = None, work: str = os.path.join("runs", "ablat
                 model.vae.load_state_dict(base.vae.state_dict())
                 model.set_latent_stats(base.latent_mean, base.latent_scale)
                 t = time.time()
-                history = train_denoiser(model, train, steps=steps, ckpt_path=path + ".pt", seed=seed,
-                                         device=device, progress=progress, latents=cache())
+                history = pipeline.train_denoiser(model, train, steps=steps, ckpt_path=path + ".pt", seed=seed,
+                                                  device=device, progress=progress, latents=cache())
                 train_seconds = round(time.time() - t, 1)
                 t = time.time()
                 metrics = evaluate(model, test, evaluator, roles, seed=seed, **eval_kw)
@@ -243,7 +245,7 @@ def run_ablation(out: str | None = None, work: str = os.path.join("runs", "ablat
                "summary": _summarise(runs, [n for n in variants if any(r["variant"] == n for r in runs)]),
                "seconds": round(time.time() - t_start, 1), "cached only": cached_only, "machine": _machine()}
     page = ablation_markdown(results, LEVER_METRICS if report == "levers" else ABLATION_METRICS)  # before any file
-    im.atomic_write([os.path.join(out, f"{report}.json"), os.path.join(out, f"{report}.md")],  # one unit
+    atomic_write([os.path.join(out, f"{report}.json"), os.path.join(out, f"{report}.md")],  # one unit
                     [lambda p: _write_text(p, _json_text(results)), lambda p: _write_text(p, page)])
     return results
 

@@ -22,6 +22,9 @@ import warnings
 import torch
 
 import intermoe_min as im
+from intermoe_tools import pipeline
+from intermoe_tools.devices import init_distributed, pick_device
+from intermoe_tools.files import WriteError, atomic_write
 from intermoe_tools.viz import _filmstrips_writer, _gif_writer
 from intermoe_tools.export import _bvh_writers, _write_text
 from intermoe_tools.evaluation import run_evaluation
@@ -156,7 +159,7 @@ def _check_args(p: argparse.ArgumentParser, args) -> None:
             p.error(f"--strip: {args.strip} has no picture extension Pillow writes (.png, .jpg, ...): e.g. "
                     f"{os.path.splitext(args.strip)[0]}.png")
     try:
-        im.pick_device()  # $INTERMOE_DEVICE, if set, names a device that is there
+        pick_device()  # $INTERMOE_DEVICE, if set, names a device that is there
     except ValueError as e:
         p.error(str(e))
     if args.cmd == "ablate" and args.vae:
@@ -209,7 +212,7 @@ def main(argv=None):
     except (ValueError, TypeError, OSError, FloatingPointError, im.CheckpointError, im.DataError, FolderInUse) as e:
         if args.debug:
             raise
-        ours = isinstance(e, (im.CheckpointError, im.DataError, im.WriteError, FolderInUse))  # say all there is
+        ours = isinstance(e, (im.CheckpointError, im.DataError, WriteError, FolderInUse))  # say all there is
         hint = "" if ours else "\n(run again with --debug to see where it happened)"
         print(f"error: {e}{hint}", file=sys.stderr)
         raise SystemExit(1) from None
@@ -263,7 +266,7 @@ def _command(args) -> None:
         return
     if args.cmd == "sample":
         return _sample(args)
-    rank, _ = im.init_distributed()  # (0, 1) unless launched by torchrun
+    rank, _ = init_distributed()  # (0, 1) unless launched by torchrun
     cfg = im.preset(args.preset)
     vae_steps, steps = (args.vae_steps, args.steps) if args.cmd != "demo" else (None, None)
     if args.cmd == "demo" and args.quick:  # a tenth of the steps; stage 1 stays the shipped VAE where the preset has one
@@ -276,16 +279,16 @@ def _command(args) -> None:
     files, writers = [], []
     if args.cmd == "demo":
         t = time.time()
-        joints = model.sample(DEMO_PROMPTS, 150, seed=args.seed, progress=True).cpu().numpy()
+        joints = pipeline.sample(model, DEMO_PROMPTS, 150, seed=args.seed, progress=True).cpu().numpy()
         log["sample_seconds"] = round(time.time() - t, 2)
         files = [os.path.join(out, f"demo_{k}.gif") for k in range(len(DEMO_PROMPTS))]
         writers = [_gif_writer(joints[k], caption=c, stride=2) for k, c in enumerate(DEMO_PROMPTS)]
         log["gifs"], log["prompts"] = files, DEMO_PROMPTS
     # seconds across resumes: this command's, and the training that runs it resumed did before it
     log["total_seconds"] = round(time.time() - t0 + log.pop("earlier_seconds"), 1)
-    log["preset"], log["device"], log["threads"] = args.preset, str(im.pick_device()), torch.get_num_threads()
+    log["preset"], log["device"], log["threads"] = args.preset, str(pick_device()), torch.get_num_threads()
     log_path = _stage_paths(out)["log"]
-    im.atomic_write(files + [log_path], writers + [lambda p: _write_text(p, json.dumps(log, indent=1))])
+    atomic_write(files + [log_path], writers + [lambda p: _write_text(p, json.dumps(log, indent=1))])
     print(f"done in {log['total_seconds']} s; model {_stage_paths(out)['model']}, log {log_path}"
           + (f", GIFs {', '.join(log['gifs'])}" if args.cmd == "demo" else ""))
 
@@ -299,7 +302,8 @@ def _sample(args) -> None:
     model = im.InterMoE.load(args.ckpt) if args.ckpt else im.pretrained()
     if not args.ckpt:
         print(f"no --ckpt: sampling the shipped model, {im.PRETRAINED} (docs/results.md)")
-    joints = model.sample(args.prompt, args.length, seed=args.seed, progress=True, physics=args.physics).cpu().numpy()
+    joints = pipeline.sample(model, args.prompt, args.length, seed=args.seed, progress=True,
+                             physics=args.physics).cpu().numpy()
     files, writers = [], []
     for k, prompt in enumerate(args.prompt):
         files.append(os.path.join(args.out, f"sample_{k}.gif"))
@@ -310,7 +314,7 @@ def _sample(args) -> None:
     if args.strip:
         files.append(args.strip)
         writers.append(_filmstrips_writer(joints, args.prompt))
-    im.atomic_write(files, writers)
+    atomic_write(files, writers)
     ours = {os.path.basename(f) for f in files}
     older = sorted(f for f in os.listdir(args.out) if SAMPLE_FILE.match(f) and f not in ours)
     for f in older:

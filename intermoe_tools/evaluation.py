@@ -24,7 +24,11 @@ import intersynth
 from intermoe_min import (Checkpointable, DataError, FEATURE_SLICES, FEAT_DIM, FOOT_JOINTS, InterMoE,
                           InteractionDataset, JOINT_NAMES, MAX_FRAMES, MIN_FRAMES, N_JOINTS, Normalizer, SMPL_PARENTS,
                           TextConfig, TextEncoder, Vocab, caption_initiator, collate, facing_yaw, foot_contacts,
-                          joints_from_features, pick_device, sinusoidal_embedding, train_loop, yaw_matrix)
+                          joints_from_features, sinusoidal_embedding, train_loop, yaw_matrix)
+from intermoe_tools import pipeline
+from intermoe_tools.devices import pick_device
+from intermoe_tools.files import atomic_write, remove_stale_temps
+from intermoe_tools.physics import CAPSULES, TOUCH_RE, WRISTS, capsule_overlap, segment_distance
 from intermoe_tools.export import _write_text
 
 
@@ -479,15 +483,9 @@ def homogenisation_gap(real_joints: list, generated_joints: list) -> float:
 # General functions of joint positions (metres, Y up, floor at y = 0); InterSynth's physics report
 # (intermoe_tools/synth_report.py) measures its own clips with the same functions.
 
-TORSO_RADIUS = im.CAPSULES[0][2]  # the torso capsule's radius (m), pelvis -> neck
-NECK, WRISTS = JOINT_NAMES.index("neck"), im.WRISTS
+TORSO_RADIUS = CAPSULES[0][2]  # the torso capsule's radius (m), pelvis -> neck
+NECK = JOINT_NAMES.index("neck")
 TOUCH_MARGIN = 30    # frames (1 s) either side of the recorded contacts in which a generated clip may touch
-
-
-def segment_distance(p1, q1, p2, q2) -> np.ndarray:
-    """im.segment_distance on numpy arrays (N, 3) -> (N,), in float64."""
-    t = [torch.as_tensor(np.asarray(v, dtype=np.float64)) for v in (p1, q1, p2, q2)]
-    return im.segment_distance(*t).numpy()
 
 
 def foot_sliding(joints: np.ndarray) -> np.ndarray:
@@ -509,8 +507,8 @@ def floor_penetration(joints: np.ndarray) -> np.ndarray:
 
 def interpenetration(joints: np.ndarray) -> np.ndarray:
     """(2, T, 22, 3) -> (T,) how deep the two bodies overlap (m): the deepest overlap of a torso capsule with
-    the partner's torso or limb capsules (im.CAPSULES, the ones stage 2's capsule loss uses), 0 when apart."""
-    depth = im.capsule_overlap(torch.as_tensor(np.asarray(joints, dtype=np.float64)))  # (T, pairs)
+    the partner's torso or limb capsules (CAPSULES, the ones stage 2's capsule loss uses), 0 when apart."""
+    depth = capsule_overlap(torch.as_tensor(np.asarray(joints, dtype=np.float64)))  # (T, pairs)
     return depth.max(-1).values.numpy()
 
 
@@ -536,7 +534,7 @@ def touch_window(record: dict) -> slice | None:
     if "contacts" in meta:
         frames = [c[0] for c in meta["contacts"]]
         return slice(max(0, min(frames) - TOUCH_MARGIN), max(frames) + TOUCH_MARGIN + 1) if frames else None
-    return slice(None) if any(im.TOUCH_RE.search(c) for c in record["captions"]) else None
+    return slice(None) if any(TOUCH_RE.search(c) for c in record["captions"]) else None
 
 
 def physics_metrics(joints: list, windows: list | None = None) -> dict:
@@ -592,7 +590,7 @@ def vae_ceiling(model, records: list[dict], bodies: bool = True) -> dict:
     beside it under "real ..." for the ratios (foot sliding and hand contact are judged against real motion)."""
     records, real = real_motions(records)
     truth = [joints_from_features(f) for f in real]
-    recon = [joints_from_features(model.reconstruct(f, bodies=bodies)) for f in real]
+    recon = [joints_from_features(pipeline.reconstruct(model, f, bodies=bodies)) for f in real]
     windows = [touch_window(r) for r in records]
     out = {**reconstruction_errors(recon, truth), **bone_stretch(recon), **physics_metrics(recon, windows)}
     out.update({f"real {k}": v for k, v in physics_metrics(truth, windows).items()})
@@ -686,8 +684,8 @@ def generate_features(model, captions: list[str], lengths: list[int], seed: int 
     out = [None] * len(captions)
     for c, s in enumerate(range(0, len(order), batch)):
         idx = order[s:s + batch]
-        _, feats = model.sample([captions[i] for i in idx], [max(int(lengths[i]), MIN_FRAMES) for i in idx],
-                                seed=seed + c, return_features=True)  # feats (b, 2, T, 262)
+        _, feats = pipeline.sample(model, [captions[i] for i in idx], [max(int(lengths[i]), MIN_FRAMES) for i in idx],
+                                   seed=seed + c, return_features=True)  # feats (b, 2, T, 262)
         for k, i in enumerate(idx):
             f = feats[k, :, :int(lengths[i])].cpu().numpy()  # (2, n_i, 262)
             # a caption that names roles told a model that reads it per person which slot is which: keep its slots
@@ -701,10 +699,10 @@ def evaluate(model, records: list[dict], evaluator: Evaluator, role_classifier: 
              mm_repeats: int = 30, seed: int = 0, progress: bool = True, reconstruct: bool = False) -> dict:
     """Every metric of the results table (METRICS), each as (mean, 95% half-interval) over `repeats` runs.
 
-    model: an InterMoE (anything with .sample(captions, lengths, seed=, return_features=True)), or None for
+    model: an InterMoE, sampled as intermoe_tools.pipeline.sample does (physics guidance, bodies), or None for
            the real-vs-real row: the "generated" clips are then the real ones.
     reconstruct: the "VAE ceiling" row: the "generated" clips are the model's VAE's encodings and decodings of
-           the real ones (`InterMoE.reconstruct`), the best its denoiser could do through this decoder.
+           the real ones (intermoe_tools.pipeline.reconstruct, as bodies), the best its denoiser could do through this decoder.
     records: the test clips. Each run draws one caption per clip and generates a clip of the same length
            for it (`generate_features`, `batch` at a time); FID compares those with the real test clips,
            R-Precision and MM-Dist pair them with their captions (batches of `batch`; InterGen's: 96).
@@ -724,7 +722,7 @@ def evaluate(model, records: list[dict], evaluator: Evaluator, role_classifier: 
     windows = [touch_window(r) for r in records]
     asym = [i for i, r in enumerate(records) if is_asymmetric(r)]
     ref_emb = embed_motions(evaluator, real_motions(reference)[1], batch) if model is None and reference else None
-    fixed = real if model is None else [model.reconstruct(f) for f in real] if reconstruct else None  # not drawn
+    fixed = real if model is None else [pipeline.reconstruct(model, f) for f in real] if reconstruct else None  # not drawn
     fixed_emb = real_emb if model is None else embed_motions(evaluator, fixed, batch) if reconstruct else None
     rows = {k: [] for k in METRICS}
     nan = float("nan")
@@ -771,7 +769,7 @@ def _json_text(obj) -> str:
 
 
 def _write_json(path: str, obj) -> None:
-    im.atomic_write(path, lambda p: _write_text(p, _json_text(obj)))
+    atomic_write(path, lambda p: _write_text(p, _json_text(obj)))
 
 
 def _read_json(path: str):
@@ -808,7 +806,7 @@ def run_evaluation(model: "InterMoE", out: str, work: str = os.path.join("runs",
     train, val, test = (intersynth.load_split(split, n_clips) for split in ("train", "val", "test"))
     os.makedirs(work, exist_ok=True)
     os.makedirs(out, exist_ok=True)
-    im.remove_stale_temps(work)  # of a cached evaluator's save that was killed
+    remove_stale_temps(work)  # of a cached evaluator's save that was killed
     evaluator, ev_report = train_evaluator(train, val, ckpt_path=os.path.join(work, "evaluator.pt"),
                                            normalizer=model.normalizer, progress=progress)
     roles, role_rep = train_role_classifier(train, val, ckpt_path=os.path.join(work, "roles.pt"),
@@ -835,6 +833,6 @@ def run_evaluation(model: "InterMoE", out: str, work: str = os.path.join("runs",
     md = ["| | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 1) + "|"]
     md += [f"| {name} | " + " | ".join(_fmt(r[k]) for k in METRICS) + " |" for name, r in rows]
     md += ["", f"VAE: {vae['from']} (weights {vae['weights']}); physics guidance {model.cfg.physics}."]
-    im.atomic_write([os.path.join(out, "evaluation.json"), os.path.join(out, "evaluation.md")],  # one unit
+    atomic_write([os.path.join(out, "evaluation.json"), os.path.join(out, "evaluation.md")],  # one unit
                     [lambda p: _write_text(p, _json_text(results)), lambda p: _write_text(p, "\n".join(md) + "\n")])
     return results

@@ -9,13 +9,15 @@ import numpy as np
 
 import intermoe_min as im
 from intermoe_min import FEAT_DIM, FPS, JOINT_NAMES, N_JOINTS, joints_from_features
+from intermoe_tools.files import atomic_write
+from intermoe_tools.bodies import CHILDREN, END_SITES, skeleton_rotations
 from intermoe_tools import interhuman
 
 
 # ---- 1b. Getting motion out: BVH for Blender and friends, InterHuman's raw layout ----------------------------
 # BVH stores a skeleton (each joint's offset from its parent in a rest pose, a T-pose facing +Z) and, per frame,
-# the root's position and every joint's rotation relative to its parent: `im.skeleton_rotations` solves them
-# from the positions. The model's output is already rigid (`im.rigid_bodies`), so the file gives it back exactly.
+# the root's position and every joint's rotation relative to its parent: `skeleton_rotations` (intermoe_tools.bodies) solves them
+# from the positions. The model's output is already rigid (intermoe_tools.bodies.rigid_bodies), so the file gives it back exactly.
 
 
 def _euler_zxy(R):
@@ -29,10 +31,10 @@ def _euler_zxy(R):
 
 def save_bvh(motion, path: str, fps: int = FPS) -> list:
     """Two people's joints (2, T, 22, 3) metres, or features (2, T, 262), -> one BVH file each, `path` with
-    '_p1' / '_p2' before '.bvh', both written or neither (`im.atomic_write`); returns their paths. Centimetres,
+    '_p1' / '_p2' before '.bvh', both written or neither (`atomic_write`); returns their paths. Centimetres,
     Y up, 'Zrotation Xrotation Yrotation'."""
     paths, writers = _bvh_writers(motion, path, fps)
-    return im.atomic_write(paths, writers)
+    return atomic_write(paths, writers)
 
 
 def _bvh_writers(motion, path: str, fps: int = FPS) -> tuple[list, list]:
@@ -50,7 +52,7 @@ def _bvh_writers(motion, path: str, fps: int = FPS) -> tuple[list, list]:
     stem = path[:-4] if path.lower().endswith(".bvh") else path
     paths, writers = [], []
     for n, person in enumerate(people):
-        local, offsets = im.skeleton_rotations(person)
+        local, offsets = skeleton_rotations(person)
         lines = ["HIERARCHY"]
 
         def write(j, depth):
@@ -60,10 +62,10 @@ def _bvh_writers(motion, path: str, fps: int = FPS) -> tuple[list, list]:
             lines.append(f"{pad}  OFFSET {' '.join(f'{100 * v:.4f}' for v in (offsets[j] if j else np.zeros(3)))}")
             lines.append(f"{pad}  CHANNELS " + ("6 Xposition Yposition Zposition " if j == 0 else "3 ")
                          + "Zrotation Xrotation Yrotation")
-            for c in im.CHILDREN[j]:
+            for c in CHILDREN[j]:
                 write(c, depth + 1)
-            if not im.CHILDREN[j]:  # the tip of the head, hand or toes, scaled to the person's own last bone
-                tip = np.asarray(im.END_SITES[j]) * np.linalg.norm(offsets[j]) / np.linalg.norm(im.REST_OFFSETS[j])
+            if not CHILDREN[j]:  # the tip of the head, hand or toes, scaled to the person's own last bone
+                tip = np.asarray(END_SITES[j]) * np.linalg.norm(offsets[j]) / np.linalg.norm(im.REST_OFFSETS[j])
                 lines.extend([f"{pad}  End Site", pad + "  {", f"{pad}    OFFSET {' '.join(f'{100 * v:.4f}' for v in tip)}",
                               pad + "  }"])
             lines.append(pad + "}")
@@ -85,18 +87,18 @@ def _write_text(path: str, text: str) -> None:
 
 def _dfs_order(j: int = 0) -> list:
     """Joints in the order a BVH file lists them (depth first, children in SMPL order)."""
-    return [j] + [k for c in im.CHILDREN[j] for k in _dfs_order(c)]
+    return [j] + [k for c in CHILDREN[j] for k in _dfs_order(c)]
 
 
 def save_interhuman(root: str, clip_id: str, joints, captions, split: str = "test", rot6d=None) -> str:
     """Two people's joints (2, T, 22, 3) and captions -> InterHuman's raw files under `root` (the layout
     intermoe_tools.interhuman.load_interhuman reads). rot6d (2, T, 21, 6): the local rotations, e.g. a
-    clip's own; None: solved from the positions (`im.skeleton_rotations`, no twist). Adds clip_id to root/<split>.txt."""
+    clip's own; None: solved from the positions (`skeleton_rotations`, no twist). Adds clip_id to root/<split>.txt."""
     J = np.asarray(joints, dtype=np.float64)
     if J.ndim != 4 or J.shape[0] != 2 or J.shape[2:] != (N_JOINTS, 3):
         raise ValueError(f"save_interhuman: expected joints of shape (2, T, 22, 3), got {J.shape}")
     if rot6d is None:
-        rot6d = np.stack([im.rot6d_from_matrix(im.skeleton_rotations(p)[0][:, 1:]) for p in J])  # (2, T, 21, 6)
+        rot6d = np.stack([im.rot6d_from_matrix(skeleton_rotations(p)[0][:, 1:]) for p in J])  # (2, T, 21, 6)
     elif np.shape(rot6d) != J.shape[:2] + (N_JOINTS - 1, 6):
         raise ValueError(f"save_interhuman: rot6d must have shape {J.shape[:2] + (N_JOINTS - 1, 6)}, got {np.shape(rot6d)}")
     interhuman.save_clip(root, clip_id, J, rot6d, list(captions), split)

@@ -17,6 +17,9 @@ import torch
 
 import intermoe_min as im
 import intersynth
+from intermoe_tools import pipeline
+from intermoe_tools.devices import rank_world
+from intermoe_tools.files import process_alive, remove_stale_temps
 
 
 def choose_preset(device) -> tuple[str, dict, str]:
@@ -117,7 +120,7 @@ def run_training(cfg, out: str, vae_steps=None, steps=None, seed: int = 0, stage
     again after an interruption and it resumes; a folder of another preset (name: this run's, for messages), one
     trained for more steps than asked, or stage 1 trained further under a begun stage 2 are refused before
     anything loads. Under torchrun every rank trains; rank 0 generates the data first and writes the files."""
-    rank, world = im._world()
+    rank, world = rank_world()
     paths = _stage_paths(out)
     # the model records the steps it is trained for (its schedule's length), not the preset's defaults
     cfg = replace(cfg, **{k: v for k, v in (("vae_steps", vae_steps), ("steps", steps)) if v is not None})
@@ -153,7 +156,7 @@ def run_training(cfg, out: str, vae_steps=None, steps=None, seed: int = 0, stage
     log["earlier_seconds"] = round(log["vae_seconds"] - (time.time() - t), 1)  # training in runs this one resumed
     if "denoiser" in stages:
         t = time.time()
-        log["denoiser_history"] = im.train_denoiser(model, train, steps=steps, ckpt_path=paths["denoiser"], seed=seed)
+        log["denoiser_history"] = pipeline.train_denoiser(model, train, steps=steps, ckpt_path=paths["denoiser"], seed=seed)
         log["denoiser_seconds"] = _stage_seconds(log["denoiser_history"], t)
         log["earlier_seconds"] = round(log["earlier_seconds"] + log["denoiser_seconds"] - (time.time() - t), 1)
         if rank == 0:
@@ -180,7 +183,7 @@ def run_lock(folder: str, arg: str = "--out", command: str = "python intermoe_mi
     me = f"{os.getpid()} {host} {command}\n"
     with _folder_mutex(folder):  # one command at a time reads, takes over and writes the lock
         _take_lock(folder, path, host, me, arg)
-    removed = im.remove_stale_temps(folder)
+    removed = remove_stale_temps(folder)
     if removed:
         print(f"{folder}: removed {len(removed)} temporary file(s) of a killed run: {', '.join(removed)}")
     try:
@@ -224,7 +227,7 @@ def _take_lock(folder: str, path: str, host: str, me: str, arg: str) -> None:
                 age = time.time() - os.path.getmtime(path)
             except FileNotFoundError:  # its holder just let it go
                 continue
-            gone = their_host == host and pid.isdigit() and not im.process_alive(int(pid)) or not pid and age > 10
+            gone = their_host == host and pid.isdigit() and not process_alive(int(pid)) or not pid and age > 10
             if not gone:
                 where = f"process {pid}" + ("" if their_host == host else f" on {their_host}") if pid else "a starting run"
                 raise FolderInUse(f"{folder} is in use by {where} ({their_command or 'its command'}): wait for it to "

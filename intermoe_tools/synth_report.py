@@ -9,7 +9,7 @@ from scipy.ndimage import gaussian_filter1d
 import intermoe_min as im
 from intermoe_tools import evaluation as ev
 from intersynth.body import (ARMS, FPS, HEAD, LEGS, NECK, PELVIS, SHOULDER, SHOULDER_RADIUS, SPINE, TOE, TORSO_JOINTS,
-                             TORSO_RADIUS, UP, WRIST)
+                             TORSO_RADIUS, WRIST)
 from intersynth.timing import left2
 
 
@@ -134,10 +134,8 @@ def person_motion(J: np.ndarray, height: float) -> dict:
                 y = J[a:b + 1, PELVIS, 1]
                 y = y - np.linspace(y[0], y[-1], len(y))  # the cycle's pelvis height, its drift taken out
                 bob.append(y.max() - y.min())
-    across = (J[:, im.R_HIP] - J[:, im.L_HIP]) + (J[:, im.R_SHOULDER] - J[:, im.L_SHOULDER])  # as im.facing_yaw, all frames
-    facing = np.cross(UP, across)
     ankles = J[:, LEGS[0][2]] - J[:, LEGS[1][2]]  # left ankle from the right one
-    lateral = np.einsum("ti,ti->t", ankles[:, [0, 2]], left2(np.arctan2(facing[:, 0], facing[:, 2])))
+    lateral = np.einsum("ti,ti->t", ankles[:, [0, 2]], left2(im.facing_yaw(J)))  # each frame's facing
     return dict(frozen=step.max(-1) < FROZEN_M, still=step.max(-1) < 1e-6, jerk=jerk, knee=knee,
                 trunk_frozen=step[:, [PELVIS, *SPINE, NECK, HEAD]].max(-1) < FROZEN_M, crossed=lateral < 0,
                 walk_knee=walk_knee, elbow=elbow, wrist_speed=step[:, list(WRIST)].ravel() * FPS,

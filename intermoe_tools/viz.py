@@ -15,7 +15,9 @@ import warnings
 import numpy as np
 
 import intermoe_min as im
-from intermoe_min import FPS, JOINT_NAMES, L_HIP, L_SHOULDER, N_JOINTS, R_HIP, R_SHOULDER
+from intermoe_min import FPS, JOINT_NAMES, N_JOINTS, facing_yaw
+from intermoe_tools import pipeline
+from intermoe_tools.files import atomic_write
 
 
 # The skeleton drawn as five polylines (and a dot for the head) instead of 21 separate bones: fewer
@@ -87,11 +89,9 @@ def _limits(J: np.ndarray, margin: float = 0.25, min_size: float = 2.0) -> np.nd
 
 
 def _facing_xz(J: np.ndarray) -> np.ndarray:
-    """(P, T, 2) unit facing direction on the floor, (x, z). As in InterGen: across = right - left
-    (hips + shoulders), forward = up x across; a person in SMPL's rest pose faces +Z."""
-    across = (J[..., R_HIP, :] - J[..., L_HIP, :]) + (J[..., R_SHOULDER, :] - J[..., L_SHOULDER, :])
-    fwd = np.stack([across[..., 2], -across[..., 0]], axis=-1)  # (0,1,0) x across, keeping x and z
-    return fwd / np.maximum(np.linalg.norm(fwd, axis=-1, keepdims=True), 1e-8)
+    """(P, T, 22, 3) -> (P, T, 2) unit facing direction on the floor, (x, z), from `facing_yaw`."""
+    yaw = facing_yaw(J)
+    return np.stack([np.sin(yaw), np.cos(yaw)], axis=-1)
 
 
 def _wrap(caption, width_in: float, fontsize: float = 9) -> str:
@@ -331,14 +331,14 @@ def show(joints, caption=None, stride=2, **kw):
 
 
 def save_gif(joints, path, caption=None, fps=FPS, stride=2, **kw):
-    """Write the animation to `path` as a GIF through Pillow (no ffmpeg), whole or not at all (`im.atomic_write`),
+    """Write the animation to `path` as a GIF through Pillow (no ffmpeg), whole or not at all (`atomic_write`),
     creating parent folders.
 
     stride=2 by default: 15 drawn frames a second look smooth enough and take half the time.
     Playback is real time, up to GIF's clock: frame times are whole 1/100 s, so 33 ms becomes 30 ms
     and 67 ms becomes 60 ms (a 10% fast replay). Keyword arguments are animate()'s. Returns the path.
     """
-    return im.atomic_write(os.fspath(path), _gif_writer(joints, caption, fps, stride, **kw))
+    return atomic_write(os.fspath(path), _gif_writer(joints, caption, fps, stride, **kw))
 
 
 def _gif_writer(joints, caption=None, fps=FPS, stride=2, **kw):
@@ -397,7 +397,7 @@ def filmstrip(joints, n=6, caption=None, frames=None, ax_size=2.0, fps=FPS, colo
 def save_filmstrips(clips, captions, path: str, **kw) -> str:
     """One PNG of `filmstrip` rows, one per clip (e.g. a model's samples for several prompts), whole or not at all.
     Returns path."""
-    return im.atomic_write(os.fspath(path), _filmstrips_writer(clips, captions, **kw))
+    return atomic_write(os.fspath(path), _filmstrips_writer(clips, captions, **kw))
 
 
 def _filmstrips_writer(clips, captions, **kw):
@@ -497,7 +497,7 @@ def prompt_box(models: dict, prompt: str, seed: int = 0, stride: int = 2):
             try:
                 with warnings.catch_warnings():
                     warnings.filterwarnings("ignore", ".*not in the vocabulary")  # said above, every time
-                    j = models[name].sample([prompt], frames.value, seed=seed)[0].cpu()  # (2, T, 22, 3)
+                    j = pipeline.sample(models[name], [prompt], frames.value, seed=seed)[0].cpu()  # (2, T, 22, 3)
             except Exception as e:  # a bad input must not kill the widget: say what went wrong
                 last["error"] = f"{type(e).__name__}: {e}"
                 print("could not sample:", last["error"])

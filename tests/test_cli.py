@@ -17,6 +17,7 @@ import torch
 
 import intermoe_min as im
 import intersynth
+from intermoe_tools import files
 from intermoe_tools import viz, evaluation as ev, runs, ablation, cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -136,7 +137,7 @@ def test_quick_demo_and_full_demo_keep_separate_folders(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the folders it names (and locks) are relative: here, not the repository's runs/
     seen = []
     monkeypatch.setattr(runs, "run_training", lambda cfg, out, *a, **kw: seen.append(out) or (None, {}))
-    monkeypatch.setattr(im, "init_distributed", lambda: (1, 2))
+    monkeypatch.setattr(cli, "init_distributed", lambda: (1, 2))
     cli.main(["demo", "--quick"])
     cli.main(["demo"])
     assert seen == [os.path.join("runs", "demo-quick"), os.path.join("runs", "demo")]
@@ -365,7 +366,7 @@ def test_two_commands_that_find_the_same_stale_lock_do_not_both_take_it(tmp_path
     gone = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                               text=True).stdout)
     (tmp_path / runs.LOCK_FILE).write_text(f"{gone} {socket.gethostname()} python intermoe_min.py train\n")
-    monkeypatch.setattr(im, "process_alive", lambda pid: time.sleep(0.3) or pid != gone)  # a slow check: a wide window
+    monkeypatch.setattr(runs, "process_alive", lambda pid: time.sleep(0.3) or pid != gone)  # a slow check: a wide window
     results = []
 
     def take():
@@ -496,7 +497,7 @@ def test_temporary_files_of_a_killed_save_are_removed_by_the_next_run(straight_d
     fresh = f"vae.tmp{gone}.pt"  # a dead pid's file written moments ago: maybe another machine's writer
     for name in left + [alive, fresh]:
         (run / name).write_bytes(b"PK partial")
-    old = time.time() - 2 * im.STALE_TEMP_S
+    old = time.time() - 2 * files.STALE_TEMP_S
     for name in left + [alive]:
         os.utime(run / name, (old, old))
     train(run)

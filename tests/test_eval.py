@@ -8,6 +8,7 @@ import scipy.linalg
 import torch
 
 import intermoe_min as im
+from intermoe_tools.physics import CAPSULES
 import intersynth
 from intermoe_tools import evaluation as ev, ablation
 from helpers import REST_OFFSETS, make_record
@@ -175,7 +176,7 @@ def test_interpenetration_and_hand_contact_on_constructed_bodies():
     a, b = standing(10), standing(10, z=0.2)  # one behind the other, torso axes 20 cm apart: 4 cm overlap
     assert np.allclose(ev.interpenetration(np.stack([a, b])), 2 * ev.TORSO_RADIUS - 0.2)
     side = standing(10, x=0.45)  # beside: torsos apart, but the partner's upper arm reaches into a's torso
-    r_arm = next(r for j0, j1, r in im.CAPSULES if (j0, j1) == (17, 19))  # right shoulder -> elbow
+    r_arm = next(r for j0, j1, r in CAPSULES if (j0, j1) == (17, 19))  # right shoulder -> elbow
     arm_gap = ev.segment_distance(a[:, 0], a[:, 12], side[:, 17], side[:, 19])  # 1 cm
     assert np.allclose(ev.interpenetration(np.stack([a, side])), ev.TORSO_RADIUS + r_arm - arm_gap)
     assert (ev.interpenetration(np.stack([a, side])) > 0).all()

@@ -8,6 +8,7 @@ import intermoe_min as im
 import intersynth
 from intermoe_tools import export
 from intermoe_tools.interhuman import load_interhuman
+from intermoe_tools.bodies import skeleton_rotations
 from helpers import make_record, read_bvh_positions
 
 
@@ -18,7 +19,7 @@ def clip():
 
 def test_rotations_solved_from_positions_give_the_positions_back(clip):
     for person in clip["joints"].astype(np.float64):
-        local, offsets = im.skeleton_rotations(person)
+        local, offsets = skeleton_rotations(person)
         np.testing.assert_allclose(im.forward_kinematics(local, person[:, 0], offsets), person, atol=1e-6)
 
 
@@ -56,9 +57,9 @@ def test_an_interhuman_file_we_write_loads_through_load_interhuman(tmp_path):
     records, errors = load_interhuman(str(tmp_path), "train", strict=True)
     assert not errors and records[0]["captions"] == rec["captions"]
     np.testing.assert_allclose(records[0]["joints"], rec["joints"], atol=1e-5)
-    offsets = [im.skeleton_rotations(p)[1] for p in rec["joints"]]
+    offsets = [skeleton_rotations(p)[1] for p in rec["joints"]]
     for p in range(2):  # the stored rotations drive the skeleton back to the positions
-        local = np.concatenate([im.skeleton_rotations(rec["joints"][p])[0][:, :1],
+        local = np.concatenate([skeleton_rotations(rec["joints"][p])[0][:, :1],
                                 im.matrix_from_rot6d(records[0]["rot6d"][p].astype(np.float64))], 1)
         back = im.forward_kinematics(local, rec["joints"][p][:, 0].astype(np.float64), offsets[p])
         assert np.abs(back - rec["joints"][p]).max() < 0.01

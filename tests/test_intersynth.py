@@ -247,18 +247,29 @@ PACKAGE = os.path.dirname(S.__file__)
 MODULES = sorted(f[:-3] for f in os.listdir(PACKAGE) if f.endswith(".py"))
 
 
+# intermoe_tools' modules that import nothing of ours: intermoe_min imports them (files and checkpoints, the device
+# and torchrun, the weights' average), so they come with it; every other tool imports intermoe_min, never the reverse
+LEAVES = ["intermoe_tools", "intermoe_tools.devices", "intermoe_tools.ema", "intermoe_tools.files"]
+
+
 def test_imports_run_one_way():
-    """intermoe_min imports nothing of ours; intersynth imports intermoe_min and none of the tools
-    (intermoe_tools): the reports that measure with the tools live on the tools side (intermoe_tools.synth_report)."""
+    """intermoe_min imports nothing of ours but intermoe_tools' leaves (LEAVES, which import nothing of ours);
+    intersynth imports intermoe_min and none of the other tools (intermoe_eval, intermoe_tools): the reports that
+    measure with the tools live on the tools side (intermoe_tools.synth_report)."""
     code = ("import sys, intermoe_min\n"
             "ours = sorted(m for m in sys.modules if m.startswith(('intersynth', 'intermoe_')))\n"
-            "assert ours == ['intermoe_min'], ours\n"
+            f"assert ours == ['intermoe_min'] + {LEAVES!r}, ours\n"
             f"import importlib, intersynth\nfor m in {[m for m in MODULES if m != '__init__']!r}:\n"
             "    importlib.import_module('intersynth.' + m)\n"
-            "tools = sorted(m for m in sys.modules if m.startswith('intermoe_tools'))\n"
-            "assert not tools, tools\n")
+            "tools = sorted(m for m in sys.modules if m.startswith(('intermoe_eval', 'intermoe_tools')))\n"
+            f"assert tools == {LEAVES!r}, tools\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd="/")
     assert out.returncode == 0, out.stderr
+    for leaf in LEAVES[1:]:  # each alone brings nothing else of ours
+        code = (f"import sys, {leaf}\nours = sorted(m for m in sys.modules if m.startswith(('intersynth', 'intermoe_')))\n"
+                f"assert ours == ['intermoe_tools', {leaf!r}], ours\n")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd="/")
+        assert out.returncode == 0, out.stderr
 
 
 def test_no_import_path_editing_in_the_package():

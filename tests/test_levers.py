@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import intermoe_min as im
+from intermoe_tools import motion_losses as ml, physics as tp, pipeline
 import intersynth
 from intermoe_tools import evaluation as ev, ablation, cli
 from helpers import make_record
@@ -74,18 +75,18 @@ def test_the_decoded_losses_vanish_where_the_truth_is_predicted():
     rec = intersynth.load_split("train", 48)[0]
     J = torch.as_tensor(rec["joints"][:, :60], dtype=torch.float32)[None]  # (1, 2, 60, 22, 3)
     mask = torch.ones(1, 60, dtype=torch.bool)
-    terms = im.interaction_losses(J, J, mask)
+    terms = ml.interaction_losses(J, J, mask)
     for k in ("dm", "ro", "vel", "bl", "pen"):
         assert float(terms[k]) < 1e-10, (k, float(terms[k]))
     moved = J.clone()
     moved[:, 1, :, :, 0] += 0.3  # person b a step to the side: the distance map and the turn notice
     moved[:, 0, :, 4] += 0.05  # a's left knee off its bones
-    t2 = im.interaction_losses(moved, J, mask)
+    t2 = ml.interaction_losses(moved, J, mask)
     assert float(t2["dm"]) > 1e-3 and float(t2["bl"]) > 1e-4
     far = J.clone()
     far[:, 1, :, :, 0] += 5.0  # b walks 5 m away from a partner it should be near: standing apart costs
-    assert float(im.interaction_losses(far, J, mask)["dm"]) > 1.0
-    padded = im.interaction_losses(torch.cat([J, moved], 2), torch.cat([J, J], 2),
+    assert float(ml.interaction_losses(far, J, mask)["dm"]) > 1.0
+    padded = ml.interaction_losses(torch.cat([J, moved], 2), torch.cat([J, J], 2),
                                    torch.cat([mask, torch.zeros(1, 60, dtype=torch.bool)], 1))
     assert float(padded["bl"]) < 1e-10  # padding frames do not count
 
@@ -106,7 +107,7 @@ def test_capsule_overlap_is_pushed_apart_by_its_gradient():
     opt = torch.optim.SGD([b], lr=1.0)
     first = None
     for _ in range(200):
-        loss = im.capsule_overlap(torch.stack([a, b])).square().sum()
+        loss = tp.capsule_overlap(torch.stack([a, b])).square().sum()
         first = first if first is not None else loss.item()
         opt.zero_grad()
         loss.backward()
@@ -126,16 +127,16 @@ def test_the_decoded_motion_loss_falls_when_the_prediction_is_trained_through_th
     t = torch.zeros(4, dtype=torch.long)
     losses = []
     for _ in range(60):
-        loss, terms = im.decoded_motion_loss(m, pred, z0, zmask, t)
+        loss, terms = ml.decoded_motion_loss(m, pred, z0, zmask, t)
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    assert set(terms) == set(im.GEO_WEIGHTS) | {"pen"}
+    assert set(terms) == set(ml.GEO_WEIGHTS) | {"pen"}
     assert losses[-1] < 0.3 * losses[0], (losses[0], losses[-1])
     assert pred.grad is not None and all(p.grad is None for p in m.vae.parameters())
     late = torch.full((4,), 701, dtype=torch.long)  # noise steps past geo_t_max (700): no decoded loss
-    loss, terms = im.decoded_motion_loss(m, pred, z0, zmask, late)
+    loss, terms = ml.decoded_motion_loss(m, pred, z0, zmask, late)
     assert float(loss) == 0.0 and terms == {}
 
 
@@ -182,7 +183,7 @@ def test_the_shipped_model_is_in_the_repository_and_makes_an_interaction():
     # its VAE is the KL-0.02 lab VAE (dropout 0.1 in training), of the same shape as the shipped VAE
     assert (dataclasses.replace(m.cfg.vae, dropout=0.0), m.cfg.text, m.cfg.denoiser) == (lab.vae, lab.text, lab.denoiser)
     assert m.cfg.steps >= 4 * lab.steps  # trained at least 4x the lab budget's steps
-    joints = m.sample(["two people shake hands"], 60, seed=0)
+    joints = pipeline.sample(m, ["two people shake hands"], 60, seed=0)
     assert joints.shape == (1, 2, 60, 22, 3) and torch.isfinite(joints).all()
     assert 1.2 < float(joints[0, :, :, 15, 1].mean()) < 2.0  # head height of a standing adult (joint 15: head)
 

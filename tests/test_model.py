@@ -1,6 +1,7 @@
 """The whole model: sampling, training stages, resume, data parallel, clear errors."""
 import dataclasses
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -111,10 +112,10 @@ def test_integer_lengths_of_any_integer_type_are_accepted_and_long_captions_warn
 def test_a_model_cast_to_bfloat16_samples(records):
     m = nano_model(records)
     torch.nn.init.normal_(m.denoiser.out.weight, std=0.1)
-    # without physics guidance: its Adam steps move each latent by the step size whatever the gradient's scale, so
-    # bf16's rounding may send them elsewhere (the guidance is tested in test_bodies.py)
-    ref = m.sample(["two people hug"], 20, seed=0, steps=3, physics=0)
-    low = m.to(torch.bfloat16).sample(["two people hug"], 20, seed=0, steps=3, physics=0)
+    # the paper's sampler (physics guidance's Adam steps move each latent by the step size whatever the gradient's
+    # scale, so bf16's rounding may send them elsewhere; the guidance is tested in test_bodies.py)
+    ref = m.sample(["two people hug"], 20, seed=0, steps=3)
+    low = m.to(torch.bfloat16).sample(["two people hug"], 20, seed=0, steps=3)
     assert low.dtype == torch.float32 and (low - ref).abs().max() < 0.05  # metres
 
 
@@ -178,12 +179,12 @@ def test_a_full_disk_keeps_the_last_checkpoint_and_leaves_no_temporary_file(tmp_
         real_save(obj, f)  # part of the file was written ...
         raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 64 vs 0")  # ... then torch's
     monkeypatch.setattr(torch, "save", disk_fills_up)
-    monkeypatch.setattr(tr.shutil, "disk_usage", lambda p: type("Usage", (), {"free": 0})())
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: type("Usage", (), {"free": 0})())
     with pytest.raises(tr.CheckpointError, match=r"the disk is full.*last good checkpoint at .*vae.pt is intact"):
         tr.save_checkpoint(path, {"kind": "vae", "step": 2})
     assert os.listdir(tmp_path) == ["vae.pt"]
     assert tr.load_checkpoint(path)["step"] == 1
-    monkeypatch.setattr(tr.shutil, "disk_usage", lambda p: type("Usage", (), {"free": 10 * 2 ** 30})())
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: type("Usage", (), {"free": 10 * 2 ** 30})())
     with pytest.raises(tr.CheckpointError) as e:  # another write error is not called a full disk
         tr.save_checkpoint(path, {"kind": "vae", "step": 2})
     assert "disk is full" not in str(e.value) and "enforce fail" in str(e.value)
@@ -220,10 +221,10 @@ def test_an_accelerators_random_state_is_saved_and_restored(monkeypatch):
     cuda_state = {"now": torch.tensor([1, 2, 3], dtype=torch.uint8)}
     monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device=None: cuda_state["now"].clone())
     monkeypatch.setattr(torch.cuda, "set_rng_state", lambda s, device=None: cuda_state.update(now=s.clone()))
-    saved = tr._rng_state(torch.device("cuda", 0))
+    saved = tr.rng_state(torch.device("cuda", 0))
     assert set(saved) == {"cpu", "cuda"}
     cuda_state["now"] = torch.tensor([9, 9], dtype=torch.uint8)
-    tr._set_rng_state(saved, torch.device("cuda", 0))
+    tr.set_rng_state(saved, torch.device("cuda", 0))
     assert torch.equal(cuda_state["now"], torch.tensor([1, 2, 3], dtype=torch.uint8))
 
 
@@ -433,8 +434,8 @@ def test_sampling_warns_when_a_sample_leaves_any_plausible_scene(records):
     m = nano_model(records)
     torch.nn.init.normal_(m.denoiser.out.weight, std=0.1)
     with pytest.warns(UserWarning, match=r"beyond 50 m"):
-        m.sample(["one person waves"], 20, seed=0, steps=3, guidance=1e6, physics=0)
+        m.sample(["one person waves"], 20, seed=0, steps=3, guidance=1e6)
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a sample within the scene: no warning
-        m.sample(["one person waves"], 20, seed=0, steps=3, physics=0)
+        m.sample(["one person waves"], 20, seed=0, steps=3)
