@@ -136,7 +136,7 @@ def test_a_folder_trained_with_one_seed_refuses_another(tmp_path):
 def test_quick_demo_and_full_demo_keep_separate_folders(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the folders it names (and locks) are relative: here, not the repository's runs/
     seen = []
-    monkeypatch.setattr(runs, "run_training", lambda cfg, out, *a, **kw: seen.append(out) or (None, {}))
+    monkeypatch.setattr(cli, "run_training", lambda cfg, out, *a, **kw: seen.append(out) or (None, {}))
     monkeypatch.setattr(cli, "init_distributed", lambda: (1, 2))
     cli.main(["demo", "--quick"])
     cli.main(["demo"])
@@ -155,9 +155,9 @@ def test_evaluate_and_ablate_write_to_the_run_not_to_results(tmp_path, monkeypat
         open(os.path.join(out, "evaluation.md"), "w").write("table")
         return {"seconds": {"total": 0}}
     monkeypatch.setattr(im.InterMoE, "load", classmethod(lambda cls, path, device=None: None))
-    monkeypatch.setattr(ev, "run_evaluation", fake_evaluation)
-    monkeypatch.setattr(ablation, "run_ablation", lambda out=None, work=None, **kw: calls.setdefault("ablate", (out, work)))
-    monkeypatch.setattr(ablation, "ablation_markdown", lambda res, cols=None: "table")
+    monkeypatch.setattr(cli, "run_evaluation", fake_evaluation)
+    monkeypatch.setattr(cli, "run_ablation", lambda out=None, work=None, **kw: calls.setdefault("ablate", (out, work)))
+    monkeypatch.setattr(cli, "ablation_markdown", lambda res, cols=None: "table")
     cli.main(["evaluate", "--ckpt", str(ckpt)])
     assert calls["evaluate"] == str(tmp_path / "run")
     cli.main(["ablate", "--work", str(tmp_path / "abl")])
@@ -189,7 +189,7 @@ def test_bad_arguments_are_refused_before_anything_loads(tmp_path, monkeypatch, 
     ckpt = tmp_path / "model.pt"
     ckpt.write_bytes(b"")
     monkeypatch.setattr(im.InterMoE, "load", classmethod(lambda *a, **k: pytest.fail("the model was loaded")))
-    monkeypatch.setattr(runs, "run_training", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr(cli, "run_training", lambda *a, **k: pytest.fail("training started"))
     names = {"CKPT": str(ckpt), "FOLDER": str(tmp_path)}
     with pytest.raises(SystemExit) as e:
         cli.main([re.sub("CKPT|FOLDER", lambda m: names[m.group()], a) for a in argv])
@@ -226,11 +226,13 @@ def test_threads_sets_torchs_thread_count(tmp_path, monkeypatch):
 
 
 def test_the_model_file_imports_nothing_of_the_tools():
-    """intermoe_min is the model; intermoe_tools (pictures, metrics, the command line) imports it, not the reverse."""
+    """intermoe_min is the model; intermoe_tools (pictures, metrics, the command line) imports it, not the reverse:
+    of the package the model file loads only the leaves that import nothing of ours (files, devices, ema)."""
     import subprocess
     import sys
-    code = ("import sys, intermoe_min; assert not [m for m in sys.modules if m.startswith('intermoe_tools')] "
-            "and 'matplotlib' not in sys.modules")
+    leaves = ["intermoe_tools", "intermoe_tools.devices", "intermoe_tools.ema", "intermoe_tools.files"]
+    code = ("import sys, intermoe_min; tools = sorted(m for m in sys.modules if m.startswith('intermoe_tools'))\n"
+            f"assert tools == {leaves!r}, tools\nassert 'matplotlib' not in sys.modules")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert out.returncode == 0, out.stderr
