@@ -18,7 +18,7 @@ import torch
 import intermoe_min as im
 import intersynth
 from intermoe_tools import files
-from intermoe_tools import viz, evaluation as ev, runs, ablation, cli
+from intermoe_tools import viz, runs, cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = ["--vae-steps", "14", "--steps", "14"]  # the nano preset checkpoints every 10 steps
