@@ -11,15 +11,15 @@ This file holds the paper's model and how it trains, in the order data flows thr
    6. Cooperative denoiser: 6a building blocks (AdaLN, attention) (04), 6b the Synergistic
       Router (05), 6c the InterMoE block: Dynamic Temporal Selection and its bias rule (05, 06),
       6d the Cooperative Denoiser: two weight-sharing people talking by cross-attention (04).
-   7. Training machinery: bf16 autocast, AdamW and its schedule, resumable checkpoints, one step, one loop (07).
-   8. InterMoE, the whole model (sampling; save/load through section 7's Checkpointable), its presets (07).
+   7. Training machinery: bf16 autocast, AdamW and its schedule, one step, one resumable loop (07).
+   8. InterMoE, the whole model (sampling; save and load), its presets (07).
    9. The two training stages: `train_vae`, the latent cache, `train_denoiser` (07).
 
 Beyond the paper, intermoe_tools plugs into the model's places (`InterMoE.sample`'s guide and finish, `train_denoiser`'s
-extra_loss; intermoe_tools.pipeline fills them); of it, this file imports only files, devices and ema (they import
-nothing of ours). Looking at motion and judging it (viz, export, evaluation, ablation) and the command line (runs,
-cli) live there too and import this file. Run as a script, it hands over to the command line before it defines
-anything, so the model loads once.
+extra_loss; intermoe_tools.pipeline fills them). Of it, this file imports only leaves that import nothing of ours
+but each other: captions (mirrored and swapped), checks (of arguments), devices, ema, files (checkpoints) and vocab
+(words to ids). Pictures, evaluation, the ablation and the command line live there too and import this file. Run as
+a script, it hands over to the command line before it defines anything, so the model loads once.
 Sources: the InterMoE paper (arXiv 2511.13488) and InterHuman's format as InterGen (IJCV 2024) reads it.
 Facts follow the paper; where the authors' code differs, a comment says so. Nothing here is copied.
 """
@@ -33,10 +33,8 @@ if __name__ == "__main__":  # python intermoe_min.py ...: the command line, whic
 import contextlib
 import math
 import os
-import re
 import time
 import warnings
-from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -46,10 +44,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
 
+from intermoe_tools.captions import caption_initiator, mirror_caption, swap_caption
+from intermoe_tools.checks import MAX_SEED, check_int, sample_args, warn_beyond_scene
 from intermoe_tools.devices import default_workers, pick_device, rank_world
 from intermoe_tools.ema import EMA
-from intermoe_tools.files import (CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state,
-                                   tensor_digest)
+from intermoe_tools.files import (Checkpointable, CheckpointError, load_checkpoint, resume_training, rng_state,
+                                   save_checkpoint, tensor_digest)
+from intermoe_tools.vocab import Vocab
 
 
 # =====================================================================================================
@@ -206,7 +207,8 @@ def joints_from_features(features):
 
 # ---- mirroring and person swap (data augmentation, as InterGen's datasets/interhuman.py) ------------
 # Mirroring reflects x -> -x and swaps left and right joints; the caption's left/right and clockwise must
-# swap too, or the augmented data teaches the model the wrong hand.
+# swap too (mirror_caption), or the augmented data teaches the model the wrong hand; a person swap swaps
+# 'the first person' and 'the second' (swap_caption). Both are intermoe_tools.captions'.
 _MIRROR = np.diag([-1.0, 1.0, 1.0])
 
 
@@ -221,39 +223,6 @@ def mirror_rot6d(rot6d: np.ndarray) -> np.ndarray:
     R = _MIRROR @ matrix_from_rot6d(np.asarray(rot6d, dtype=np.float64)) @ _MIRROR  # (..., 21, 3, 3)
     perm = [p - 1 for p in MIRROR_JOINT_PERM[1:]]  # non-root joints, indices shifted by one
     return rot6d_from_matrix(R)[..., perm, :].astype(np.asarray(rot6d).dtype)
-
-
-def _swap_words(text: str, pairs: list[tuple[str, str]]) -> str:
-    """Swap each word of a pair for the other in one pass, keeping capitalisation."""
-    table = {}
-    for a, b in pairs:
-        table[a], table[b] = b, a
-    pattern = re.compile(r"\b(" + "|".join(sorted(map(re.escape, table), key=len, reverse=True)) + r")\b",
-                         re.IGNORECASE)
-
-    def repl(m):
-        word, new = m.group(0), table[m.group(0).lower()]
-        if word.isupper() and len(word) > 1:
-            return new.upper()
-        return new[0].upper() + new[1:] if word[0].isupper() else new
-    return pattern.sub(repl, text)
-
-
-_MIRROR_WORDS = [("left", "right"), ("leftward", "rightward"), ("leftwards", "rightwards"),
-                 ("lefthand", "righthand"), ("left-hand", "right-hand"), ("left-handed", "right-handed"),
-                 ("clockwise", "counterclockwise"), ("counter-clockwise", "anti-clockwise")]
-
-
-def mirror_caption(text: str) -> str:
-    """Swap left/right and clockwise/counterclockwise in a caption; twice gives it back. 'anticlockwise'
-    becomes 'clockwise', the hyphenated spellings each other: the meaning always flips."""
-    return re.sub(r"\banticlockwise\b", "clockwise", _swap_words(text, _MIRROR_WORDS), flags=re.IGNORECASE)
-
-
-def swap_caption(text: str) -> str:
-    """Captions that name 'the first person' / 'the second person' follow a person swap."""
-    return _swap_words(text, [("first person", "second person"), ("person 1", "person 2"),
-                              ("person one", "person two")])
 
 
 # ---- normalisation -----------------------------------------------------------------------------------
@@ -700,80 +669,8 @@ def vae_loss(recon, x, mu, logvar, mean, std, mask=None, weights=None):
 # The paper: frozen CLIP ViT-L/14, a trainable 2-layer transformer, its end-of-text feature through a Linear
 # (as InterGen's). CLIP cannot be downloaded here, so we learn that shape from scratch (words -> embeddings +
 # positions -> transformer -> <eos> -> Linear); a pretrained encoder plugs in: TextEncoder(..., pretrained=fn).
-class Vocab:
-    """Word-level vocabulary of the training captions: lower-cased words and single punctuation marks
-    ("A man's hand." -> a man ' s hand .), after <pad> = 0, <unk> = 1 (unseen words) and <eos> = 2 (closes
-    every caption; its feature is the sentence embedding). The empty caption "" is just [<eos>]."""
-
-    PAD, UNK, EOS = "<pad>", "<unk>", "<eos>"
-    _token_re = re.compile(r"\w+|[^\w\s]")  # a run of word characters, or one punctuation mark
-
-    def __init__(self, itos: list[str]):
-        assert itos[:3] == [self.PAD, self.UNK, self.EOS], "special tokens must come first"
-        self.itos = list(itos)                            # id -> token
-        self.stoi = {t: i for i, t in enumerate(itos)}    # token -> id
-        self._warned: set = set()                        # unknown words and cut lengths reported already
-
-    @classmethod
-    def tokenize(cls, text: str) -> list[str]:
-        return cls._token_re.findall(text.lower())
-
-    @classmethod
-    def build(cls, captions, min_count: int = 1) -> "Vocab":
-        """Every token seen at least min_count times; most frequent first, ties A-Z."""
-        counts = Counter(t for c in captions for t in cls.tokenize(c))
-        words = sorted((w for w, n in counts.items() if n >= min_count), key=lambda w: (-counts[w], w))
-        return cls([cls.PAD, cls.UNK, cls.EOS] + words)
-
-    @classmethod
-    def for_records(cls, records: list[dict]) -> "Vocab":
-        """The vocabulary of these records' captions, swapped and mirrored too (mirroring brings 'right')."""
-        captions = [c for r in records for c in r["captions"]]
-        return cls.build(captions + [mirror_caption(swap_caption(c)) for c in captions])
-
-    def __len__(self) -> int:
-        return len(self.itos)
-
-    def unknown_words(self, texts) -> list[str]:
-        """Sorted words of `texts` the vocabulary does not have (they would become <unk>)."""
-        return sorted({t for text in texts for t in self.tokenize(text) if t not in self.stoi})
-
-    def encode(self, texts, max_len: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
-        """Captions -> ids (B, L) long, mask (B, L) bool (True on real tokens, <eos> included), L the longest
-        caption + 1, at most max_len (longer ones are cut so <eos> fits). Unknown words and cuts warn once."""
-        texts = list(texts)
-        new = [w for w in self.unknown_words(texts) if w not in self._warned]
-        if new:
-            self._warned.update(new)
-            warnings.warn(f"{len(new)} word(s) not in the vocabulary, read as {self.UNK}: {new}", stacklevel=2)
-        tokens = [self.tokenize(text) for text in texts]
-        for n in sorted({len(toks) for toks in tokens if len(toks) > max_len - 1}):
-            if ("cut", n, max_len) in self._warned:  # once per length: a caption's two views have the same one
-                continue
-            self._warned.add(("cut", n, max_len))
-            warnings.warn(f"a caption of {n} tokens (words and punctuation) is cut to its first {max_len - 1}, "
-                          f"all the text encoder reads: its last {n - max_len + 1} are ignored", stacklevel=2)
-        unk = self.stoi[self.UNK]
-        rows = [[self.stoi.get(t, unk) for t in toks][: max_len - 1] + [self.stoi[self.EOS]] for toks in tokens]
-        ids = torch.zeros(len(rows), max(len(r) for r in rows), dtype=torch.long)  # (B, L), <pad> = 0
-        for i, r in enumerate(rows):
-            ids[i, : len(r)] = torch.tensor(r)
-        return ids, ids != 0
-
-    def decode(self, ids) -> str:
-        """ids (L,) -> the tokens up to <eos>, joined by spaces (for checking, not for prose)."""
-        words = [self.itos[i] for i in ids.tolist()]
-        ends = [k for k, w in enumerate(words) if w in (self.EOS, self.PAD)]
-        return " ".join(words[: ends[0] if ends else len(words)])
-
-    def state_dict(self) -> dict:
-        return {"itos": list(self.itos)}
-
-    @classmethod
-    def from_state_dict(cls, state: dict) -> "Vocab":
-        return cls(state["itos"])
-
-
+# Words become ids by a word-level vocabulary of the training captions (intermoe_tools.vocab.Vocab, where CLIP has its
+# byte-pair tokenizer).
 def sinusoidal_embedding(pos: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
     """(...) positions or diffusion steps -> (..., dim) [sin | cos] halves at frequencies max_period^(-i / half),
     i = 0 .. half - 1 (Vaswani et al. 2017, section 3.5)."""
@@ -1311,57 +1208,6 @@ def make_optimizer(params: list, lr: float, weight_decay: float) -> torch.optim.
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused)
 
 
-# ---- checkpoints: written whole, checked when read (intermoe_tools.files), and the networks that use them ------
-class Checkpointable:
-    """save(path) and cls.load(path) for a network built as cls(cfg, [vocab,] normalizer) (InterMoE, and the
-    evaluation networks): what STORED names travels with the weights, as plain values."""
-    KINDS: tuple = ()  # checkpoint kinds `load` takes; `save` writes the first
-    STORED: tuple = ("config", "vocab", "normalizer")
-
-    @staticmethod
-    def config_from_dict(d: dict):  # each class: its configuration from the plain values asdict() gave
-        raise NotImplementedError
-
-    def checkpoint_state(self) -> dict:
-        state = {"config": asdict(self.cfg), "normalizer": self.normalizer.state_dict()}
-        return {**state, "vocab": self.vocab.state_dict()} if "vocab" in self.STORED else state
-
-    def save(self, path: str, half: bool = False) -> None:
-        """half: parameters stored as float16 (half the file; `load` gives float32 back), buffers as they are."""
-        weights = self.state_dict()
-        if half:
-            params = {n for n, _ in self.named_parameters()}
-            weights = {n: v.half() if n in params and v.is_floating_point() else v for n, v in weights.items()}
-        save_checkpoint(path, {"kind": self.KINDS[0], "model": weights, **self.checkpoint_state()})
-
-    @classmethod
-    def load(cls, path: str, device=None):
-        """The network a checkpoint of `save` (or of its training) holds, in eval mode on `device`."""
-        state = load_checkpoint(path)
-        if state["kind"] not in cls.KINDS:
-            raise CheckpointError(f"{path} holds a '{state['kind']}' checkpoint, expected "
-                                  + " or ".join(f"'{k}'" for k in cls.KINDS))
-        missing = [k for k in ("model",) + cls.STORED if k not in state]
-        if missing:
-            raise CheckpointError(f"{path} is a '{state['kind']}' checkpoint without its {', '.join(missing)}: "
-                                  f"it cannot rebuild a {cls.__name__} (was it written by its save or training?)")
-        try:
-            cfg = cls.config_from_dict(state["config"])
-        except TypeError as e:  # a field this version does not know, or lacks
-            raise CheckpointError(f"{path} holds a configuration this version cannot build ({e}): train again") from e
-        parts = {"cfg": cfg, "normalizer": Normalizer.from_state_dict(state["normalizer"])}
-        if "vocab" in cls.STORED:
-            parts["vocab"] = Vocab.from_state_dict(state["vocab"])
-        net = cls(**parts)
-        try:
-            net.load_state_dict(state["model"])
-            if "ema" in state:  # a training checkpoint: its averaged weights, what sampling uses
-                net.load_state_dict(state["ema"]["shadow"], strict=False)
-        except RuntimeError as e:
-            raise CheckpointError(f"{path} does not match its own configuration: {e}") from e
-        return net.to(device or pick_device()).eval()
-
-
 # ---- the training loop ----------------------------------------------------------------------------------
 BUCKET_SPAN = 32  # batches sorted together by length when bucketing: short clips meet short clips
 
@@ -1436,24 +1282,7 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
     step, history, spent, t0 = 0, [], 0.0, time.time()  # spent: seconds of training before this run
     torch.manual_seed(seed + rank)  # seeds the accelerator's generator too
     if ckpt_path and os.path.isfile(ckpt_path):
-        state = load_checkpoint(ckpt_path, kind)
-        if state["seed"] != seed:  # its data order and augmentations were drawn from its own seed
-            raise CheckpointError(f"{ckpt_path} was trained with seed {state['seed']}, this run asks for seed "
-                                  f"{seed}: resume it with seed {state['seed']}, or use another output folder")
-        try:
-            module.load_state_dict(state["model"])
-        except RuntimeError as e:  # a checkpoint of another configuration: say so, not a wall of shapes
-            raise CheckpointError(f"{ckpt_path} was written by a model of another configuration; use another "
-                                  f"path or delete it to start afresh ({str(e).splitlines()[0]})") from e
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        step, history, spent = state["step"], state["history"], state.get("seconds", 0.0)
-        if ema is not None:
-            if "ema" not in state:
-                raise CheckpointError(f"{ckpt_path} was trained without an EMA of its weights; resume it without "
-                                      f"ema_decay, or use another output folder")
-            ema.load_state_dict(state["ema"])
-        set_rng_state(state["rng"][rank] if rank < len(state["rng"]) else state["rng"][0], device)
+        step, history, spent = resume_training(ckpt_path, kind, seed, module, opt, sched, ema, device, rank)
         if rank == 0:
             print(f"loaded finished {kind} from {ckpt_path} ({step} steps)" if step >= steps
                   else f"resumed {kind} from {ckpt_path} at step {step}")
@@ -1620,35 +1449,6 @@ def _config_from_dict(d: dict) -> InterMoEConfig:
                              "denoiser": DenoiserConfig(**den)})
 
 
-MAX_SEED = 2 ** 63 - 1  # seeds are non-negative (numpy's generators refuse negative ones) and fit in int64
-
-
-def _check_int(value, name: str, low: int | None = None, high: int | None = None) -> int:
-    """`value` as an int if it is a whole number (int, numpy integer, 0-d integer tensor) in [low, high];
-    otherwise an error naming `name` and what was expected."""
-    if isinstance(value, torch.Tensor) and value.ndim == 0 and not value.is_floating_point() \
-            and value.dtype != torch.bool:
-        value = value.item()
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be a whole number (int), got {value!r} ({type(value).__name__})")
-    if (low is not None and value < low) or (high is not None and value > high):
-        bounds = f"between {low} and {high}" if low is not None and high is not None else \
-            f"at least {low}" if low is not None else f"at most {high}"
-        raise ValueError(f"{name} must be {bounds}, got {value}")
-    return int(value)
-
-
-# The role a caption gives each person (beyond the paper: `InterMoE.roles`, InterMoEConfig.role_embedding).
-_ROLE_RE = re.compile(r"\b(?:(first|second) person|person (1|2|one|two))\b", re.IGNORECASE)
-
-
-def caption_initiator(caption: str) -> int | None:
-    """0 if a caption names 'the first person' ('person 1', 'person one') before the second, 1 if the
-    second first, None if it names neither: in InterSynth the person named first initiates."""
-    m = _ROLE_RE.search(caption)
-    return None if m is None else 0 if (m.group(1) or m.group(2)).lower() in ("first", "1", "one") else 1
-
-
 class InterMoE(Checkpointable, nn.Module):
     """Text -> two-person motion, the paper's whole pipeline: the Causal-Skeletal VAE (one person at a time;
     frozen in stage 2), the text encoder, the Cooperative Denoiser and the diffusion. Diffusion runs on scaled
@@ -1656,6 +1456,7 @@ class InterMoE(Checkpointable, nn.Module):
     measured before stage 2: `measure_latent_stats`), so every channel it sees has zero mean and unit variance."""
 
     KINDS = ("intermoe", "denoiser")  # save's whole model, or train_denoiser's checkpoint (it holds the same)
+    STORED = {"vocab": Vocab, "normalizer": Normalizer}  # what travels with the weights (Checkpointable)
     config_from_dict = staticmethod(_config_from_dict)
 
     def __init__(self, cfg: InterMoEConfig, vocab: Vocab, normalizer: Normalizer):
@@ -1707,18 +1508,6 @@ class InterMoE(Checkpointable, nn.Module):
         dtype = next(self.vae.parameters()).dtype  # bf16 for a model cast with .to(torch.bfloat16)
         feats = self.vae.decode(self.unscale_latents(z).to(dtype).reshape(B * P, Tz, C), T).float()  # (2B, T, 262)
         return self.normalizer.denormalise(feats.reshape(B, P, T, FEAT_DIM))
-
-    @torch.no_grad()
-    def reconstruct(self, features) -> np.ndarray:
-        """A clip's de-normalised features (2, T, 262) -> the VAE's decoding of its encoding, (2, T, 262): what
-        the decoder lets through (the "VAE ceiling"; intermoe_tools.bodies.reconstruct makes bodies of it)."""
-        was = self.vae.training
-        self.vae.eval()
-        x = torch.as_tensor(self.normalizer.normalise(np.asarray(features, dtype=np.float32)),
-                            device=self.latent_scale.device)                 # (2, T, 262)
-        out = self.normalizer.denormalise(self.vae.decode(self.vae.encode(x), x.shape[1]).float()).cpu().numpy()
-        self.vae.train(was)
-        return out
 
     @staticmethod
     def latent_mask(mask: torch.Tensor) -> torch.Tensor:
@@ -1779,28 +1568,6 @@ class InterMoE(Checkpointable, nn.Module):
         return loss + extra, terms
 
     # ---- sampling ---------------------------------------------------------------------------------------
-    def _check_sampling(self, prompts, lengths, seed, steps, guidance):
-        """`sample`'s arguments checked and normalised: (prompts, lengths, seed, steps, guidance)."""
-        prompts = [prompts] if isinstance(prompts, str) else prompts
-        if not isinstance(prompts, (list, tuple)) or not prompts or not all(isinstance(p, str) for p in prompts):
-            raise TypeError("prompts must be a non-empty list of strings")
-        if isinstance(lengths, (torch.Tensor, np.ndarray, range)):
-            lengths = list(lengths) if isinstance(lengths, range) else lengths.tolist()  # 0-d: one number
-        lengths = list(lengths) if isinstance(lengths, (list, tuple)) else [lengths] * len(prompts)
-        lengths = [_check_int(n, "lengths", MIN_FRAMES, MAX_FRAMES) for n in lengths]
-        if len(lengths) != len(prompts):
-            raise ValueError(f"got {len(prompts)} prompts but {len(lengths)} lengths")
-        seed = None if seed is None else _check_int(seed, "seed", 0, MAX_SEED)
-        steps = self.cfg.sample_steps if steps is None else _check_int(steps, "steps", 1, self.diffusion.n_steps)
-        guidance = self.cfg.guidance if guidance is None else guidance
-        if isinstance(guidance, torch.Tensor) and guidance.ndim == 0:
-            guidance = guidance.item()
-        if isinstance(guidance, bool) or not isinstance(guidance, (int, float, np.number)) \
-                or not math.isfinite(guidance):
-            raise ValueError(f"guidance must be a finite number (1 = no guidance; this model's default is "
-                             f"{self.cfg.guidance}), got {guidance!r}")
-        return list(prompts), lengths, seed, steps, float(guidance)
-
     @torch.no_grad()
     def sample(self, prompts, lengths, seed: int | None = None, steps: int | None = None,
                guidance: float | None = None, return_features: bool = False, progress: bool = False,
@@ -1812,8 +1579,10 @@ class InterMoE(Checkpointable, nn.Module):
         decoder. Two places for what goes beyond it (intermoe_tools.pipeline.sample fills both):
         guide(model, z, frame_mask, prompts) -> z moves DDIM's final latent z (B, 2, Tz, C) (physics guidance);
         finish(features) -> features makes each clip's decoded (2, n, 262) numpy features into bodies.
-        A sample with a joint beyond PLAUSIBLE_SCENE metres (a far too strong guidance, say) is warned about."""
-        prompts, lengths, seed, steps, s = self._check_sampling(prompts, lengths, seed, steps, guidance)
+        A sample with a joint beyond checks.PLAUSIBLE_SCENE metres (a far too strong guidance, say) is warned about."""
+        prompts, lengths, seed, steps, s = sample_args(
+            prompts, lengths, seed, steps, guidance, frames=(MIN_FRAMES, MAX_FRAMES), max_steps=self.diffusion.n_steps,
+            default_steps=self.cfg.sample_steps, default_guidance=self.cfg.guidance)
         was_training = self.training
         self.eval()
         device = self.latent_scale.device
@@ -1846,45 +1615,22 @@ class InterMoE(Checkpointable, nn.Module):
             feats[k, :, n:] = feats[k, :, n - 1:n]
         self.train(was_training)
         joints = joints_from_features(feats)
-        far = joints.nan_to_num(nan=math.inf).abs().flatten(1).amax(1)  # (B,) metres from the origin
-        if (far > PLAUSIBLE_SCENE).any():
-            warnings.warn(f"{int((far > PLAUSIBLE_SCENE).sum())} of {B} samples leave any plausible scene (a joint "
-                          f"{far.max().item():.3g} m from the origin, beyond {PLAUSIBLE_SCENE} m; guidance {s}, this "
-                          f"model's default {self.cfg.guidance})")
+        warn_beyond_scene(joints, f"guidance {s}, this model's default {self.cfg.guidance}")
         return (joints, feats) if return_features else joints
 
 
-PLAUSIBLE_SCENE = 50  # metres from the origin that no joint of a sample of two people interacting goes beyond
 PRETRAINED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models", "intermoe_lab.pt")
 SHIPPED_VAE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models", "vae_lab.pt")  # lab's stage 1
 
 
 def vae_model(path: str | None = None, device=None) -> InterMoE:
     """A model around a stage-1 checkpoint (`train_vae`'s; default SHIPPED_VAE): its VAE, normaliser, vocabulary and
-    configuration, an untrained denoiser. For looking at the VAE (`InterMoE.reconstruct`), or to train stage 2 on."""
+    configuration, an untrained denoiser. For looking at the VAE (intermoe_tools.pipeline.reconstruct), or to train stage 2 on."""
     state = load_checkpoint(path or SHIPPED_VAE, "vae")
     model = InterMoE(_config_from_dict(state["config"]), Vocab.from_state_dict(state["vocab"]),
                      Normalizer.from_state_dict(state["normalizer"]))
     model.vae.load_state_dict(state["model"])
     return model.to(device or pick_device()).eval()
-
-
-def shipped_vae_config(cfg: InterMoEConfig, ckpt_path: str) -> InterMoEConfig:
-    """cfg with stage 1 done by the shipped VAE (or the copy of it ckpt_path already holds): vae_steps its steps,
-    vae_from saying where it came from."""
-    done = load_checkpoint(ckpt_path if os.path.isfile(ckpt_path) else SHIPPED_VAE, "vae")["step"]
-    return replace(cfg, vae_steps=done, vae_from=f"the shipped VAE, models/{os.path.basename(SHIPPED_VAE)} ({done} steps)")
-
-
-def start_from_shipped_vae(model: InterMoE, ckpt_path: str) -> int:
-    """Stage 1 done by the shipped VAE: SHIPPED_VAE copied to ckpt_path (a finished `train_vae` checkpoint, so
-    `train_vae` finds it and returns) unless a VAE is there already, and model.normalizer set to the one that VAE
-    learnt with -> its steps."""
-    state = load_checkpoint(ckpt_path if os.path.isfile(ckpt_path) else SHIPPED_VAE, "vae")
-    if not os.path.isfile(ckpt_path):
-        save_checkpoint(ckpt_path, state)
-    model.normalizer = Normalizer.from_state_dict(state["normalizer"])
-    return state["step"]
 
 
 def pretrained(device=None, path: str | None = None) -> InterMoE:
@@ -2045,7 +1791,7 @@ def train_denoiser(model: InterMoE, records: list[dict], steps: int | None = Non
 def build_model(cfg: InterMoEConfig, records: list[dict], seed: int = 0) -> InterMoE:
     """A fresh model for these training records: the vocabulary of their captions (mirrored and swapped
     too), the normaliser of their features, the weights drawn from `seed` (the caller's random state kept)."""
-    _check_int(seed, "seed", 0, MAX_SEED)
+    check_int(seed, "seed", 0, MAX_SEED)
     vocab, normalizer = Vocab.for_records(records), InteractionDataset(records, train=False).fit_normalizer()
     with torch.random.fork_rng(devices=[]):  # restores the CPU generator afterwards; no other is touched
         torch.default_generator.manual_seed(seed)  # weights are initialised on the CPU

@@ -5,7 +5,7 @@ decoder output and the bodies that leave the model) and generated clips (with an
     python benchmarks/bench_bodies.py --ckpt runs/lab/model.pt --clips 48 --physics 0 1 4 --out results/bodies
 
 Generated clips: each test clip's first caption at its length, seed 0. Reconstructions: each test clip encoded
-and decoded (`InterMoE.reconstruct`). Columns: MPJPE and the pelvis-to-pelvis vector's error against the clip
+and decoded (`pipeline.reconstruct`). Columns: MPJPE and the pelvis-to-pelvis vector's error against the clip
 itself (reconstructions only), bone-length change within a clip, foot sliding on contact frames (and its ratio to
 the real clips'), floor penetration, interpenetration (% of frames whose torso capsules overlap) and hand contact
 (the closest a hand comes to the partner in each touch window; ratio to the real clips'), and the seconds

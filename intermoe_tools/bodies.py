@@ -235,8 +235,15 @@ def bodies_from_features(features: np.ndarray) -> np.ndarray:
     return f
 
 
+@torch.no_grad()
 def reconstruct(model, features, bodies: bool = True) -> np.ndarray:
-    """A clip's de-normalised features (2, T, 262) -> `InterMoE.reconstruct` (the VAE's decoding of its encoding,
-    the "VAE ceiling"), as rigid bodies with planted feet (`bodies_from_features`) unless bodies=False."""
-    out = model.reconstruct(features)
+    """A clip's de-normalised features (2, T, 262) -> the model's VAE's decoding of its encoding (2, T, 262): what the
+    decoder lets through (the "VAE ceiling"), as rigid bodies with planted feet (`bodies_from_features`) unless
+    bodies=False."""
+    was = model.vae.training
+    model.vae.eval()
+    x = torch.as_tensor(model.normalizer.normalise(np.asarray(features, dtype=np.float32)),
+                        device=model.latent_scale.device)  # (2, T, 262): the two people as a batch
+    out = model.normalizer.denormalise(model.vae.decode(model.vae.encode(x), x.shape[1]).float()).cpu().numpy()
+    model.vae.train(was)
     return bodies_from_features(out) if bodies else out

@@ -21,13 +21,13 @@ from einops import rearrange
 
 import intermoe_min as im
 import intersynth
-from intermoe_min import (Checkpointable, DataError, FEATURE_SLICES, FEAT_DIM, FOOT_JOINTS, InterMoE,
+from intermoe_min import (DataError, FEATURE_SLICES, FEAT_DIM, FOOT_JOINTS, InterMoE,
                           InteractionDataset, JOINT_NAMES, MAX_FRAMES, MIN_FRAMES, N_JOINTS, Normalizer, SMPL_PARENTS,
                           TextConfig, TextEncoder, Vocab, caption_initiator, collate, facing_yaw, foot_contacts,
                           joints_from_features, sinusoidal_embedding, train_loop, yaw_matrix)
 from intermoe_tools import pipeline
 from intermoe_tools.devices import pick_device
-from intermoe_tools.files import atomic_write, remove_stale_temps
+from intermoe_tools.files import Checkpointable, atomic_write, remove_stale_temps
 from intermoe_tools.physics import CAPSULES, TOUCH_RE, WRISTS, capsule_overlap, segment_distance
 from intermoe_tools.export import _write_text
 
@@ -134,7 +134,7 @@ class Evaluator(Checkpointable, nn.Module):
         t = ev.encode_text(["two people hug"])           # (1, d_embed)
         m = ev.encode_motion(features, lengths)          # (B, d_embed), features (B, 2, T, 262)
     """
-    KINDS = ("evaluator",)
+    KINDS, STORED = ("evaluator",), {"vocab": Vocab, "normalizer": Normalizer}
     config_from_dict = staticmethod(lambda d: EvaluatorConfig(**d))
 
     def __init__(self, cfg: EvaluatorConfig, vocab: Vocab, normalizer: Normalizer):
@@ -364,7 +364,7 @@ class RoleClassifier(Checkpointable, nn.Module):
     """Which of the two people initiates? features (B, 2, T, 262) de-normalised, lengths (B,) -> logit (B,)
     of 'person 0 initiates'. The evaluator's motion branch with one output, trained on ground-truth clips
     of ASYMMETRIC_TYPES, swapped (the label flips) and mirrored (it does not) at random."""
-    KINDS, STORED = ("role_classifier",), ("config", "normalizer")
+    KINDS, STORED = ("role_classifier",), {"normalizer": Normalizer}
     config_from_dict = staticmethod(lambda d: EvaluatorConfig(**d))
 
     def __init__(self, cfg: EvaluatorConfig, normalizer: Normalizer):
@@ -585,7 +585,7 @@ def reconstruction_errors(joints: list, truth: list) -> dict:
 
 
 def vae_ceiling(model, records: list[dict], bodies: bool = True) -> dict:
-    """What the model's VAE lets through: every test clip encoded and decoded (`InterMoE.reconstruct`), against
+    """What the model's VAE lets through: every test clip encoded and decoded (`pipeline.reconstruct`), against
     the clip itself -> `reconstruction_errors`, `bone_stretch` and `physics_metrics`, each real clip's own value
     beside it under "real ..." for the ratios (foot sliding and hand contact are judged against real motion)."""
     records, real = real_motions(records)

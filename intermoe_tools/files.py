@@ -1,10 +1,10 @@
 """Files written whole, and checkpoints: `atomic_write` (a reader sees the old file or the new one, never part of
 one), the temporary files a killed writer leaves (`remove_stale_temps`), and `save_checkpoint` / `load_checkpoint`
-(a format number and a checksum of the tensors, read with weights_only=True), and the random state a resumable
-checkpoint keeps (`rng_state`).
+(a format number and a checksum of the tensors, read with weights_only=True), `Checkpointable` (save and load of a
+network with its configuration), and what a resumable training checkpoint keeps (`rng_state`, `resume_training`).
 
-It imports nothing of this project's, so intermoe_min imports it: every checkpoint the model writes goes through
-it, and none of it is the paper's.
+It imports only intermoe_tools.devices (a leaf too), so intermoe_min imports it: every checkpoint the model writes
+goes through it, and none of it is the paper's.
 """
 from __future__ import annotations
 
@@ -17,8 +17,11 @@ import re
 import shutil
 import time
 import zipfile
+from dataclasses import asdict
 
 import torch
+
+from intermoe_tools.devices import pick_device
 
 
 class CheckpointError(RuntimeError):
@@ -196,3 +199,76 @@ def set_rng_state(state: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
     elif device.type == "mps" and "mps" in state:
         torch.mps.set_rng_state(state["mps"])
+
+
+# ---- a network saved with what rebuilds it -----------------------------------------------------------------
+class Checkpointable:
+    """save(path) and cls.load(path) for a network built as cls(cfg, **parts) (InterMoE, and the evaluation
+    networks): its configuration (a dataclass) and the parts STORED names (part -> its class, which has state_dict()
+    and from_state_dict()) travel with the weights, as plain values."""
+    KINDS: tuple = ()  # checkpoint kinds `load` takes; `save` writes the first
+    STORED: dict = {}
+
+    @staticmethod
+    def config_from_dict(d: dict):  # each class: its configuration from the plain values asdict() gave
+        raise NotImplementedError
+
+    def checkpoint_state(self) -> dict:
+        return {"config": asdict(self.cfg), **{name: getattr(self, name).state_dict() for name in self.STORED}}
+
+    def save(self, path: str, half: bool = False) -> None:
+        """half: parameters stored as float16 (half the file; `load` gives float32 back), buffers as they are."""
+        weights = self.state_dict()
+        if half:
+            params = {n for n, _ in self.named_parameters()}
+            weights = {n: v.half() if n in params and v.is_floating_point() else v for n, v in weights.items()}
+        save_checkpoint(path, {"kind": self.KINDS[0], "model": weights, **self.checkpoint_state()})
+
+    @classmethod
+    def load(cls, path: str, device=None):
+        """The network a checkpoint of `save` (or of its training) holds, in eval mode on `device`."""
+        state = load_checkpoint(path)
+        if state["kind"] not in cls.KINDS:
+            raise CheckpointError(f"{path} holds a '{state['kind']}' checkpoint, expected "
+                                  + " or ".join(f"'{k}'" for k in cls.KINDS))
+        missing = [k for k in ("model", "config", *cls.STORED) if k not in state]
+        if missing:
+            raise CheckpointError(f"{path} is a '{state['kind']}' checkpoint without its {', '.join(missing)}: "
+                                  f"it cannot rebuild a {cls.__name__} (was it written by its save or training?)")
+        try:
+            cfg = cls.config_from_dict(state["config"])
+        except TypeError as e:  # a field this version does not know, or lacks
+            raise CheckpointError(f"{path} holds a configuration this version cannot build ({e}): train again") from e
+        net = cls(cfg, **{name: part.from_state_dict(state[name]) for name, part in cls.STORED.items()})
+        try:
+            net.load_state_dict(state["model"])
+            if "ema" in state:  # a training checkpoint: its averaged weights, what sampling uses
+                net.load_state_dict(state["ema"]["shadow"], strict=False)
+        except RuntimeError as e:
+            raise CheckpointError(f"{path} does not match its own configuration: {e}") from e
+        return net.to(device or pick_device()).eval()
+
+
+def resume_training(path: str, kind: str, seed: int, module, opt, sched, ema, device, rank: int = 0):
+    """A training run picked up where its checkpoint at `path` stopped -> (step, history, seconds trained): the
+    module's weights, the optimiser, the schedule, the EMA (None: the run keeps none) and this rank's random state
+    restored. Refused, in a line naming what differs, if it was trained with another seed (its data order and
+    augmentations were drawn from it), by another configuration, or with(out) an EMA unlike this run."""
+    state = load_checkpoint(path, kind)
+    if state["seed"] != seed:
+        raise CheckpointError(f"{path} was trained with seed {state['seed']}, this run asks for seed "
+                              f"{seed}: resume it with seed {state['seed']}, or use another output folder")
+    try:
+        module.load_state_dict(state["model"])
+    except RuntimeError as e:  # a checkpoint of another configuration: say so, not a wall of shapes
+        raise CheckpointError(f"{path} was written by a model of another configuration; use another "
+                              f"path or delete it to start afresh ({str(e).splitlines()[0]})") from e
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    if ema is not None:
+        if "ema" not in state:
+            raise CheckpointError(f"{path} was trained without an EMA of its weights; resume it without "
+                                  f"ema_decay, or use another output folder")
+        ema.load_state_dict(state["ema"])
+    set_rng_state(state["rng"][rank] if rank < len(state["rng"]) else state["rng"][0], device)
+    return state["step"], state["history"], state.get("seconds", 0.0)

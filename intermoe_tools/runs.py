@@ -1,6 +1,7 @@
 """intermoe_tools.runs: training a run into its folder.
 
-`run_training` (the `train` and `demo` commands: both stages into one folder, resumable), the checks of a run
+`run_training` (the `train` and `demo` commands: both stages into one folder, resumable; stage 1 may be the shipped
+VAE: `start_from_shipped_vae`), the checks of a run
 folder's checkpoints against the run asked for, `choose_preset` (what a notebook trains on a device), and
 `run_lock`: one command at a time in a folder.
 """
@@ -20,6 +21,25 @@ import intersynth
 from intermoe_tools import pipeline
 from intermoe_tools.devices import rank_world
 from intermoe_tools.files import process_alive, remove_stale_temps
+
+
+def shipped_vae_config(cfg: im.InterMoEConfig, ckpt_path: str) -> im.InterMoEConfig:
+    """cfg with stage 1 done by the shipped VAE (or the copy of it ckpt_path already holds): vae_steps its steps,
+    vae_from saying where it came from."""
+    done = im.load_checkpoint(ckpt_path if os.path.isfile(ckpt_path) else im.SHIPPED_VAE, "vae")["step"]
+    return replace(cfg, vae_steps=done,
+                   vae_from=f"the shipped VAE, models/{os.path.basename(im.SHIPPED_VAE)} ({done} steps)")
+
+
+def start_from_shipped_vae(model: im.InterMoE, ckpt_path: str) -> int:
+    """Stage 1 done by the shipped VAE: im.SHIPPED_VAE copied to ckpt_path (a finished `train_vae` checkpoint, so
+    `train_vae` finds it and returns) unless a VAE is there already, and model.normalizer set to the one that VAE
+    learnt with -> its steps."""
+    state = im.load_checkpoint(ckpt_path if os.path.isfile(ckpt_path) else im.SHIPPED_VAE, "vae")
+    if not os.path.isfile(ckpt_path):
+        im.save_checkpoint(ckpt_path, state)
+    model.normalizer = im.Normalizer.from_state_dict(state["normalizer"])
+    return state["step"]
 
 
 def choose_preset(device) -> tuple[str, dict, str]:
@@ -126,7 +146,7 @@ def run_training(cfg, out: str, vae_steps=None, steps=None, seed: int = 0, stage
     cfg = replace(cfg, **{k: v for k, v in (("vae_steps", vae_steps), ("steps", steps)) if v is not None})
     shipped = cfg.shipped_vae and vae_steps is None and seed == 0  # stage 1: the VAE that ships
     if shipped:
-        cfg = im.shipped_vae_config(cfg, paths["vae"])
+        cfg = shipped_vae_config(cfg, paths["vae"])
     elif cfg.shipped_vae:
         cfg = replace(cfg, vae_from=f"trained in {out} ({cfg.vae_steps} steps)")
     _check_run_folder(out, cfg, name)
@@ -145,7 +165,7 @@ def run_training(cfg, out: str, vae_steps=None, steps=None, seed: int = 0, stage
     log["train_clips"] = len(train)
     model = im.build_model(cfg, train, seed)  # a resumed run rebuilds the same vocabulary, normaliser and weights
     if shipped and rank == 0:
-        im.start_from_shipped_vae(model, paths["vae"])
+        start_from_shipped_vae(model, paths["vae"])
     if world > 1:
         torch.distributed.barrier()
     if os.path.isfile(paths["vae"]):  # features are normalised as the VAE learnt them (the shipped VAE's own)

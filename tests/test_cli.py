@@ -225,19 +225,6 @@ def test_threads_sets_torchs_thread_count(tmp_path, monkeypatch):
         torch.set_num_threads(before)
 
 
-def test_the_model_file_imports_nothing_of_the_tools():
-    """intermoe_min is the model; intermoe_tools (pictures, metrics, the command line) imports it, not the reverse:
-    of the package the model file loads only the leaves that import nothing of ours (files, devices, ema)."""
-    import subprocess
-    import sys
-    leaves = ["intermoe_tools", "intermoe_tools.devices", "intermoe_tools.ema", "intermoe_tools.files"]
-    code = ("import sys, intermoe_min; tools = sorted(m for m in sys.modules if m.startswith('intermoe_tools'))\n"
-            f"assert tools == {leaves!r}, tools\nassert 'matplotlib' not in sys.modules")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    assert out.returncode == 0, out.stderr
-
-
 def test_run_as_a_script_the_model_file_loads_once():
     """`python intermoe_min.py ...` hands over to intermoe_tools.cli before it defines anything: the model is
     defined once, in the module intermoe_min that the command line imports, and never in __main__."""

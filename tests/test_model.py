@@ -8,8 +8,7 @@ import pytest
 import torch
 
 import intermoe_min as im
-import intermoe_min as tr
-from intermoe_tools import runs
+from intermoe_tools import files, runs
 from helpers import make_record
 
 
@@ -132,27 +131,27 @@ def test_the_initial_weights_follow_the_seed_and_leave_the_callers_random_state_
 
 
 def test_bad_checkpoints_are_rejected_clearly(tmp_path, records):
-    with pytest.raises(tr.CheckpointError, match="no checkpoint"):
+    with pytest.raises(im.CheckpointError, match="no checkpoint"):
         im.InterMoE.load(str(tmp_path / "missing.pt"))
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
-    with pytest.raises(tr.CheckpointError, match="not a readable checkpoint"):
+    with pytest.raises(im.CheckpointError, match="not a readable checkpoint"):
         im.InterMoE.load(str(junk))
     m = nano_model(records)
-    tr.save_checkpoint(str(tmp_path / "vae.pt"), {"kind": "vae", "model": m.vae.state_dict()})
-    with pytest.raises(tr.CheckpointError, match="'vae' checkpoint"):
+    im.save_checkpoint(str(tmp_path / "vae.pt"), {"kind": "vae", "model": m.vae.state_dict()})
+    with pytest.raises(im.CheckpointError, match="'vae' checkpoint"):
         im.InterMoE.load(str(tmp_path / "vae.pt"))
-    tr.save_checkpoint(str(tmp_path / "bare.pt"), {"kind": "intermoe", "model": m.state_dict()})
-    with pytest.raises(tr.CheckpointError, match="without its config, vocab, normalizer"):
+    im.save_checkpoint(str(tmp_path / "bare.pt"), {"kind": "intermoe", "model": m.state_dict()})
+    with pytest.raises(im.CheckpointError, match="without its config, vocab, normalizer"):
         im.InterMoE.load(str(tmp_path / "bare.pt"))
     m.save(str(tmp_path / "old.pt"))
     state = torch.load(tmp_path / "old.pt", weights_only=True)
     torch.save({k: v for k, v in state.items() if k != "format"}, tmp_path / "old.pt")  # as earlier versions wrote
-    with pytest.raises(tr.CheckpointError, match="earlier version of intermoe_min.*train it again"):
+    with pytest.raises(im.CheckpointError, match="earlier version of intermoe_min.*train it again"):
         im.InterMoE.load(str(tmp_path / "old.pt"))
     state["config"]["vae"]["joint_kernel"] = 3  # a switch this version no longer has
     torch.save(state, tmp_path / "old.pt")
-    with pytest.raises(tr.CheckpointError, match="configuration this version cannot build.*joint_kernel"):
+    with pytest.raises(im.CheckpointError, match="configuration this version cannot build.*joint_kernel"):
         im.InterMoE.load(str(tmp_path / "old.pt"))
 
 
@@ -166,13 +165,13 @@ def test_a_checkpoint_holding_a_pickled_object_is_refused(tmp_path, records):
     state = torch.load(tmp_path / "good.pt", weights_only=True)  # everything we save is plain
     state["extra"] = Payload()
     torch.save(state, tmp_path / "evil.pt")
-    with pytest.raises(tr.CheckpointError, match=r"pickled Python objects \(.*Payload\).*can run any code"):
+    with pytest.raises(im.CheckpointError, match=r"pickled Python objects \(.*Payload\).*can run any code"):
         im.InterMoE.load(str(tmp_path / "evil.pt"))
 
 
 def test_a_full_disk_keeps_the_last_checkpoint_and_leaves_no_temporary_file(tmp_path, monkeypatch):
     path = str(tmp_path / "vae.pt")
-    tr.save_checkpoint(path, {"kind": "vae", "step": 1})
+    im.save_checkpoint(path, {"kind": "vae", "step": 1})
     real_save = torch.save
 
     def disk_fills_up(obj, f):
@@ -180,13 +179,13 @@ def test_a_full_disk_keeps_the_last_checkpoint_and_leaves_no_temporary_file(tmp_
         raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 64 vs 0")  # ... then torch's
     monkeypatch.setattr(torch, "save", disk_fills_up)
     monkeypatch.setattr(shutil, "disk_usage", lambda p: type("Usage", (), {"free": 0})())
-    with pytest.raises(tr.CheckpointError, match=r"the disk is full.*last good checkpoint at .*vae.pt is intact"):
-        tr.save_checkpoint(path, {"kind": "vae", "step": 2})
+    with pytest.raises(im.CheckpointError, match=r"the disk is full.*last good checkpoint at .*vae.pt is intact"):
+        im.save_checkpoint(path, {"kind": "vae", "step": 2})
     assert os.listdir(tmp_path) == ["vae.pt"]
-    assert tr.load_checkpoint(path)["step"] == 1
+    assert im.load_checkpoint(path)["step"] == 1
     monkeypatch.setattr(shutil, "disk_usage", lambda p: type("Usage", (), {"free": 10 * 2 ** 30})())
-    with pytest.raises(tr.CheckpointError) as e:  # another write error is not called a full disk
-        tr.save_checkpoint(path, {"kind": "vae", "step": 2})
+    with pytest.raises(im.CheckpointError) as e:  # another write error is not called a full disk
+        im.save_checkpoint(path, {"kind": "vae", "step": 2})
     assert "disk is full" not in str(e.value) and "enforce fail" in str(e.value)
 
     def interrupted(obj, f):
@@ -194,23 +193,23 @@ def test_a_full_disk_keeps_the_last_checkpoint_and_leaves_no_temporary_file(tmp_
         raise KeyboardInterrupt  # Ctrl-C in the middle of a save
     monkeypatch.setattr(torch, "save", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        tr.save_checkpoint(path, {"kind": "vae", "step": 3})
-    assert os.listdir(tmp_path) == ["vae.pt"] and tr.load_checkpoint(path)["step"] == 1
+        im.save_checkpoint(path, {"kind": "vae", "step": 3})
+    assert os.listdir(tmp_path) == ["vae.pt"] and im.load_checkpoint(path)["step"] == 1
 
 
 def test_the_suite_and_anyone_who_asks_get_the_device_they_name(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # as on a GPU machine
     monkeypatch.setenv("INTERMOE_DEVICE", "cpu")  # what the root conftest sets for the whole suite
-    assert tr.pick_device().type == "cpu"
+    assert im.pick_device().type == "cpu"
     monkeypatch.delenv("INTERMOE_DEVICE")
-    assert tr.pick_device().type == "cuda"
-    assert tr.pick_device("cpu").type == "cpu"
+    assert im.pick_device().type == "cuda"
+    assert im.pick_device("cpu").type == "cpu"
 
 
 def test_every_rank_gets_the_same_number_of_whole_batches():
     data = list(range(10))
     for world, batch in ((3, 1), (3, 2), (4, 2), (2, 3)):
-        per_rank = [tr.batches(data, batch, seed=0, epoch=1, rank=r, world=world) for r in range(world)]
+        per_rank = [im.batches(data, batch, seed=0, epoch=1, rank=r, world=world) for r in range(world)]
         assert {len(b) for b in per_rank} == {len(data) // (batch * world)}
         seen = [i for b in per_rank for bb in b for i in bb]
         assert len(seen) == len(set(seen))  # no clip twice in one epoch
@@ -221,10 +220,10 @@ def test_an_accelerators_random_state_is_saved_and_restored(monkeypatch):
     cuda_state = {"now": torch.tensor([1, 2, 3], dtype=torch.uint8)}
     monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device=None: cuda_state["now"].clone())
     monkeypatch.setattr(torch.cuda, "set_rng_state", lambda s, device=None: cuda_state.update(now=s.clone()))
-    saved = tr.rng_state(torch.device("cuda", 0))
+    saved = files.rng_state(torch.device("cuda", 0))
     assert set(saved) == {"cpu", "cuda"}
     cuda_state["now"] = torch.tensor([9, 9], dtype=torch.uint8)
-    tr.set_rng_state(saved, torch.device("cuda", 0))
+    files.set_rng_state(saved, torch.device("cuda", 0))
     assert torch.equal(cuda_state["now"], torch.tensor([1, 2, 3], dtype=torch.uint8))
 
 
@@ -234,7 +233,7 @@ def test_loader_workers_give_the_same_training(records):
     for workers in (0, 2):
         m = nano_model(records)
         data = im.InteractionDataset(records, m.normalizer, max_frames=32, seed=0)
-        runs.append(tr.train_loop(m.vae, im._vae_loss_fn(m.normalizer), data, im.collate, steps=4, batch_size=4,
+        runs.append(im.train_loop(m.vae, im._vae_loss_fn(m.normalizer), data, im.collate, steps=4, batch_size=4,
                                   lr=1e-3, weight_decay=0, warmup=1, grad_clip=1.0, ckpt_path=None, ckpt_every=10,
                                   seed=0, kind="vae", progress=False, log_every=1, workers=workers))
     assert [h["loss"] for h in runs[0]] == [h["loss"] for h in runs[1]]
@@ -279,7 +278,7 @@ def test_resume_continues_exactly_as_if_never_stopped(tmp_path, records, monkeyp
     monkeypatch.setattr(interrupted.denoiser, "update_biases", crash_after_four)
     with pytest.raises(KeyboardInterrupt):
         im.train_denoiser(interrupted, records, steps=6, ckpt_path=str(tmp_path / "b.pt"), ckpt_every=3, progress=False)
-    assert tr.load_checkpoint(str(tmp_path / "b.pt"))["step"] == 3
+    assert im.load_checkpoint(str(tmp_path / "b.pt"))["step"] == 3
 
     resumed = nano_model(records)
     resumed.vae.load_state_dict(interrupted.vae.state_dict())
@@ -299,9 +298,9 @@ def test_a_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp
         return (out * float("nan") if step["n"] == 3 else out), {}
     path = str(tmp_path / "v.pt")
     with pytest.raises(FloatingPointError, match=r"nan at step 2.*last good checkpoint"):
-        tr.train_loop(m, loss_fn, data, im.collate, steps=5, batch_size=4, lr=1e-3, weight_decay=0, warmup=1,
+        im.train_loop(m, loss_fn, data, im.collate, steps=5, batch_size=4, lr=1e-3, weight_decay=0, warmup=1,
                       grad_clip=1.0, ckpt_path=path, ckpt_every=1, seed=0, kind="test", progress=False)
-    assert tr.load_checkpoint(path, "test")["step"] == 2
+    assert im.load_checkpoint(path, "test")["step"] == 2
 
 
 def _ddp_worker(rank, world, init_file, out_dir, records):
@@ -334,7 +333,7 @@ def test_two_process_gloo_training_keeps_ranks_identical(tmp_path, records):
     assert a.pop("find_unused_parameters").tolist() == [False] == b.pop("find_unused_parameters").tolist()
     for k in a:
         assert torch.equal(a[k], b[k]), k
-    state = tr.load_checkpoint(str(tmp_path / "den.pt"), "denoiser")
+    state = im.load_checkpoint(str(tmp_path / "den.pt"), "denoiser")
     assert state["step"] == 4 and len(state["rng"]) == 2  # one random state per rank, to resume each exactly
     untrained = nano_model(records).state_dict()
     assert any(not torch.equal(a[k], untrained[k]) for k in a if "denoiser" in k)  # it did train
@@ -403,7 +402,7 @@ def test_a_notebook_on_a_gpu_gets_a_preset_that_fits_it(monkeypatch, gib, bf16, 
     cfg = im.preset(name, **overrides)
     assert cfg.steps <= 5000 and cfg.vae_steps <= 2000 if name == "paper" else cfg == im.preset("lab")
     assert runs.choose_preset("cpu")[0] == "lab"
-    assert isinstance(tr.autocast(torch.device("cuda")), __import__("contextlib").nullcontext) != bf16
+    assert isinstance(im.autocast(torch.device("cuda")), __import__("contextlib").nullcontext) != bf16
 
 
 def flip_a_byte_of_a_tensor(path):
@@ -426,7 +425,7 @@ def test_flipped_bytes_in_a_checkpoint_are_named_at_load(records, tmp_path):
     path = str(tmp_path / "model.pt")
     nano_model(records).save(path)
     flip_a_byte_of_a_tensor(path)
-    with pytest.raises(tr.CheckpointError, match="model.pt is damaged.*train it again or restore it"):
+    with pytest.raises(im.CheckpointError, match="model.pt is damaged.*train it again or restore it"):
         im.InterMoE.load(path)
 
 

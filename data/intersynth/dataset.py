@@ -11,6 +11,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 import intermoe_min as im
+from intermoe_tools.checks import check_int
 
 from .body import FPS, sample_body
 from .captions import make_captions
@@ -56,7 +57,7 @@ def _available_memory():
 def check_n_clips(n_clips, name: str = "n_clips", generating: bool = True) -> int:
     """`n_clips` as an int, or a TypeError / ValueError naming `name` that says what was expected: a whole
     number of clips, at least 1, and (when `generating`) few enough that generating them fits in memory."""
-    n = im._check_int(n_clips, name, low=1)  # the library's check: integer types only, at least 1
+    n = check_int(n_clips, name, low=1)  # the library's check: integer types only, at least 1
     free, per_clip = _available_memory(), CLIP_BYTES * PEAK_FACTOR
     if generating and free is not None and n * per_clip > free:
         raise ValueError(f"{name}={n} is too many: generating them needs about {n * per_clip / 2 ** 30:.1f} GiB "
