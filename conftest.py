@@ -5,11 +5,9 @@ whatever the caller's environment says, so the test suite stays fast. nbval's ke
 process's environment, so setting it here, before any kernel starts, is enough (INTERMOE_DEVICE too).
 """
 import os
-import sys
 
 os.environ["INTERMOE_SMOKE"] = "1"
 # The suite runs on the CPU even where a GPU is present: several tests compare results with CPU-made ones
 # bit for bit. `im.pick_device()` reads this; a test about the GPU passes device="cuda" itself.
 os.environ["INTERMOE_DEVICE"] = "cpu"
 os.environ.setdefault("MPLBACKEND", "Agg")  # tests draw without a screen; notebooks use their inline backend
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "tests"))

@@ -14,17 +14,14 @@ sampling took. Writes OUT.md and OUT.json when --out is given.
 import argparse
 import json
 import os
-import sys
 import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import intermoe_min as im  # noqa: E402
-
-import intersynth  # noqa: E402
-from intermoe_tools import pipeline  # noqa: E402
-from intermoe_tools import evaluation as ev  # noqa: E402
+import intermoe_min as im
+import intersynth
+from intermoe_tools import pipeline
+from intermoe_tools import evaluation as ev
 
 COLUMNS = ["MPJPE (cm)", "pelvis-to-pelvis error (cm)", "bone length std / median (%)",
            "bone length range / median (%)", "foot sliding (cm/frame)", "foot sliding / real",

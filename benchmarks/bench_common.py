@@ -1,18 +1,29 @@
 """What the benchmarks share: the `lab` model and its batches as train_loop makes them, and the two training steps
 as train_loop runs them (im.train_step), timed by phase. bench_train, bench_memory and bench_compare import it;
 they do not import each other."""
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root
-import intermoe_min as im  # noqa: E402
-import intersynth  # noqa: E402
+import intermoe_min as im
+import intersynth
 
 CPU = torch.device("cpu")
 
+
+
+def dense_reference(moe, h, emb, mask=None, n_persons: int = 1):
+    """InterMoEBlock's output the slow way: every expert on every token, then weighted by the selection
+    (zero where not selected). moe(h, emb, mask) must equal it; costs E dense FFNs, records nothing."""
+    N, T, D = h.shape
+    if mask is None:
+        mask = torch.ones(N, T, dtype=torch.bool, device=h.device)
+    with torch.no_grad():
+        _, sel, weights = moe.route(h, emb, mask, n_persons)
+        x = moe.norm(h, emb)  # (N, T, D)
+        all_out = torch.stack([expert(x) for expert in moe.experts], dim=-2)  # (N, T, E, D)
+        w = (weights * sel).to(all_out.dtype)  # (N, T, E)
+        return (w[..., None] * all_out).sum(dim=-2)  # (N, T, D)
 
 def setup(n_clips: int, preset: str = "lab"):
     """The preset built on InterSynth training clips; seeded, so every process gets the same weights."""

@@ -36,7 +36,6 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks"), str(ROOT / "tests")]
 import intermoe_min as new  # noqa: E402
 import intersynth  # noqa: E402
 import bench_common  # noqa: E402
@@ -55,7 +54,7 @@ def load_revision(rev: str):
     path.write_text(src.stdout)
     spec = importlib.util.spec_from_file_location("intermoe_old", path)
     module = importlib.util.module_from_spec(spec)
-    sys.modules["intermoe_old"] = module
+    sys.modules["intermoe_old"] = module  # Python's recipe for importing a source file: dataclasses look it up
     spec.loader.exec_module(module)
     if not hasattr(module, "train_step"):  # older than im.train_step: the same step, from this tree
         module.train_step = new.train_step

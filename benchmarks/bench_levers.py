@@ -14,18 +14,15 @@ length by design, so only their mean tells the epoch's time), the ratio to the l
 padded latent frames in its batches, and steps per second. Compare ratios, not times, across machines.
 """
 import argparse
-import os
-import sys
 import time
 
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-import intermoe_min as im  # noqa: E402
-from intermoe_tools import motion_losses  # noqa: E402
-import intersynth  # noqa: E402
-from intermoe_tools import ablation  # noqa: E402
+import intermoe_min as im
+from intermoe_tools import motion_losses
+import intersynth
+from intermoe_tools import ablation
 
 VARIANTS = ["full InterMoE", "length buckets", "EMA", "decoded losses", "capsule loss", "decoded + capsule"]
 

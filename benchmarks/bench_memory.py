@@ -94,7 +94,6 @@ def child(kind: str, preset_name: str, tmp: str) -> list:
         sys.argv = ["intermoe_min.py", "train", "--preset", preset_name, "--out", run_dir,
                     "--vae-steps", str(RUN_STEPS), "--steps", str(RUN_STEPS)]
         import runpy
-        sys.path.insert(0, str(ROOT))  # as `python intermoe_min.py` puts the script's folder first
 
         def script():  # the script ends in SystemExit, with code None or 0 where all went well
             try:
@@ -107,7 +106,6 @@ def child(kind: str, preset_name: str, tmp: str) -> list:
 
     import torch
     torch.set_num_threads(1)
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     import bench_common as common  # the training steps as train_loop runs them; it imports intermoe_min as im
     im = common.im
     import intersynth

@@ -43,15 +43,11 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root
-from intermoe_min import AdaLNFFN, InterMoEBlock, MoEConfig  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from helpers import dense_reference  # noqa: E402  (the tests' reference: every expert on every token)
+from bench_common import dense_reference  # every expert on every token (the tests' reference too)
+from intermoe_min import AdaLNFFN, InterMoEBlock, MoEConfig
 
 
 def rounds(fns: dict, n_rounds: int, warmup: int = 2, seed: int = 0) -> dict:

@@ -10,14 +10,11 @@ is for, and not what the default should be chosen on. The figures in docs/speed.
 """
 import argparse
 import copy
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_train as bt  # noqa: E402  (the lab model, its batches and its training steps)
+import bench_train as bt  # (the lab model, its batches and its training steps)
 
 
 def main(argv=None) -> dict:

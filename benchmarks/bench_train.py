@@ -38,16 +38,13 @@ import argparse
 import copy
 import inspect
 import os
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_common as common  # noqa: E402
-from bench_common import im, intersynth, latent_data, make_batches, setup, vae_data  # noqa: E402
-from intermoe_tools import pipeline  # noqa: E402
+import bench_common as common
+from bench_common import im, intersynth, latent_data, make_batches, setup, vae_data
+from intermoe_tools import pipeline
 
 PRESET = "lab"
 N_CLIPS = 200                      # InterSynth clips asked for (the train split keeps 80%)

@@ -2,7 +2,6 @@
 
 (A module with its own name, not conftest: spawned test processes must import it unambiguously.)"""
 import numpy as np
-import torch
 
 import intermoe_min as im
 
@@ -53,20 +52,6 @@ def mirror_features(features: np.ndarray) -> np.ndarray:
     rot = im.mirror_rot6d(f[..., S["rotations"]].reshape(*lead, im.N_JOINTS - 1, 6)).reshape(*lead, -1)
     con = f[..., S["contacts"]][..., [2, 3, 0, 1]]  # (l_ankle, l_foot, r_ankle, r_foot) -> (r_ankle, r_foot, ...)
     return np.concatenate([pos, vel, rot, con], axis=-1).astype(f.dtype)
-
-
-def dense_reference(moe, h, emb, mask=None, n_persons: int = 1):
-    """InterMoEBlock's output the slow way: every expert on every token, then weighted by the selection
-    (zero where not selected). moe(h, emb, mask) must equal it; costs E dense FFNs, records nothing."""
-    N, T, D = h.shape
-    if mask is None:
-        mask = torch.ones(N, T, dtype=torch.bool, device=h.device)
-    with torch.no_grad():
-        _, sel, weights = moe.route(h, emb, mask, n_persons)
-        x = moe.norm(h, emb)  # (N, T, D)
-        all_out = torch.stack([expert(x) for expert in moe.experts], dim=-2)  # (N, T, E, D)
-        w = (weights * sel).to(all_out.dtype)  # (N, T, E)
-        return (w[..., None] * all_out).sum(dim=-2)  # (N, T, D)
 
 
 def read_bvh_positions(path):

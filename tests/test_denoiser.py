@@ -1,14 +1,10 @@
 """Tests of the Cooperative Denoiser: paper size, person symmetry, padding, ablation switches."""
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for intermoe_min
-
-from intermoe_min import (  # noqa: E402
+from intermoe_min import (
     CooperativeDenoiser, DenoiserConfig, MoEConfig, TimestepEmbedding, preset,
 )
 

@@ -3,14 +3,12 @@ student's stub (`raise NotImplementedError`) and on one typical mistake. The stu
 teacher's and changes nothing but the solutions."""
 import json
 import os
-import sys
 
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOKS = os.path.join(ROOT, "notebooks")
-sys.path.insert(0, NOTEBOOKS)
-import make_student_version as student  # noqa: E402
+import make_student_version as student  # noqa: E402  (notebooks/: pytest's pythonpath)
 
 
 def exercise_cells(folder=NOTEBOOKS):

@@ -2,16 +2,13 @@
 
 Tiny sizes throughout; each test runs in well under a few seconds on a laptop CPU.
 """
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for intermoe_min
-
-from helpers import dense_reference  # noqa: E402
-from intermoe_min import BIAS_EPS, InterMoEBlock, MoEConfig, SynergisticRouter, update_biases  # noqa: E402
+from bench_common import dense_reference  # benchmarks/ (pytest's pythonpath): the reference bench_moe times too
+from intermoe_min import BIAS_EPS, InterMoEBlock, MoEConfig, SynergisticRouter, update_biases
 
 
 def make_moe(d=16, d_cond=12, dtype=torch.float32, router_scale=1.0, seed=0, **cfg):

@@ -18,10 +18,10 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 from intermoe_tools import viz  # noqa: E402
 from intermoe_min import N_JOINTS, SMPL_PARENTS, yaw_matrix  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SMALL = dict(figsize=(2.0, 2.0), dpi=30)  # what every test draws at
 # Tests step animations by hand (anim._func) instead of playing them; matplotlib warns about that.
