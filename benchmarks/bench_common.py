@@ -1,6 +1,7 @@
 """What the benchmarks share: the `lab` model and its batches as train_loop makes them, and the two training steps
 as train_loop runs them (im.train_step), timed by phase. bench_train, bench_memory and bench_compare import it;
 they do not import each other."""
+import argparse
 import time
 
 import torch
@@ -9,6 +10,25 @@ import intermoe_min as im
 import intersynth
 
 CPU = torch.device("cpu")
+
+
+def arg_parser(doc: str, quick: str, clips: int | None = None) -> argparse.ArgumentParser:
+    """The arguments the benchmarks share: --quick (what it cuts: `quick`), --threads and, given a default, --clips."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help=quick)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads (0: torch's default); 1 is steadier on a busy shared machine")
+    if clips is not None:
+        parser.add_argument("--clips", type=int, default=clips, help="InterSynth training clips for the batches")
+    return parser
+
+
+def parse_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """The parser's arguments, with torch's threads set to --threads (0 leaves torch's default)."""
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return args
 
 
 

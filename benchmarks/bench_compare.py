@@ -21,7 +21,6 @@ the same `lab` model from the same InterSynth clips and seed, and take turns:
 Ratios below 1.05 mean "within 5 % or faster". Only the module changes: the batches, the benchmark code and
 the thread count are the same for both.
 """
-import argparse
 import copy
 import importlib.util
 import inspect
@@ -89,14 +88,9 @@ def steps_for(im, records, vae_batches=None, latent_batches=None):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = bench_common.arg_parser(__doc__, "2 rounds instead of 10, 8 MoE rounds instead of 40", clips=64)
     parser.add_argument("--old", required=True, help="the git revision to compare the working tree with")
-    parser.add_argument("--quick", action="store_true", help="2 rounds instead of 10, 8 MoE rounds instead of 40")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--clips", type=int, default=64, help="InterSynth training clips for the batches")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = bench_common.parse_args(parser)
     t0 = time.perf_counter()
     versions = {"new": new, "old": load_revision(args.old)}
     records = intersynth.load_split("train", n_clips=200)[:args.clips]

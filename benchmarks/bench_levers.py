@@ -13,12 +13,12 @@ per variant: mean seconds per step over the rounds (the mean, not the best: buck
 length by design, so only their mean tells the epoch's time), the ratio to the lab recipe, the share of
 padded latent frames in its batches, and steps per second. Compare ratios, not times, across machines.
 """
-import argparse
 import time
 
 import numpy as np
 import torch
 
+import bench_common
 import intermoe_min as im
 from intermoe_tools import motion_losses
 import intersynth
@@ -37,13 +37,7 @@ def after_step(model, ema, named):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="8 rounds instead of 24")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--clips", type=int, default=640, help="InterSynth training clips for the batches")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = bench_common.parse_args(bench_common.arg_parser(__doc__, "8 rounds instead of 24", clips=640))
     rounds = 8 if args.quick else 24
     t_start = time.perf_counter()
     records = intersynth.load_split("train")[:args.clips]

@@ -46,6 +46,7 @@ import time
 
 import torch
 
+import bench_common
 from bench_common import dense_reference  # every expert on every token (the tests' reference too)
 from intermoe_min import AdaLNFFN, InterMoEBlock, MoEConfig
 
@@ -154,10 +155,7 @@ def keep_freed_memory() -> None:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer rounds and tokens, one process")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch threads (0: torch's default); 1 is steadier on a busy shared machine")
+    parser = bench_common.arg_parser(__doc__, "fewer rounds and tokens, one process")
     parser.add_argument("--processes", type=int, default=3,
                         help="fresh processes per size (their median is judged: see the docstring)")
     parser.add_argument("--samples", type=int, default=32, help="samples per batch (2 sequences each)")
@@ -165,9 +163,7 @@ def main():
     parser.add_argument("--keep-memory", action="store_true",
                         help="glibc malloc keeps freed memory (no page faults on reuse): see keep_freed_memory")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # "d,d_expert,rounds": one size, JSON out
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = bench_common.parse_args(parser)
     if args.keep_memory:
         keep_freed_memory()
     # Full run: a batch of 32 samples x 2 people x 75 latent frames (300 frames / 4) = 4800 tokens.

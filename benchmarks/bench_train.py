@@ -34,7 +34,6 @@ Figures are noisy on a shared machine: compare ratios from one run, not times ac
 torch's OpenMP threads (spin-waiting by default) can make every multi-threaded figure 5-50x worse: run with
 OMP_WAIT_POLICY=PASSIVE (the header says what was in force) or --threads 1.
 """
-import argparse
 import copy
 import inspect
 import os
@@ -250,15 +249,9 @@ def flop_counter_check(step, batch) -> float:
 
 # ---- main ------------------------------------------------------------------------------------------------
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats and a shorter calibration")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch threads (0: torch's default); 1 is steadier on a busy shared machine")
+    parser = common.arg_parser(__doc__, "fewer repeats and a shorter calibration", clips=N_CLIPS)
     parser.add_argument("--profile", action="store_true", help="print torch.profiler's top operators too")
-    parser.add_argument("--clips", type=int, default=N_CLIPS, help="InterSynth clips to generate/load")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = common.parse_args(parser)
 
     repeats = 3 if args.quick else 8
     passes = 2 if args.quick else 3

@@ -24,9 +24,7 @@ def handshake(c: Cast) -> Built:
     t_rel = t_meet + n * period
     t_down = t_rel + c.sec(0.45)
     T = t_down + c.sec(c.rng.uniform(0.2, 1.2))
-    t = np.arange(T)
-    pA, pB = two_plans(sc, t, ap)
-    away = c.turned_away(t, pB, sc, max(tB_up - 5, 0))
+    t, pA, pB, away = c.meet(T, sc, ap, tB_up - 5)
     for p, bs, bo in ((pA, c.bA, c.bB), (pB, c.bB, c.bA)):
         p.bend = lean * window(t, tA_up, t_meet, t_rel, t_down)
         p.head_pitch = np.full(T, look_pitch(bs, bo, d))
@@ -58,9 +56,7 @@ def high_five(c: Cast) -> Built:
     t_off = t_hit + c.sec(0.35)
     t_down = t_off + c.sec(c.rng.uniform(0.4, 0.7))
     T = t_down + c.sec(c.rng.uniform(0.2, 1.0))
-    t = np.arange(T)
-    pA, pB = two_plans(sc, t, ap)
-    away = c.turned_away(t, pB, sc, max(tB_up - 5, 0))
+    t, pA, pB, away = c.meet(T, sc, ap, tB_up - 5)
     for p, bs, bo in ((pA, c.bA, c.bB), (pB, c.bB, c.bA)):
         p.head_pitch = np.full(T, look_pitch(bs, bo, d) - 0.15)
         p.elbow_pole = np.broadcast_to(np.zeros(3), (T, 2, 3)).copy()
@@ -95,9 +91,7 @@ def hug(c: Cast) -> Built:
     t_apart = t_rel + c.sec(0.5)
     step_back = c.rng.random() < 0.6
     T = t_apart + c.sec(c.rng.uniform(0.4, 1.2))
-    t = np.arange(T)
-    pA, pB = two_plans(sc, t, ap, latB=lat)
-    away = c.turned_away(t, pB, sc, max(tB_open - 5, 0))
+    t, pA, pB, away = c.meet(T, sc, ap, tB_open - 5, latB=lat)
     if step_back:
         zB = keyframes(t, [ap["t0"], ap["t1"], t_rel, t_apart + c.sec(0.4)],
                        [ap["zB"][0], ap["zB"][1], ap["zB"][1], ap["zB"][1] + 0.35])
@@ -194,9 +188,7 @@ def bow(c: Cast) -> Built:
     tb2 = tb1 + c.sec(c.rng.uniform(0.2, 0.6))
     tb3 = tb2 + c.sec(c.rng.uniform(0.6, 1.0))
     T = max(ta3, tb3) + c.sec(c.rng.uniform(0.2, 0.8))
-    t = np.arange(T)
-    pA, pB = two_plans(sc, t, ap)
-    away = c.turned_away(t, pB, sc, max(ta0 - 5, 0))
+    t, pA, pB, away = c.meet(T, sc, ap, ta0 - 5)
     bendA = c.rng.uniform(0.6, 1.1) * window(t, ta0, ta1, ta2, ta3)
     bendB = c.rng.uniform(0.5, 1.0) * window(t, tb0, tb1, tb2, tb3)
     for p, bend, bs, bo, sgn in ((pA, bendA, c.bA, c.bB, -1.0), (pB, bendB, c.bB, c.bA, 1.0)):

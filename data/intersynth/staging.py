@@ -173,6 +173,13 @@ class Cast:
         """Plans indexed by person: the initiator A is person `ini`."""
         return [pA, pB] if self.ini == 0 else [pB, pA]
 
+    def meet(self, T: int, sc, ap, t_turn: int, latB: float = 0.0):
+        """A walks to B (`two_plans` of the `approach` ap) over frames t = 0..T-1 -> (t, plan A, plan B, away): B
+        sometimes starts turned away and faces A by t_turn (`turned_away`)."""
+        t = np.arange(T)
+        pA, pB = two_plans(sc, t, ap, latB=latB)
+        return t, pA, pB, self.turned_away(t, pB, sc, max(t_turn, 0))
+
     def approach(self, d_final, p_walk=0.75, p_both=0.3, t_start=(0, 20)):
         """A (initiator) walks toward B until they are d_final apart; sometimes B walks to meet A.
 

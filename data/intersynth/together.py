@@ -95,9 +95,7 @@ def handover(c: Cast) -> Built:
     t_rel = t_give + c.sec(c.rng.uniform(0.3, 0.6))
     t_done = t_rel + c.sec(0.7)
     T = t_done + c.sec(c.rng.uniform(0.3, 1.0))
-    t = np.arange(T)
-    pA, pB = two_plans(sc, t, ap)
-    away = c.turned_away(t, pB, sc, max(tB_up - 5, 0))
+    t, pA, pB, away = c.meet(T, sc, ap, tB_up - 5)
     for p, bs, bo in ((pA, c.bA, c.bB), (pB, c.bB, c.bA)):
         p.head_pitch = np.full(T, look_pitch(bs, bo, d) + 0.2)
         p.bend = 0.08 * window(t, t_give - c.sec(0.5), t_give, t_rel, t_done)
