@@ -36,6 +36,9 @@ from intermoe_tools.runs import check_vae
 ABLATIONS = {  # name -> (the paper's row it stands for, changes to the denoiser config)
     "full InterMoE": ("Full InterMoE", {}),
     "FFN baseline": ("Baseline (InterGen + CS-VAE, FFN instead of MoE)", {"ffn_type": "ffn"}),
+    # a control, not in the paper: the dense FFN as wide as all the experts together (the MoE's parameter count;
+    # the baseline above has its compute per token)
+    "FFN, MoE's parameters": (None, {"ffn_type": "ffn", "ffn_experts": "all"}),
     "motion-only router": ("w/o motion & text router", {"router_mode": "motion"}),
     "text-only router": ("w/o motion & text router", {"router_mode": "text"}),
     "per-sample routing": ("w/o batch-level routing", {"routing": "sample"}),
@@ -81,8 +84,9 @@ def ablation_config(cfg: InterMoEConfig, name: str) -> InterMoEConfig:
     top = {k: changes.pop(k) for k in list(changes) if k in own}  # InterMoEConfig's; the rest the denoiser's
     cfg = replace(cfg, **top)
     den = cfg.denoiser
-    if "ffn_type" in changes:
-        den = replace(den, ffn_type=changes.pop("ffn_type"), d_ffn=den.moe.d_expert)  # one expert's size
+    if "ffn_type" in changes:  # one expert's size, or (ffn_experts "all") every expert's together
+        width = den.moe.n_experts if changes.pop("ffn_experts", 1) == "all" else 1
+        den = replace(den, ffn_type=changes.pop("ffn_type"), d_ffn=width * den.moe.d_expert)
     return replace(cfg, denoiser=replace(den, moe=replace(den.moe, **changes)))
 
 

@@ -314,3 +314,14 @@ def test_the_learnable_alpha_variant_learns_the_routers_mix(synth):
     assert cfg.denoiser.moe.learn_alpha and not im.preset("nano").denoiser.moe.learn_alpha
     routers = [b.router for b in im.build_model(cfg, synth).denoiser.moe_blocks()]
     assert routers and all(r.alpha_logit.requires_grad and abs(float(r.alpha) - 0.5) < 1e-6 for r in routers)
+
+
+def test_the_dense_control_has_the_moes_parameters_and_the_baseline_its_compute_per_token():
+    """The FFN baseline is one expert wide (the MoE's compute per token at capacity 1); the control "FFN, MoE's
+    parameters" is all the experts wide, so it has the MoE's parameter count but for the routers' few weights."""
+    count = lambda name: sum(p.numel() for p in im.CooperativeDenoiser(  # noqa: E731
+        ablation.ablation_config(im.preset("lab"), name).denoiser).parameters())
+    moe, base, wide = count("full InterMoE"), count("FFN baseline"), count("FFN, MoE's parameters")
+    cfg = im.preset("lab").denoiser
+    assert base < 0.5 * moe and abs(wide - moe) / moe < 0.01
+    assert moe - wide == cfg.n_layers * cfg.moe.n_experts * (cfg.width + cfg.width)  # motion and text router weights
