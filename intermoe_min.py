@@ -12,7 +12,7 @@ This file holds the paper's model and how it trains, in the order data flows thr
       Router (05), 6c the InterMoE block: Dynamic Temporal Selection and its bias rule (05, 06),
       6d the Cooperative Denoiser: two weight-sharing people talking by cross-attention (04).
    7. Training machinery: bf16 autocast, AdamW and its schedule, one step, one resumable loop (07).
-   8. InterMoE, the whole model (sampling; save and load), its presets (07).
+   8. InterMoE, the whole model (sampling; save and load: files.Checkpointable), its presets (07).
    9. The two training stages: `train_vae`, the latent cache, `train_denoiser` (07).
 
 Beyond the paper, intermoe_tools plugs into the model's places (`InterMoE.sample`'s guide and finish, `train_denoiser`'s
@@ -1259,13 +1259,12 @@ def train_loop(module, loss_fn, dataset, collate_fn, *, steps: int, batch_size: 
                ckpt_every: int, seed: int, kind: str, extra_state=None, after_step=None,
                device=None, log_every: int = 10, progress: bool = True, params=None,
                workers: int = 0, ema_decay: float = 0.0, bucket: bool = False) -> list[dict]:
-    """One loop for both stages -> the loss history. loss_fn(module, batch, device) -> (loss, logs);
-    after_step(step) runs after each optimiser step (the MoE bias rule); extra_state() adds to checkpoints.
-    Resumes from `ckpt_path` exactly (model, optimiser, schedule, RNG, place in the data, EMA, and the seconds of
-    training so far, which the history's 'seconds' continue); refuses another seed's checkpoint; stops on a NaN loss with the last checkpoint intact. `dataset` may be a function that
-    builds it, called only if steps are left. `workers` DataLoader processes give the same batches.
-    ema_decay > 0: an `EMA` of the trained parameters, which the module holds when the loop returns.
-    bucket: length-bucketed batches (`batches`), by the dataset's `lengths`."""
+    """One loop for both stages -> the loss history. loss_fn(module, batch, device) -> (loss, logs); after_step(step)
+    runs after each optimiser step (the MoE bias rule); extra_state() adds to checkpoints. Resumes from `ckpt_path`
+    exactly (`resume_training`; the history's 'seconds' continue); stops on a NaN loss with the last checkpoint
+    intact. `dataset` may be a function that builds it, called only if steps are left; `workers` DataLoader
+    processes give the same batches. ema_decay > 0: an `EMA` of the trained parameters, which the module holds
+    when the loop returns. bucket: length-bucketed batches (`batches`), by the dataset's `lengths`."""
     rank, world = rank_world()
     device = torch.device(device) if device is not None else pick_device()
     module.to(device)
@@ -1473,7 +1472,8 @@ class InterMoE(Checkpointable, nn.Module):
         self.register_buffer("latent_scale", torch.ones(cfg.vae.latent_dim))  # (C,)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        """Models saved with one global latent std (and no mean) load as that std in every channel, mean 0."""
+        """A checkpoint with one global latent std and no mean (the shipped model's) loads as that std in every
+        channel, mean 0."""
         scale = state_dict.get(prefix + "latent_scale")
         if scale is not None and scale.dim() == 0:
             state_dict[prefix + "latent_scale"] = scale.expand_as(self.latent_scale).clone()

@@ -1,8 +1,9 @@
 """The model as the command line, the evaluation and the notebooks run it: the paper's InterMoE with this
 package plugged into the places it offers. `sample` adds physics guidance (intermoe_tools.physics, scale
 cfg.physics) and bodies (intermoe_tools.bodies) to `InterMoE.sample`; `train_denoiser` adds the losses on the
-decoded motion (intermoe_tools.motion_losses) where the config turns them on. `InterMoE.sample` alone is the
-paper's sampler: DDIM with classifier-free guidance, then the decoder.
+decoded motion (intermoe_tools.motion_losses) where the config turns them on; `reconstruct` is the VAE's encoding
+and decoding of a clip (the "VAE ceiling"), as bodies. `InterMoE.sample` alone is the paper's sampler: DDIM with
+classifier-free guidance, then the decoder.
 """
 from __future__ import annotations
 

@@ -1,8 +1,11 @@
-"""How physical InterSynth's clips are and how they move, measured: the reports behind
-`python -m intersynth --check`. Foot sliding, floor penetration, torso overlap and segment distances are the
-physics measures of intermoe_tools.evaluation, so these reports and the evaluation of generated motion measure
-the same thing; that is why they live here, on the tools side, and not in the intersynth package (which imports only
-intermoe_min)."""
+"""How physical InterSynth's clips are and how they move, measured:
+
+    python -m intermoe_tools.synth_report [--n N] [--seed S]   # python -m intersynth's summary, then both reports
+
+Foot sliding, floor penetration, torso overlap and segment distances are the physics measures of
+intermoe_tools.evaluation, so these reports and the evaluation of generated motion measure the same thing; that is
+why they live here, on the tools side, and not in the intersynth package (which imports only intermoe_min and the
+leaf intermoe_tools.checks)."""
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
@@ -97,14 +100,14 @@ WALK_SPEED = 0.6        # pelvis speed (m/s, smoothed over 0.5 s) above which a 
 NORMAL_WALK = 1.2       # a gait cycle this fast (m/s) is at an adult's normal walking speed (1.2-1.4 m/s)
 
 
-def _flexion(J, a, b, c):
+def flexion(J, a, b, c):
     """Angle (degrees) between bones a->b and b->c of joints (..., 22, 3): 0 = straight."""
     u, v = J[..., b, :] - J[..., a, :], J[..., c, :] - J[..., b, :]
     cos = (u * v).sum(-1) / np.maximum(np.linalg.norm(u, axis=-1) * np.linalg.norm(v, axis=-1), 1e-9)
     return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
 
 
-def _runs(mask):
+def runs_of(mask):
     """(start, end) of each run of True in a 1-D boolean array, end exclusive."""
     d = np.diff(np.r_[0, mask.astype(int), 0])
     return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)))
@@ -119,16 +122,16 @@ def person_motion(J: np.ndarray, height: float) -> dict:
     jerk = np.linalg.norm(np.diff(J, 3, axis=0), axis=-1).mean(-1) * FPS ** 3    # (T-3,) m/s^3, joint mean
     pelvis_v = np.linalg.norm(np.diff(J[:, PELVIS, [0, 2]], axis=0), axis=-1) * FPS   # (T-1,) horizontal m/s
     walking = gaussian_filter1d(pelvis_v, 5.0, mode="nearest") > WALK_SPEED if T > 1 else np.zeros(0, bool)
-    knee = np.concatenate([_flexion(J, *LEGS[0]), _flexion(J, *LEGS[1])])
-    walk_knee = np.concatenate([_flexion(J[:-1][walking], *LEGS[0]), _flexion(J[:-1][walking], *LEGS[1])])
-    elbow = np.concatenate([_flexion(J, *ARMS[0][1:]), _flexion(J, *ARMS[1][1:])])
+    knee = np.concatenate([flexion(J, *LEGS[0]), flexion(J, *LEGS[1])])
+    walk_knee = np.concatenate([flexion(J[:-1][walking], *LEGS[0]), flexion(J[:-1][walking], *LEGS[1])])
+    elbow = np.concatenate([flexion(J, *ARMS[0][1:]), flexion(J, *ARMS[1][1:])])
     bob, strides = [], []
-    for s, e in _runs(walking):
+    for s, e in runs_of(walking):
         if e - s < FPS:  # a stretch of at least a second
             continue
         for toe in TOE:  # a full gait cycle: from one plant of a foot to its next
             v = np.linalg.norm(np.diff(J[s:e, toe, [0, 2]], axis=0), axis=-1) * FPS
-            plants = [s + a for a, b in _runs((v < 0.1) & (J[s:e - 1, toe, 1] < 0.06)) if b - a >= 5]  # stances
+            plants = [s + a for a, b in runs_of((v < 0.1) & (J[s:e - 1, toe, 1] < 0.06)) if b - a >= 5]  # stances
             for a, b in zip(plants, plants[1:]):
                 strides.append((np.linalg.norm(J[b, toe, [0, 2]] - J[a, toe, [0, 2]]) / height, pelvis_v[a:b].mean()))
                 y = J[a:b + 1, PELVIS, 1]
@@ -170,3 +173,27 @@ def motion_report(clips: list, by_type: bool = False) -> dict:
         kinds = sorted({c["meta"]["type"] for c in clips})
         r["by_type"] = {k: motion_report([c for c in clips if c["meta"]["type"] == k]) for k in kinds}
     return r
+
+
+def main(argv=None):
+    """`python -m intersynth`'s clips and summary (the same arguments), then the physics and motion reports."""
+    from intersynth.__main__ import main as make_clips
+    clips = make_clips(argv, prog="python -m intermoe_tools.synth_report")
+    r = physics_report(clips)
+    print("physics report:")
+    for k, v in r.items():
+        print(f"  {k:28s} {v:.4g}" if isinstance(v, float) else f"  {k:28s} {v}")
+    m = motion_report(clips, by_type=True)
+    print("motion report (does it move like people?):")
+    for k, v in m.items():
+        if k != "by_type":
+            print(f"  {k:28s} {v:.4g}" if isinstance(v, float) else f"  {k:28s} {v}")
+    cols = ("frozen_pct", "jerk_median", "knee_deg_p1", "elbow_deg_p1", "elbow_deg_p99", "wrist_speed_median",
+            "pelvis_speed_p90", "slide_cm_p90")
+    print(f"  {'type':14s}" + "".join(f"{c:>19s}" for c in cols))
+    for kind, mk in m["by_type"].items():
+        print(f"  {kind:14s}" + "".join(f"{mk[c]:19.3g}" for c in cols))
+
+
+if __name__ == "__main__":
+    main()

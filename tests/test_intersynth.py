@@ -236,11 +236,14 @@ def test_damaged_cache_file_is_named_and_the_fix_given(tmp_path):
         assert "delete it" in str(e.value)
 
 
-def test_command_line_check_runs():
-    out = subprocess.run([sys.executable, "-m", "intersynth", "--n", "14", "--check"],
+def test_the_report_command_prints_the_summary_and_both_reports():
+    out = subprocess.run([sys.executable, "-m", "intermoe_tools.synth_report", "--n", "14"],
                          capture_output=True, text=True, timeout=60, cwd="/")
     assert out.returncode == 0, out.stderr
-    assert "foot_slide_cm_median" in out.stdout and "torso_overlap_frames" in out.stdout
+    assert "14 clips" in out.stdout and "foot_slide_cm_median" in out.stdout and "torso_overlap_frames" in out.stdout
+    bad = subprocess.run([sys.executable, "-m", "intermoe_tools.synth_report", "--n", "0"],
+                         capture_output=True, text=True, timeout=60, cwd="/")
+    assert bad.returncode == 2 and "python -m intermoe_tools.synth_report" in bad.stderr and "--n" in bad.stderr
 
 
 PACKAGE = os.path.dirname(S.__file__)
@@ -274,10 +277,12 @@ def test_imports_run_one_way():
         assert out.returncode == 0, out.stderr
 
 
-def test_no_import_path_editing_in_the_package():
+def test_no_import_path_editing_in_the_package_and_no_tool_imported_even_lazily():
     for m in MODULES:
         src = open(os.path.join(PACKAGE, m + ".py")).read()
         assert "sys.path" not in src and "sys.modules" not in src and "importlib" not in src, m
+        tools = re.findall(r"^\s*(?:from|import) (intermoe_tools[\w.]*)", src, re.MULTILINE)
+        assert set(tools) <= set(LEAVES), (m, tools)  # inside a function too: only the leaves
 
 
 def test_contact_radius_is_the_evaluations():

@@ -24,12 +24,12 @@ How a clip is made, file by file:
   dataset.py       generating, caching and splitting the set
   __main__.py      the command line
 
-The physics and motion reports (`python -m intersynth --check`) measure with intermoe_tools.evaluation's functions, so
-they live on the tools side, in intermoe_tools/synth_report.py: this package imports only intermoe_min.
+The physics and motion reports measure with intermoe_tools.evaluation's functions, so they live on the tools side, in
+intermoe_tools/synth_report.py: this package imports only intermoe_min and the leaf intermoe_tools.checks.
 
-    python -m intersynth            # generate + cache the default set (~25 s on 2 cores), summary
-    python -m intersynth --check    # ... and measure the physics and how people move (per type too)
-    python -m intersynth --n 140 --check   # a fresh small set instead of the cached default
+    python -m intersynth                          # generate + cache the default set (~25 s on 2 cores), summary
+    python -m intermoe_tools.synth_report         # ... and measure the physics and how people move (per type too)
+    python -m intermoe_tools.synth_report --n 140 # a fresh small set instead of the cached default
 
 Conventions: yaw is a rotation about +Y; yaw 0 faces +Z and a positive yaw turns the person toward +X
 (their left at rest). Seen from above (looking down -Y), a growing yaw or position angle turns

@@ -1,6 +1,6 @@
-"""The command line: `python -m intersynth` generates and caches the default set and prints a summary;
---check also measures the physics and how people move (those reports measure with intermoe_tools.evaluation's
-functions, so they live on the tools side, in intermoe_tools/synth_report.py, and only --check loads them)."""
+"""The command line: `python -m intersynth` generates and caches the default set and prints a summary (`main` returns
+the clips). How physical they are and how they move is measured on the tools side, with the evaluation's functions:
+`python -m intermoe_tools.synth_report`."""
 import argparse
 import time
 
@@ -23,9 +23,8 @@ def _summary(clips, seconds):
     print(f"time {seconds:.1f} s, arrays in memory {dataset.nbytes(clips) / 2 ** 20:.0f} MiB")
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m intersynth", description=package_doc.split("\n")[0])
-    ap.add_argument("--check", action="store_true", help="measure physical plausibility")
+def main(argv=None, prog: str = "python -m intersynth"):
+    ap = argparse.ArgumentParser(prog=prog, description=package_doc.split("\n")[0])
     ap.add_argument("--n", type=int, default=None, help=f"number of clips (default {dataset.DEFAULT_N_CLIPS}, cached)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -43,22 +42,7 @@ def main(argv=None):
     else:
         clips = dataset.generate(args.n, args.seed)
     _summary(clips, time.time() - t0)
-    if args.check:
-        from intermoe_tools.synth_report import motion_report, physics_report  # tools side: see the docstring
-        r = physics_report(clips)
-        print("physics report:")
-        for k, v in r.items():
-            print(f"  {k:28s} {v:.4g}" if isinstance(v, float) else f"  {k:28s} {v}")
-        m = motion_report(clips, by_type=True)
-        print("motion report (does it move like people?):")
-        for k, v in m.items():
-            if k != "by_type":
-                print(f"  {k:28s} {v:.4g}" if isinstance(v, float) else f"  {k:28s} {v}")
-        cols = ("frozen_pct", "jerk_median", "knee_deg_p1", "elbow_deg_p1", "elbow_deg_p99", "wrist_speed_median",
-                "pelvis_speed_p90", "slide_cm_p90")
-        print(f"  {'type':14s}" + "".join(f"{c:>19s}" for c in cols))
-        for kind, mk in m["by_type"].items():
-            print(f"  {kind:14s}" + "".join(f"{mk[c]:19.3g}" for c in cols))
+    return clips
 
 
 if __name__ == "__main__":
