@@ -1,8 +1,8 @@
 """intermoe_tools.ablation: the paper's ablation table in miniature.
 
 `run_ablation` trains each variant of the InterMoE block on the same budget and judges it with the same
-evaluator; `ablation_markdown` writes the table, `expert_load` measures the experts' load; `plot_paired` and
-`paired_report` show each variant against full InterMoE seed by seed, `plot_expert_load` the load.
+evaluator; `ablation_markdown` writes the table, `expert_load` measures the experts' load; `plot_summary` draws the
+table, `plot_paired` and `paired_report` each variant against full InterMoE seed by seed, `plot_expert_load` the load.
 """
 from __future__ import annotations
 
@@ -91,8 +91,9 @@ def ablation_config(cfg: InterMoEConfig, name: str) -> InterMoEConfig:
 
 
 def ablation_preset(smoke: bool = False, name: str = "ablation") -> InterMoEConfig:
-    """The study's model, preset(name); smoke: the nano preset, for tests and the notebook's quick run."""
-    return preset("nano", n_clips=96, steps=6) if smoke else preset(name)
+    """The study's model, preset(name); smoke: the nano preset, for tests and the notebook's quick run (10 DDIM
+    steps, no physics guidance: its numbers test the plumbing, not InterMoE)."""
+    return preset("nano", n_clips=96, steps=6, sample_steps=10, physics=0.0) if smoke else preset(name)
 
 
 def _slug(name: str) -> str:
@@ -359,32 +360,76 @@ def verdict(d: float, ci: float, sign: int) -> str:
     return "not separable" if abs(d) <= ci else ("better" if sign * d > 0 else "worse")
 
 
-def plot_paired(results: dict, paired: dict, signs: dict = PAIRED_SIGNS):
-    """Each variant minus full InterMoE, seed by seed, one panel per metric: the difference and its interval,
-    green where it is better, red where worse, grey where the interval holds 0. paired: {variant: the summary's
-    'paired' entry}. Returns the Figure."""
+def _grid(n: int, cols: int, panel: tuple, **kw):
+    """A figure of n panels in rows of `cols` (a notebook's width holds two or three readable panels), each
+    panel (width, height) inches; the unused panels hidden. -> (figure, the n axes)."""
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, len(signs), figsize=(2.5 * len(signs), 0.6 * len(paired) + 1.8), dpi=80,
-                             sharey=True, layout="constrained")
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(panel[0] * cols, panel[1] * rows), dpi=80, layout="constrained",
+                             squeeze=False, **kw)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat[:n])
+
+
+def _paper_delta(name: str, metric: str) -> float | None:
+    """The paper's difference (its row minus Full InterMoE) for this variant and metric, if its table has one."""
+    col = {"FID": 0, "R-Precision top-1": 1, "MM-Dist": 2}.get(metric)
+    row = ABLATIONS.get(name, (None,))[0]
+    if col is None or not row or row not in PAPER_ABLATION:
+        return None
+    return PAPER_ABLATION[row][col] - PAPER_ABLATION["Full InterMoE"][col]
+
+
+def plot_paired(results: dict, paired: dict, signs: dict = PAIRED_SIGNS, cols: int = 2):
+    """Each variant minus full InterMoE, seed by seed, one panel per metric in rows of `cols`: the difference and
+    its interval, green where it is better, red where worse, grey where the interval holds 0; right of a row, the
+    direction the paper's ablation table gives for it (FID, R-Precision top-1, MM-Dist). paired: {variant: the
+    summary's 'paired' entry}. Returns the Figure."""
+    fig, axes = _grid(len(signs), cols, (4.6, 0.42 * len(paired) + 1.1))
     for ax, (metric, sign) in zip(axes, signs.items()):
         for y, (name, diff) in enumerate(paired.items()):
             d, ci = diff[metric]
             colour = {"better": "tab:green", "worse": "tab:red"}.get(verdict(d, ci, sign), "grey")
             ax.errorbar(d, y, xerr=ci if np.isfinite(ci) else None, fmt="o", capsize=4, color=colour)
+            delta = _paper_delta(name, metric)
+            if delta is not None:
+                ax.annotate(f"paper: {'better' if sign * delta > 0 else 'worse'}", (1.01, y),
+                            xycoords=("axes fraction", "data"), va="center", fontsize=8, color="dimgrey")
         ax.axvline(0, color="k", lw=0.8)
-        ax.set_title(f"{metric}\n({'higher' if sign > 0 else 'lower'} is better)", fontsize=9)
-        ax.tick_params(labelsize=8)
-    axes[0].set_yticks(range(len(paired)), list(paired), fontsize=8)
-    axes[0].invert_yaxis()
+        ax.set_title(f"{metric} ({'higher' if sign > 0 else 'lower'} is better)", fontsize=10)
+        ax.set_yticks(range(len(paired)), list(paired), fontsize=9)
+        ax.set_ylim(len(paired) - 0.5, -0.5)  # the first variant on top
     fig.suptitle(f"each variant minus full InterMoE, seed by seed (95% Student-t interval; "
-                 f"{results['steps']} denoiser steps a run)", fontsize=10)
+                 f"{results['steps']} denoiser steps a run)", fontsize=11)
+    return fig
+
+
+def plot_summary(results: dict, metrics: dict, cols: int = 2):
+    """Per metric ({metric: 'lower', 'higher' or 'closer to 0', what is better}), one panel in rows of `cols`: each
+    variant's mean over seeds with its 95% interval (hollow: one seed, no interval) and the real clips' value as a
+    dashed line. Returns the Figure."""
+    names = list(results["summary"])
+    fig, axes = _grid(len(metrics), cols, (4.6, 0.32 * len(names) + 1.3))
+    for ax, (metric, better) in zip(axes, metrics.items()):
+        mean, ci = np.array([results["summary"][n][metric] for n in names]).T
+        one = ~np.isfinite(ci)  # one seed: no interval
+        ax.errorbar(mean, range(len(names)), xerr=np.where(one, 0, ci), fmt="o", capsize=4)
+        ax.plot(mean[one], np.flatnonzero(one), "o", mfc="white", mec="tab:blue")
+        real = results["real"][metric][0]
+        if np.isfinite(real):
+            ax.axvline(real, color="g", ls="--", lw=1, label="real clips")
+            ax.legend(fontsize=8, loc="lower right")
+        ax.set_yticks(range(len(names)), names, fontsize=9)
+        ax.set_ylim(len(names) - 0.5, -0.5)
+        ax.set_title(f"{metric} ({better} is better)", fontsize=10)
     return fig
 
 
 def paired_report(results: dict, paired: dict, signs: dict = PAIRED_SIGNS, reference: str = "full InterMoE") -> str:
     """The paired differences in words, each beside the paper's difference for the same row where the paper's
     ablation table has one (FID, R-Precision top-1, MM-Dist)."""
-    paper_full, lines = PAPER_ABLATION["Full InterMoE"], []
+    lines = []
     for name, diff in paired.items():
         seeds = {r["seed"] for r in results["runs"] if r["variant"] == name}
         n_pairs = len(seeds & {r["seed"] for r in results["runs"] if r["variant"] == reference})
@@ -392,46 +437,41 @@ def paired_report(results: dict, paired: dict, signs: dict = PAIRED_SIGNS, refer
         for metric, sign in signs.items():
             d, ci = diff[metric]
             line = f"   {metric:28s} {d:+8.3f} ± {ci:6.3f}  ours: {verdict(d, ci, sign):22s}"
-            col = {"FID": 0, "R-Precision top-1": 1, "MM-Dist": 2}.get(metric)
-            if col is not None and ABLATIONS[name][0]:
-                delta = PAPER_ABLATION[ABLATIONS[name][0]][col] - paper_full[col]
+            delta = _paper_delta(name, metric)
+            if delta is not None:
                 line += f" paper: {delta:+.3f} ({'better' if sign * delta > 0 else 'worse'})"
             lines.append(line)
     return "\n".join(lines)
 
 
-def plot_expert_load(loads: dict) -> tuple:
+def plot_expert_load(loads: dict, cols: int = 3) -> tuple:
     """The experts' load of each variant ({variant: the summary's 'load' entry, from expert_load}): each expert's
-    share of the tokens against the mean share, layer by layer; and the experts a token gets along the diffusion
-    steps and around the key event. Returns the two Figures."""
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, len(loads), figsize=(3.4 * len(loads), 2.6), dpi=80, layout="constrained",
-                             squeeze=False)
-    for ax, (name, ld) in zip(axes[0], loads.items()):
+    share of the tokens against the mean share, layer by layer, one panel per variant in rows of `cols`; and the
+    experts a token gets (mean over layers), one line per variant, along the diffusion steps and around the key
+    event. Returns the two Figures."""
+    fig, axes = _grid(len(loads), cols, (3.2, 2.4))
+    for ax, (name, ld) in zip(axes, loads.items()):
         share = np.array(ld["share"])  # (layers, experts): each expert's tokens / all real tokens
-        img = ax.imshow(share / share.mean(1, keepdims=True), cmap="coolwarm", vmin=0, vmax=2, aspect="auto")
-        for (i, j), v in np.ndenumerate(share / share.mean(1, keepdims=True)):
+        rel = share / share.mean(1, keepdims=True)
+        img = ax.imshow(rel, cmap="coolwarm", vmin=0, vmax=2, aspect="auto")
+        for (i, j), v in np.ndenumerate(rel):
             ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=7)
-        ax.set_xlabel("expert")
-        ax.set_ylabel("layer")
+        ax.set_xlabel("expert", fontsize=9)
+        ax.set_ylabel("layer", fontsize=9)
         ax.set_yticks(range(len(share)), range(1, len(share) + 1))
-        ax.set_title(f"{name}: share / mean share", fontsize=9)
-    fig.colorbar(img, ax=axes[0, -1], shrink=0.8)
+        ax.set_title(name, fontsize=10)
+    fig.colorbar(img, ax=axes, shrink=0.6, label="share / mean share")
 
-    fig2, axes = plt.subplots(2, len(loads), figsize=(3.4 * len(loads), 5), dpi=80, layout="constrained",
-                              squeeze=False, sharey="row")
-    for k, (name, ld) in enumerate(loads.items()):
+    fig2, (by_t, by_key) = _grid(2, 2, (4.6, 3.2), sharey=True)
+    for name, ld in loads.items():
         edges = np.array(ld["t bins"])
-        for layer, (by_t, key) in enumerate(zip(ld["by t"], ld["around key event"])):
-            axes[0, k].plot((edges[:-1] + edges[1:]) / 2, by_t, "o-", ms=3, label=f"layer {layer + 1}")
-            axes[1, k].plot(ld["offsets"], key, "o-", ms=3, label=f"layer {layer + 1}")
-        axes[0, k].set_xlabel("diffusion step t (1000: pure noise)", fontsize=8)
-        axes[1, k].set_xlabel("latent frames from the key event (1 = 4 frames)", fontsize=8)
-        axes[1, k].axvline(0, color="k", lw=0.8)
-        axes[0, k].set_title(name, fontsize=9)
-        for ax in axes[:, k]:
-            ax.axhline(1, color="grey", ls=":", lw=1)
-    axes[0, 0].set_ylabel("experts per token")
-    axes[1, 0].set_ylabel("experts per token")
-    axes[0, 0].legend(fontsize=7)
+        by_t.plot((edges[:-1] + edges[1:]) / 2, np.nanmean(ld["by t"], 0), "o-", ms=3, label=name)
+        by_key.plot(ld["offsets"], np.nanmean(ld["around key event"], 0), "o-", ms=3, label=name)
+    by_t.set_xlabel("diffusion step t (1000: pure noise)", fontsize=9)
+    by_key.set_xlabel("latent frames from the key event (1 = 4 frames)", fontsize=9)
+    by_key.axvline(0, color="k", lw=0.8)
+    by_t.set_ylabel("experts per token (mean over layers)", fontsize=9)
+    for ax in (by_t, by_key):
+        ax.axhline(1, color="grey", ls=":", lw=1)
+    by_t.legend(fontsize=8)
     return fig, fig2

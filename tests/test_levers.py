@@ -145,7 +145,7 @@ def test_each_lever_of_the_screen_changes_only_its_own_switches():
     assert base == im.preset("lab")
     for name in ablation.LEVERS[1:] + ["length buckets"]:
         cfg = ablation.ablation_config(im.preset("lab"), name)
-        changed = {k for k, v in im.asdict(cfg).items() if v != im.asdict(base)[k]}
+        changed = {k for k, v in dataclasses.asdict(cfg).items() if v != dataclasses.asdict(base)[k]}
         assert changed == set(ablation.ABLATIONS[name][1]), (name, changed)
 
 
