@@ -39,6 +39,9 @@ ABLATIONS = {  # name -> (the paper's row it stands for, changes to the denoiser
     # a control, not in the paper: the dense FFN as wide as all the experts together (the MoE's parameter count;
     # the baseline above has its compute per token)
     "FFN, MoE's parameters": (None, {"ffn_type": "ffn", "ffn_experts": "all"}),
+    # ... and the baseline given full InterMoE's training time: as many more steps as its step is faster, measured
+    # in the study's process (`wall_time_steps`)
+    "FFN, MoE's wall time": (None, {"ffn_type": "ffn", "wall_time_of": "full InterMoE"}),
     "motion-only router": ("w/o motion & text router", {"router_mode": "motion"}),
     "text-only router": ("w/o motion & text router", {"router_mode": "text"}),
     "per-sample routing": ("w/o batch-level routing", {"routing": "sample"}),
@@ -79,7 +82,7 @@ def ablation_config(cfg: InterMoEConfig, name: str) -> InterMoEConfig:
     """cfg with the denoiser switches of ablation `name` (a key of ABLATIONS)."""
     if name not in ABLATIONS:
         raise ValueError(f"unknown ablation {name!r}; choose from {list(ABLATIONS)}")
-    changes = dict(ABLATIONS[name][1])
+    changes = {k: v for k, v in ABLATIONS[name][1].items() if k != "wall_time_of"}  # that one sets the steps
     own = {f.name for f in fields(InterMoEConfig)} - {"denoiser"}
     top = {k: changes.pop(k) for k in list(changes) if k in own}  # InterMoEConfig's; the rest the denoiser's
     cfg = replace(cfg, **top)
@@ -94,6 +97,40 @@ def ablation_preset(smoke: bool = False, name: str = "ablation") -> InterMoEConf
     """The study's model, preset(name); smoke: the nano preset, for tests and the notebook's quick run (10 DDIM
     steps, no physics guidance: its numbers test the plumbing, not InterMoE)."""
     return preset("nano", n_clips=96, steps=6, sample_steps=10, physics=0.0) if smoke else preset(name)
+
+
+def wall_time_steps(cfg: InterMoEConfig, name: str, steps: int, base: InterMoE, latents, device,
+                    rounds: int = 5, per_round: int = 3) -> dict:
+    """The steps that give variant `name` the training time `steps` steps of its reference (ABLATIONS' wall_time_of)
+    take: both fresh models' training steps (im.train_step: forward, backward, AdamW, the bias rule) timed in turns
+    on the same batches of the latent cache, rounds x per_round each, after one warm-up; the ratio of the medians
+    -> {"ratio": reference / variant step time, "steps": round(steps x ratio), "reference": its name}."""
+    ref = ABLATIONS[name][1]["wall_time_of"]
+    batches = [im.collate([latents[i] for i in range(k * cfg.batch, (k + 1) * cfg.batch)]) for k in range(per_round)]
+    steppers, times = {}, {ref: [], name: []}
+    for variant in (ref, name):
+        torch.manual_seed(0)
+        model = InterMoE(ablation_config(cfg, variant), base.vocab, base.normalizer).to(device)
+        model.vae.load_state_dict(base.vae.state_dict())
+        model.set_latent_stats(base.latent_mean, base.latent_scale)
+        params = model.stage2_parameters()
+        opt = im.make_optimizer(params, cfg.lr, cfg.weight_decay)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 1.0)
+        loss_fn = im._denoiser_loss_fn(model)
+
+        def step(batch, model=model, params=params, opt=opt, sched=sched, loss_fn=loss_fn):
+            im.train_step(model, loss_fn, batch, device, opt, sched, params, cfg.grad_clip,
+                          after=model.denoiser.update_biases)
+        step(batches[0])  # warm-up
+        steppers[variant] = step
+    for _ in range(rounds):
+        for variant in (ref, name):
+            t = time.perf_counter()
+            for batch in batches:
+                steppers[variant](batch)
+            times[variant].append((time.perf_counter() - t) / len(batches))
+    ratio = float(np.median(times[ref]) / np.median(times[name]))
+    return {"reference": ref, "ratio": round(ratio, 4), "steps": int(round(steps * ratio))}
 
 
 def _slug(name: str) -> str:
@@ -185,7 +222,7 @@ def run_ablation(out: str | None = None, work: str = os.path.join("runs", "ablat
                 if os.path.isfile(p)]
         if not done:
             raise ValueError(f"--cached-only: no finished run in {work} for variants {variants} and seeds {list(seeds)}")
-        other = sorted({r["steps"] for r in done} - {steps})
+        other = sorted({r["steps"] for r in done if "wall_time_of" not in ABLATIONS[r["variant"]][1]} - {steps})
         if other:  # e.g. without the study's --preset or --steps: the report would mislabel its runs
             raise ValueError(f"runs in {work} were trained for {other} denoiser steps, not {steps}: pass the study's "
                              f"--preset / --steps")
@@ -226,24 +263,34 @@ def run_ablation(out: str | None = None, work: str = os.path.join("runs", "ablat
             if not os.path.isfile(path + ".json"):
                 if cached_only:
                     continue  # not run yet
+                run_steps = steps
+                if "wall_time_of" in ABLATIONS[name][1]:  # measured once per study, kept in the work folder
+                    wall_path = os.path.join(work, "wall_time.json")
+                    wall = _read_json(wall_path) if os.path.isfile(wall_path) else {}
+                    if name not in wall:
+                        wall[name] = wall_time_steps(cfg, name, steps, base, cache(), device)
+                        _write_json(wall_path, wall)
+                    run_steps = wall[name]["steps"]
                 torch.manual_seed(seed)  # this run's initial weights
                 model = InterMoE(ablation_config(cfg, name), base.vocab, base.normalizer).to(device)
                 model.vae.load_state_dict(base.vae.state_dict())
                 model.set_latent_stats(base.latent_mean, base.latent_scale)
                 t = time.time()
-                history = pipeline.train_denoiser(model, train, steps=steps, ckpt_path=path + ".pt", seed=seed,
+                history = pipeline.train_denoiser(model, train, steps=run_steps, ckpt_path=path + ".pt", seed=seed,
                                                   device=device, progress=progress, latents=cache())
                 train_seconds = round(time.time() - t, 1)
                 t = time.time()
                 metrics = evaluate(model, test, evaluator, roles, seed=seed, **eval_kw)
                 load = expert_load(model, test, n=min(32, len(test)), seed=seed) if model.denoiser.moe_blocks() else None
-                _write_json(path + ".json", {"variant": name, "seed": seed, "steps": steps, "checkpoint": path + ".pt",
+                _write_json(path + ".json", {"variant": name, "seed": seed, "steps": run_steps, "checkpoint": path + ".pt",
                                              "final loss": history[-1]["loss"] if history else None,
                                              "train seconds": train_seconds,
                                              "eval seconds": round(time.time() - t, 1), "metrics": metrics,
                                              "load": load})
             runs.append(_read_json(path + ".json"))
+    wall_path = os.path.join(work, "wall_time.json")
     results = {"config": asdict(cfg), "steps": steps, "seeds": list(seeds), "repeats": repeats, "test clips": len(test),
+               "wall time": _read_json(wall_path) if os.path.isfile(wall_path) else {},
                "evaluator": {k: v for k, v in ev_report.items() if k != "history"},
                "role classifier": {k: v for k, v in role_report_.items() if k != "history"},
                "real": real, "runs": runs, "preset": preset_name,
@@ -313,6 +360,9 @@ def ablation_markdown(results: dict, cols=ABLATION_METRICS) -> str:
               "| variant | seed | denoiser steps | final loss | training (min) | evaluation (min) |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['variant']} | {r['seed']} | {r['steps']} | {r['final loss']:.4f} | {r['train seconds'] / 60:.1f} | "
               f"{r['eval seconds'] / 60:.1f} |" for r in results["runs"]]
+    lines += [f"\n{name}: {w['steps']} steps, the training time of {w['reference']}'s {results['steps']} (its step took "
+              f"{w['ratio']:.2f}x this variant's, both timed in turns in the study's process)"
+              for name, w in results.get("wall time", {}).items() if name in results["summary"]]
     loads = [(name, row["load"]) for name, row in results["summary"].items() if "load" in row]
     if loads:
         lines += ["", "The experts' load while generating 32 test clips (mean over seeds; per layer, first to last): "

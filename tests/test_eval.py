@@ -1,5 +1,6 @@
 """Evaluation and the ablation study (intermoe_tools/evaluation.py, ablation.py): each metric on inputs with a known answer, the evaluator and role classifier
 end to end at nano size, physics on constructed joints, clear errors."""
+import json
 import math
 
 import numpy as np
@@ -325,3 +326,19 @@ def test_the_dense_control_has_the_moes_parameters_and_the_baseline_its_compute_
     cfg = im.preset("lab").denoiser
     assert base < 0.5 * moe and abs(wide - moe) / moe < 0.01
     assert moe - wide == cfg.n_layers * cfg.moe.n_experts * (cfg.width + cfg.width)  # motion and text router weights
+
+
+def test_the_equal_wall_time_control_trains_as_many_more_steps_as_its_step_is_faster(tmp_path):
+    """The FFN baseline at full InterMoE's training time: its steps are the study's steps x the measured ratio of the
+    two step times, measured once and kept in the work folder, so an interrupted study resumes with the same steps;
+    the report and --cached-only accept its own step count."""
+    kw = dict(work=str(tmp_path), smoke=True, seeds=(0,), repeats=1, n_test=4, progress=False,
+              variants=["FFN, MoE's wall time"])  # its reference is timed, not trained
+    results = ablation.run_ablation(**kw)
+    wall = json.load(open(tmp_path / "wall_time.json"))["FFN, MoE's wall time"]
+    assert wall["reference"] == "full InterMoE" and wall["ratio"] > 0
+    [run] = results["runs"]
+    assert run["steps"] == wall["steps"] == round(results["steps"] * wall["ratio"])
+    assert "training time of full InterMoE" in ablation.ablation_markdown(results)
+    again = ablation.run_ablation(**kw, cached_only=True)
+    assert [r["steps"] for r in again["runs"]] == [r["steps"] for r in results["runs"]]
