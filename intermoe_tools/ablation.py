@@ -226,7 +226,16 @@ def run_ablation(out: str | None = None, work: str = os.path.join("runs", "ablat
         if other:  # e.g. without the study's --preset or --steps: the report would mislabel its runs
             raise ValueError(f"runs in {work} were trained for {other} denoiser steps, not {steps}: pass the study's "
                              f"--preset / --steps")
+    # what every cached run and the real row of {work} were made with: a study of other settings needs its own folder
+    study = {"preset": "nano (smoke)" if smoke else preset_name, "steps": steps, "test clips": n_test, "repeats": repeats}
+    study_path = os.path.join(work, "study.json")
+    if os.path.isfile(study_path) and _read_json(study_path) != study:
+        theirs = _read_json(study_path)
+        differ = ", ".join(f"{k} {theirs.get(k)!r} (now {v!r})" for k, v in study.items() if theirs.get(k) != v)
+        raise ValueError(f"{work} holds a study of other settings: {differ}; use another --work, or the same settings")
     os.makedirs(work, exist_ok=True)
+    if not os.path.isfile(study_path):
+        _write_json(study_path, study)
     os.makedirs(out, exist_ok=True)
     train, val, test = (intersynth.load_split(split, cfg.n_clips) for split in ("train", "val", "test"))
     base = build_model(cfg, train, seed=0)  # the shared VAE's initial weights: the same study every time

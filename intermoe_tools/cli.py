@@ -23,7 +23,7 @@ import torch
 
 import intermoe_min as im
 from intermoe_tools import pipeline
-from intermoe_tools.devices import init_distributed, pick_device
+from intermoe_tools.devices import init_distributed, pick_device, rank_world
 from intermoe_tools.files import WriteError, atomic_write
 from intermoe_tools.viz import _filmstrips_writer, _gif_writer
 from intermoe_tools.export import _bvh_writers, _write_text
@@ -51,7 +51,8 @@ class _ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python intermoe_min.py", description=im.__doc__.splitlines()[0])
+    prog = "intermoe" if os.path.basename(sys.argv[0]) == "intermoe" else "python intermoe_min.py"  # as it was called
+    p = argparse.ArgumentParser(prog=prog, description=im.__doc__.splitlines()[0])
     common = argparse.ArgumentParser(add_help=False)  # options every command takes
     common.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's, one per core, the "
                         "fastest on an idle machine; on a machine other jobs share, use 1)")
@@ -63,16 +64,17 @@ def _parser() -> argparse.ArgumentParser:
         return p.commands[name]
     p.commands = {}
     d = add("demo", "generate data, train both stages, sample prompts to GIFs")
-    d.add_argument("--preset", default="lab", choices=list(im.PRESETS))
+    d.add_argument("--preset", default="lab", choices=list(im.PRESETS), help="the model's sizes and schedule (im.PRESETS)")
     d.add_argument("--quick", action="store_true", help="a short run (minutes) to check everything works")
     d.add_argument("--out", help="run folder (default runs/demo, or runs/demo-quick with --quick)")
     d.add_argument("--seed", type=int, default=0, help="data, initial weights, training and samples")
     for name, helptext in (("train-vae", "stage 1 only"), ("train", "both stages (stage 1 is skipped when done)")):
         s = add(name, helptext)
-        s.add_argument("--preset", default="lab", choices=list(im.PRESETS))
-        s.add_argument("--out", required=True)
-        s.add_argument("--vae-steps", type=int)
-        s.add_argument("--steps", type=int)
+        s.add_argument("--preset", default="lab", choices=list(im.PRESETS),
+                       help="the model's sizes and schedule (im.PRESETS)")
+        s.add_argument("--out", required=True, help="run folder: vae.pt, denoiser.pt, model.pt, log.json")
+        s.add_argument("--vae-steps", type=int, help="stage-1 steps (default: the preset's; with lab, its shipped VAE)")
+        s.add_argument("--steps", type=int, help="stage-2 denoiser steps (default: the preset's)")
         s.add_argument("--seed", type=int, default=0, help="data, initial weights and training")
     s = add("sample", "generate from a trained model")
     s.add_argument("--ckpt", help="model.pt written by train or demo (default: the shipped model, im.pretrained())")
@@ -100,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--vae", help="a trained vae.pt of the lab preset to share (default: train one)")
     a.add_argument("--steps", type=int, help="denoiser steps per run (default: the study's 300)")
     a.add_argument("--variants", nargs="+", metavar="NAME",
-                   help="default: the paper's variants; any of: " + ", ".join(ABLATIONS))
+                   help="default: the paper's variants; any of: " + "; ".join(f"'{n}'" for n in ABLATIONS))
     a.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one run per variant and seed")
     a.add_argument("--repeats", type=int, default=2, help="fresh generations of the test batch per run")
     a.add_argument("--test-clips", type=int, default=96, help="test clips each run is judged on (0: the whole split)")
@@ -192,7 +194,9 @@ def main(argv=None):
     p = _parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = p.parse_args(argv)
-    args.command = "python intermoe_min.py " + shlex.join(argv)  # the command again: resumes, names a lock's holder
+    prog = p.prog if os.environ.get("WORLD_SIZE", "1") == "1" else \
+        f"torchrun --nproc_per_node {os.environ.get('LOCAL_WORLD_SIZE', os.environ['WORLD_SIZE'])} intermoe_min.py"
+    args.command = f"{prog} " + shlex.join(argv)  # the command again: resumes, names a lock's holder
     _check_args(p, args)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -207,7 +211,8 @@ def main(argv=None):
         from tqdm import tqdm
         for bar in list(getattr(tqdm, "_instances", [])):  # ended now, not drawn again after the message
             bar.close()
-        print(f"interrupted: {_after_interrupt(args)}", file=sys.stderr)
+        if rank_world()[0] == 0:  # under torchrun: once, not once per process
+            print(f"interrupted: {_after_interrupt(args)}", file=sys.stderr)
         raise SystemExit(130) from None
     except (ValueError, TypeError, OSError, FloatingPointError, im.CheckpointError, im.DataError, FolderInUse) as e:
         if args.debug:
@@ -289,7 +294,7 @@ def _command(args) -> None:
     log["preset"], log["device"], log["threads"] = args.preset, str(pick_device()), torch.get_num_threads()
     log_path = _stage_paths(out)["log"]
     atomic_write(files + [log_path], writers + [lambda p: _write_text(p, json.dumps(log, indent=1))])
-    print(f"done in {log['total_seconds']} s; model {_stage_paths(out)['model']}, log {log_path}"
+    print(f"done: {log['total_seconds']} s of work in {out} (its training, resumes included); model {_stage_paths(out)['model']}, log {log_path}"
           + (f", GIFs {', '.join(log['gifs'])}" if args.cmd == "demo" else ""))
 
 

@@ -153,7 +153,7 @@ def run_training(cfg, out: str, vae_steps=None, steps=None, seed: int = 0, stage
     os.makedirs(out, exist_ok=True)
     log = {}
     if shipped:
-        print(f"stage 1: {cfg.vae_from}; --vae-steps N trains one")
+        print(f"stage 1: {cfg.vae_from}; train --vae-steps N trains one")
     t = time.time()
     if rank == 0:  # one process writes the data cache; the others read it afterwards
         train = intersynth.load_split("train", cfg.n_clips, seed)

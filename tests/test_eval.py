@@ -342,3 +342,12 @@ def test_the_equal_wall_time_control_trains_as_many_more_steps_as_its_step_is_fa
     assert "training time of full InterMoE" in ablation.ablation_markdown(results)
     again = ablation.run_ablation(**kw, cached_only=True)
     assert [r["steps"] for r in again["runs"]] == [r["steps"] for r in results["runs"]]
+
+
+def test_a_study_folder_refuses_a_study_of_other_settings(tmp_path):
+    """The real row and every cached run of a work folder were made with its settings: another preset, --test-clips
+    or --repeats in the same folder would mix studies, so it is refused before anything loads, naming each."""
+    (tmp_path / "study.json").write_text(json.dumps({"preset": "nano (smoke)", "steps": 6, "test clips": 96,
+                                                     "repeats": 2}))
+    with pytest.raises(ValueError, match=r"other settings: .*repeats 2 \(now 3\).*another --work"):
+        ablation.run_ablation(work=str(tmp_path), smoke=True, repeats=3, progress=False)

@@ -1,4 +1,4 @@
-"""InterSynth: a procedurally generated two-person interaction dataset, made offline in seconds.
+"""InterSynth: a procedurally generated two-person interaction dataset, made offline in under a minute.
 
 InterHuman (the data InterMoE trains on) is gated, so this package makes its own. Every clip is two people
 doing one of 20 interactions (handshake, high five, punch and dodge, push, hug, wave from afar, follow,
