@@ -287,7 +287,8 @@ def run_ablation(out: str | None = None, work: str = os.path.join("runs", "ablat
                 t = time.time()
                 history = pipeline.train_denoiser(model, train, steps=run_steps, ckpt_path=path + ".pt", seed=seed,
                                                   device=device, progress=progress, latents=cache())
-                train_seconds = round(time.time() - t, 1)
+                # across resumes: the checkpoint keeps the seconds trained before (the history's last entry has them)
+                train_seconds = round(history[-1]["seconds"] if history else time.time() - t, 1)
                 t = time.time()
                 metrics = evaluate(model, test, evaluator, roles, seed=seed, **eval_kw)
                 load = expert_load(model, test, n=min(32, len(test)), seed=seed) if model.denoiser.moe_blocks() else None
