@@ -99,6 +99,15 @@ def ablation_preset(smoke: bool = False, name: str = "ablation") -> InterMoEConf
     return preset("nano", n_clips=96, steps=6, sample_steps=10, physics=0.0) if smoke else preset(name)
 
 
+def _variant_model(cfg: InterMoEConfig, name: str, base: InterMoE, device) -> InterMoE:
+    """A fresh model of variant `name` (weights from torch's generator) on the study's shared VAE, vocabulary,
+    normaliser and latent scaling (`base`)."""
+    model = InterMoE(ablation_config(cfg, name), base.vocab, base.normalizer).to(device)
+    model.vae.load_state_dict(base.vae.state_dict())
+    model.set_latent_stats(base.latent_mean, base.latent_scale)
+    return model
+
+
 def wall_time_steps(cfg: InterMoEConfig, name: str, steps: int, base: InterMoE, latents, device,
                     rounds: int = 5, per_round: int = 3) -> dict:
     """The steps that give variant `name` the training time `steps` steps of its reference (ABLATIONS' wall_time_of)
@@ -110,9 +119,7 @@ def wall_time_steps(cfg: InterMoEConfig, name: str, steps: int, base: InterMoE, 
     steppers, times = {}, {ref: [], name: []}
     for variant in (ref, name):
         torch.manual_seed(0)
-        model = InterMoE(ablation_config(cfg, variant), base.vocab, base.normalizer).to(device)
-        model.vae.load_state_dict(base.vae.state_dict())
-        model.set_latent_stats(base.latent_mean, base.latent_scale)
+        model = _variant_model(cfg, variant, base, device)
         params = model.stage2_parameters()
         opt = im.make_optimizer(params, cfg.lr, cfg.weight_decay)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 1.0)
@@ -228,7 +235,7 @@ def run_ablation(out: str | None = None, work: str = os.path.join("runs", "ablat
                              f"--preset / --steps")
     # what every cached run and the real row of {work} were made with: a study of other settings needs its own folder
     study = {"preset": "nano (smoke)" if smoke else preset_name, "steps": steps, "test clips": n_test, "repeats": repeats}
-    study_path = os.path.join(work, "study.json")
+    study_path, wall_path = os.path.join(work, "study.json"), os.path.join(work, "wall_time.json")
     if os.path.isfile(study_path) and _read_json(study_path) != study:
         theirs = _read_json(study_path)
         differ = ", ".join(f"{k} {theirs.get(k)!r} (now {v!r})" for k, v in study.items() if theirs.get(k) != v)
@@ -274,16 +281,13 @@ def run_ablation(out: str | None = None, work: str = os.path.join("runs", "ablat
                     continue  # not run yet
                 run_steps = steps
                 if "wall_time_of" in ABLATIONS[name][1]:  # measured once per study, kept in the work folder
-                    wall_path = os.path.join(work, "wall_time.json")
                     wall = _read_json(wall_path) if os.path.isfile(wall_path) else {}
                     if name not in wall:
                         wall[name] = wall_time_steps(cfg, name, steps, base, cache(), device)
                         _write_json(wall_path, wall)
                     run_steps = wall[name]["steps"]
                 torch.manual_seed(seed)  # this run's initial weights
-                model = InterMoE(ablation_config(cfg, name), base.vocab, base.normalizer).to(device)
-                model.vae.load_state_dict(base.vae.state_dict())
-                model.set_latent_stats(base.latent_mean, base.latent_scale)
+                model = _variant_model(cfg, name, base, device)
                 t = time.time()
                 history = pipeline.train_denoiser(model, train, steps=run_steps, ckpt_path=path + ".pt", seed=seed,
                                                   device=device, progress=progress, latents=cache())
@@ -298,7 +302,6 @@ def run_ablation(out: str | None = None, work: str = os.path.join("runs", "ablat
                                              "eval seconds": round(time.time() - t, 1), "metrics": metrics,
                                              "load": load})
             runs.append(_read_json(path + ".json"))
-    wall_path = os.path.join(work, "wall_time.json")
     results = {"config": asdict(cfg), "steps": steps, "seeds": list(seeds), "repeats": repeats, "test clips": len(test),
                "wall time": _read_json(wall_path) if os.path.isfile(wall_path) else {},
                "evaluator": {k: v for k, v in ev_report.items() if k != "history"},
