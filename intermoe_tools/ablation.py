@@ -477,7 +477,7 @@ def plot_summary(results: dict, metrics: dict, cols: int = 2):
     for ax, (metric, better) in zip(axes, metrics.items()):
         mean, ci = np.array([results["summary"][n][metric] for n in names]).T
         one = ~np.isfinite(ci)  # one seed: no interval
-        ax.errorbar(mean, range(len(names)), xerr=np.where(one, 0, ci), fmt="o", capsize=4)
+        ax.errorbar(mean[~one], np.flatnonzero(~one), xerr=ci[~one], fmt="o", capsize=4, color="tab:blue")
         ax.plot(mean[one], np.flatnonzero(one), "o", mfc="white", mec="tab:blue")
         real = results["real"][metric][0]
         if np.isfinite(real):
