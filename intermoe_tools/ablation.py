@@ -30,7 +30,7 @@ from intermoe_tools.runs import check_vae
 
 # Every variant trains the same denoiser budget (steps, batch, data, seeds) on the same frozen VAE and is
 # judged by the same evaluator; only the InterMoE block's switches differ. The paper's ablation table gives its
-# rows (InterHuman, full-size models, ~100k steps); ours are InterSynth and minutes on a CPU, so compare
+# rows (InterHuman, full-size models, PAPER_TRAINING); ours are InterSynth and minutes on a CPU, so compare
 # the direction of each difference, not the values.
 
 ABLATIONS = {  # name -> (the paper's row it stands for, changes to the denoiser config)
@@ -65,6 +65,10 @@ ABLATIONS = {  # name -> (the paper's row it stands for, changes to the denoiser
 LEVERS = ["full InterMoE", "EMA", "decoded losses", "capsule loss", "decoded + capsule",  # the lever screen
           "capsule loss, t <= 300", "decoded + capsule, t <= 300"]
 PAPER_VARIANTS = [name for name, (row, _) in ABLATIONS.items() if row]  # the study's default: the paper's rows
+# The authors' configs/intermoe-interhuman.yaml trains the denoiser for 1,000 epochs at batch 64 on each of 2 GPUs;
+# with about 80% of InterHuman's 7,779 clips in training that is some 50k steps of 128 (an estimate: the paper
+# gives no step count).
+PAPER_TRAINING, PAPER_STEPS = "1,000 epochs of InterHuman, some 50k steps", 50_000
 PAPER_ABLATION = {  # the paper's ablation table: FID, R@1, MM-Dist on InterHuman
     "Baseline (InterGen + CS-VAE, FFN instead of MoE)": (5.251, 0.489, 3.771),
     "w/o motion & text router": (4.782, 0.503, 3.766),
@@ -342,6 +346,14 @@ def _summarise(runs: list[dict], variants: list[str]) -> dict:
     return out
 
 
+def paired_difference(results: dict, variant: str, metric: str = "FID", reference: str = "full InterMoE"):
+    """`variant` minus `reference` on `metric`, seed by seed over the seeds both ran in one study's results -> (mean,
+    95% Student-t interval; nan with one seed), or None where the study lacks either variant."""
+    if not all(any(r["variant"] == n for r in results["runs"]) for n in (reference, variant)):
+        return None
+    return tuple(_summarise(results["runs"], [reference, variant])[variant]["paired"][metric])
+
+
 def ablation_markdown(results: dict, cols=ABLATION_METRICS) -> str:
     """The study as a Markdown page: our table (mean ± 95% interval over seeds), each variant's paired
     difference from the first, and the paper's table where a variant has a row in it."""
@@ -465,6 +477,40 @@ def plot_paired(results: dict, paired: dict, signs: dict = PAIRED_SIGNS, cols: i
         ax.set_ylim(len(paired) - 0.5, -0.5)  # the first variant on top
     fig.suptitle(f"each variant minus full InterMoE, seed by seed (95% Student-t interval; "
                  f"{results['steps']} denoiser steps a run)", fontsize=11)
+    return fig
+
+
+def plot_budget(studies: dict, variant: str = "FFN baseline", metric: str = "FID", reference: str = "full InterMoE"):
+    """Does the sign turn with training? For each study ({label: its results dict}), `variant` minus `reference`
+    on `metric`, seed by seed (the paired difference with its 95% Student-t interval; hollow: one shared seed),
+    against the study's denoiser steps (log scale); beside them the paper's difference at its training
+    (PAPER_STEPS, an estimate), a star. Above 0 on a lower-is-better metric: the reference is the better one.
+    Studies without both variants are left out. Returns the Figure."""
+    if metric not in PAIRED_SIGNS:
+        raise ValueError(f"metric must be one of {list(PAIRED_SIGNS)}, got {metric!r}")
+    sign = PAIRED_SIGNS[metric]
+    fig, (ax,) = _grid(1, 1, (7.5, 4.4))
+    steps = [res["steps"] for res in studies.values()]
+    for i, (label, res) in enumerate(studies.items()):
+        diff = paired_difference(res, variant, metric, reference)
+        if diff is None:
+            continue
+        d, ci = diff
+        one = not np.isfinite(ci)
+        dodge = 1.08 ** (steps[:i].count(res["steps"]) - (steps.count(res["steps"]) - 1) / 2)  # same steps: side by side
+        ax.errorbar(res["steps"] * dodge, d, yerr=None if one else ci, fmt="o", capsize=4, color=f"C{i}",
+                    mfc="white" if one else f"C{i}", label=f"{label} ({res['steps']:,} steps)")
+    delta = _paper_delta(variant, metric)
+    if delta is not None:
+        ax.plot(PAPER_STEPS, delta, "*", ms=14, color="k", label=f"the paper ({PAPER_TRAINING})")
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("denoiser steps a run")
+    better = "lower" if sign < 0 else "higher"
+    ax.set_ylabel(f"{metric}: {variant} minus {reference}", fontsize=9)
+    ax.set_title(f"{metric}, {better} is better: above 0, {reference if sign < 0 else variant} is the better one",
+                 fontsize=10)
+    fig.legend(fontsize=8, loc="outside lower center", ncols=2)
     return fig
 
 
