@@ -65,10 +65,12 @@ ABLATIONS = {  # name -> (the paper's row it stands for, changes to the denoiser
 LEVERS = ["full InterMoE", "EMA", "decoded losses", "capsule loss", "decoded + capsule",  # the lever screen
           "capsule loss, t <= 300", "decoded + capsule, t <= 300"]
 PAPER_VARIANTS = [name for name, (row, _) in ABLATIONS.items() if row]  # the study's default: the paper's rows
-# The authors' configs/intermoe-interhuman.yaml trains the denoiser for 1,000 epochs at batch 64 on each of 2 GPUs;
-# with about 80% of InterHuman's 7,779 clips in training that is some 50k steps of 128 (an estimate: the paper
-# gives no step count).
-PAPER_TRAINING, PAPER_STEPS = "1,000 epochs of InterHuman, some 50k steps", 50_000
+# The paper's training, as a budget: the authors' configs/intermoe-interhuman.yaml runs 1,000 epochs, and their
+# datasets/interhuman.py adds every training clip's mirror image to the epoch; with the paper's batch of 64 on each
+# of 2 GPUs, and about 80% of InterHuman's 7,779 clips in training (our estimate: the paper gives neither the
+# split's size nor a step count), that is some 12 M clips seen, about 100k steps of 128.
+PAPER_TRAINING = "1,000 epochs of InterHuman, about 100k steps of 128 (estimated)"
+PAPER_CLIPS_SEEN = 1000 * 2 * round(0.8 * 7779)
 PAPER_ABLATION = {  # the paper's ablation table: FID, R@1, MM-Dist on InterHuman
     "Baseline (InterGen + CS-VAE, FFN instead of MoE)": (5.251, 0.489, 3.771),
     "w/o motion & text router": (4.782, 0.503, 3.766),
@@ -348,10 +350,13 @@ def _summarise(runs: list[dict], variants: list[str]) -> dict:
 
 def paired_difference(results: dict, variant: str, metric: str = "FID", reference: str = "full InterMoE"):
     """`variant` minus `reference` on `metric`, seed by seed over the seeds both ran in one study's results -> (mean,
-    95% Student-t interval; nan with one seed), or None where the study lacks either variant."""
-    if not all(any(r["variant"] == n for r in results["runs"]) for n in (reference, variant)):
+    95% Student-t interval; nan with one shared seed), or None where the study cannot say: it lacks either
+    variant, they share no seed, or its runs did not all measure `metric`."""
+    seeds = [{r["seed"] for r in results["runs"] if r["variant"] == n} for n in (reference, variant)]
+    if variant == reference or not seeds[0] & seeds[1]:
         return None
-    return tuple(_summarise(results["runs"], [reference, variant])[variant]["paired"][metric])
+    paired = _summarise(results["runs"], [reference, variant])[variant]["paired"]
+    return tuple(paired[metric]) if metric in paired else None
 
 
 def ablation_markdown(results: dict, cols=ABLATION_METRICS) -> str:
@@ -482,35 +487,35 @@ def plot_paired(results: dict, paired: dict, signs: dict = PAIRED_SIGNS, cols: i
 
 def plot_budget(studies: dict, variant: str = "FFN baseline", metric: str = "FID", reference: str = "full InterMoE"):
     """Does the sign turn with training? For each study ({label: its results dict}), `variant` minus `reference`
-    on `metric`, seed by seed (the paired difference with its 95% Student-t interval; hollow: one shared seed),
-    against the study's denoiser steps (log scale); beside them the paper's difference at its training
-    (PAPER_STEPS, an estimate), a star. Above 0 on a lower-is-better metric: the reference is the better one.
-    Studies without both variants are left out. Returns the Figure."""
+    on `metric`, seed by seed (`paired_difference`: the mean with its 95% Student-t interval; hollow: one shared
+    seed), against the clips its runs trained on (denoiser steps x batch, log scale); for the full model as the
+    reference, the paper's difference at its training (PAPER_CLIPS_SEEN, an estimate) beside them, a star.
+    Above 0 on a lower-is-better metric: the reference is the better one. Studies that cannot say are left out.
+    Returns the Figure."""
     if metric not in PAIRED_SIGNS:
         raise ValueError(f"metric must be one of {list(PAIRED_SIGNS)}, got {metric!r}")
     sign = PAIRED_SIGNS[metric]
-    fig, (ax,) = _grid(1, 1, (7.5, 4.4))
-    steps = [res["steps"] for res in studies.values()]
-    for i, (label, res) in enumerate(studies.items()):
-        diff = paired_difference(res, variant, metric, reference)
-        if diff is None:
-            continue
-        d, ci = diff
+    fig, (ax,) = _grid(1, 1, (7.5, 4.8))
+    drawn = {label: (res, paired_difference(res, variant, metric, reference)) for label, res in studies.items()}
+    drawn = {label: (res, diff) for label, (res, diff) in drawn.items() if diff is not None}
+    seen = [res["steps"] * res["config"]["batch"] for res, _ in drawn.values()]
+    for i, (label, (res, (d, ci))) in enumerate(drawn.items()):
         one = not np.isfinite(ci)
-        dodge = 1.08 ** (steps[:i].count(res["steps"]) - (steps.count(res["steps"]) - 1) / 2)  # same steps: side by side
-        ax.errorbar(res["steps"] * dodge, d, yerr=None if one else ci, fmt="o", capsize=4, color=f"C{i}",
-                    mfc="white" if one else f"C{i}", label=f"{label} ({res['steps']:,} steps)")
-    delta = _paper_delta(variant, metric)
+        dodge = 1.08 ** (seen[:i].count(seen[i]) - (seen.count(seen[i]) - 1) / 2)  # the same budget: side by side
+        ax.errorbar(seen[i] * dodge, d, yerr=None if one else ci, fmt="o", capsize=4, color=f"C{i}",
+                    mfc="white" if one else f"C{i}",
+                    label=f"{label} ({res['steps']:,} steps of {res['config']['batch']})")
+    delta = _paper_delta(variant, metric) if reference == "full InterMoE" else None
     if delta is not None:
-        ax.plot(PAPER_STEPS, delta, "*", ms=14, color="k", label=f"the paper ({PAPER_TRAINING})")
+        ax.plot(PAPER_CLIPS_SEEN, delta, "*", ms=14, color="k", label=f"the paper ({PAPER_TRAINING})")
     ax.axhline(0, color="k", lw=0.8)
     ax.set_xscale("log")
-    ax.set_xlabel("denoiser steps a run")
+    ax.set_xlabel("clips trained on (denoiser steps x batch)")
     better = "lower" if sign < 0 else "higher"
     ax.set_ylabel(f"{metric}: {variant} minus {reference}", fontsize=9)
     ax.set_title(f"{metric}, {better} is better: above 0, {reference if sign < 0 else variant} is the better one",
                  fontsize=10)
-    fig.legend(fontsize=8, loc="outside lower center", ncols=2)
+    fig.legend(fontsize=8, loc="outside lower center", ncols=1)
     return fig
 
 

@@ -283,6 +283,20 @@ def test_the_interval_over_seeds_is_students_t():
     assert math.isnan(ev.mean_ci([1.0], student_t=True)[1])
 
 
+def test_a_paired_difference_is_seed_by_seed_over_the_shared_seeds_only():
+    def run(variant, seed, fid):
+        return {"variant": variant, "seed": seed, "train seconds": 1.0, "metrics": {"FID": [fid, 0.0]}}
+    study = {"runs": [run("full InterMoE", 0, 5.0), run("full InterMoE", 1, 9.0), run("full InterMoE", 2, 1.0),
+                      run("FFN baseline", 0, 6.0), run("FFN baseline", 1, 11.0), run("fixed top-k", 3, 0.0)]}
+    d, ci = ablation.paired_difference(study, "FFN baseline")  # seeds 0 and 1: +1, +2 (seed 2 has no partner)
+    assert d == 1.5 and abs(ci - 12.706 * np.std([1.0, 2.0], ddof=1) / math.sqrt(2)) < 1e-9
+    assert ablation.paired_difference(study, "fixed top-k") is None       # no seed shared with the full model
+    assert ablation.paired_difference(study, "per-sample routing") is None  # not in the study
+    assert ablation.paired_difference(study, "FFN baseline", "R-Precision top-1") is None  # never measured
+    with pytest.raises(ValueError, match="metric must be one of"):
+        ablation.plot_budget({"s": study}, metric="Diversity")
+
+
 # ---- the experts' load ---------------------------------------------------------------------------------
 
 def test_expert_load_counts_what_the_router_selects(synth):
