@@ -275,7 +275,7 @@ def run_ablation(out: str | None = None, work: str = os.path.join("runs", "ablat
     eval_kw = dict(repeats=repeats, batch=batch, mm_captions=0, progress=progress)
     real_path = os.path.join(work, "real.json")
     if not os.path.isfile(real_path):
-        real = evaluate(None, test, evaluator, roles, reference=val, **eval_kw)
+        real = evaluate(None, test, evaluator, roles, reference=val, resume=real_path[:-5] + ".repeats.json", **eval_kw)
         _write_json(real_path, real)
     real = _read_json(real_path)
     runs = []
@@ -299,8 +299,8 @@ def run_ablation(out: str | None = None, work: str = os.path.join("runs", "ablat
                                                   device=device, progress=progress, latents=cache())
                 # across resumes: the checkpoint keeps the seconds trained before (the history's last entry has them)
                 train_seconds = round(history[-1]["seconds"] if history else time.time() - t, 1)
-                t = time.time()
-                metrics = evaluate(model, test, evaluator, roles, seed=seed, **eval_kw)
+                metrics = evaluate(model, test, evaluator, roles, seed=seed, resume=path + ".repeats.json", **eval_kw)
+                t = time.time() - _read_json(path + ".repeats.json")["seconds"]  # the evaluation's time across resumes
                 load = expert_load(model, test, n=min(32, len(test)), seed=seed) if model.denoiser.moe_blocks() else None
                 _write_json(path + ".json", {"variant": name, "seed": seed, "steps": run_steps, "checkpoint": path + ".pt",
                                              "final loss": history[-1]["loss"] if history else None,

@@ -7,6 +7,7 @@ InterGen papers' descriptions.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -27,7 +28,7 @@ from intermoe_min import (DataError, FEATURE_SLICES, FEAT_DIM, FOOT_JOINTS, Inte
                           joints_from_features, sinusoidal_embedding, train_loop, yaw_matrix)
 from intermoe_tools import pipeline
 from intermoe_tools.devices import pick_device
-from intermoe_tools.files import Checkpointable, atomic_write, remove_stale_temps
+from intermoe_tools.files import Checkpointable, atomic_write, remove_stale_temps, tensor_digest
 from intermoe_tools.physics import CAPSULES, TOUCH_RE, WRISTS, capsule_overlap, segment_distance
 from intermoe_tools.export import _write_text
 
@@ -696,7 +697,8 @@ def generate_features(model, captions: list[str], lengths: list[int], seed: int 
 
 def evaluate(model, records: list[dict], evaluator: Evaluator, role_classifier: RoleClassifier | None = None, *,
              reference: list[dict] | None = None, repeats: int = 20, batch: int = 96, mm_captions: int = 100,
-             mm_repeats: int = 30, seed: int = 0, progress: bool = True, reconstruct: bool = False) -> dict:
+             mm_repeats: int = 30, seed: int = 0, progress: bool = True, reconstruct: bool = False,
+             resume: str | None = None) -> dict:
     """Every metric of the results table (METRICS), each as (mean, 95% half-interval) over `repeats` runs.
 
     model: an InterMoE, sampled as intermoe_tools.pipeline.sample does (physics guidance, bodies), or None for
@@ -713,8 +715,13 @@ def evaluate(model, records: list[dict], evaluator: Evaluator, role_classifier: 
            roles (about a third of them); without it, NaN.
     homogenisation gap: real minus generated `person_difference` (0 for the real row by definition).
     Physics: `physics_metrics` of the generated clips, hand contact in each test clip's touch window.
+    resume: a JSON file that keeps every finished repeat's values (rewritten atomically after each). Called again
+           with the same arguments, model weights and clips, an interrupted evaluation skips the repeats the file
+           holds and returns what one uninterrupted call would: repeat r draws only from its own generator
+           (seed, r). A file of another evaluation is started over. Its "seconds": wall time over all calls.
     """
     from tqdm.auto import tqdm
+    t0 = time.time()
     records, real = real_motions(records)
     lengths = [f.shape[1] for f in real]
     real_emb = embed_motions(evaluator, real, batch)
@@ -724,44 +731,53 @@ def evaluate(model, records: list[dict], evaluator: Evaluator, role_classifier: 
     ref_emb = embed_motions(evaluator, real_motions(reference)[1], batch) if model is None and reference else None
     fixed = real if model is None else [pipeline.reconstruct(model, f) for f in real] if reconstruct else None  # not drawn
     fixed_emb = real_emb if model is None else embed_motions(evaluator, fixed, batch) if reconstruct else None
-    rows = {k: [] for k in METRICS}
+    # what the repeats depend on besides (seed, r): a resume file made with anything else is not this evaluation's
+    key = {"seed": seed, "batch": batch, "mm": [mm_captions, mm_repeats], "reconstruct": reconstruct,
+           "reference clips": len(reference or []),
+           "clips": hashlib.sha256(json.dumps([lengths, [r["captions"] for r in records]]).encode()).hexdigest()[:16],
+           "model": None if model is None else tensor_digest(model.state_dict())[:16]}
+    kept = _read_json(resume) if resume and os.path.isfile(resume) else {}
+    same = kept.get("key") == key
+    done = kept["repeats"][:repeats] if same else []  # one dict of METRICS per finished repeat
+    before = kept["seconds"] if same else 0.0  # the earlier calls' time
     nan = float("nan")
-    for r in tqdm(range(repeats), desc="evaluate", disable=not progress):
+    for r in tqdm(range(len(done), repeats), desc="evaluate", initial=len(done), total=repeats, disable=not progress):
         rng = np.random.default_rng([seed, r])
         captions = pick_captions(records, rng)
         gen_seed = int(rng.integers(2 ** 31))
         feats = fixed if fixed is not None else generate_features(model, captions, lengths, gen_seed, batch)
         emb = fixed_emb if fixed is not None else embed_motions(evaluator, feats, batch)
         text = embed_texts(evaluator, captions, batch)
+        row = {}
         if model is not None:
-            rows["FID"].append(frechet_distance(emb, real_emb))
+            row["FID"] = frechet_distance(emb, real_emb)
         elif ref_emb is not None:
-            rows["FID"].append(frechet_distance(ref_emb[rng.permutation(len(ref_emb))[:len(real_emb)]], real_emb))
+            row["FID"] = frechet_distance(ref_emb[rng.permutation(len(ref_emb))[:len(real_emb)]], real_emb)
         else:
-            rows["FID"].append(nan)
+            row["FID"] = nan
         top = r_precision(text, emb, batch, 3, rng)
         for k in range(3):
-            rows[f"R-Precision top-{k + 1}"].append(top[k])
-        rows["MM-Dist"].append(mm_dist(text, emb))
-        rows["Diversity"].append(diversity(emb, 300, rng))
-        mm = nan
+            row[f"R-Precision top-{k + 1}"] = top[k]
+        row["MM-Dist"] = mm_dist(text, emb)
+        row["Diversity"] = diversity(emb, 300, rng)
+        row["MultiModality"] = nan
         if fixed is None and mm_captions > 0:
             pick = rng.choice(len(records), min(mm_captions, len(records)), replace=False)
             caps = [c for c in pick_captions([records[i] for i in pick], rng) for _ in range(mm_repeats)]
             mm_feats = generate_features(model, caps, [lengths[i] for i in pick for _ in range(mm_repeats)],
                                          gen_seed + 1_000_003, batch)
-            mm = multimodality(embed_motions(evaluator, mm_feats, batch).reshape(len(pick), mm_repeats, -1), 10, rng)
-        rows["MultiModality"].append(mm)
-        roles = {"role accuracy": nan, "role swap rate": nan}
+            row["MultiModality"] = multimodality(embed_motions(evaluator, mm_feats, batch).reshape(
+                len(pick), mm_repeats, -1), 10, rng)
+        row.update({"role accuracy": nan, "role swap rate": nan})
         if role_classifier is not None:
-            roles = role_accuracy(role_classifier, [feats[i] for i in asym], [captions[i] for i in asym], batch)
-        rows["role accuracy"].append(roles["role accuracy"])
-        rows["role swap rate"].append(roles["role swap rate"])
+            row.update(role_accuracy(role_classifier, [feats[i] for i in asym], [captions[i] for i in asym], batch))
         joints = real_joints if model is None else [joints_from_features(f) for f in feats]
-        rows["homogenisation gap (cm)"].append(0.0 if model is None else homogenisation_gap(real_joints, joints))
-        for k, v in physics_metrics(joints, windows).items():
-            rows[k].append(v)
-    return {k: mean_ci(rows[k]) for k in METRICS}
+        row["homogenisation gap (cm)"] = 0.0 if model is None else homogenisation_gap(real_joints, joints)
+        row.update(physics_metrics(joints, windows))
+        done.append({k: float(row[k]) for k in METRICS})  # as JSON keeps them: a resumed call sums the same floats
+        if resume:
+            _write_json(resume, {"key": key, "repeats": done, "seconds": round(before + time.time() - t0, 1)})
+    return {k: mean_ci([d[k] for d in done]) for k in METRICS}
 
 
 def _json_text(obj) -> str:
@@ -800,7 +816,8 @@ def run_evaluation(model: "InterMoE", out: str, work: str = os.path.join("runs",
 
     Fewer repeats than InterGen's 20 x (100 captions x 30 for MultiModality): on a CPU a generated clip costs
     ~0.4 s, so the full protocol would take hours; the interval printed beside each mean says how much the
-    smaller count costs in precision."""
+    smaller count costs in precision. Each row keeps its finished repeats in {out} until the table is written: an
+    interrupted evaluation, run again, goes on from its last finished repeat."""
     t0 = time.time()
     n_clips = model.cfg.n_clips
     train, val, test = (intersynth.load_split(split, n_clips) for split in ("train", "val", "test"))
@@ -811,23 +828,22 @@ def run_evaluation(model: "InterMoE", out: str, work: str = os.path.join("runs",
                                            normalizer=model.normalizer, progress=progress)
     roles, role_rep = train_role_classifier(train, val, ckpt_path=os.path.join(work, "roles.pt"),
                                             normalizer=model.normalizer, progress=progress)
-    t = time.time()
-    real = evaluate(None, test, evaluator, roles, reference=val, repeats=repeats, progress=progress, seed=seed)
-    t_real = time.time() - t
-    t = time.time()
-    ceiling = evaluate(model, test, evaluator, roles, repeats=repeats, progress=progress, seed=seed, reconstruct=True)
-    t_ceiling = time.time() - t
-    t = time.time()
+    keep = {row: os.path.join(out, f"evaluation.{row}.repeats.json") for row in ("real", "ceiling", "generated")}
+    real = evaluate(None, test, evaluator, roles, reference=val, repeats=repeats, progress=progress, seed=seed,
+                    resume=keep["real"])
+    ceiling = evaluate(model, test, evaluator, roles, repeats=repeats, progress=progress, seed=seed, reconstruct=True,
+                       resume=keep["ceiling"])
     gen = evaluate(model, test, evaluator, roles, repeats=repeats, mm_captions=mm_captions,
-                   mm_repeats=mm_repeats, progress=progress, seed=seed)
+                   mm_repeats=mm_repeats, progress=progress, seed=seed, resume=keep["generated"])
+    seconds = {row: _read_json(path)["seconds"] for row, path in keep.items()}  # over every call, if resumed
     vae = {"from": model.cfg.vae_from or "trained with this model", "weights": im.vae_fingerprint(model.vae)}
     results = {"real": real, "vae ceiling": ceiling, "generated": gen, "vae": vae, "physics guidance":
                model.cfg.physics, "repeats": repeats, "mm": [mm_captions, mm_repeats],
                "test clips": len(test), "evaluator": {k: v for k, v in ev_report.items() if k != "history"},
                "role classifier": {k: v for k, v in role_rep.items() if k != "history"},
-               "seconds": {"real row": round(t_real, 1), "vae ceiling row": round(t_ceiling, 1),
-                           "generated row": round(time.time() - t, 1),
-                           "total": round(time.time() - t0, 1)}, "machine": _machine()}
+               "seconds": {"real row": seconds["real"], "vae ceiling row": seconds["ceiling"],
+                           "generated row": seconds["generated"], "total": round(time.time() - t0, 1)},  # total: this call
+               "machine": _machine()}
     rows = [("real test clips (vs val)", real), ("VAE ceiling (test clips encoded, decoded)", ceiling),
             ("generated", gen)]
     md = ["| | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 1) + "|"]
@@ -835,4 +851,6 @@ def run_evaluation(model: "InterMoE", out: str, work: str = os.path.join("runs",
     md += ["", f"VAE: {vae['from']} (weights {vae['weights']}); physics guidance {model.cfg.physics}."]
     atomic_write([os.path.join(out, "evaluation.json"), os.path.join(out, "evaluation.md")],  # one unit
                     [lambda p: _write_text(p, _json_text(results)), lambda p: _write_text(p, "\n".join(md) + "\n")])
+    for path in keep.values():  # the table holds them now
+        os.remove(path)
     return results

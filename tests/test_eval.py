@@ -269,6 +269,39 @@ def test_evaluate_real_row_and_a_nano_model(synth, nano_evaluator):
     assert 0 <= gen["role accuracy"][0] + gen["role swap rate"][0] <= 1
 
 
+@pytest.mark.filterwarnings("ignore:.*not in the vocabulary")
+def test_an_interrupted_evaluation_resumes_from_its_last_repeat_to_the_same_numbers(synth, nano_evaluator, tmp_path,
+                                                                                    monkeypatch):
+    test = synth[:8]
+    torch.manual_seed(0)
+    model = im.build_model(im.preset("nano", sample_steps=2), synth[:8])
+    kw = dict(repeats=2, batch=8, mm_captions=0, progress=False)
+    whole = ev.evaluate(model, test, nano_evaluator, **kw)
+    keep, calls, generate, kill_at = str(tmp_path / "repeats.json"), [], ev.generate_features, [2]
+
+    def killed(*a, **k):  # each repeat generates once: killed in repeat kill_at
+        calls.append(1)
+        if len(calls) == kill_at[0]:
+            raise RuntimeError("killed")
+        return generate(*a, **k)
+    monkeypatch.setattr(ev, "generate_features", killed)
+    with pytest.raises(RuntimeError, match="killed"):
+        ev.evaluate(model, test, nano_evaluator, resume=keep, **kw)
+    assert len(json.load(open(keep))["repeats"]) == 1  # the finished repeat was kept
+    calls.clear()
+    kill_at[0] = None
+    resumed = ev.evaluate(model, test, nano_evaluator, resume=keep, **kw)
+    assert len(calls) == 1  # only the second repeat generated again
+    assert json.dumps(resumed) == json.dumps(whole)  # bit for bit, NaNs included
+    assert json.load(open(keep))["seconds"] > 0
+    calls.clear()
+    kill_at[0] = 1
+    with torch.no_grad():
+        next(model.denoiser.parameters()).add_(1.0)
+    with pytest.raises(RuntimeError, match="killed"):  # other weights: not this evaluation's file, started over
+        ev.evaluate(model, test, nano_evaluator, resume=keep, **kw)
+
+
 def test_generated_clips_are_put_reference_person_first(record):
     """A symmetric denoiser fills its two output slots in random order; reference_first restores the
     dataset's convention (person 1 starts at the origin facing +Z), and leaves real clips as they are."""
