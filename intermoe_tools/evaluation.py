@@ -716,9 +716,10 @@ def evaluate(model, records: list[dict], evaluator: Evaluator, role_classifier: 
     homogenisation gap: real minus generated `person_difference` (0 for the real row by definition).
     Physics: `physics_metrics` of the generated clips, hand contact in each test clip's touch window.
     resume: a JSON file that keeps every finished repeat's values (rewritten atomically after each). Called again
-           with the same arguments, model weights and clips, an interrupted evaluation skips the repeats the file
-           holds and returns what one uninterrupted call would: repeat r draws only from its own generator
-           (seed, r). A file of another evaluation is started over. Its "seconds": wall time over all calls.
+           with the same arguments, clips and weights (model, evaluator, role classifier), an interrupted
+           evaluation skips the repeats the file holds and returns what one uninterrupted call would: repeat r
+           draws only from its own generator (seed, r). A file of another evaluation is started over. Its
+           "seconds": wall time over all calls.
     """
     from tqdm.auto import tqdm
     t0 = time.time()
@@ -732,10 +733,11 @@ def evaluate(model, records: list[dict], evaluator: Evaluator, role_classifier: 
     fixed = real if model is None else [pipeline.reconstruct(model, f) for f in real] if reconstruct else None  # not drawn
     fixed_emb = real_emb if model is None else embed_motions(evaluator, fixed, batch) if reconstruct else None
     # what the repeats depend on besides (seed, r): a resume file made with anything else is not this evaluation's
+    clips = [[r.get("id"), r["captions"]] for r in records], lengths, [r.get("id") for r in reference or []]
     key = {"seed": seed, "batch": batch, "mm": [mm_captions, mm_repeats], "reconstruct": reconstruct,
-           "reference clips": len(reference or []),
-           "clips": hashlib.sha256(json.dumps([lengths, [r["captions"] for r in records]]).encode()).hexdigest()[:16],
-           "model": None if model is None else tensor_digest(model.state_dict())[:16]}
+           "clips": hashlib.sha256(json.dumps(clips, default=str).encode()).hexdigest()[:16],
+           **{name: None if net is None else tensor_digest(net.state_dict())[:16]
+              for name, net in (("model", model), ("evaluator", evaluator), ("role classifier", role_classifier))}}
     kept = _read_json(resume) if resume and os.path.isfile(resume) else {}
     same = kept.get("key") == key
     done = kept["repeats"][:repeats] if same else []  # one dict of METRICS per finished repeat
