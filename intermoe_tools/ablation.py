@@ -146,6 +146,12 @@ def wall_time_steps(cfg: InterMoEConfig, name: str, steps: int, base: InterMoE, 
     return {"reference": ref, "ratio": round(ratio, 4), "steps": int(round(steps * ratio))}
 
 
+def learnt_alpha(model) -> list[float] | None:
+    """Each layer's synergistic router's alpha after training, where it is learnt (learn_alpha); else None."""
+    routers = [blk.router for blk in model.denoiser.moe_blocks() if blk.router.learn_alpha]
+    return [round(r.alpha.item(), 4) for r in routers] or None
+
+
 def _slug(name: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in name.lower()).strip("_")
 
@@ -306,7 +312,7 @@ def run_ablation(out: str | None = None, work: str = os.path.join("runs", "ablat
                                              "final loss": history[-1]["loss"] if history else None,
                                              "train seconds": train_seconds,
                                              "eval seconds": round(time.time() - t, 1), "metrics": metrics,
-                                             "load": load})
+                                             "load": load, "learnt alpha": learnt_alpha(model)})
             runs.append(_read_json(path + ".json"))
     results = {"config": asdict(cfg), "steps": steps, "seeds": list(seeds), "repeats": repeats, "test clips": len(test),
                "wall time": _read_json(wall_path) if os.path.isfile(wall_path) else {},

@@ -360,8 +360,13 @@ def test_expert_load_refuses_a_model_without_experts(synth):
 def test_the_learnable_alpha_variant_learns_the_routers_mix(synth):
     cfg = ablation.ablation_config(im.preset("nano"), "learnable alpha")
     assert cfg.denoiser.moe.learn_alpha and not im.preset("nano").denoiser.moe.learn_alpha
-    routers = [b.router for b in im.build_model(cfg, synth).denoiser.moe_blocks()]
+    model = im.build_model(cfg, synth)
+    routers = [b.router for b in model.denoiser.moe_blocks()]
     assert routers and all(r.alpha_logit.requires_grad and abs(float(r.alpha) - 0.5) < 1e-6 for r in routers)
+    with torch.no_grad():
+        routers[0].alpha_logit.fill_(math.log(3))  # sigmoid: 0.75
+    assert ablation.learnt_alpha(model) == [0.75] + [0.5] * (len(routers) - 1)  # what a run's record keeps
+    assert ablation.learnt_alpha(im.build_model(im.preset("nano"), synth)) is None  # fixed alpha: nothing learnt
 
 
 def test_the_dense_control_has_the_moes_parameters_and_the_baseline_its_compute_per_token():
