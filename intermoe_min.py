@@ -949,6 +949,8 @@ class MoEConfig:
     selection: str = "dynamic"     # 'dynamic': sigmoid(R) + b_e > 0 (paper) | 'topk': fixed top-k (ablation)
     bias_init: float = -0.5        # b_e at the start, the paper's value
     bias_step: float = 1e-3        # b_e -= bias_step * sign(count_e - k) per update, the authors' value
+    d_shared: int = 0              # >0: one SwiGLU of this width every real token takes beside the routed experts
+    #                                (DeepSeekMoE's shared expert; not in the paper, whose 0 is the default)
 
     def __post_init__(self):
         if self.routing not in ("batch", "sample"):
@@ -971,7 +973,8 @@ class InterMoEBlock(nn.Module):
     The pool is every real frame of both people of the batch (the authors' code pools each person apart).
     Bias rule after each optimiser step: b_e -= bias_step * sign(count_e - k), k = capacity * S / E, then
     clamped inside (-1, 0) as the paper says (the authors' code does not clamp; it updates at the next forward).
-    Ablations: routing='sample' (expert choice per sample, no bias), selection='topk' (notebooks 05, 06, 09)."""
+    Ablations: routing='sample' (expert choice per sample, no bias), selection='topk' (notebooks 05, 06, 09);
+    d_shared > 0 adds a shared expert: y_s += Shared(AdaLN(h_s, emb)) on every real token, ungated."""
 
     def __init__(self, d: int, d_cond: int, cfg: MoEConfig):
         super().__init__()
@@ -979,6 +982,7 @@ class InterMoEBlock(nn.Module):
         self.norm = AdaLN(d, d_cond)
         self.router = SynergisticRouter(d, d_cond, cfg.n_experts, cfg.router_mode, cfg.alpha, cfg.learn_alpha)
         self.experts = nn.ModuleList(SwiGLU(d, cfg.d_expert) for _ in range(cfg.n_experts))
+        self.shared = SwiGLU(d, cfg.d_shared) if cfg.d_shared else None
         self.register_buffer("expert_bias", torch.full((cfg.n_experts,), float(cfg.bias_init)))
         self._tally: torch.Tensor | None = None  # counts per expert, then S, since the last bias update
         self.last_selection = self.last_counts = self.last_tokens = None  # the last forward's, for notebooks:
@@ -1024,6 +1028,9 @@ class InterMoEBlock(nn.Module):
         for expert, slab, idx, g in zip(self.experts, slabs, token_idx.split(sizes), gate.split(sizes)):
             # each expert on its own tokens only; on an empty slab too, so every parameter stays in the graph
             y.index_add_(0, idx, (expert(slab) * g[:, None]).to(y.dtype))  # scatter back, weighted
+        if self.shared is not None:  # every real token, ungated; padding stays zero
+            real = rearrange(mask, "n t -> (n t)").nonzero()[:, 0]  # (S,)
+            y.index_add_(0, real, self.shared(x.index_select(0, real)).to(y.dtype))
         with torch.no_grad():  # the last routing (tensors: no device sync), and the training tally
             S = mask.sum()
             self.last_selection, self.last_counts, self.last_tokens = sel.detach(), counts.detach(), S

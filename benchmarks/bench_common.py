@@ -43,7 +43,8 @@ def dense_reference(moe, h, emb, mask=None, n_persons: int = 1):
         x = moe.norm(h, emb)  # (N, T, D)
         all_out = torch.stack([expert(x) for expert in moe.experts], dim=-2)  # (N, T, E, D)
         w = (weights * sel).to(all_out.dtype)  # (N, T, E)
-        return (w[..., None] * all_out).sum(dim=-2)  # (N, T, D)
+        y = (w[..., None] * all_out).sum(dim=-2)  # (N, T, D)
+        return y if moe.shared is None else y + moe.shared(x) * mask[..., None].to(y.dtype)  # the shared expert
 
 def setup(n_clips: int, preset: str = "lab"):
     """The preset built on InterSynth training clips; seeded, so every process gets the same weights."""

@@ -51,6 +51,9 @@ ABLATIONS = {  # name -> (the paper's row it stands for, changes to the denoiser
     "shared caption": (None, {"egocentric_text": False, "role_embedding": False}),
     # not in the paper's table: its future work, the router's motion/text mix alpha learnt instead of 0.5
     "learnable alpha": (None, {"learn_alpha": True}),
+    # a remedy from the field, not in the paper: DeepSeekMoE's shared expert beside the routed ones, at full
+    # InterMoE's compute per token (the shared expert half an expert wide, the routed experts' capacity halved)
+    "shared expert": (None, {"shared_expert": "half"}),
     # not in the paper: stage 2's training levers (InterMoEConfig; the lever screen of docs/results.md)
     "EMA": (None, {"ema_decay": 0.999}),
     "length buckets": (None, {"bucket": True}),
@@ -96,6 +99,8 @@ def ablation_config(cfg: InterMoEConfig, name: str) -> InterMoEConfig:
     if "ffn_type" in changes:  # one expert's size, or (ffn_experts "all") every expert's together
         width = den.moe.n_experts if changes.pop("ffn_experts", 1) == "all" else 1
         den = replace(den, ffn_type=changes.pop("ffn_type"), d_ffn=width * den.moe.d_expert)
+    if changes.pop("shared_expert", None) == "half":  # half of each token's compute shared, half routed
+        changes.update(d_shared=den.moe.d_expert // 2, capacity=den.moe.capacity / 2)
     return replace(cfg, denoiser=replace(den, moe=replace(den.moe, **changes)))
 
 

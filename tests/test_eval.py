@@ -380,6 +380,25 @@ def test_the_dense_control_has_the_moes_parameters_and_the_baseline_its_compute_
     assert moe - wide == cfg.n_layers * cfg.moe.n_experts * (cfg.width + cfg.width)  # motion and text router weights
 
 
+def test_the_shared_expert_variant_spends_the_full_models_compute_per_token(synth):
+    """Half an expert's width shared by every real token, plus half an expert per token routed: one expert's
+    compute per token, as full InterMoE at the paper's capacity of 1; the bias rule aims the routed experts at the
+    halved target, and every real token of both people reaches the shared expert."""
+    full = ablation.ablation_config(im.preset("nano"), "full InterMoE").denoiser.moe
+    moe = ablation.ablation_config(im.preset("nano"), "shared expert").denoiser.moe
+    assert moe.d_shared + moe.capacity * moe.d_expert == full.capacity * full.d_expert and full.d_shared == 0
+    model = im.build_model(ablation.ablation_config(im.preset("nano"), "shared expert"), synth)
+    rows = []
+    for b in model.denoiser.moe_blocks():
+        b.shared.register_forward_hook(lambda mod, args, out: rows.append(args[0].shape[0]))
+    batch = im.collate([im.InteractionDataset(synth, model.normalizer, train=False)[i] for i in range(2)])
+    zmask = model.latent_mask(batch["mask"])
+    model(model.encode_motion(batch["motion"]), zmask, batch["captions"])
+    assert rows == [2 * int(zmask.sum())] * len(model.denoiser.moe_blocks())  # both people's real tokens
+    stats = model.denoiser.moe_stats()[0]
+    assert stats["target"] == pytest.approx(0.5 * stats["tokens"] / moe.n_experts)  # k = capacity S / E
+
+
 def test_the_equal_wall_time_control_trains_as_many_more_steps_as_its_step_is_faster(tmp_path):
     """The FFN baseline at full InterMoE's training time: its steps are the study's steps x the measured ratio of the
     two step times, measured once and kept in the work folder, so an interrupted study resumes with the same steps;

@@ -157,6 +157,7 @@ CASES = [
     dict(selection="topk", routing="batch", capacity=1),
     dict(selection="topk", routing="batch", capacity=2),
     dict(selection="dynamic", routing="batch", router_mode="text"),
+    dict(selection="dynamic", routing="batch", d_shared=6),
 ]
 
 
@@ -173,7 +174,10 @@ def test_sparse_dispatch_equals_dense_reference(case):
     sel = moe.last_selection  # (N, T, E)
     assert not sel[~mask].any(), "padding frames must select no expert"
     none = mask & ~sel.any(-1)  # real tokens with no expert: output exactly 0 (pass through on the residual)
-    assert torch.all(y[none] == 0)
+    if moe.shared is None:
+        assert torch.all(y[none] == 0)
+    else:  # ... unless a shared expert takes every real token
+        assert none.any() and torch.all(y[none].abs().sum(-1) > 0)
     assert torch.all(y[~mask] == 0)
     n_sel = sel.sum(-1)[mask]  # experts per real token
     if case["selection"] == "topk":
