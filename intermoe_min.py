@@ -950,7 +950,7 @@ class MoEConfig:
     bias_init: float = -0.5        # b_e at the start, the paper's value
     bias_step: float = 1e-3        # b_e -= bias_step * sign(count_e - k) per update, the authors' value
     d_shared: int = 0              # >0: one SwiGLU of this width every real token takes beside the routed experts
-    #                                (DeepSeekMoE's shared expert; not in the paper, whose 0 is the default)
+    #                                (DeepSeekMoE's shared expert, not in the paper: 0, the paper's block, has none)
 
     def __post_init__(self):
         if self.routing not in ("batch", "sample"):
