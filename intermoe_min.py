@@ -957,6 +957,8 @@ class MoEConfig:
             raise ValueError(f"routing must be 'batch' or 'sample', not {self.routing!r}")
         if self.selection not in ("dynamic", "topk"):
             raise ValueError(f"selection must be 'dynamic' or 'topk', not {self.selection!r}")
+        if self.d_shared < 0:
+            raise ValueError(f"d_shared must be 0 (no shared expert) or a positive width, not {self.d_shared}")
         if self.selection == "topk":
             if self.routing == "sample":
                 raise ValueError("top-k is token choice: each token picks alone, there is no pool to make "

@@ -211,7 +211,8 @@ def expert_load(model, records: list[dict], n: int = 32, seed: int = 0, t_bins: 
         for h in handles:
             h.remove()
     edges = [round(k * n_steps / t_bins) for k in range(t_bins + 1)]
-    return {"clips": B, "experts": E, "share": (counts / tokens[:, None]).tolist(),  # (L, E)
+    return {"clips": B, "experts": E, "target": blocks[0].cfg.capacity,  # the routed experts per token aimed at
+            "shared expert": bool(blocks[0].cfg.d_shared), "share": (counts / tokens[:, None]).tolist(),  # (L, E)
             "experts per token": (counts.sum(1) / tokens).tolist(),  # (L,)
             "t bins": edges, "by t": (by_t / tok_t).tolist(),  # (L, t_bins), NaN where no DDIM step fell
             "offsets": list(range(-around, around + 1)), "around key event": (by_key / tok_key).tolist(),  # (L, A)
@@ -352,6 +353,7 @@ def _summarise(runs: list[dict], variants: list[str]) -> dict:
             out[name]["load"] = {k: np.mean([ld[k] for ld in loads], 0).tolist()
                                  for k in ("share", "experts per token", "by t", "around key event")}
             out[name]["load"].update({k: loads[0][k] for k in ("t bins", "offsets")})
+            out[name]["load"].update(target=loads[0].get("target", 1.0), shared=loads[0].get("shared expert", False))
         pairs = [(r, ref[r["seed"]]) for r in mine if r["seed"] in ref]
         if name != variants[0] and pairs:
             out[name]["paired"] = {k: mean_ci([r["metrics"][k][0] - f["metrics"][k][0] for r, f in pairs],
@@ -418,6 +420,8 @@ def ablation_markdown(results: dict, cols=ABLATION_METRICS) -> str:
             cells = [share.sum(1), share.max(1) / share.mean(1), by_t[:, -1], by_t[:, 0],
                      key[:, ld["offsets"].index(0)], key[:, 0]]
             lines.append(f"| {name} | " + " | ".join(" / ".join(f"{v:.2f}" for v in c) for c in cells) + " |")
+        lines += [f"\n{name}: routed experts only, whose target is {ld['target']:g} per token; every real token also "
+                  "takes the shared expert" for name, ld in loads if ld.get("shared")]
     if levers:
         return "\n".join(lines + [""])
     lines += ["", "Beside the paper's ablation table (InterHuman, full-size models). Compare directions, not "
@@ -596,7 +600,8 @@ def plot_expert_load(loads: dict, cols: int = 3) -> tuple:
     by_key.set_xlabel("latent frames from the key event (1 = 4 frames)", fontsize=9)
     by_key.axvline(0, color="k", lw=0.8)
     by_t.set_ylabel("experts per token (mean over layers)", fontsize=9)
-    for ax in (by_t, by_key):
-        ax.axhline(1, color="grey", ls=":", lw=1)
+    for ax in (by_t, by_key):  # the bias rule's target: the capacity (the routed experts only)
+        for target in {ld.get("target", 1.0) for ld in loads.values()}:
+            ax.axhline(target, color="grey", ls=":", lw=1)
     by_t.legend(fontsize=8)
     return fig, fig2

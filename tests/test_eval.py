@@ -336,10 +336,11 @@ def test_expert_load_counts_what_the_router_selects(synth):
     """Fixed top-1 selection picks exactly one expert per real token, at every noise level and every frame
     around the key event; with the paper's dynamic selection the shares still add up to experts per token."""
     cfg = im.preset("nano", sample_steps=10)
-    for name in ("fixed top-k", "full InterMoE"):
+    for name in ("fixed top-k", "full InterMoE", "shared expert"):
         torch.manual_seed(0)
         model = im.build_model(ablation.ablation_config(cfg, name), synth)
         load = ablation.expert_load(model, synth, n=4, t_bins=5, around=3)
+        assert load["target"] == model.cfg.denoiser.moe.capacity and load["shared expert"] == (name == "shared expert")
         share = np.array(load["share"])  # (layers, experts)
         assert share.shape == (cfg.denoiser.n_layers, cfg.denoiser.moe.n_experts)
         assert np.allclose(share.sum(1), load["experts per token"], atol=1e-5)
