@@ -949,8 +949,7 @@ class MoEConfig:
     selection: str = "dynamic"     # 'dynamic': sigmoid(R) + b_e > 0 (paper) | 'topk': fixed top-k (ablation)
     bias_init: float = -0.5        # b_e at the start, the paper's value
     bias_step: float = 1e-3        # b_e -= bias_step * sign(count_e - k) per update, the authors' value
-    d_shared: int = 0              # >0: one SwiGLU of this width every real token takes beside the routed experts
-    #                                (DeepSeekMoE's shared expert, not in the paper: 0, the paper's block, has none)
+    d_shared: int = 0              # >0: a SwiGLU this wide for every real token (DeepSeekMoE's; not the paper's)
 
     def __post_init__(self):
         if self.routing not in ("batch", "sample"):
@@ -1015,8 +1014,7 @@ class InterMoEBlock(nn.Module):
     def forward(self, h, emb, mask=None, n_persons: int = 1):
         """h (N, T, d), emb (N, d_cond), mask (N, T) bool or None -> y (N, T, d): route, dispatch, combine."""
         N, T, D = h.shape
-        if mask is None:
-            mask = torch.ones(N, T, dtype=torch.bool, device=h.device)
+        mask = torch.ones(N, T, dtype=torch.bool, device=h.device) if mask is None else mask
         _, sel, weights = self.route(h, emb, mask, n_persons)
         x = rearrange(self.norm(h, emb), "n t d -> (n t) d")  # (S_all, D): all N*T token slots
         sel_es = rearrange(sel, "n t e -> e (n t)")  # (E, S_all)
